@@ -1,0 +1,26 @@
+//! Switchboard's core: the normalized model, the `Provider` trait every vendor adapter implements,
+//! `Capabilities`, the one error type, and the merge/pagination engine with its signed cursor.
+//!
+//! Nothing here does I/O of its own; the engine is driven through the `Provider` trait, so it can
+//! be tested with in-memory providers.
+#![deny(missing_docs)]
+
+pub mod capabilities;
+pub mod codes;
+pub mod cursor;
+pub mod error;
+pub mod ids;
+pub mod lanes;
+pub mod merge;
+pub mod model;
+pub mod provider;
+pub mod text;
+pub mod tolerant;
+
+pub use capabilities::{Capabilities, NativeFilters, Operation, PagingStyle};
+pub use error::{Error, ErrorKind, Result};
+pub use model::*;
+pub use provider::{
+    Assignment, ConversationFilter, ListQuery, MessageQuery, NewMessage, Page, Provider,
+    ProviderInfo, UpstreamPage,
+};

@@ -1,0 +1,387 @@
+//! The merge engine: one list, newest first, over many upstream lists ("lanes"), paged with a
+//! stateless cursor.
+//!
+//! Each lane is one connection's list, sorted newest first. A page re-reads each lane's current
+//! upstream page, skips what earlier pages consumed, and merges the lanes' heads by
+//! (time desc, id desc). Reading is lazy: a lane's next upstream page is fetched only when its
+//! head is needed, so a page costs at most one upstream call per lane that needs a refill (more
+//! only when gateway-side filtering discards whole upstream pages, bounded by
+//! [`MergeRequest::max_calls_per_lane`]), and memory is bounded by one upstream page per lane.
+//!
+//! Under change, a lane never repeats an item: anything at or above the lane's last emitted key
+//! is skipped. A lane that fails keeps its position, so the next page retries it.
+
+use std::collections::VecDeque;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::model::{Conversation, Message};
+use crate::provider::{Page, UpstreamPage};
+
+/// The merge order key: (time, id), compared descending.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SortKey {
+    /// Microseconds since the Unix epoch.
+    #[serde(rename = "t")]
+    pub micros: i64,
+    /// The item's gateway id (tie-breaker).
+    #[serde(rename = "i")]
+    pub id: String,
+}
+
+/// Something that can be merged newest first.
+pub trait Sortable {
+    /// The sort time.
+    fn sort_time(&self) -> DateTime<Utc>;
+    /// The tie-breaking id.
+    fn sort_id(&self) -> &str;
+    /// The full key.
+    fn sort_key(&self) -> SortKey {
+        SortKey {
+            micros: self.sort_time().timestamp_micros(),
+            id: self.sort_id().to_owned(),
+        }
+    }
+}
+
+impl Sortable for Conversation {
+    fn sort_time(&self) -> DateTime<Utc> {
+        self.last_activity_at
+    }
+    fn sort_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Sortable for Message {
+    fn sort_time(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    fn sort_id(&self) -> &str {
+        &self.id
+    }
+}
+
+fn key_cmp<T: Sortable>(a: &T, b: &T) -> std::cmp::Ordering {
+    a.sort_time()
+        .cmp(&b.sort_time())
+        .then_with(|| a.sort_id().cmp(b.sort_id()))
+}
+
+fn below<T: Sortable>(item: &T, last: &SortKey) -> bool {
+    let micros = item.sort_time().timestamp_micros();
+    micros < last.micros || (micros == last.micros && item.sort_id() < last.id.as_str())
+}
+
+/// One lane's position, as stored in the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneState {
+    /// The connection id.
+    #[serde(rename = "c")]
+    pub connection: String,
+    /// The upstream page holding the next unconsumed item.
+    #[serde(rename = "p")]
+    pub page: UpstreamPage,
+    /// Items of that page already consumed (emitted or filtered out), in sorted order.
+    #[serde(rename = "n")]
+    pub consumed: u32,
+    /// Upstream page size, fixed for the whole traversal so page numbers stay stable.
+    #[serde(rename = "s")]
+    pub page_size: u32,
+    /// Nothing more to read.
+    #[serde(rename = "x", default)]
+    pub exhausted: bool,
+    /// The last key this lane emitted; anything at or above it is skipped.
+    #[serde(rename = "k", default)]
+    pub last: Option<SortKey>,
+    /// Consecutive failed pages; the lane is given up after [`MAX_LANE_FAILURES`].
+    #[serde(rename = "f", default)]
+    pub failures: u8,
+}
+
+/// The merge state of a traversal, carried in the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeState {
+    /// One entry per lane.
+    #[serde(rename = "l")]
+    pub lanes: Vec<LaneState>,
+}
+
+/// How many consecutive pages a failing lane is retried before the traversal gives it up.
+pub const MAX_LANE_FAILURES: u8 = 3;
+
+/// Where one lane's items come from.
+#[async_trait]
+pub trait LaneSource<T>: Send + Sync {
+    /// The connection id.
+    fn connection(&self) -> &str;
+    /// Fetches one upstream page.
+    async fn fetch(&self, page: &UpstreamPage, page_size: u32) -> Result<Page<T>, Error>;
+}
+
+/// One lane of a merge.
+pub struct Lane<'a, T> {
+    /// Where its items come from.
+    pub source: &'a dyn LaneSource<T>,
+    /// Upstream page size for a new traversal.
+    pub page_size: u32,
+    /// Items older than this end the lane (a gateway-applied `updated_since` / `since`).
+    pub stop_before: Option<DateTime<Utc>>,
+}
+
+impl<T> std::fmt::Debug for Lane<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("connection", &self.source.connection())
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
+/// One page's worth of merging.
+#[allow(missing_debug_implementations)] // holds the filter closure
+pub struct MergeRequest<'a, T> {
+    /// The lanes to merge.
+    pub lanes: Vec<Lane<'a, T>>,
+    /// The state from the cursor; `None` starts a traversal.
+    pub state: Option<MergeState>,
+    /// How many items the page holds at most.
+    pub limit: usize,
+    /// Gateway-side filter; items failing it are consumed silently.
+    pub filter: &'a (dyn Fn(&T) -> bool + Sync),
+    /// Upstream calls one lane may make for one page before the page stops short.
+    pub max_calls_per_lane: u32,
+}
+
+/// A lane that failed this page.
+#[derive(Debug)]
+pub struct LaneFailure {
+    /// The connection id.
+    pub connection: String,
+    /// What went wrong.
+    pub error: Error,
+    /// Whether the traversal gave the lane up (it will not be retried).
+    pub given_up: bool,
+}
+
+/// The result of one page.
+#[derive(Debug)]
+pub struct MergeOutput<T> {
+    /// The page's items, newest first.
+    pub items: Vec<T>,
+    /// The state for the next page; `None` when the traversal is complete.
+    pub next: Option<MergeState>,
+    /// Lanes that failed.
+    pub failures: Vec<LaneFailure>,
+    /// How many lanes took part in this page.
+    pub lanes: usize,
+    /// Upstream calls made.
+    pub upstream_calls: u32,
+}
+
+struct Run<'a, T> {
+    lane: Lane<'a, T>,
+    state: LaneState,
+    buf: VecDeque<T>,
+    next: Option<UpstreamPage>,
+    loaded: bool,
+    calls: u32,
+    stalled: bool,
+    error: Option<Error>,
+}
+
+impl<T: Sortable + Send> Run<'_, T> {
+    fn active(&self) -> bool {
+        !self.state.exhausted && self.error.is_none()
+    }
+
+    fn is_candidate(&self, item: &T, filter: &(dyn Fn(&T) -> bool + Sync)) -> bool {
+        filter(item) && self.state.last.as_ref().is_none_or(|last| below(item, last))
+    }
+
+    fn is_past_stop(&self, item: &T) -> bool {
+        self.lane.stop_before.is_some_and(|t| item.sort_time() < t)
+    }
+
+    async fn load(&mut self) {
+        self.calls += 1;
+        match self.lane.source.fetch(&self.state.page, self.state.page_size).await {
+            Ok(page) => {
+                let mut items = page.items;
+                items.sort_by(|a, b| key_cmp(b, a));
+                let skip = (self.state.consumed as usize).min(items.len());
+                let mut buf: VecDeque<T> = items.into();
+                buf.drain(..skip);
+                self.buf = buf;
+                self.next = page.next;
+                self.loaded = true;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Brings a matching item to the front of the buffer, refilling as needed (within the
+    /// per-lane call budget). Returns without a head when the lane ends, fails or stalls.
+    async fn ensure_head(&mut self, filter: &(dyn Fn(&T) -> bool + Sync), max_calls: u32) {
+        loop {
+            if !self.active() {
+                return;
+            }
+            if !self.loaded {
+                if self.calls >= max_calls {
+                    self.stalled = true;
+                    return;
+                }
+                self.load().await;
+                continue;
+            }
+            while let Some(front) = self.buf.front() {
+                if self.is_past_stop(front) {
+                    self.buf.clear();
+                    self.next = None;
+                    self.state.exhausted = true;
+                    return;
+                }
+                if self.is_candidate(front, filter) {
+                    return;
+                }
+                self.buf.pop_front();
+                self.state.consumed += 1;
+            }
+            match self.next.take() {
+                None => {
+                    self.state.exhausted = true;
+                    return;
+                }
+                Some(page) => {
+                    self.state.page = page;
+                    self.state.consumed = 0;
+                    self.loaded = false;
+                }
+            }
+        }
+    }
+
+    fn head(&self) -> Option<&T> {
+        if self.active() { self.buf.front() } else { None }
+    }
+
+    fn has_more(&self, filter: &(dyn Fn(&T) -> bool + Sync)) -> bool {
+        if self.state.exhausted {
+            return false;
+        }
+        if self.error.is_some() || self.stalled || !self.loaded || self.next.is_some() {
+            return true;
+        }
+        self.buf
+            .iter()
+            .take_while(|item| !self.is_past_stop(item))
+            .any(|item| self.is_candidate(item, filter))
+    }
+}
+
+/// Produces one page of the merged list.
+pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOutput<T> {
+    let MergeRequest {
+        lanes,
+        state,
+        limit,
+        filter,
+        max_calls_per_lane,
+    } = req;
+    let mut runs: Vec<Run<'_, T>> = lanes
+        .into_iter()
+        .map(|lane| {
+            let connection = lane.source.connection();
+            let lane_state = match &state {
+                None => Some(LaneState {
+                    connection: connection.to_owned(),
+                    page: UpstreamPage::First,
+                    consumed: 0,
+                    page_size: lane.page_size,
+                    exhausted: false,
+                    last: None,
+                    failures: 0,
+                }),
+                // A connection the cursor does not know joined mid-traversal: it waits for the
+                // next traversal, so no item can be emitted out of place twice.
+                Some(s) => s.lanes.iter().find(|l| l.connection == connection).cloned(),
+            };
+            (lane, lane_state)
+        })
+        .filter_map(|(lane, lane_state)| {
+            lane_state.map(|state| Run {
+                lane,
+                state,
+                buf: VecDeque::new(),
+                next: None,
+                loaded: false,
+                calls: 0,
+                stalled: false,
+                error: None,
+            })
+        })
+        .collect();
+
+    let lanes_in_page = runs.iter().filter(|r| r.active()).count();
+    let mut items = Vec::with_capacity(limit.min(1024));
+    if limit > 0 {
+        join_all(runs.iter_mut().map(|r| r.ensure_head(filter, max_calls_per_lane))).await;
+        while items.len() < limit {
+            if runs.iter().any(|r| r.active() && r.stalled) {
+                break;
+            }
+            let best = runs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.head().map(|h| (i, h)))
+                .max_by(|(_, a), (_, b)| key_cmp(*a, *b))
+                .map(|(i, _)| i);
+            let Some(i) = best else { break };
+            let run = &mut runs[i];
+            if let Some(item) = run.buf.pop_front() {
+                run.state.consumed += 1;
+                run.state.last = Some(item.sort_key());
+                items.push(item);
+            }
+            if items.len() < limit {
+                run.ensure_head(filter, max_calls_per_lane).await;
+            }
+        }
+    }
+
+    let mut failures = Vec::new();
+    let mut upstream_calls = 0;
+    let mut more = false;
+    let mut lane_states = Vec::with_capacity(runs.len());
+    for mut run in runs {
+        upstream_calls += run.calls;
+        if let Some(error) = run.error.take() {
+            run.state.failures = run.state.failures.saturating_add(1);
+            let given_up = run.state.failures >= MAX_LANE_FAILURES;
+            if given_up {
+                run.state.exhausted = true;
+            }
+            failures.push(LaneFailure {
+                connection: run.state.connection.clone(),
+                error,
+                given_up,
+            });
+        } else if run.loaded {
+            run.state.failures = 0;
+        }
+        more |= run.has_more(filter);
+        lane_states.push(run.state);
+    }
+    MergeOutput {
+        items,
+        next: more.then_some(MergeState { lanes: lane_states }),
+        failures,
+        lanes: lanes_in_page,
+        upstream_calls,
+    }
+}

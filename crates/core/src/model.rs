@@ -1,0 +1,387 @@
+//! The normalized model every vendor is mapped to.
+//!
+//! A field a vendor does not have is `null`, never invented. Timestamps are UTC and serialize as
+//! RFC 3339.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Which vendor API a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Zipchat Backend API.
+    Zipchat,
+    /// ChatbotX public API.
+    Chatbotx,
+    /// PingBack helpdesk API.
+    Pingback,
+    /// Octopush SMS / RCS API.
+    Octopush,
+}
+
+impl ProviderKind {
+    /// Every provider kind Switchboard knows, in a stable order.
+    pub const ALL: [ProviderKind; 4] = [
+        ProviderKind::Zipchat,
+        ProviderKind::Chatbotx,
+        ProviderKind::Pingback,
+        ProviderKind::Octopush,
+    ];
+
+    /// The lowercase name used in the API and the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Zipchat => "zipchat",
+            ProviderKind::Chatbotx => "chatbotx",
+            ProviderKind::Pingback => "pingback",
+            ProviderKind::Octopush => "octopush",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(s: &str) -> Option<ProviderKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The channel a conversation happens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// A website chat widget.
+    Web,
+    /// E-mail.
+    Email,
+    /// WhatsApp.
+    Whatsapp,
+    /// Instagram direct messages.
+    Instagram,
+    /// Facebook Messenger.
+    Messenger,
+    /// SMS.
+    Sms,
+    /// RCS business messaging.
+    Rcs,
+    /// Telegram.
+    Telegram,
+    /// Zalo.
+    Zalo,
+    /// TikTok.
+    Tiktok,
+    /// Anything else; `native_channel` keeps the vendor's string.
+    Other,
+}
+
+impl Channel {
+    /// Every channel, in a stable order.
+    pub const ALL: [Channel; 11] = [
+        Channel::Web,
+        Channel::Email,
+        Channel::Whatsapp,
+        Channel::Instagram,
+        Channel::Messenger,
+        Channel::Sms,
+        Channel::Rcs,
+        Channel::Telegram,
+        Channel::Zalo,
+        Channel::Tiktok,
+        Channel::Other,
+    ];
+
+    /// The lowercase name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Web => "web",
+            Channel::Email => "email",
+            Channel::Whatsapp => "whatsapp",
+            Channel::Instagram => "instagram",
+            Channel::Messenger => "messenger",
+            Channel::Sms => "sms",
+            Channel::Rcs => "rcs",
+            Channel::Telegram => "telegram",
+            Channel::Zalo => "zalo",
+            Channel::Tiktok => "tiktok",
+            Channel::Other => "other",
+        }
+    }
+
+    /// Parses the API name exactly (used for query parameters).
+    pub fn parse(s: &str) -> Option<Channel> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Maps a vendor's channel string, case-insensitively, to a channel; unknown strings are `Other`.
+    pub fn from_native(native: &str) -> Channel {
+        let lower = native.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "web" | "chat" | "webchat" | "widget" | "live_chat" | "livechat" | "website" => Channel::Web,
+            "email" | "mail" => Channel::Email,
+            "whatsapp" | "wa" => Channel::Whatsapp,
+            "instagram" | "ig" => Channel::Instagram,
+            "messenger" | "facebook" | "fb" | "facebook_messenger" => Channel::Messenger,
+            "sms" | "voice_sms" => Channel::Sms,
+            "rcs" => Channel::Rcs,
+            "telegram" => Channel::Telegram,
+            "zalo" => Channel::Zalo,
+            "tiktok" => Channel::Tiktok,
+            _ => Channel::Other,
+        }
+    }
+
+    /// Whether Meta's 24-hour customer-service window applies to replies on this channel.
+    pub fn is_meta(self) -> bool {
+        matches!(self, Channel::Whatsapp | Channel::Instagram | Channel::Messenger)
+    }
+}
+
+/// Where a conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting on the business.
+    Open,
+    /// Waiting on the customer or parked.
+    Pending,
+    /// Solved; may reopen.
+    Resolved,
+    /// Closed or archived.
+    Closed,
+}
+
+impl Status {
+    /// Every status, in a stable order.
+    pub const ALL: [Status; 4] = [Status::Open, Status::Pending, Status::Resolved, Status::Closed];
+
+    /// The lowercase name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Pending => "pending",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
+
+    /// Parses the API name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Who answers the customer: the vendor's bot, or a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The vendor's AI / bot answers.
+    Ai,
+    /// A person answers; the bot is silent.
+    Human,
+}
+
+impl Mode {
+    /// The lowercase name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Ai => "ai",
+            Mode::Human => "human",
+        }
+    }
+
+    /// Parses the API name.
+    pub fn parse(s: &str) -> Option<Mode> {
+        [Mode::Ai, Mode::Human].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A person on the business side who can be assigned conversations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    /// `"{connection}:{native_id}"`.
+    #[schema(example = "shop-zipchat:7")]
+    pub id: String,
+    /// The connection this agent belongs to.
+    pub connection: String,
+    /// The vendor behind that connection.
+    pub provider: ProviderKind,
+    /// The vendor's own id for the agent.
+    pub native_id: String,
+    /// Display name, when the vendor gives one.
+    pub name: Option<String>,
+    /// E-mail address, when the vendor gives one.
+    pub email: Option<String>,
+    /// Avatar image URL, when the vendor gives one.
+    pub avatar_url: Option<String>,
+}
+
+/// The customer on the other side of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Contact {
+    /// `"{connection}:{native_id}"`, or null when the vendor gives the contact no id.
+    pub id: Option<String>,
+    /// The vendor's own id for the contact.
+    pub native_id: Option<String>,
+    /// Full name.
+    pub name: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Phone number as the vendor gives it (usually E.164).
+    pub phone: Option<String>,
+    /// Other ids the vendor knows the contact by, e.g. `shopify_customer_id`.
+    pub external_ids: BTreeMap<String, String>,
+}
+
+/// The latest message of a conversation, where the vendor includes it in the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LastMessage {
+    /// Plain text.
+    pub text: String,
+    /// When it was sent, if known.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// When the bot escalated the conversation to a person, and when that was resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Escalation {
+    /// When the bot escalated.
+    pub escalated_at: Option<DateTime<Utc>>,
+    /// When a person marked the escalation resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// One conversation with one customer on one connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Conversation {
+    /// `"{connection}:{native_id}"`.
+    #[schema(example = "shop-zipchat:12345")]
+    pub id: String,
+    /// The connection (operator-chosen id) this conversation lives on.
+    pub connection: String,
+    /// The vendor behind that connection.
+    pub provider: ProviderKind,
+    /// The vendor's own id.
+    pub native_id: String,
+    /// Normalized channel.
+    pub channel: Channel,
+    /// The vendor's raw channel string.
+    pub native_channel: Option<String>,
+    /// Normalized status.
+    pub status: Status,
+    /// Who answers: the bot (`ai`) or a person (`human`); null where the vendor has no bot.
+    pub mode: Option<Mode>,
+    /// The assigned agent.
+    pub assignee: Option<Agent>,
+    /// The customer.
+    pub contact: Option<Contact>,
+    /// When the conversation started.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the vendor last changed it, if the vendor says.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The latest activity: the inbox sort key, always set.
+    pub last_activity_at: DateTime<Utc>,
+    /// The latest message, where the vendor includes it.
+    pub last_message: Option<LastMessage>,
+    /// Number of messages, where the vendor counts them.
+    pub message_count: Option<u64>,
+    /// Bot-to-person escalation, where the vendor tracks it.
+    pub escalation: Option<Escalation>,
+    /// Link to the conversation in the vendor's own UI.
+    pub url: Option<String>,
+    /// The vendor's JSON, only with `include=raw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub raw: Option<serde_json::Value>,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Author {
+    /// The customer.
+    Contact,
+    /// A person on the business side.
+    Agent,
+    /// The vendor's bot / AI.
+    Bot,
+    /// The vendor itself (events, notices).
+    System,
+}
+
+/// Whether a message came from the customer or went to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From the customer.
+    Inbound,
+    /// To the customer.
+    Outbound,
+}
+
+/// Delivery state of an outbound message, where the vendor reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Handed to the channel.
+    Sent,
+    /// Delivered to the device.
+    Delivered,
+    /// Read by the customer.
+    Read,
+    /// Failed.
+    Failed,
+}
+
+/// A file or image attached to a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Attachment {
+    /// Where to fetch it.
+    pub url: String,
+    /// MIME type, if known.
+    pub content_type: Option<String>,
+    /// File name, if known.
+    pub name: Option<String>,
+}
+
+/// One message in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    /// `"{connection}:{native_id}"`.
+    pub id: String,
+    /// The conversation's id (`"{connection}:{native_id}"`).
+    pub conversation_id: String,
+    /// The connection.
+    pub connection: String,
+    /// The vendor behind that connection.
+    pub provider: ProviderKind,
+    /// The vendor's own message id.
+    pub native_id: String,
+    /// Who wrote it.
+    pub author: Author,
+    /// The agent who sent it, for agent messages where the vendor says who.
+    pub sender: Option<Agent>,
+    /// Plain text (HTML stripped; the original is in `html`).
+    pub text: String,
+    /// The vendor's HTML, when the message was HTML.
+    pub html: Option<String>,
+    /// Attached files and images.
+    pub attachments: Vec<Attachment>,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// Inbound (from the customer) or outbound.
+    pub direction: Direction,
+    /// Delivery state, where the vendor reports it.
+    pub delivery_status: Option<DeliveryStatus>,
+    /// The vendor's JSON, only with `include=raw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub raw: Option<serde_json::Value>,
+}

@@ -1,0 +1,161 @@
+//! The `Provider` trait every vendor adapter implements, and the queries it takes.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::Capabilities;
+use crate::error::Result;
+use crate::model::{Agent, Channel, Conversation, Message, Mode, ProviderKind, Status};
+
+/// Who a provider is: its kind, its connection id and what it can do.
+#[derive(Debug, Clone)]
+pub struct ProviderInfo {
+    /// The vendor.
+    pub kind: ProviderKind,
+    /// The operator-chosen connection id.
+    pub connection: String,
+    /// What the vendor can do.
+    pub capabilities: Capabilities,
+}
+
+/// An adapter's own position in an upstream list: opaque to everything but the adapter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpstreamPage {
+    /// The first page.
+    #[serde(rename = "f")]
+    First,
+    /// A page number (1-based).
+    #[serde(rename = "n")]
+    Number(u32),
+    /// A vendor cursor.
+    #[serde(rename = "c")]
+    Cursor(String),
+}
+
+/// One upstream page of items, and where the next one starts (`None`: the list ends here).
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items, in the vendor's order.
+    pub items: Vec<T>,
+    /// The position of the next page, if any.
+    pub next: Option<UpstreamPage>,
+}
+
+impl<T> Page<T> {
+    /// A page that ends the list.
+    pub fn last(items: Vec<T>) -> Page<T> {
+        Page { items, next: None }
+    }
+}
+
+/// The conversation-list filters, in each connection's native terms.
+///
+/// An adapter applies the ones its `Capabilities::native_filters` declares; the gateway applies
+/// every filter again on what comes back, so a vendor that ignores one is still filtered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConversationFilter {
+    /// Only these statuses (empty: any).
+    pub status: Vec<Status>,
+    /// Only this mode.
+    pub mode: Option<Mode>,
+    /// Only these channels (empty: any).
+    pub channel: Vec<Channel>,
+    /// Only conversations assigned to this agent (native id on this connection).
+    pub assignee: Option<String>,
+    /// Only conversations with activity at or after this time.
+    pub updated_since: Option<DateTime<Utc>>,
+}
+
+impl ConversationFilter {
+    /// Whether `c` passes every filter.
+    pub fn matches(&self, c: &Conversation) -> bool {
+        (self.status.is_empty() || self.status.contains(&c.status))
+            && self.mode.is_none_or(|m| c.mode == Some(m))
+            && (self.channel.is_empty() || self.channel.contains(&c.channel))
+            && self.assignee.as_deref().is_none_or(|a| {
+                c.assignee.as_ref().is_some_and(|ag| ag.native_id == a)
+            })
+            && self.updated_since.is_none_or(|t| c.last_activity_at >= t)
+    }
+}
+
+/// A request for one upstream page of conversations.
+#[derive(Debug, Clone)]
+pub struct ListQuery<'a> {
+    /// The filters (native ones are sent upstream).
+    pub filter: &'a ConversationFilter,
+    /// How many items per upstream page; constant over a traversal.
+    pub page_size: u32,
+}
+
+/// A request for one upstream page of a conversation's messages.
+#[derive(Debug, Clone)]
+pub struct MessageQuery {
+    /// Only messages created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// How many items per upstream page; constant over a traversal.
+    pub page_size: u32,
+}
+
+/// A change of who handles a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// A person (native agent id) takes the conversation over from the bot.
+    Agent(String),
+    /// Hand the conversation back to the bot / leave it unassigned.
+    Unassigned,
+}
+
+/// A reply to send.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Plain text.
+    pub text: String,
+    /// The agent (native id) sending it, if the caller names one.
+    pub sender: Option<String>,
+    /// The caller's idempotency key, passed on to vendors that accept one.
+    pub idempotency_key: Option<String>,
+}
+
+/// One vendor connection. Every method is required: an adapter lacking an operation returns
+/// `Error::unsupported(op)`, in agreement with its `Capabilities`.
+///
+/// Conversation ids here are the vendor's native ids; the adapter builds the gateway ids
+/// (`"{connection}:{native_id}"`) of what it returns.
+#[async_trait]
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// Kind, connection id and capabilities.
+    fn info(&self) -> &ProviderInfo;
+
+    /// One upstream page of conversations.
+    async fn list_conversations(
+        &self,
+        query: &ListQuery<'_>,
+        page: &UpstreamPage,
+    ) -> Result<Page<Conversation>>;
+
+    /// One conversation.
+    async fn get_conversation(&self, id: &str) -> Result<Conversation>;
+
+    /// One upstream page of a conversation's messages, newest first.
+    async fn list_messages(
+        &self,
+        conversation: &str,
+        query: &MessageQuery,
+        page: &UpstreamPage,
+    ) -> Result<Page<Message>>;
+
+    /// One upstream page of assignable agents.
+    async fn list_agents(&self, page: &UpstreamPage) -> Result<Page<Agent>>;
+
+    /// Assigns (takes over) or unassigns (hands back) a conversation; returns it as it is now.
+    async fn set_assignment(&self, conversation: &str, assignment: Assignment)
+    -> Result<Conversation>;
+
+    /// Sends a reply; returns the message as stored.
+    async fn send_message(&self, conversation: &str, message: NewMessage) -> Result<Message>;
+
+    /// Changes a conversation's status; returns it as it is now.
+    async fn set_status(&self, conversation: &str, status: Status) -> Result<Conversation>;
+}

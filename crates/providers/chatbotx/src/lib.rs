@@ -1,0 +1,1 @@
+//! Switchboard adapter for chatbotx (being written).

@@ -1,0 +1,1 @@
+//! Switchboard adapter for octopush (being written).

@@ -1,0 +1,1 @@
+//! Switchboard adapter for pingback (being written).

@@ -1,0 +1,126 @@
+//! Zipchat's error responses -> gateway errors. Pure, table-tested.
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use switchboard_core::{Error, ErrorKind, codes};
+use switchboard_upstream::retry_after_from_headers;
+
+/// The vendor's error message: `error`, `message` or `detail`, in that order (envelope INFERRED).
+fn vendor_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    ["error", "message", "detail"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+/// Maps a non-2xx Zipchat response. Only the documented messages are recognised; a vendor body
+/// is never passed on to the caller.
+pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
+    let message = vendor_message(body).unwrap_or_default();
+    match status.as_u16() {
+        401 | 403 => Error::new(
+            ErrorKind::UpstreamAuth,
+            "Zipchat rejected this connection's API key; check the connection's api_key",
+        ),
+        404 => Error::not_found("no such conversation or user on this connection"),
+        429 => {
+            let mut e = Error::new(
+                ErrorKind::RateLimited,
+                "Zipchat's request quota for this connection is used up; retry later",
+            );
+            if let Some(after) = retry_after_from_headers(headers) {
+                e = e.with_retry_after(after);
+            }
+            e
+        }
+        422 => unprocessable(&message),
+        s if s >= 500 => Error::new(ErrorKind::UpstreamUnavailable, "Zipchat failed to answer"),
+        _ => Error::new(ErrorKind::UpstreamUnavailable, "Zipchat rejected the request")
+            .with_code(codes::UPSTREAM_REJECTED)
+            .set_temporary(false),
+    }
+}
+
+fn unprocessable(message: &str) -> Error {
+    let m = message.to_ascii_lowercase();
+    if m.contains("ai mode") {
+        Error::new(
+            ErrorKind::Conflict,
+            "the conversation is answered by the AI; take it over (assign it to an agent) before replying",
+        )
+        .with_code(codes::CONVERSATION_IN_AI_MODE)
+    } else if m.contains("24 hours") {
+        Error::new(
+            ErrorKind::Conflict,
+            "the customer last wrote more than 24 hours ago on a Meta channel; the channel does not allow a reply now",
+        )
+        .with_code(codes::REPLY_WINDOW_CLOSED)
+    } else if m.contains("assignee_id is not an assignable user") {
+        Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
+            .with_code(codes::INVALID_ASSIGNEE)
+            .with_parameter("assignee_id")
+    } else if m.contains("sender_id is not an assignable user") {
+        Error::new(ErrorKind::Unprocessable, "the sender is not an agent of this connection")
+            .with_code(codes::INVALID_SENDER)
+            .with_parameter("sender_id")
+    } else if m.contains("sender_id is required") {
+        Error::invalid_parameter("sender_id", "Zipchat needs a sender_id (an agent id) for a reply")
+    } else if m.contains("message is required") {
+        Error::invalid_parameter("text", "the reply text is required")
+    } else if m.contains("assignee_id is required") {
+        Error::invalid_parameter("assignee_id", "assignee_id is required")
+    } else {
+        Error::new(ErrorKind::Unprocessable, "Zipchat rejected the request as invalid")
+            .with_code(codes::UPSTREAM_REJECTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(status: u16, body: &str) -> Error {
+        parse_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            &HeaderMap::new(),
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn maps_every_documented_error() {
+        let table: &[(u16, &str, u16, &str)] = &[
+            (401, r#"{"error":"Unauthorized"}"#, 502, "upstream_auth_failed"),
+            (404, r#"{"error":"Conversation not found"}"#, 404, "not_found"),
+            (422, r#"{"error":"assignee_id is required (use null to assign to AI)"}"#, 422, "invalid_assignee_id"),
+            (422, r#"{"error":"assignee_id is not an assignable user for this chat"}"#, 422, "invalid_assignee"),
+            (422, r#"{"error":"message is required"}"#, 422, "invalid_text"),
+            (422, r#"{"error":"sender_id is required"}"#, 422, "invalid_sender_id"),
+            (422, r#"{"error":"sender_id is not an assignable user for this chat"}"#, 422, "invalid_sender"),
+            (422, r#"{"error":"Conversation is in AI mode; assign it to a user before sending a manual message"}"#, 409, "conversation_in_ai_mode"),
+            (422, r#"{"message":"Cannot send: customer last messaged more than 24 hours ago on a Meta channel"}"#, 409, "reply_window_closed"),
+            (422, r#"{"detail":"something new"}"#, 422, "upstream_rejected"),
+            (429, "", 503, "upstream_rate_limited"),
+            (500, "<html>oops</html>", 502, "upstream_unavailable"),
+            (400, "not json", 502, "upstream_rejected"),
+        ];
+        for (status, body, http, code) in table {
+            let e = parse(*status, body);
+            assert_eq!((e.kind().http_status(), e.code()), (*http, *code), "{status} {body}");
+            assert!(!e.message().contains("oops"));
+        }
+    }
+
+    #[test]
+    fn honours_the_rate_limit_reset() {
+        let mut headers = HeaderMap::new();
+        let reset = chrono::Utc::now().timestamp() + 30;
+        headers.insert("x-ratelimit-reset", reset.into());
+        let e = parse_error(StatusCode::TOO_MANY_REQUESTS, &headers, b"{}");
+        let after = e.retry_after().map(|d| d.as_secs()).unwrap_or_default();
+        assert!((28..=31).contains(&after), "{after}");
+        assert!(e.is_temporary());
+    }
+}

@@ -1,0 +1,41 @@
+//! Switchboard adapter for the Zipchat Backend API
+//! (https://docs.zipchat.ai/installation-and-setup/chat-settings/integrations/backend-api).
+//!
+//! Zipchat is an AI chatbot: a conversation is answered by the AI until a person takes it over
+//! (assignment to a user = manual mode), and handed back by unassigning it. It has no
+//! conversation status (every conversation is `open`) and no way to close one.
+#![deny(missing_docs)]
+
+mod client;
+pub mod config;
+pub mod error;
+pub mod mapping;
+pub mod wire;
+
+pub use client::Zipchat;
+pub use config::Config;
+
+use switchboard_core::{Capabilities, NativeFilters, PagingStyle};
+
+/// What Zipchat can do.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        list_conversations: true,
+        get_conversation: true,
+        list_messages: true,
+        list_agents: true,
+        assign: true,
+        unassign: true,
+        send_message: true,
+        set_status: Vec::new(),
+        idempotent_replies: false,
+        native_filters: NativeFilters {
+            updated_since: true,
+            ..NativeFilters::default()
+        },
+        paging: PagingStyle::PageNumber,
+        max_page_size: 100,
+        max_message_page_size: 200,
+        sorted_by_activity: true,
+    }
+}

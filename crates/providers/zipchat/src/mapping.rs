@@ -1,0 +1,284 @@
+//! Zipchat wire types -> the normalized model. Pure functions.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use switchboard_core::text::{html_to_text, looks_like_html};
+use switchboard_core::{
+    Agent, Attachment, Author, Channel, Contact, Conversation, Direction, Escalation, Message,
+    Mode, ProviderKind, Status, ids,
+};
+
+use crate::wire;
+
+/// Maps a user to an agent.
+pub fn agent(connection: &str, u: &wire::User) -> Agent {
+    Agent {
+        id: ids::join(connection, &u.id),
+        connection: connection.to_owned(),
+        provider: ProviderKind::Zipchat,
+        native_id: u.id.clone(),
+        name: u.name.clone(),
+        email: u.email.clone(),
+        avatar_url: u.avatar_url.clone(),
+    }
+}
+
+fn bare_agent(connection: &str, id: &str) -> Agent {
+    Agent {
+        id: ids::join(connection, id),
+        connection: connection.to_owned(),
+        provider: ProviderKind::Zipchat,
+        native_id: id.to_owned(),
+        name: None,
+        email: None,
+        avatar_url: None,
+    }
+}
+
+fn assignee(connection: &str, v: &Value) -> Option<Agent> {
+    match v {
+        Value::Object(_) => serde_json::from_value::<wire::User>(v.clone())
+            .ok()
+            .map(|u| agent(connection, &u)),
+        Value::Number(n) => Some(bare_agent(connection, &n.to_string())),
+        Value::String(s) if !s.is_empty() => Some(bare_agent(connection, s)),
+        _ => None,
+    }
+}
+
+fn contact(connection: &str, v: &Value) -> Option<Contact> {
+    let lead: wire::Lead = serde_json::from_value(v.clone()).ok()?;
+    let name = lead.full_name.clone().or_else(|| {
+        let parts: Vec<&str> = [lead.first_name.as_deref(), lead.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
+    let mut external_ids = BTreeMap::new();
+    if let Some(shopify) = lead.shopify_customer_id {
+        external_ids.insert("shopify_customer_id".to_owned(), shopify);
+    }
+    Some(Contact {
+        id: lead.id.as_deref().map(|id| ids::join(connection, id)),
+        native_id: lead.id,
+        name,
+        email: lead.email,
+        phone: lead.phone_number,
+        external_ids,
+    })
+}
+
+/// Maps a conversation. `raw` is the vendor's JSON, kept when the caller asked `include=raw`.
+pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>) -> Conversation {
+    let last_activity_at = c
+        .last_message_at
+        .or(c.updated_at)
+        .or(c.created_at)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let escalation = (c.last_escalated_at.is_some() || c.last_escalation_resolved_at.is_some())
+        .then_some(Escalation {
+            escalated_at: c.last_escalated_at,
+            resolved_at: c.last_escalation_resolved_at,
+        });
+    let message_count = c
+        .message_pagination
+        .as_ref()
+        .and_then(|p| p.total_count);
+    Conversation {
+        id: ids::join(connection, &c.id),
+        connection: connection.to_owned(),
+        provider: ProviderKind::Zipchat,
+        channel: c
+            .channel
+            .as_deref()
+            .map_or(Channel::Other, Channel::from_native),
+        native_channel: c.channel,
+        // Zipchat has no conversation status: every conversation is open.
+        status: Status::Open,
+        mode: c
+            .manual_reply_mode
+            .map(|manual| if manual { Mode::Human } else { Mode::Ai }),
+        assignee: c.assignee.as_ref().and_then(|a| assignee(connection, a)),
+        contact: c.lead.as_ref().and_then(|l| contact(connection, l)),
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        last_activity_at,
+        last_message: None,
+        message_count,
+        escalation,
+        url: c.share_url,
+        native_id: c.id,
+        raw,
+    }
+}
+
+/// Text and attachments of a message body: plain text, HTML, or a JSON array of blocks.
+fn body(value: Option<&Value>) -> (String, Option<String>, Vec<Attachment>) {
+    let blocks = match value {
+        Some(Value::String(s)) => {
+            let trimmed = s.trim_start();
+            if trimmed.starts_with('[') {
+                serde_json::from_str::<Vec<Value>>(trimmed).ok()
+            } else if looks_like_html(s) {
+                return (html_to_text(s), Some(s.clone()), Vec::new());
+            } else {
+                return (s.clone(), None, Vec::new());
+            }
+        }
+        Some(Value::Array(items)) => Some(items.clone()),
+        _ => None,
+    };
+    let Some(blocks) = blocks else {
+        let raw = value.and_then(Value::as_str).unwrap_or_default().to_owned();
+        return (raw, None, Vec::new());
+    };
+    let mut texts = Vec::new();
+    let mut attachments = Vec::new();
+    for block in &blocks {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(t) = block.get("text").and_then(Value::as_str) {
+                    texts.push(t.to_owned());
+                }
+            }
+            Some(kind) => {
+                let url = block
+                    .pointer("/source/url")
+                    .or_else(|| block.get("url"))
+                    .and_then(Value::as_str);
+                if let Some(url) = url {
+                    attachments.push(Attachment {
+                        url: url.to_owned(),
+                        content_type: (kind == "image").then(|| "image/*".to_owned()),
+                        name: block.get("name").and_then(Value::as_str).map(str::to_owned),
+                    });
+                }
+            }
+            None => {}
+        }
+    }
+    (texts.join("\n"), None, attachments)
+}
+
+/// Maps a message of conversation `conversation_native_id`.
+pub fn message(
+    connection: &str,
+    conversation_native_id: &str,
+    m: wire::Message,
+    fallback_time: DateTime<Utc>,
+    raw: Option<Value>,
+) -> Message {
+    let manual = m.manual_reply.unwrap_or(false);
+    let (author, direction) = match m.role.as_deref() {
+        Some("user") | Some("customer") | Some("lead") => (Author::Contact, Direction::Inbound),
+        Some("assistant") | Some("agent") if manual || m.sender_id.is_some() => {
+            (Author::Agent, Direction::Outbound)
+        }
+        Some("assistant") | Some("bot") | Some("ai") => (Author::Bot, Direction::Outbound),
+        _ => (Author::System, Direction::Outbound),
+    };
+    let (text, html, attachments) = body(m.message.as_ref());
+    let sender = match author {
+        Author::Agent => m.sender_id.as_deref().map(|id| bare_agent(connection, id)),
+        _ => None,
+    };
+    Message {
+        id: ids::join(connection, &m.id),
+        conversation_id: ids::join(connection, conversation_native_id),
+        connection: connection.to_owned(),
+        provider: ProviderKind::Zipchat,
+        native_id: m.id,
+        author,
+        sender,
+        text,
+        html,
+        attachments,
+        created_at: m.created_at.unwrap_or(fallback_time),
+        direction,
+        delivery_status: None,
+        raw,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn maps_the_documented_list_example() {
+        let list: wire::ConversationList =
+            serde_json::from_str(&fixture("list_conversations.json")).expect("documented JSON parses");
+        assert!(list.pagination.is_none());
+        let c = conversation("shop", list.conversations[0].clone(), None);
+        assert_eq!(c.id, "shop:12345");
+        assert_eq!(c.native_id, "12345");
+        assert_eq!(c.channel, Channel::Web);
+        assert_eq!(c.mode, Some(Mode::Ai));
+        assert_eq!(c.status, Status::Open);
+        assert_eq!(c.assignee, None);
+        assert_eq!(c.escalation, None);
+        assert_eq!(c.last_activity_at.to_rfc3339(), "2026-01-15T10:45:00+00:00");
+        let contact = c.contact.expect("lead maps to contact");
+        assert_eq!(contact.id.as_deref(), Some("shop:100"));
+        assert_eq!(contact.name.as_deref(), Some("John Doe"));
+        assert_eq!(contact.phone.as_deref(), Some("+1234567890"));
+        assert_eq!(c.url.as_deref(), Some("https://app.zipchat.ai/chats/1/conversations/12345"));
+    }
+
+    #[test]
+    fn maps_the_show_example_with_messages() {
+        let show: wire::ConversationEnvelope =
+            serde_json::from_str(&fixture("show_conversation.json")).expect("show JSON parses");
+        let wire = show.into_inner();
+        let messages = wire.messages.clone();
+        let c = conversation("shop", wire, None);
+        assert_eq!(c.mode, Some(Mode::Human));
+        assert_eq!(c.assignee.as_ref().map(|a| a.id.as_str()), Some("shop:7"));
+        assert_eq!(c.assignee.as_ref().and_then(|a| a.name.as_deref()), Some("Jane Agent"));
+        assert_eq!(c.message_count, Some(3));
+        assert!(c.escalation.as_ref().is_some_and(|e| e.escalated_at.is_some() && e.resolved_at.is_none()));
+        let mapped: Vec<Message> = messages
+            .into_iter()
+            .map(|m| message("shop", "12345", m, c.last_activity_at, None))
+            .collect();
+        assert_eq!(mapped[0].author, Author::Contact);
+        assert_eq!(mapped[0].direction, Direction::Inbound);
+        assert_eq!(mapped[1].author, Author::Bot);
+        assert_eq!(mapped[1].text, "Hello!");
+        assert_eq!(mapped[1].html.as_deref(), Some("<p>Hello!</p>"));
+        assert_eq!(mapped[2].author, Author::Agent);
+        assert_eq!(mapped[2].sender.as_ref().map(|s| s.id.as_str()), Some("shop:7"));
+        assert_eq!(mapped[2].conversation_id, "shop:12345");
+    }
+
+    #[test]
+    fn tolerates_string_ids_old_channels_naive_times_and_unknown_fields() {
+        let list: wire::ConversationList =
+            serde_json::from_str(&fixture("list_conversations_old_channel.json")).expect("parses");
+        let c = conversation("shop", list.conversations[0].clone(), None);
+        assert_eq!(c.id, "shop:12346");
+        assert_eq!(c.channel, Channel::Web);
+        assert_eq!(c.native_channel.as_deref(), Some("chat"));
+        assert_eq!(c.created_at.map(|t| t.to_rfc3339()).as_deref(), Some("2025-11-02T08:00:00+00:00"));
+        assert_eq!(c.last_activity_at.to_rfc3339(), "2025-11-02T08:00:00+00:00");
+        assert_eq!(c.assignee.map(|a| a.native_id), Some("7".to_owned()));
+        assert_eq!(c.contact, None);
+    }
+
+    #[test]
+    fn splits_block_messages_into_text_and_attachments() {
+        let m: wire::Message = serde_json::from_str(&fixture("message_blocks.json")).expect("parses");
+        let m = message("shop", "1", m, DateTime::<Utc>::UNIX_EPOCH, None);
+        assert_eq!(m.text, "Here it is");
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].url, "https://cdn.example.com/p/1.jpg");
+    }
+}

@@ -1,0 +1,194 @@
+//! `/_control`: what each simulated vendor received, and the faults to inject into it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+/// The vendors the simulator serves, by their URL prefix.
+pub const VENDORS: [&str; 4] = ["zipchat", "chatbotx", "pingback", "octopush"];
+
+/// Faults injected into one vendor's responses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added latency per request, in milliseconds.
+    pub latency_ms: u64,
+    /// Fraction (0..=1) of requests answered with `error_status` instead.
+    pub error_rate: f64,
+    /// The status of injected errors (default 500).
+    pub error_status: Option<u16>,
+    /// Fraction of requests answered 429 with `Retry-After: 1`.
+    pub rate_limit_rate: f64,
+    /// Fraction of requests answered 200 with a body that is not JSON.
+    pub malformed_rate: f64,
+    /// Fraction of requests whose connection is dropped mid-body.
+    pub drop_rate: f64,
+}
+
+/// Request counters and faults, per vendor.
+#[derive(Debug, Default)]
+pub struct Control {
+    counters: BTreeMap<&'static str, AtomicU64>,
+    faults: Mutex<BTreeMap<String, Faults>>,
+    rng: Mutex<Option<fastrand::Rng>>,
+}
+
+/// What `GET /_control` reports.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// Requests received per vendor since start (or the last reset).
+    pub requests: BTreeMap<String, u64>,
+    /// Faults in force per vendor.
+    pub faults: BTreeMap<String, Faults>,
+}
+
+impl Control {
+    /// Counters at zero, no faults.
+    pub fn new() -> Control {
+        Control {
+            counters: VENDORS.iter().map(|v| (*v, AtomicU64::new(0))).collect(),
+            faults: Mutex::new(BTreeMap::new()),
+            rng: Mutex::new(Some(fastrand::Rng::with_seed(7))),
+        }
+    }
+
+    /// Counts one request to `vendor`.
+    pub fn count(&self, vendor: &str) {
+        if let Some(c) = self.counters.get(vendor) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The current report.
+    pub fn report(&self) -> Report {
+        Report {
+            requests: self
+                .counters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.load(Ordering::Relaxed)))
+                .collect(),
+            faults: self.faults.lock().map(|f| f.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Sets the faults of `vendor` (default faults clear them).
+    pub fn set_faults(&self, vendor: &str, faults: Faults) {
+        if let Ok(mut all) = self.faults.lock() {
+            if faults == Faults::default() {
+                all.remove(vendor);
+            } else {
+                all.insert(vendor.to_owned(), faults);
+            }
+        }
+    }
+
+    /// Zeroes the counters and clears every fault.
+    pub fn reset(&self) {
+        for c in self.counters.values() {
+            c.store(0, Ordering::Relaxed);
+        }
+        if let Ok(mut all) = self.faults.lock() {
+            all.clear();
+        }
+    }
+
+    fn faults_for(&self, vendor: &str) -> Option<Faults> {
+        self.faults.lock().ok()?.get(vendor).cloned()
+    }
+
+    fn roll(&self) -> f64 {
+        self.rng
+            .lock()
+            .ok()
+            .and_then(|mut r| r.as_mut().map(fastrand::Rng::f64))
+            .unwrap_or(1.0)
+    }
+}
+
+/// Counts the request and applies the vendor's faults before its handler runs.
+pub async fn vendor_middleware(
+    State((control, vendor)): State<(Arc<Control>, &'static str)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    control.count(vendor);
+    let Some(faults) = control.faults_for(vendor) else {
+        return next.run(request).await;
+    };
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    if faults.error_rate > 0.0 && control.roll() < faults.error_rate {
+        let status = faults
+            .error_status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, Json(serde_json::json!({"error": "injected fault"}))).into_response();
+    }
+    if faults.rate_limit_rate > 0.0 && control.roll() < faults.rate_limit_rate {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            Json(serde_json::json!({"error": "Too many requests"})),
+        )
+            .into_response();
+    }
+    if faults.malformed_rate > 0.0 && control.roll() < faults.malformed_rate {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"conversations\": [ {\"id\": ",
+        )
+            .into_response();
+    }
+    if faults.drop_rate > 0.0 && control.roll() < faults.drop_rate {
+        // Promise a long body, send a little, then fail the stream: the client sees the
+        // connection dropped mid-body.
+        let chunks: Vec<Result<&'static str, std::io::Error>> = vec![
+            Ok("{\"conversations\": ["),
+            Err(std::io::Error::other("dropped")),
+        ];
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, "100000")
+            .body(Body::from_stream(futures::stream::iter(chunks)))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    next.run(request).await
+}
+
+/// `GET /_control`.
+pub async fn get_report(State(control): State<Arc<Control>>) -> Json<Report> {
+    Json(control.report())
+}
+
+/// `PUT /_control/faults/{vendor}` with a [`Faults`] body.
+pub async fn put_faults(
+    State(control): State<Arc<Control>>,
+    Path(vendor): Path<String>,
+    Json(faults): Json<Faults>,
+) -> Response {
+    if !VENDORS.contains(&vendor.as_str()) {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "unknown vendor"})))
+            .into_response();
+    }
+    control.set_faults(&vendor, faults);
+    Json(control.report()).into_response()
+}
+
+/// `POST /_control/reset`.
+pub async fn reset(State(control): State<Arc<Control>>) -> Json<Report> {
+    control.reset();
+    Json(control.report())
+}

@@ -1,0 +1,28 @@
+//! The connection settings every vendor section of the config shares.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::budget::RateLimit;
+use crate::client::UpstreamOptions;
+
+/// Builds a connection's upstream options from its config overrides and the vendor's defaults.
+pub fn options(
+    base_url: Option<&Url>,
+    default_base_url: &str,
+    rate_limit: Option<RateLimit>,
+    default_rate_limit: Option<RateLimit>,
+    timeout_secs: Option<u64>,
+) -> Result<UpstreamOptions, url::ParseError> {
+    let base = match base_url {
+        Some(u) => u.clone(),
+        None => Url::parse(default_base_url)?,
+    };
+    let mut options = UpstreamOptions::new(base);
+    options.rate_limit = rate_limit.or(default_rate_limit);
+    if let Some(secs) = timeout_secs {
+        options.deadline = Duration::from_secs(secs.max(1));
+    }
+    Ok(options)
+}

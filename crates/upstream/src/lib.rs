@@ -1,0 +1,17 @@
+//! What every Switchboard adapter shares to talk to its vendor: one HTTP client per connection,
+//! a quota budget, deadlines, retries of reads with backoff, and the mapping of transport failures
+//! and unreadable bodies to the gateway's errors. Vendor-specific error bodies are parsed by each
+//! adapter's own `error.rs` and handed in as an [`ErrorParser`].
+#![deny(missing_docs)]
+
+mod budget;
+mod client;
+mod endpoint;
+mod secret;
+
+pub use budget::{Budget, RateLimit};
+pub use client::{Call, ErrorParser, Response, Upstream, UpstreamOptions, retry_after_from_headers};
+pub use endpoint::options;
+pub use secret::Secret;
+pub use reqwest::{Method, StatusCode, header};
+pub use url::Url;
