@@ -9,6 +9,9 @@
 pub mod control;
 pub mod world;
 pub mod zipchat;
+pub mod chatbotx;
+pub mod octopush;
+pub mod pingback;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,1 @@
+//! chatbotx simulator (being written).

@@ -1,0 +1,1 @@
+//! octopush simulator (being written).

@@ -1,0 +1,1 @@
+//! pingback simulator (being written).
