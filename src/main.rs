@@ -1,1 +1,164 @@
-fn main() {}
+//! `switchboard`: the gateway (`serve`), the embedded demo (`demo`), the vendor simulators
+//! (`sim`), and the OpenAPI document (`openapi`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+use switchboard_server::Config;
+use switchboard_sim::{Sim, SimOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "One API in front of your customer-messaging vendors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway from a config file.
+    Serve {
+        /// The TOML config.
+        #[arg(long, default_value = "switchboard.toml")]
+        config: PathBuf,
+        /// Overrides `[server] bind`.
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+    },
+    /// Run the simulated vendors in-process and the gateway in front of them: no vendor account needed.
+    Demo {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// The bearer token callers use.
+        #[arg(long, default_value = "demo-token")]
+        token: String,
+        /// Seed of the simulated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Conversations per simulated vendor.
+        #[arg(long, default_value_t = 300)]
+        conversations: usize,
+    },
+    /// Run the vendor simulators alone.
+    Sim {
+        /// Where the simulators listen.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        bind: SocketAddr,
+        /// Seed of the simulated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Conversations per simulated vendor.
+        #[arg(long, default_value_t = 300)]
+        conversations: usize,
+        /// Print a gateway config pointing at this simulator (token `demo-token`) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn random_secret() -> Vec<u8> {
+    let mut rng = fastrand::Rng::new();
+    (0..32).map(|_| rng.u8(..)).collect()
+}
+
+fn client_section(token: &str) -> String {
+    format!(
+        "[[clients]]\nname = \"demo\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\", \"write\"]\n",
+        hex::encode(Sha256::digest(token.as_bytes()))
+    )
+}
+
+async fn serve(config: Config, bind: SocketAddr) -> anyhow::Result<()> {
+    if config.server.cursor_secret.is_none() {
+        tracing::warn!("no [server] cursor_secret: using a random one; cursors will not survive a restart");
+    }
+    let state = switchboard_server::state_from_config(&config, &random_secret())?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    tracing::info!(address = %listener.local_addr()?, "switchboard listening");
+    switchboard_server::serve(listener, switchboard_server::app(state)).await?;
+    Ok(())
+}
+
+async fn demo(bind: SocketAddr, token: String, seed: u64, conversations: usize) -> anyhow::Result<()> {
+    let sim = Sim::new(&SimOptions { seed, conversations });
+    let newest = sim.newest_zipchat_conversation();
+    let sim_addr = sim
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("cannot start the simulators")?;
+    let config_text = format!(
+        "{}\n{}",
+        client_section(&token),
+        switchboard_sim::gateway_config(&format!("http://{sim_addr}"))
+    );
+    let config = Config::parse(&config_text).context("the demo config is invalid")?;
+    let state = switchboard_server::state_from_config(&config, &random_secret())?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind} (pass another with --bind)"))?;
+    let addr = listener.local_addr()?;
+    let auth = format!("-H 'Authorization: Bearer {token}'");
+    println!("Switchboard demo: simulated vendors on http://{sim_addr}, gateway on http://{addr}");
+    println!("Token: {token}\n");
+    println!("  curl {auth} http://{addr}/v1/connections");
+    println!("  curl {auth} 'http://{addr}/v1/conversations?limit=5'");
+    if let Some(id) = newest {
+        println!("  curl {auth} http://{addr}/v1/conversations/{id}/messages");
+    }
+    println!("\nOpenAPI: http://{addr}/openapi.json   Ctrl-C stops.");
+    switchboard_server::serve(listener, switchboard_server::app(state)).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&switchboard_server::api::openapi_json())?);
+            Ok(())
+        }
+        Command::Serve { config, bind } => {
+            init_tracing();
+            let config = Config::load(&config)?;
+            let bind = bind.unwrap_or(config.server.bind);
+            serve(config, bind).await
+        }
+        Command::Demo { bind, token, seed, conversations } => {
+            init_tracing();
+            demo(bind, token, seed, conversations).await
+        }
+        Command::Sim { bind, seed, conversations, print_config } => {
+            if print_config {
+                print!(
+                    "[server]\nbind = \"127.0.0.1:8080\"\n\n{}\n{}",
+                    client_section("demo-token"),
+                    switchboard_sim::gateway_config(&format!("http://{bind}"))
+                );
+                return Ok(());
+            }
+            init_tracing();
+            let sim = Sim::new(&SimOptions { seed, conversations });
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            tracing::info!(address = %listener.local_addr()?, "simulators listening; GET /_control for counters");
+            sim.serve(listener).await?;
+            Ok(())
+        }
+    }
+}

@@ -90,6 +90,7 @@ pub fn all() -> Vec<&'static str> {
         "payload_too_large",
         "method_not_allowed",
         "rate_limited",
+        "request_timeout",
     ]);
     codes.sort_unstable();
     codes.dedup();

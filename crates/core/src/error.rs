@@ -12,6 +12,8 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The request is well-formed but a value is not acceptable: 422.
     Unprocessable,
+    /// The request body is too large: 413.
+    TooLarge,
     /// The caller did not authenticate: 401.
     Unauthenticated,
     /// The caller may not do this: 403.
@@ -42,6 +44,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => 400,
             ErrorKind::Unprocessable => 422,
+            ErrorKind::TooLarge => 413,
             ErrorKind::Unauthenticated => 401,
             ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
@@ -60,6 +63,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Unprocessable => "invalid_parameter",
+            ErrorKind::TooLarge => "payload_too_large",
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",

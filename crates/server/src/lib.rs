@@ -1,1 +1,124 @@
-//! placeholder
+//! Switchboard's HTTP API: the axum router, handlers, caller auth, config, the connection
+//! registry and the OpenAPI document. `app(state)` builds the whole service in-process, so tests
+//! drive it without a socket.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod inbox;
+pub mod params;
+pub mod problem;
+pub mod registry;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode, header};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest a request may take, upstream calls included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole service: API routes, `/openapi.json`, and one middleware stack (outermost first:
+/// request id -> trace -> error rendering/logging -> catch panic -> timeout -> body limit).
+pub fn app(state: Arc<AppState>) -> Router {
+    let (router, _) = api::router().split_for_parts();
+    let spec = Arc::new(api::openapi_json());
+    let router = router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { axum::Json(spec.as_ref().clone()) }
+            }),
+        )
+        .with_state(state);
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(axum::middleware::from_fn(problem::problem_layer))
+            .layer(CatchPanicLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                REQUEST_TIMEOUT,
+            ))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+    )
+}
+
+/// Builds the state from a config; `cursor_secret` is used when the config has none.
+pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Result<Arc<AppState>> {
+    let registry = registry::Registry::from_config(&config.connections)?;
+    let clients = auth::Clients::from_config(&config.clients);
+    let secret = config
+        .server
+        .cursor_secret
+        .as_ref()
+        .map_or(fallback_secret, |s| s.expose().as_bytes());
+    Ok(Arc::new(AppState::new(registry, clients, secret)))
+}
+
+/// Serves `app` on `listener` until Ctrl-C / SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

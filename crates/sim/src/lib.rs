@@ -116,3 +116,13 @@ api_key = "{zipchat_key}"
         zipchat_key = zipchat::API_KEY,
     )
 }
+
+impl Sim {
+    /// The gateway id of the newest Zipchat conversation (for the demo's example lines).
+    pub fn newest_zipchat_conversation(&self) -> Option<String> {
+        let world = self.zipchat.lock().ok()?;
+        world
+            .newest_conversation(zipchat::CHAT_ID)
+            .map(|id| format!("shop-zipchat:{id}"))
+    }
+}

@@ -111,7 +111,7 @@ impl World {
                     let first = name.split(' ').next().unwrap_or("agent").to_owned();
                     User {
                         id: first_id + i as u64,
-                        email: format!("{}@shop.example.com", first.to_ascii_lowercase()),
+                        email: format!("{}@shop.example.com", ascii_local(&first)),
                         name,
                         avatar_url: (i % 2 == 0)
                             .then(|| format!("https://cdn.example.com/avatars/{}.png", first_id + i as u64)),
@@ -278,6 +278,15 @@ impl World {
     /// Every conversation of `chat` as `(id, last_message_at)`, for tests that compare.
     pub fn conversation_ids(&self, chat: u64) -> Vec<u64> {
         self.conversations.values().filter(|c| c.chat_id == chat).map(|c| c.id).collect()
+    }
+
+    /// The conversation of `chat` with the latest message.
+    pub fn newest_conversation(&self, chat: u64) -> Option<u64> {
+        self.conversations
+            .values()
+            .filter(|c| c.chat_id == chat)
+            .max_by(|a, b| a.last_message_at.cmp(&b.last_message_at).then(a.id.cmp(&b.id)))
+            .map(|c| c.id)
     }
 
     /// How many messages a conversation holds (tests read replies back through this).
@@ -569,4 +578,11 @@ async fn send_message(
         Ok((StatusCode::CREATED, Json(json!({"message": World::message_json(&message)}))).into_response())
     };
     run().unwrap_or_else(|e| e)
+}
+
+fn ascii_local(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }

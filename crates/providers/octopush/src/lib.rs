@@ -1,1 +1,52 @@
-//! Switchboard adapter for octopush (being written).
+//! Switchboard adapter for the Octopush SMS / RCS API
+//! (https://octopush-api.readme.io/reference/get_public_apiconversationsget_conversations,
+//! https://octopush-api.readme.io/reference/get_public_apiconversations_messagesget_messages,
+//! https://octopush.com/en/sms-gateway-api-documentation/send-sms/).
+//!
+//! Octopush is an SMS / RCS gateway with a two-way inbox: a conversation is the thread with one
+//! phone number. It has no bot (`mode` is null), no conversation status (every conversation is
+//! `open`), no agents API and no assignment, and no endpoint for one conversation: the adapter
+//! finds it in the (bounded) conversation list. A reply is an SMS to the conversation's phone
+//! number through `POST /sms-campaign/send`, with the caller's idempotency key as `request_id`
+//! so a retried reply is never billed twice.
+#![deny(missing_docs)]
+
+mod client;
+pub mod config;
+pub mod error;
+pub mod mapping;
+pub mod wire;
+
+pub use client::{MAX_LOOKUP_PAGES, Octopush};
+pub use config::Config;
+
+use switchboard_core::{Capabilities, NativeFilters, PagingStyle};
+
+/// The largest conversation page requested: the documented default `per_page`, treated as the cap
+/// (a larger request could be silently cut, and a short page would then end the list early).
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// The largest message page requested: the documented default `per_page` of the messages list,
+/// for the same reason.
+pub const MAX_MESSAGE_PAGE_SIZE: u32 = 50;
+
+/// What Octopush can do.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        list_conversations: true,
+        get_conversation: true,
+        list_messages: true,
+        list_agents: false,
+        assign: false,
+        unassign: false,
+        send_message: true,
+        set_status: Vec::new(),
+        idempotent_replies: true,
+        native_filters: NativeFilters::default(),
+        paging: PagingStyle::PageNumber,
+        max_page_size: MAX_PAGE_SIZE,
+        max_message_page_size: MAX_MESSAGE_PAGE_SIZE,
+        // INFERRED: the order is not documented; `last_message_at` desc is assumed.
+        sorted_by_activity: true,
+    }
+}

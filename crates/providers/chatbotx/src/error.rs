@@ -1,0 +1,170 @@
+//! ChatbotX's error responses (the oRPC envelope `{defined, code, status, message, data}`) ->
+//! gateway errors. Pure, table-tested. A vendor body is never passed on to the caller: only its
+//! `code` and the field names of validation issues are read.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use switchboard_core::{Error, ErrorKind, codes};
+use switchboard_upstream::retry_after_from_headers;
+
+use crate::wire::ErrorBody;
+
+/// Maps a non-2xx ChatbotX response.
+pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
+    let envelope: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let code = envelope.code.as_deref().unwrap_or("");
+    match (status.as_u16(), code) {
+        (401, _) => Error::new(
+            ErrorKind::UpstreamAuth,
+            "ChatbotX rejected this connection's workspace API token; check the connection's token",
+        ),
+        (403, "trialExpired" | "macLimitReached") => Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the ChatbotX workspace's plan does not allow this now (trial expired or contact limit reached)",
+        )
+        .with_code(codes::UPSTREAM_PLAN_LIMIT)
+        .set_temporary(false),
+        (403, _) => Error::new(
+            ErrorKind::UpstreamAuth,
+            "ChatbotX refused this connection's token for this call; it needs the `inbox` scope and write access",
+        ),
+        (404, _) => Error::not_found("no such conversation, message or member on this connection"),
+        (429, _) => {
+            let mut e = Error::new(
+                ErrorKind::RateLimited,
+                "ChatbotX's request quota for this workspace is used up; retry later",
+            );
+            let after = retry_after_from_headers(headers)
+                .or_else(|| envelope.retry_after_secs().map(Duration::from_secs));
+            if let Some(after) = after {
+                e = e.with_retry_after(after);
+            }
+            e
+        }
+        (400, "invalidCursor") => invalid_cursor(),
+        (409, "idempotencyKeyConflict") => Error::new(
+            ErrorKind::Conflict,
+            "a request with this Idempotency-Key is still in progress; retry later",
+        )
+        .with_parameter("idempotency_key"),
+        (422, "idempotencyKeyInvalid") => Error::invalid_parameter(
+            "idempotency_key",
+            "ChatbotX accepts an Idempotency-Key of 1 to 255 characters",
+        ),
+        (422, "idempotencyKeyReused") => Error::invalid_parameter(
+            "idempotency_key",
+            "this Idempotency-Key was already used with a different request",
+        ),
+        (422, "invalidRequestData") => invalid_request_data(&envelope),
+        (400 | 422, _) => Error::new(
+            ErrorKind::Unprocessable,
+            "ChatbotX rejected the request as invalid",
+        )
+        .with_code(codes::UPSTREAM_REJECTED),
+        (s, _) if s >= 500 => {
+            Error::new(ErrorKind::UpstreamUnavailable, "ChatbotX failed to answer")
+        }
+        _ => Error::new(ErrorKind::UpstreamUnavailable, "ChatbotX rejected the request")
+            .with_code(codes::UPSTREAM_REJECTED)
+            .set_temporary(false),
+    }
+}
+
+fn invalid_cursor() -> Error {
+    Error::new(
+        ErrorKind::InvalidRequest,
+        "the cursor does not fit this connection; start again without a cursor",
+    )
+    .with_code(codes::INVALID_CURSOR)
+}
+
+/// Input validation failed: name our parameter when the vendor's field is one of ours.
+fn invalid_request_data(envelope: &ErrorBody) -> Error {
+    let fields = envelope.issue_fields();
+    let has = |name: &str| fields.iter().any(|f| f == name);
+    if has("text") {
+        Error::invalid_parameter("text", "ChatbotX accepts a reply of 1 to 1000 characters")
+    } else if has("assignedId") {
+        Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
+            .with_code(codes::INVALID_ASSIGNEE)
+            .with_parameter("assignee_id")
+    } else if has("cursor") {
+        invalid_cursor()
+    } else if has("id") || has("conversationId") || has("messageId") || has("memberId") {
+        Error::not_found("no such conversation, message or member on this connection")
+    } else {
+        Error::new(ErrorKind::Unprocessable, "ChatbotX rejected the request as invalid")
+            .with_code(codes::UPSTREAM_REJECTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(status: u16, body: &str) -> Error {
+        parse_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            &HeaderMap::new(),
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn maps_every_declared_error() {
+        let table: &[(u16, &str, u16, &str)] = &[
+            (401, r#"{"defined":true,"code":"UNAUTHORIZED","status":401,"message":"Authentication required"}"#, 502, "upstream_auth_failed"),
+            (401, r#"{"defined":true,"code":"INVALID_CHATBOT_TOKEN","status":401,"message":"Invalid or missing workspace API token"}"#, 502, "upstream_auth_failed"),
+            (403, r#"{"defined":true,"code":"FORBIDDEN","status":403,"message":"You do not have permission to perform this action"}"#, 502, "upstream_auth_failed"),
+            (403, r#"{"defined":true,"code":"trialExpired","status":403,"message":"Trial expired"}"#, 502, "upstream_plan_limit"),
+            (403, r#"{"defined":true,"code":"macLimitReached","status":403,"message":"MAC limit"}"#, 502, "upstream_plan_limit"),
+            (404, r#"{"defined":true,"code":"notFound","status":404,"message":"Resource not found"}"#, 404, "not_found"),
+            (400, r#"{"defined":true,"code":"invalidCursor","status":400,"message":"The cursor is invalid. Start again without a cursor."}"#, 400, "invalid_cursor"),
+            (400, r#"{"defined":true,"code":"businessError","status":400,"message":"secret vendor detail"}"#, 422, "upstream_rejected"),
+            (400, r#"{"defined":true,"code":"systemError","status":400,"message":"The request could not be processed"}"#, 422, "upstream_rejected"),
+            (409, r#"{"defined":true,"code":"idempotencyKeyConflict","status":409,"message":"in progress"}"#, 409, "conflict"),
+            (422, r#"{"defined":true,"code":"idempotencyKeyInvalid","status":422,"message":"Idempotency-Key must be 1-255 characters"}"#, 422, "invalid_idempotency_key"),
+            (422, r#"{"defined":true,"code":"idempotencyKeyReused","status":422,"message":"reused"}"#, 422, "invalid_idempotency_key"),
+            (422, r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Too big","path":["text"]}]}}"#, 422, "invalid_text"),
+            (422, r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Required","path":["assignedId"]}]}}"#, 422, "invalid_assignee"),
+            (422, r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Invalid","path":[{"key":"id"}]}]}}"#, 404, "not_found"),
+            (422, r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Too big","path":["perPage"]}]}}"#, 422, "upstream_rejected"),
+            (422, r#"{"defined":true,"code":"validation","status":422,"message":"Validation error"}"#, 422, "upstream_rejected"),
+            (429, r#"{"defined":true,"code":"tooManyRequests","status":429,"message":"Too many requests"}"#, 503, "upstream_rate_limited"),
+            (500, r#"{"defined":false,"code":"INTERNAL_SERVER_ERROR","status":500,"message":"oops"}"#, 502, "upstream_unavailable"),
+            (502, "<html>oops</html>", 502, "upstream_unavailable"),
+            (418, "not json", 502, "upstream_rejected"),
+        ];
+        for (status, body, http, code) in table {
+            let e = parse(*status, body);
+            assert_eq!((e.kind().http_status(), e.code()), (*http, *code), "{status} {body}");
+            assert!(!e.message().contains("oops") && !e.message().contains("secret"), "{}", e.message());
+        }
+        assert!(parse(503, "").is_temporary());
+        assert!(!parse(403, r#"{"code":"trialExpired"}"#).is_temporary());
+    }
+
+    #[test]
+    fn honours_retry_after_from_headers_then_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", 7.into());
+        let e = parse_error(StatusCode::TOO_MANY_REQUESTS, &headers, b"{}");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert!(e.is_temporary());
+
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-reset", (chrono::Utc::now().timestamp() + 30).into());
+        let e = parse_error(StatusCode::TOO_MANY_REQUESTS, &headers, b"{}");
+        let after = e.retry_after().map(|d| d.as_secs()).unwrap_or_default();
+        assert!((28..=31).contains(&after), "{after}");
+
+        let body = br#"{"defined":true,"code":"tooManyRequests","status":429,"message":"Too many requests","data":{"retryAfter":4}}"#;
+        let e = parse_error(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), body);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(4)));
+
+        let e = parse_error(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), b"");
+        assert_eq!(e.retry_after(), None);
+    }
+}

@@ -1,0 +1,290 @@
+//! The Octopush connection: the `Provider` implementation.
+
+use async_trait::async_trait;
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+use switchboard_core::{
+    Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
+    NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
+    UpstreamPage, codes,
+};
+use switchboard_upstream::{Call, Upstream, options};
+
+use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
+use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, capabilities, error, mapping, wire};
+
+/// Octopush has no endpoint for one conversation: it is looked up in the conversation list, at
+/// most this many pages of [`MAX_PAGE_SIZE`] deep, i.e. among the 1,000 most recently active
+/// conversations. An older one is `not_found` (it still shows in the list and its messages).
+pub const MAX_LOOKUP_PAGES: u32 = 10;
+
+/// The longest SMS text Octopush sends (DOC: 1 to 1,224 characters).
+const MAX_TEXT_CHARS: usize = 1224;
+
+/// The longest conversation id accepted; longer ones cannot exist and are not sent upstream.
+const MAX_ID_LEN: usize = 128;
+
+/// What every reply is sent as: a premium (sender-named) transactional SMS that can be answered.
+const SMS_TYPE: &str = "sms_premium";
+const SMS_PURPOSE: &str = "alert";
+
+/// An Octopush connection.
+#[derive(Debug)]
+pub struct Octopush {
+    info: ProviderInfo,
+    sender: String,
+    upstream: Upstream,
+}
+
+fn page_number(page: &UpstreamPage) -> Result<u32> {
+    match page {
+        UpstreamPage::First => Ok(1),
+        UpstreamPage::Number(n) if *n >= 1 => Ok(*n),
+        _ => Err(Error::new(ErrorKind::InvalidRequest, "the cursor does not fit this connection")
+            .with_code(codes::INVALID_CURSOR)),
+    }
+}
+
+/// The page after `page` when this one was full (the list is a bare array: a short page ends it).
+fn next_page(page: u32, per_page: u32, len: usize) -> Option<UpstreamPage> {
+    if len >= per_page as usize {
+        page.checked_add(1).map(UpstreamPage::Number)
+    } else {
+        None
+    }
+}
+
+/// Octopush conversation ids are UUIDs, bare or as `cid_{uuid}`: anything that is not made of
+/// letters, digits, `-`, `_` and `.` cannot exist, and is not sent upstream.
+fn checked_id(id: &str) -> Result<&str> {
+    let plausible = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plausible {
+        Ok(id)
+    } else {
+        Err(Error::not_found("no such conversation on this connection"))
+    }
+}
+
+fn header(value: &str, what: &str) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        Error::new(ErrorKind::Config, format!("the {what} contains characters not allowed in a header"))
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn unreadable() -> Error {
+    Error::new(ErrorKind::UpstreamUnavailable, "Octopush answered with a body the gateway could not read")
+}
+
+impl Octopush {
+    /// A connection with id `connection` from its config section.
+    pub fn new(connection: &str, config: &Config) -> Result<Octopush> {
+        let options = options(
+            config.base_url.as_ref(),
+            DEFAULT_BASE_URL,
+            config.rate_limit,
+            DEFAULT_RATE_LIMIT,
+            config.timeout_secs,
+        )
+        .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(HeaderName::from_static("api-login"), header(&config.api_login, "api_login")?);
+        headers.insert(HeaderName::from_static("api-key"), header(config.api_key.expose(), "api_key")?);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        Ok(Octopush {
+            info: ProviderInfo {
+                kind: ProviderKind::Octopush,
+                connection: connection.to_owned(),
+                capabilities: capabilities(),
+            },
+            sender: config.sender.clone(),
+            upstream: Upstream::new(connection, options, headers, error::parse_error)?,
+        })
+    }
+
+    fn connection(&self) -> &str {
+        &self.info.connection
+    }
+
+    /// One raw page of `GET /conversations/list`.
+    async fn conversations_page(&self, op: Operation, page: u32, per_page: u32) -> Result<Vec<Value>> {
+        let call = Call::new(op, Method::GET, ["conversations", "list"])
+            .query("page", page)
+            .query("per_page", per_page);
+        let body: Value = self.upstream.send(&call).await?.json()?;
+        wire::list_items(body).ok_or_else(|| unreadable().with_connection(self.connection()))
+    }
+
+    /// Finds conversation `id` (with or without its `cid_` prefix) in the first
+    /// [`MAX_LOOKUP_PAGES`] pages of the list; returns it and its JSON.
+    async fn find(&self, op: Operation, id: &str) -> Result<(wire::Conversation, Value)> {
+        let id = checked_id(id)?;
+        for page in 1..=MAX_LOOKUP_PAGES {
+            let items = self.conversations_page(op, page, MAX_PAGE_SIZE).await?;
+            let full = items.len() >= MAX_PAGE_SIZE as usize;
+            for raw in items {
+                let Ok(c) = serde_json::from_value::<wire::Conversation>(raw.clone()) else {
+                    continue;
+                };
+                if c.conversation_id.as_deref().is_some_and(|cid| mapping::same_conversation(cid, id)) {
+                    return Ok((c, raw));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Err(Error::not_found(
+            "no such conversation among this connection's 1,000 most recently active conversations",
+        ))
+    }
+}
+
+#[async_trait]
+impl Provider for Octopush {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn list_conversations(&self, query: &ListQuery<'_>, page: &UpstreamPage) -> Result<Page<Conversation>> {
+        let page = page_number(page)?;
+        let per_page = query.page_size.clamp(1, MAX_PAGE_SIZE);
+        let raw = self.conversations_page(Operation::ListConversations, page, per_page).await?;
+        let next = next_page(page, per_page, raw.len());
+        let mut items: Vec<Conversation> = raw
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<wire::Conversation>(v).ok())
+            .filter_map(|c| mapping::conversation(self.connection(), c, None))
+            .collect();
+        // The order is undocumented (INFERRED newest first): the page is sorted to be sure.
+        items.sort_by(|a, b| b.last_activity_at.cmp(&a.last_activity_at).then_with(|| b.id.cmp(&a.id)));
+        Ok(Page { items, next })
+    }
+
+    async fn get_conversation(&self, id: &str) -> Result<Conversation> {
+        let (conversation, raw) = self.find(Operation::GetConversation, id).await?;
+        mapping::conversation(self.connection(), conversation, Some(raw))
+            .ok_or_else(|| Error::not_found("no such conversation on this connection"))
+    }
+
+    async fn list_messages(&self, id: &str, query: &MessageQuery, page: &UpstreamPage) -> Result<Page<Message>> {
+        let id = checked_id(id)?;
+        let page = page_number(page)?;
+        let per_page = query.page_size.clamp(1, MAX_MESSAGE_PAGE_SIZE);
+        // The id goes back exactly as the list gave it (`cid_{uuid}` per the docs).
+        let call = Call::new(Operation::ListMessages, Method::GET, ["conversations", "messages", "list"])
+            .query("conversation_id", id)
+            .query("page", page)
+            .query("per_page", per_page);
+        let body: Value = self.upstream.send(&call).await?.json()?;
+        let raw = wire::list_items(body).ok_or_else(|| unreadable().with_connection(self.connection()))?;
+        let raw_len = raw.len();
+        let mut items: Vec<Message> = raw
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<wire::Message>(v).ok())
+            .filter_map(|m| mapping::message(self.connection(), id, m, chrono::DateTime::UNIX_EPOCH, None))
+            .collect();
+        // The order is undocumented: pages are taken as newest first and each is sorted so.
+        items.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        // No native `since`: filter here, and stop at the first page reaching older messages.
+        let reached_older = query.since.is_some_and(|since| items.iter().any(|m| m.created_at < since));
+        if let Some(since) = query.since {
+            items.retain(|m| m.created_at >= since);
+        }
+        let next = if reached_older { None } else { next_page(page, per_page, raw_len) };
+        Ok(Page { items, next })
+    }
+
+    async fn list_agents(&self, _page: &UpstreamPage) -> Result<Page<Agent>> {
+        Err(Error::unsupported(Operation::ListAgents))
+    }
+
+    async fn set_assignment(&self, _id: &str, assignment: Assignment) -> Result<Conversation> {
+        Err(Error::unsupported(match assignment {
+            Assignment::Agent(_) => Operation::Assign,
+            Assignment::Unassigned => Operation::Unassign,
+        }))
+    }
+
+    async fn send_message(&self, id: &str, message: NewMessage) -> Result<Message> {
+        let id = checked_id(id)?;
+        if message.sender.is_some() {
+            return Err(Error::new(
+                ErrorKind::Unprocessable,
+                "Octopush has no agents: a reply goes out under the connection's SMS sender; omit sender_id",
+            )
+            .with_code(codes::INVALID_SENDER)
+            .with_parameter("sender_id"));
+        }
+        let length = message.text.chars().count();
+        if message.text.trim().is_empty() || length > MAX_TEXT_CHARS {
+            return Err(Error::invalid_parameter(
+                "text",
+                format!("an SMS reply holds 1 to {MAX_TEXT_CHARS} characters (this one has {length})"),
+            ));
+        }
+        let (conversation, _) = self.find(Operation::SendMessage, id).await?;
+        let native_id = conversation.conversation_id.clone().unwrap_or_else(|| id.to_owned());
+        let phone = mapping::reply_phone(&conversation).ok_or_else(|| {
+            Error::new(ErrorKind::Conflict, "the conversation has no phone number to reply to by SMS")
+        })?;
+        let mut body = json!({
+            "text": message.text,
+            "recipients": [{ "phone_number": phone }],
+            "type": SMS_TYPE,
+            "purpose": SMS_PURPOSE,
+            "sender": self.sender,
+            "with_replies": true,
+        });
+        // Octopush drops a second send with the same request_id within 24 h.
+        if let Some(key) = &message.idempotency_key {
+            body["request_id"] = json!(key);
+        }
+        let call = Call::new(Operation::SendMessage, Method::POST, ["sms-campaign", "send"]).json(body);
+        let response = self.upstream.send(&call).await?;
+        let sent_but_unreadable = || {
+            Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "Octopush accepted the SMS, but its answer could not be read",
+            )
+            .with_connection(self.connection())
+            .set_temporary(false)
+        };
+        let sent: wire::SendResponse = response.json().map_err(|_| sent_but_unreadable())?;
+        mapping::sent_message(self.connection(), &native_id, &sent, &message.text, chrono::Utc::now())
+            .ok_or_else(sent_but_unreadable)
+    }
+
+    async fn set_status(&self, _id: &str, _status: Status) -> Result<Conversation> {
+        Err(Error::unsupported(Operation::SetStatus))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_ids_that_cannot_exist() {
+        assert!(checked_id("cid_3f2a9c1e-7b4d-4e0a-9c3b-2d1e0f9a8b7c").is_ok());
+        assert!(checked_id("3f2a9c1e-7b4d-4e0a-9c3b-2d1e0f9a8b7c").is_ok());
+        for bad in ["", "../list", "a b", "cid_1?x=1", "é", &"a".repeat(129)] {
+            let e = checked_id(bad).err().map(|e| e.kind());
+            assert_eq!(e, Some(ErrorKind::NotFound), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_short_page_ends_the_list() {
+        assert_eq!(next_page(1, 100, 100), Some(UpstreamPage::Number(2)));
+        assert_eq!(next_page(3, 100, 99), None);
+        assert_eq!(next_page(u32::MAX, 1, 1), None);
+        assert!(page_number(&UpstreamPage::Cursor("x".into())).is_err());
+        assert!(page_number(&UpstreamPage::Number(0)).is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! The `[[connections]]` section of an Octopush connection.
+
+use serde::{Deserialize, Deserializer};
+use switchboard_upstream::{RateLimit, Secret, Url};
+
+/// Octopush's production API.
+pub const DEFAULT_BASE_URL: &str = "https://api.octopush.com/v1/public";
+
+/// Octopush documents no request quota: no budget by default (a 429 is still honoured).
+pub const DEFAULT_RATE_LIMIT: Option<RateLimit> = None;
+
+/// An Octopush connection's settings (`provider = "octopush"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The account login (an e-mail), sent as the `api-login` header.
+    #[serde(deserialize_with = "api_login")]
+    pub api_login: String,
+    /// The API key, sent as the `api-key` header.
+    pub api_key: Secret,
+    /// The SMS sender name replies go out under: 3 to 11 letters or digits.
+    #[serde(deserialize_with = "sender")]
+    pub sender: String,
+    /// Overrides the API's base URL.
+    pub base_url: Option<Url>,
+    /// Overrides the quota (none by default).
+    pub rate_limit: Option<RateLimit>,
+    /// Overrides the per-request deadline, in seconds.
+    pub timeout_secs: Option<u64>,
+}
+
+/// Whether `s` is a valid Octopush sender: 3 to 11 ASCII letters or digits.
+pub fn is_valid_sender(s: &str) -> bool {
+    (3..=11).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn sender<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if is_valid_sender(&s) {
+        Ok(s)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "sender `{s}` is not a valid Octopush sender: use 3 to 11 letters or digits (no spaces), e.g. \"MyShop\""
+        )))
+    }
+}
+
+fn api_login<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let looks_like_email = s
+        .split_once('@')
+        .is_some_and(|(user, domain)| !user.is_empty() && !domain.is_empty())
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    if looks_like_email {
+        Ok(s)
+    } else {
+        Err(serde::de::Error::custom(
+            "api_login must be the Octopush account's login e-mail, e.g. \"ops@example.com\"",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Config, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_a_valid_section_and_never_prints_the_key() {
+        let c = parse(r#"{"api_login":"ops@example.com","api_key":"k-secret","sender":"MyShop"}"#)
+            .expect("valid");
+        assert_eq!(c.api_login, "ops@example.com");
+        assert_eq!(c.sender, "MyShop");
+        assert!(c.base_url.is_none() && c.rate_limit.is_none());
+        assert!(!format!("{c:?}").contains("k-secret"));
+    }
+
+    #[test]
+    fn rejects_bad_senders_logins_and_unknown_keys() {
+        for (json, needle) in [
+            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"My Shop"}"#, "sender"),
+            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"AB"}"#, "sender"),
+            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"ABCDEFGHIJKL"}"#, "sender"),
+            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"Boutique-1"}"#, "sender"),
+            (r#"{"api_login":"ops","api_key":"k","sender":"MyShop"}"#, "api_login"),
+            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"MyShop","chat_id":1}"#, "chat_id"),
+            (r#"{"api_login":"ops@example.com","api_key":"","sender":"MyShop"}"#, "empty"),
+        ] {
+            let err = parse(json).err().unwrap_or_default();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+}

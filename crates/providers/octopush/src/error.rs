@@ -1,0 +1,143 @@
+//! Octopush's error responses -> gateway errors. Pure, table-tested.
+//!
+//! The JSON error body of `/v1/public` is not documented: `message`, `error` and `code` are read
+//! tolerantly, only to classify; a vendor body is never passed on to the caller.
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use switchboard_core::{Error, ErrorKind, codes};
+use switchboard_upstream::retry_after_from_headers;
+
+use crate::wire;
+
+/// Everything the vendor said, lowercased, for classification only.
+fn vendor_words(body: &[u8]) -> String {
+    let Ok(parsed) = serde_json::from_slice::<wire::ErrorBody>(body) else {
+        return String::new();
+    };
+    let mut words = Vec::new();
+    words.extend(parsed.message);
+    words.extend(parsed.code);
+    match parsed.error {
+        Some(Value::String(s)) => words.push(s),
+        Some(Value::Object(map)) => {
+            for key in ["message", "code", "type"] {
+                match map.get(key) {
+                    Some(Value::String(s)) => words.push(s.clone()),
+                    Some(Value::Number(n)) => words.push(n.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    words.join(" ").to_ascii_lowercase()
+}
+
+fn auth_failed() -> Error {
+    Error::new(
+        ErrorKind::UpstreamAuth,
+        "Octopush rejected this connection's credentials, or they may not view conversations; check the connection's api_login and api_key",
+    )
+}
+
+/// Maps a non-2xx Octopush response.
+pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
+    let words = vendor_words(body);
+    match status.as_u16() {
+        // 403 is "forbidden to view" (DOC): the stored credential lacks the right.
+        401 | 403 => auth_failed(),
+        404 => Error::not_found("no such conversation on this connection"),
+        429 => {
+            let mut e = Error::new(
+                ErrorKind::RateLimited,
+                "Octopush is limiting this connection's requests; retry later",
+            );
+            if let Some(after) = retry_after_from_headers(headers) {
+                e = e.with_retry_after(after);
+            }
+            e
+        }
+        s if s >= 500 => Error::new(ErrorKind::UpstreamUnavailable, "Octopush failed to answer"),
+        _ => rejected(&words),
+    }
+}
+
+/// A 400 (or another 4xx): the vendor refused the request. The few causes worth telling apart
+/// are recognised from its words (INFERRED: the body is undocumented).
+fn rejected(words: &str) -> Error {
+    if words.contains("credit") || words.contains("balance") {
+        Error::new(
+            ErrorKind::Conflict,
+            "the Octopush account has not enough credit to send this SMS",
+        )
+        .with_code(codes::UPSTREAM_PLAN_LIMIT)
+    } else if words.contains("api-key") || words.contains("api_key") || words.contains("api-login")
+        || words.contains("authentication") || words.contains("unauthori")
+    {
+        auth_failed()
+    } else if words.contains("sender") {
+        Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "Octopush rejected the SMS sender; check the connection's sender",
+        )
+        .with_code(codes::UPSTREAM_REJECTED)
+        .set_temporary(false)
+    } else {
+        Error::new(ErrorKind::UpstreamUnavailable, "Octopush rejected the request")
+            .with_code(codes::UPSTREAM_REJECTED)
+            .set_temporary(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(status: u16, body: &str) -> Error {
+        parse_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            &HeaderMap::new(),
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn maps_every_documented_status_and_tolerated_body() {
+        let table: &[(u16, &str, u16, &str)] = &[
+            (401, r#"{"code":401,"message":"Unauthorized"}"#, 502, "upstream_auth_failed"),
+            (401, "", 502, "upstream_auth_failed"),
+            (403, r#"{"error":"Forbidden to view"}"#, 502, "upstream_auth_failed"),
+            (404, r#"{"message":"Conversation not found"}"#, 404, "not_found"),
+            (400, r#"{"code":"bad_request","message":"sender is invalid"}"#, 502, "upstream_rejected"),
+            (400, r#"{"message":"Not enough credit"}"#, 409, "upstream_plan_limit"),
+            (400, r#"{"error":{"code":1000,"message":"Insufficient balance"}}"#, 409, "upstream_plan_limit"),
+            (400, r#"{"error":"api-key is missing"}"#, 502, "upstream_auth_failed"),
+            (400, r#"{"code":"oops"}"#, 502, "upstream_rejected"),
+            (400, "<html>oops</html>", 502, "upstream_rejected"),
+            (422, r#"[1,2]"#, 502, "upstream_rejected"),
+            (429, "", 503, "upstream_rate_limited"),
+            (500, "<html>oops</html>", 502, "upstream_unavailable"),
+            (503, r#"{"message":"maintenance"}"#, 502, "upstream_unavailable"),
+        ];
+        for (status, body, http, code) in table {
+            let e = parse(*status, body);
+            assert_eq!((e.kind().http_status(), e.code()), (*http, *code), "{status} {body}");
+            for vendor_text in ["oops", "Forbidden to view", "maintenance", "Insufficient", "not found"] {
+                assert!(!e.message().contains(vendor_text), "{status} {body}: {}", e.message());
+            }
+        }
+    }
+
+    #[test]
+    fn honours_retry_after_and_marks_rejections_permanent() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", 7.into());
+        let e = parse_error(StatusCode::TOO_MANY_REQUESTS, &headers, b"{}");
+        assert_eq!(e.retry_after().map(|d| d.as_secs()), Some(7));
+        assert!(e.is_temporary());
+        assert!(!parse(400, "{}").is_temporary());
+        assert!(parse(502, "{}").is_temporary());
+    }
+}

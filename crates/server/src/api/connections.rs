@@ -1,0 +1,97 @@
+//! `/v1/connections`: what the caller can reach and what each connection can do.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use serde::{Deserialize, Serialize};
+use switchboard_core::{Capabilities, Operation, ProviderKind};
+use utoipa::ToSchema;
+
+use crate::auth::Authenticated;
+use crate::config::Scope;
+use crate::inbox::{self, AgentPage};
+use crate::params::QueryPairs;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+/// One connection and what its vendor can do.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionInfo {
+    /// The connection id.
+    pub id: String,
+    /// The vendor.
+    pub provider: ProviderKind,
+    /// The operations the vendor supports (grey out the others).
+    pub operations: Vec<Operation>,
+    /// The full capabilities.
+    pub capabilities: Capabilities,
+}
+
+/// The connections visible to the caller.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionList {
+    /// Connections, by id.
+    pub data: Vec<ConnectionInfo>,
+}
+
+/// List the connections you can see, with their capabilities.
+#[utoipa::path(
+    get,
+    path = "/v1/connections",
+    operation_id = "listConnections",
+    tag = "connections",
+    responses(
+        (status = 200, description = "The connections", body = ConnectionList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_connections(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+) -> Result<Json<ConnectionList>, ApiError> {
+    caller.require(Scope::Read)?;
+    let data = state
+        .visible(&caller)
+        .map(|p| {
+            let info = p.info();
+            ConnectionInfo {
+                id: info.connection.clone(),
+                provider: info.kind,
+                operations: info.capabilities.operations(),
+                capabilities: info.capabilities.clone(),
+            }
+        })
+        .collect();
+    Ok(Json(ConnectionList { data }))
+}
+
+/// List the agents a conversation on this connection can be assigned to.
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{connection}/agents",
+    operation_id = "listAgents",
+    tag = "connections",
+    params(
+        ("connection" = String, Path, description = "Connection id"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of agents", body = AgentPage),
+        (status = 400, description = "Invalid cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such connection", body = Problem, content_type = "application/problem+json"),
+        (status = 501, description = "The vendor has no agents API", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_agents(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path(connection): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<AgentPage>, ApiError> {
+    caller.require(Scope::Read)?;
+    let q = QueryPairs::parse(raw.as_deref());
+    Ok(Json(inbox::list_agents(&state, &caller, &connection, &q).await?))
+}

@@ -1,0 +1,224 @@
+//! The gateway's TOML configuration (`--config`, default `switchboard.toml`).
+//!
+//! Every secret is a literal string or `{ env = "NAME" }`, read at start-up. A broken config stops
+//! start-up with a message naming the file, the key and the fix.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
+use switchboard_core::ProviderKind;
+use switchboard_core::ids::is_valid_connection_id;
+use switchboard_upstream::Secret;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[[clients]]`: who may call the gateway.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// `[[connections]]`: the vendor accounts behind the gateway.
+    #[serde(default)]
+    pub connections: Vec<ConnectionConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+    /// Key that signs cursors; without it a random key is made at start-up (cursors then do not
+    /// survive a restart nor work across replicas).
+    pub cursor_secret: Option<Secret>,
+}
+
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            bind: default_bind(),
+            cursor_secret: None,
+        }
+    }
+}
+
+/// What a client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read conversations, messages, agents, connections.
+    Read,
+    /// Assign, reply, change status.
+    Write,
+}
+
+/// `[[clients]]`: one caller of the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// A name for logs and for binding cursors.
+    pub name: String,
+    /// Hex SHA-256 of the bearer token.
+    pub token_sha256: Option<String>,
+    /// The bearer token itself (usually `{ env = "..." }`).
+    pub token: Option<Secret>,
+    /// What the client may do.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<Scope>,
+    /// The connections the client may see (omitted: all).
+    pub connections: Option<Vec<String>>,
+}
+
+fn default_scopes() -> Vec<Scope> {
+    vec![Scope::Read]
+}
+
+/// `[[connections]]`: one vendor account. Its vendor-specific keys stay in `settings` and are read
+/// by the vendor's adapter.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// The operator-chosen id (`[a-z0-9][a-z0-9_-]{0,62}`).
+    pub id: String,
+    /// The vendor.
+    pub provider: ProviderKind,
+    /// The remaining keys, for the adapter.
+    pub settings: toml::Table,
+}
+
+impl<'de> Deserialize<'de> for ConnectionConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ConnectionConfig, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let id = match table.remove("id") {
+            Some(toml::Value::String(s)) => s,
+            Some(_) => return Err(D::Error::custom("`id` must be a string")),
+            None => return Err(D::Error::custom("missing `id` (e.g. id = \"shop-zipchat\")")),
+        };
+        if !is_valid_connection_id(&id) {
+            return Err(D::Error::custom(format!(
+                "connection id `{id}` is invalid: use 1-63 of a-z, 0-9, `_`, `-`, starting with a letter or digit"
+            )));
+        }
+        let provider = match table.remove("provider") {
+            Some(toml::Value::String(s)) => ProviderKind::parse(&s).ok_or_else(|| {
+                D::Error::custom(format!(
+                    "connection `{id}`: unknown provider `{s}` (expected one of zipchat, chatbotx, pingback, octopush)"
+                ))
+            })?,
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "connection `{id}`: missing `provider` (zipchat, chatbotx, pingback or octopush)"
+                )));
+            }
+        };
+        Ok(ConnectionConfig {
+            id,
+            provider,
+            settings: table,
+        })
+    }
+}
+
+impl ConnectionConfig {
+    /// Reads the vendor-specific settings into the adapter's config type.
+    pub fn settings<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        toml::Value::Table(self.settings.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                anyhow!(
+                    "connection `{}` ({}): {}",
+                    self.id,
+                    self.provider,
+                    e.message()
+                )
+            })
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the config file {} (pass another with --config)",
+                path.display()
+            )
+        })?;
+        Config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut ids = BTreeSet::new();
+        for c in &self.connections {
+            if !ids.insert(c.id.as_str()) {
+                bail!("[[connections]]: the id `{}` is used twice; connection ids must be unique", c.id);
+            }
+        }
+        let mut names = BTreeSet::new();
+        for client in &self.clients {
+            let who = format!("[[clients]] `{}`", client.name);
+            if !names.insert(client.name.as_str()) {
+                bail!("{who}: the name is used twice; client names must be unique");
+            }
+            match (&client.token_sha256, &client.token) {
+                (Some(_), Some(_)) => bail!("{who}: set either `token_sha256` or `token`, not both"),
+                (None, None) => bail!("{who}: set `token_sha256 = \"<hex sha256 of the token>\"` or `token = {{ env = \"NAME\" }}`"),
+                (Some(h), None) if h.len() != 64 || hex::decode(h).is_err() => {
+                    bail!("{who}: `token_sha256` must be 64 hex characters (e.g. `printf %s \"$TOKEN\" | sha256sum`)")
+                }
+                _ => {}
+            }
+            if client.scopes.is_empty() {
+                bail!("{who}: `scopes` is empty; use [\"read\"] or [\"read\", \"write\"]");
+            }
+            for c in client.connections.iter().flatten() {
+                if !ids.contains(c.as_str()) {
+                    bail!("{who}: `connections` names `{c}`, which is not a configured connection id");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).err().map(|e| format!("{e:#}")).unwrap_or_default()
+    }
+
+    #[test]
+    fn names_the_key_at_fault() {
+        assert!(err("[server]\nbnd = \"127.0.0.1:1\"").contains("bnd"));
+        assert!(err("[[connections]]\nprovider = \"zipchat\"").contains("missing `id`"));
+        assert!(err("[[connections]]\nid = \"x\"\nprovider = \"nope\"").contains("unknown provider `nope`"));
+        assert!(err("[[connections]]\nid = \"Bad Id\"\nprovider = \"zipchat\"").contains("Bad Id"));
+        let dup = "[[connections]]\nid = \"a\"\nprovider = \"zipchat\"\n[[connections]]\nid = \"a\"\nprovider = \"zipchat\"";
+        assert!(err(dup).contains("used twice"));
+        assert!(err("[[clients]]\nname = \"ui\"\nscopes = [\"read\"]").contains("token_sha256"));
+        assert!(err("[[clients]]\nname = \"ui\"\ntoken_sha256 = \"abc\"").contains("64 hex"));
+        assert!(err("[[clients]]\nname = \"ui\"\ntoken = { env = \"SWITCHBOARD_UNSET_FOR_TEST\" }").contains("SWITCHBOARD_UNSET_FOR_TEST"));
+        let unknown = format!("[[clients]]\nname = \"ui\"\ntoken_sha256 = \"{}\"\nconnections = [\"ghost\"]", "a".repeat(64));
+        assert!(err(&unknown).contains("ghost"));
+    }
+}

@@ -1,0 +1,412 @@
+//! The gateway's operations over its connections: the merged inbox, one conversation, its
+//! messages, agents, and the writes routed to the vendor that owns the conversation.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_core::cursor::Binding;
+use switchboard_core::lanes::{ConversationLane, MessageLane};
+use switchboard_core::merge::{Lane, MergeRequest, MergeState, merge_page};
+use switchboard_core::{
+    Agent, Assignment, Channel, Conversation, ConversationFilter, Error, ErrorKind, Message, Mode,
+    NewMessage, Operation, Provider, ProviderKind, Status, UpstreamPage, ids,
+};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::params::QueryPairs;
+use crate::state::AppState;
+
+/// Upstream calls one connection may make for one page before the page stops short (only
+/// reached when gateway-side filters discard whole upstream pages).
+const MAX_CALLS_PER_LANE: u32 = 4;
+
+/// A connection that could not answer; the page holds what the others gave.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PartialFailure {
+    /// The connection.
+    pub connection: String,
+    /// The stable error code (e.g. `upstream_timeout`).
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A page of the merged inbox.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConversationPage {
+    /// Conversations, latest activity first.
+    pub data: Vec<Conversation>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
+    /// Connections that failed for this page (retried on the next one).
+    pub partial: Vec<PartialFailure>,
+}
+
+/// A page of a conversation's messages.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessagePage {
+    /// Messages, newest first.
+    pub data: Vec<Message>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
+    /// Always empty here (one connection); present so every list has the same shape.
+    pub partial: Vec<PartialFailure>,
+}
+
+/// A page of a connection's agents.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgentPage {
+    /// Agents that can be assigned.
+    pub data: Vec<Agent>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
+    /// Always empty here (one connection); present so every list has the same shape.
+    pub partial: Vec<PartialFailure>,
+}
+
+/// The query parameters of `GET /v1/conversations`.
+pub const CONVERSATION_PARAMS: &[&str] = &[
+    "connection",
+    "provider",
+    "status",
+    "mode",
+    "channel",
+    "assignee_id",
+    "updated_since",
+    "limit",
+    "cursor",
+    "include",
+];
+
+/// `GET /v1/conversations`, parsed.
+#[derive(Debug)]
+pub struct ConversationQuery {
+    connections: Vec<String>,
+    providers: Vec<ProviderKind>,
+    statuses: Vec<Status>,
+    mode: Option<Mode>,
+    channels: Vec<Channel>,
+    assignee: Option<String>,
+    updated_since: Option<DateTime<Utc>>,
+    limit: usize,
+    cursor: Option<String>,
+    include_raw: bool,
+}
+
+/// What a conversation cursor is bound to (besides the caller).
+#[derive(Serialize)]
+struct ConversationScope<'a> {
+    connections: Vec<&'a str>,
+    providers: Vec<ProviderKind>,
+    filter: &'a ConversationFilter,
+    assignee: Option<&'a str>,
+}
+
+impl ConversationQuery {
+    /// Parses and validates the query string.
+    pub fn parse(q: &QueryPairs) -> Result<ConversationQuery, Error> {
+        q.only(CONVERSATION_PARAMS)?;
+        let mut connections: Vec<String> = q.list("connection").into_iter().map(str::to_owned).collect();
+        connections.sort();
+        connections.dedup();
+        let mut providers = q.parsed_list("provider", "zipchat, chatbotx, pingback or octopush", ProviderKind::parse)?;
+        providers.sort();
+        providers.dedup();
+        let mut statuses = q.parsed_list("status", "open, pending, resolved or closed", Status::parse)?;
+        statuses.sort_by_key(|s| s.as_str());
+        statuses.dedup();
+        let mode = q
+            .single("mode")?
+            .map(|m| Mode::parse(m).ok_or_else(|| Error::invalid_parameter("mode", format!("`mode` has an unknown value `{m}`; expected ai or human"))))
+            .transpose()?;
+        let mut channels = q.parsed_list("channel", "web, email, whatsapp, instagram, messenger, sms, rcs, telegram, zalo, tiktok or other", Channel::parse)?;
+        channels.sort_by_key(|c| c.as_str());
+        channels.dedup();
+        let assignee = q.single("assignee_id")?.map(str::to_owned);
+        if let Some(a) = &assignee {
+            if ids::split(a).is_none() {
+                return Err(Error::invalid_parameter("assignee_id", "`assignee_id` must be an agent id like `connection:native_id`"));
+            }
+        }
+        let cursor = q.single("cursor")?.map(str::to_owned);
+        Ok(ConversationQuery {
+            connections,
+            providers,
+            statuses,
+            mode,
+            channels,
+            assignee,
+            updated_since: q.timestamp("updated_since")?,
+            limit: q.limit("limit", 1, 100, 50)?,
+            cursor,
+            include_raw: q.include_raw()?,
+        })
+    }
+}
+
+fn strip_raw<T>(items: &mut [T], raw: impl Fn(&mut T) -> &mut Option<serde_json::Value>) {
+    for item in items {
+        *raw(item) = None;
+    }
+}
+
+fn partials(failures: Vec<switchboard_core::merge::LaneFailure>) -> Vec<PartialFailure> {
+    failures
+        .into_iter()
+        .map(|f| PartialFailure {
+            message: if f.given_up {
+                format!("{} (given up for the rest of this traversal)", f.error.message())
+            } else {
+                f.error.message().to_owned()
+            },
+            code: f.error.code().to_owned(),
+            connection: f.connection,
+        })
+        .collect()
+}
+
+/// Fails with 501 naming `op` when the connection's vendor cannot do it.
+pub fn ensure(provider: &dyn Provider, op: Operation) -> Result<(), Error> {
+    if provider.info().capabilities.supports(op) {
+        Ok(())
+    } else {
+        Err(Error::unsupported(op).with_connection(&provider.info().connection))
+    }
+}
+
+/// `GET /v1/conversations`: every visible connection, merged newest first.
+pub async fn list_conversations(state: &AppState, caller: &Caller, query: ConversationQuery) -> Result<ConversationPage, Error> {
+    for c in &query.connections {
+        state.connection(caller, c).map_err(|_| {
+            Error::invalid_parameter("connection", format!("`connection` names `{c}`, which is not a connection you can see"))
+        })?;
+    }
+    let assignee = query.assignee.as_deref().and_then(ids::split);
+    let filter = ConversationFilter {
+        status: query.statuses.clone(),
+        mode: query.mode,
+        channel: query.channels.clone(),
+        assignee: assignee.map(|(_, native)| native.to_owned()),
+        updated_since: query.updated_since,
+    };
+    let scope = ConversationScope {
+        connections: query.connections.iter().map(String::as_str).collect(),
+        providers: query.providers.clone(),
+        filter: &filter,
+        assignee: query.assignee.as_deref(),
+    };
+    let binding = Binding::new(&caller.name, "conversations", &scope);
+    let state_in: Option<MergeState> = query
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.decode(&binding, c))
+        .transpose()?;
+
+    let providers: Vec<&Arc<dyn Provider>> = state
+        .visible(caller)
+        .filter(|p| {
+            let info = p.info();
+            (query.connections.is_empty() || query.connections.contains(&info.connection))
+                && (query.providers.is_empty() || query.providers.contains(&info.kind))
+                && assignee.is_none_or(|(conn, _)| conn == info.connection)
+        })
+        .collect();
+    let sources: Vec<ConversationLane<'_>> = providers
+        .iter()
+        .map(|p| ConversationLane {
+            provider: p.as_ref(),
+            filter: filter.clone(),
+        })
+        .collect();
+    let lanes = sources
+        .iter()
+        .map(|source| {
+            let caps = &source.provider.info().capabilities;
+            let stop_before = if caps.native_filters.updated_since || !caps.sorted_by_activity {
+                None
+            } else {
+                query.updated_since
+            };
+            Lane {
+                source,
+                page_size: caps.max_page_size,
+                stop_before,
+            }
+        })
+        .collect();
+    let matches = |c: &Conversation| filter.matches(c);
+    let out = merge_page(MergeRequest {
+        lanes,
+        state: state_in,
+        limit: query.limit,
+        filter: &matches,
+        max_calls_per_lane: MAX_CALLS_PER_LANE,
+    })
+    .await;
+    if out.lanes > 0 && out.failures.len() == out.lanes && out.items.is_empty() {
+        let mut failures = out.failures;
+        return Err(if failures.len() == 1 {
+            failures.remove(0).error
+        } else {
+            Error::new(ErrorKind::UpstreamUnavailable, "every connection failed to answer; retry later")
+        });
+    }
+    let mut data = out.items;
+    if !query.include_raw {
+        strip_raw(&mut data, |c| &mut c.raw);
+    }
+    Ok(ConversationPage {
+        data,
+        next_cursor: out.next.map(|s| state.cursors.encode(&binding, &s)),
+        partial: partials(out.failures),
+    })
+}
+
+/// `GET /v1/conversations/{id}`.
+pub async fn get_conversation(state: &AppState, caller: &Caller, id: &str, include_raw: bool) -> Result<Conversation, Error> {
+    let (provider, native) = state.resolve(caller, id, "conversation")?;
+    ensure(provider.as_ref(), Operation::GetConversation)?;
+    let mut conversation = provider.get_conversation(native).await?;
+    if !include_raw {
+        conversation.raw = None;
+    }
+    Ok(conversation)
+}
+
+/// The query parameters of `GET /v1/conversations/{id}/messages`.
+pub const MESSAGE_PARAMS: &[&str] = &["limit", "cursor", "since", "include"];
+
+/// `GET /v1/conversations/{id}/messages`: newest first.
+pub async fn list_messages(state: &AppState, caller: &Caller, id: &str, q: &QueryPairs) -> Result<MessagePage, Error> {
+    q.only(MESSAGE_PARAMS)?;
+    let limit = q.limit("limit", 1, 100, 50)?;
+    let since = q.timestamp("since")?;
+    let include_raw = q.include_raw()?;
+    let cursor = q.single("cursor")?;
+    let (provider, native) = state.resolve(caller, id, "conversation")?;
+    ensure(provider.as_ref(), Operation::ListMessages)?;
+    let binding = Binding::new(&caller.name, "messages", &(id, since));
+    let state_in: Option<MergeState> = cursor.map(|c| state.cursors.decode(&binding, c)).transpose()?;
+    let source = MessageLane {
+        provider: provider.as_ref(),
+        conversation: native,
+        since,
+    };
+    let matches = |m: &Message| since.is_none_or(|s| m.created_at >= s);
+    let out = merge_page(MergeRequest {
+        lanes: vec![Lane {
+            source: &source,
+            page_size: provider.info().capabilities.max_message_page_size,
+            stop_before: since,
+        }],
+        state: state_in,
+        limit,
+        filter: &matches,
+        max_calls_per_lane: MAX_CALLS_PER_LANE,
+    })
+    .await;
+    if let Some(failure) = out.failures.into_iter().next() {
+        return Err(failure.error);
+    }
+    let mut data = out.items;
+    if !include_raw {
+        strip_raw(&mut data, |m| &mut m.raw);
+    }
+    Ok(MessagePage {
+        data,
+        next_cursor: out.next.map(|s| state.cursors.encode(&binding, &s)),
+        partial: Vec::new(),
+    })
+}
+
+/// `GET /v1/connections/{connection}/agents`.
+pub async fn list_agents(state: &AppState, caller: &Caller, connection: &str, q: &QueryPairs) -> Result<AgentPage, Error> {
+    q.only(&["cursor"])?;
+    let provider = state.connection(caller, connection)?;
+    ensure(provider.as_ref(), Operation::ListAgents)?;
+    let binding = Binding::new(&caller.name, "agents", &connection);
+    let page: UpstreamPage = q
+        .single("cursor")?
+        .map(|c| state.cursors.decode(&binding, c))
+        .transpose()?
+        .unwrap_or(UpstreamPage::First);
+    let out = provider.list_agents(&page).await?;
+    Ok(AgentPage {
+        data: out.items,
+        next_cursor: out.next.map(|next| state.cursors.encode(&binding, &next)),
+        partial: Vec::new(),
+    })
+}
+
+/// `PUT /v1/conversations/{id}/assignment`: an agent takes over, or null hands back.
+pub async fn set_assignment(state: &AppState, caller: &Caller, id: &str, assignee_id: Option<&str>) -> Result<Conversation, Error> {
+    let (provider, native) = state.resolve(caller, id, "conversation")?;
+    let assignment = match assignee_id {
+        None => Assignment::Unassigned,
+        Some(agent) => {
+            let (connection, agent_native) = ids::split(agent).ok_or_else(|| {
+                Error::invalid_parameter("assignee_id", "`assignee_id` must be an agent id like `connection:native_id`, or null")
+            })?;
+            if connection != provider.info().connection {
+                return Err(Error::new(ErrorKind::Unprocessable, "the agent belongs to another connection than the conversation")
+                    .with_code(switchboard_core::codes::INVALID_ASSIGNEE)
+                    .with_parameter("assignee_id"));
+            }
+            Assignment::Agent(agent_native.to_owned())
+        }
+    };
+    let op = match assignment {
+        Assignment::Agent(_) => Operation::Assign,
+        Assignment::Unassigned => Operation::Unassign,
+    };
+    ensure(provider.as_ref(), op)?;
+    let mut conversation = provider.set_assignment(native, assignment).await?;
+    conversation.raw = None;
+    Ok(conversation)
+}
+
+/// `POST /v1/conversations/{id}/messages`: a reply.
+pub async fn send_message(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    text: String,
+    sender_id: Option<&str>,
+    idempotency_key: Option<String>,
+) -> Result<Message, Error> {
+    let (provider, native) = state.resolve(caller, id, "conversation")?;
+    if text.trim().is_empty() {
+        return Err(Error::invalid_parameter("text", "`text` must not be empty"));
+    }
+    let sender = sender_id
+        .map(|s| {
+            ids::split(s)
+                .filter(|(connection, _)| *connection == provider.info().connection)
+                .map(|(_, native)| native.to_owned())
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::Unprocessable, "`sender_id` must be an agent id of the conversation's connection")
+                        .with_code(switchboard_core::codes::INVALID_SENDER)
+                        .with_parameter("sender_id")
+                })
+        })
+        .transpose()?;
+    ensure(provider.as_ref(), Operation::SendMessage)?;
+    let mut message = provider
+        .send_message(native, NewMessage { text, sender, idempotency_key })
+        .await?;
+    message.raw = None;
+    Ok(message)
+}
+
+/// `PUT /v1/conversations/{id}/status`.
+pub async fn set_status(state: &AppState, caller: &Caller, id: &str, status: Status) -> Result<Conversation, Error> {
+    let (provider, native) = state.resolve(caller, id, "conversation")?;
+    if !provider.info().capabilities.set_status.contains(&status) {
+        return Err(Error::unsupported(Operation::SetStatus).with_connection(&provider.info().connection));
+    }
+    let mut conversation = provider.set_status(native, status).await?;
+    conversation.raw = None;
+    Ok(conversation)
+}

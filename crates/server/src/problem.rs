@@ -1,0 +1,177 @@
+//! Errors as RFC 9457 `application/problem+json`, mapped from the core error in one place.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use switchboard_core::{Error, ErrorKind};
+use utoipa::ToSchema;
+
+/// The problem+json media type.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem: what went wrong, with a stable machine `code`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type: `https://switchboard.dev/problems/{code}`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short summary of the status.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened, for a person.
+    pub detail: String,
+    /// A stable machine code to switch on (e.g. `invalid_limit`, `not_found`, `conversation_in_ai_mode`).
+    #[schema(example = "invalid_updated_since")]
+    pub code: String,
+    /// The request parameter at fault, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// The connection involved, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// The operation involved (e.g. the unsupported one), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Seconds to wait before retrying, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// What middleware logs about an error response (kept out of the body).
+#[derive(Debug, Clone)]
+pub struct ErrorLog {
+    /// Status.
+    pub status: u16,
+    /// Code.
+    pub code: &'static str,
+    /// The full error, with its source chain (never sent to the caller).
+    pub detail: Arc<str>,
+}
+
+/// A handler error: a core error rendered as problem+json.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        ApiError(e)
+    }
+}
+
+fn problem_type(code: &str) -> String {
+    format!("https://switchboard.dev/problems/{code}")
+}
+
+fn render(status: StatusCode, problem: &Problem) -> Response {
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.kind().http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = match e.kind() {
+            // Internal details stay in the log.
+            ErrorKind::Unexpected | ErrorKind::Config => "an internal error occurred".to_owned(),
+            _ => e.message().to_owned(),
+        };
+        let retry_after = e.retry_after().map(|d| d.as_secs().max(1));
+        let problem = Problem {
+            type_: problem_type(e.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: e.code().to_owned(),
+            parameter: e.parameter().map(str::to_owned),
+            connection: e.connection().map(str::to_owned),
+            operation: e.operation().map(|op| op.as_str().to_owned()),
+            retry_after,
+        };
+        let mut response = render(status, &problem);
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
+        }
+        response.extensions_mut().insert(ErrorLog {
+            status: status.as_u16(),
+            code: e.code(),
+            detail: e.to_string().into(),
+        });
+        response
+    }
+}
+
+/// Turns error responses made outside the handlers (unknown route, wrong method, body too large,
+/// timeout) into problem+json, and logs every error response once, inside the request span.
+pub async fn problem_layer(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let response = if response.extensions().get::<ErrorLog>().is_some() {
+        response
+    } else {
+        outside_handler(status, response.headers())
+    };
+    if let Some(log) = response.extensions().get::<ErrorLog>() {
+        if log.status >= 500 {
+            tracing::error!(status = log.status, code = log.code, error = %log.detail, "request failed");
+        } else {
+            tracing::info!(status = log.status, code = log.code, error = %log.detail, "request rejected");
+        }
+    }
+    response
+}
+
+fn outside_handler(status: StatusCode, headers: &header::HeaderMap) -> Response {
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this route does not accept that method"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+        StatusCode::GATEWAY_TIMEOUT => ("upstream_timeout", "the request took too long; the vendors were slow to answer"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_body", "send the body as application/json"),
+        _ if status.is_server_error() => ("internal_error", "an internal error occurred"),
+        _ => ("invalid_request", "the request is invalid"),
+    };
+    let problem = Problem {
+        type_: problem_type(code),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        code: code.to_owned(),
+        parameter: None,
+        connection: None,
+        operation: None,
+        retry_after: None,
+    };
+    let mut response = render(status, &problem);
+    if let Some(allow) = headers.get(header::ALLOW) {
+        response.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    response.extensions_mut().insert(ErrorLog {
+        status: status.as_u16(),
+        code,
+        detail: detail.into(),
+    });
+    response
+}

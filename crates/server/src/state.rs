@@ -1,0 +1,69 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use switchboard_core::cursor::CursorCodec;
+use switchboard_core::{Error, Provider, ids};
+
+use crate::auth::{Caller, Clients};
+use crate::registry::Registry;
+
+/// The gateway's shared state.
+#[derive(Debug)]
+pub struct AppState {
+    /// The connections.
+    pub registry: Registry,
+    /// The callers.
+    pub clients: Clients,
+    /// Signs and verifies cursors.
+    pub cursors: CursorCodec,
+}
+
+impl AppState {
+    /// State from its parts.
+    pub fn new(registry: Registry, clients: Clients, cursor_secret: &[u8]) -> AppState {
+        AppState {
+            registry,
+            clients,
+            cursors: CursorCodec::new(cursor_secret),
+        }
+    }
+
+    /// The connections `caller` may see, in id order.
+    pub fn visible<'a>(&'a self, caller: &'a Caller) -> impl Iterator<Item = &'a Arc<dyn Provider>> + 'a {
+        self.registry
+            .iter()
+            .filter(|p| caller.can_see(&p.info().connection))
+    }
+
+    /// The connection `connection` if `caller` may see it; otherwise 404, exactly as if it did not
+    /// exist.
+    pub fn connection(&self, caller: &Caller, connection: &str) -> Result<&Arc<dyn Provider>, Error> {
+        self.registry
+            .get(connection)
+            .filter(|_| caller.can_see(connection))
+            .ok_or_else(|| Error::not_found(format!("no connection `{connection}`")))
+    }
+
+    /// Resolves a resource id `"{connection}:{native_id}"` to its connection and native id.
+    /// A malformed id is 400 `invalid_id`; an unknown or invisible connection is 404.
+    pub fn resolve<'a>(
+        &self,
+        caller: &Caller,
+        id: &'a str,
+        what: &str,
+    ) -> Result<(&Arc<dyn Provider>, &'a str), Error> {
+        let (connection, native) = ids::split(id).ok_or_else(|| {
+            Error::new(
+                switchboard_core::ErrorKind::InvalidRequest,
+                format!("`{id}` is not a {what} id; ids look like `connection:native_id`"),
+            )
+            .with_code("invalid_id")
+            .with_parameter("id")
+        })?;
+        let provider = self
+            .connection(caller, connection)
+            .map_err(|_| Error::not_found(format!("no {what} `{id}`")))?;
+        Ok((provider, native))
+    }
+}
