@@ -177,7 +177,7 @@ pub struct MergeOutput<T> {
     pub next: Option<MergeState>,
     /// Lanes that failed.
     pub failures: Vec<LaneFailure>,
-    /// How many lanes took part in this page.
+    /// How many lanes the traversal has (exhausted ones included).
     pub lanes: usize,
     /// Upstream calls made.
     pub upstream_calls: u32,
@@ -327,7 +327,7 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
         })
         .collect();
 
-    let lanes_in_page = runs.iter().filter(|r| r.active()).count();
+    let lanes_in_traversal = runs.len();
     let mut items = Vec::with_capacity(limit.min(1024));
     if limit > 0 {
         join_all(runs.iter_mut().map(|r| r.ensure_head(filter, max_calls_per_lane))).await;
@@ -381,7 +381,7 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
         items,
         next: more.then_some(MergeState { lanes: lane_states }),
         failures,
-        lanes: lanes_in_page,
+        lanes: lanes_in_traversal,
         upstream_calls,
     }
 }

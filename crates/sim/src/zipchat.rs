@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,12 +20,23 @@ use crate::world::{Gen, paginate, total_pages};
 
 /// Where the API lives under the simulator.
 pub const PREFIX: &str = "/zipchat/api/integrations/backend_api/v1";
-/// The simulated integration's API key.
+/// The API key of the integration on chat [`CHAT_ID`].
 pub const API_KEY: &str = "zc-switchboard-sim-key";
 /// The chat the API key's integration belongs to.
 pub const CHAT_ID: u64 = 1;
+/// The API key of a second integration, on chat [`OTHER_CHAT_ID`].
+pub const OTHER_API_KEY: &str = "zc-switchboard-sim-outlet";
 /// Another chat of the same account: its conversations are 404 through chat 1.
 pub const OTHER_CHAT_ID: u64 = 2;
+
+/// The chat an API key's integration belongs to.
+fn chat_of_key(key: &str) -> Option<u64> {
+    match key {
+        API_KEY => Some(CHAT_ID),
+        OTHER_API_KEY => Some(OTHER_CHAT_ID),
+        _ => None,
+    }
+}
 
 /// The documented quota: 120 requests per 60 s per integration.
 pub const QUOTA: u32 = 120;
@@ -87,7 +98,7 @@ pub struct World {
     conversations: BTreeMap<u64, Conv>,
     users: BTreeMap<u64, Vec<User>>,
     next_message_id: u64,
-    window: RateWindow,
+    windows: BTreeMap<u64, RateWindow>,
     quota: u32,
 }
 
@@ -124,7 +135,7 @@ impl World {
             conversations: BTreeMap::new(),
             users,
             next_message_id: 1,
-            window: RateWindow::default(),
+            windows: BTreeMap::new(),
             quota: QUOTA,
         };
         let others = 5.min(conversations);
@@ -306,31 +317,38 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "Conversation not found")
 }
 
-/// Checks the key and the quota, and stamps `X-RateLimit-*` on every response.
-async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Response {
-    let authorized = request
+/// The integration (chat) a request authenticated as.
+#[derive(Debug, Clone, Copy)]
+struct Integration(u64);
+
+/// Checks the key and its integration's quota, and stamps `X-RateLimit-*` on every response.
+async fn gate(State(world): State<Shared>, mut request: Request, next: Next) -> Response {
+    let chat = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|key| key == API_KEY);
-    if !authorized {
+        .and_then(chat_of_key);
+    let Some(chat) = chat else {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
+    };
     let now = Utc::now().timestamp();
     let (allowed, limit, remaining, reset) = {
         let Ok(mut w) = world.lock() else {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned");
         };
-        if now >= w.window.started + WINDOW_SECS {
-            w.window = RateWindow { started: now, count: 0 };
+        let quota = w.quota;
+        let window = w.windows.entry(chat).or_default();
+        if now >= window.started + WINDOW_SECS {
+            *window = RateWindow { started: now, count: 0 };
         }
-        let allowed = w.window.count < w.quota;
+        let allowed = window.count < quota;
         if allowed {
-            w.window.count += 1;
+            window.count += 1;
         }
-        (allowed, w.quota, w.quota.saturating_sub(w.window.count), w.window.started + WINDOW_SECS)
+        (allowed, quota, quota.saturating_sub(window.count), window.started + WINDOW_SECS)
     };
+    request.extensions_mut().insert(Integration(chat));
     let mut response = if allowed {
         next.run(request).await
     } else {
@@ -338,8 +356,8 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
     };
     let headers = response.headers_mut();
     for (name, value) in [
-        ("x-ratelimit-limit", limit as i64),
-        ("x-ratelimit-remaining", remaining as i64),
+        ("x-ratelimit-limit", i64::from(limit)),
+        ("x-ratelimit-remaining", i64::from(remaining)),
         ("x-ratelimit-reset", reset),
     ] {
         headers.insert(name, HeaderValue::from(value));
@@ -391,24 +409,25 @@ fn lock(world: &Shared) -> Result<std::sync::MutexGuard<'_, World>, Response> {
     world.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))
 }
 
-fn check_chat(chat_id: &str) -> Result<u64, Response> {
+fn check_chat(integration: Integration, chat_id: &str) -> Result<u64, Response> {
     match chat_id.parse::<u64>() {
-        Ok(id) if id == CHAT_ID || id == OTHER_CHAT_ID => Ok(id),
+        Ok(id) if id == integration.0 => Ok(id),
         _ => Err(error(StatusCode::NOT_FOUND, "Chat not found")),
     }
 }
 
-async fn list_chats(State(_): State<Shared>) -> Response {
-    Json(json!({"chats": [{"id": CHAT_ID, "name": "Shop"}, {"id": OTHER_CHAT_ID, "name": "Outlet"}]})).into_response()
+async fn list_chats(Extension(integration): Extension<Integration>) -> Response {
+    Json(json!({"chats": [{"id": integration.0}]})).into_response()
 }
 
 async fn list_conversations(
     State(world): State<Shared>,
+    Extension(integration): Extension<Integration>,
     Path(chat_id): Path<String>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let chat = check_chat(&chat_id)?;
+        let chat = check_chat(integration, &chat_id)?;
         let page = number(&params, "page", 1)?;
         let per_page = number(&params, "per_page", 50)?.min(100);
         let since = since(&params, "last_message_at_since")?;
@@ -428,11 +447,12 @@ async fn list_conversations(
 
 async fn show_conversation(
     State(world): State<Shared>,
+    Extension(integration): Extension<Integration>,
     Path((chat_id, id)): Path<(String, String)>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let chat = check_chat(&chat_id)?;
+        let chat = check_chat(integration, &chat_id)?;
         let page = number(&params, "message_page", 1)?;
         let per_page = number(&params, "message_per_page", 100)?.min(200);
         let since = since(&params, "message_created_at_since")?;
@@ -450,11 +470,12 @@ async fn show_conversation(
 
 async fn list_users(
     State(world): State<Shared>,
+    Extension(integration): Extension<Integration>,
     Path(chat_id): Path<String>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let chat = check_chat(&chat_id)?;
+        let chat = check_chat(integration, &chat_id)?;
         let page = number(&params, "page", 1)?;
         let per_page = number(&params, "per_page", 50)?.min(100);
         let w = lock(&world)?;
@@ -465,9 +486,13 @@ async fn list_users(
     run().unwrap_or_else(|e| e)
 }
 
-async fn show_user(State(world): State<Shared>, Path((chat_id, id)): Path<(String, String)>) -> Response {
+async fn show_user(
+    State(world): State<Shared>,
+    Extension(integration): Extension<Integration>,
+    Path((chat_id, id)): Path<(String, String)>,
+) -> Response {
     let run = || -> Result<Response, Response> {
-        let chat = check_chat(&chat_id)?;
+        let chat = check_chat(integration, &chat_id)?;
         let w = lock(&world)?;
         let user = id.parse().ok().and_then(|id| w.user(chat, id)).ok_or_else(|| error(StatusCode::NOT_FOUND, "User not found"))?;
         Ok(Json(json!({"user": World::user_json(user)})).into_response())
@@ -491,12 +516,13 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Map<String,
 
 async fn assign(
     State(world): State<Shared>,
+    Extension(integration): Extension<Integration>,
     Path((chat_id, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let chat = check_chat(&chat_id)?;
+        let chat = check_chat(integration, &chat_id)?;
         let body = json_body(&headers, &body)?;
         let mut w = lock(&world)?;
         let conv_id = id.parse::<u64>().ok().filter(|id| w.conversations.get(id).is_some_and(|c| c.chat_id == chat)).ok_or_else(not_found)?;
@@ -525,13 +551,14 @@ struct NoQuery {}
 
 async fn send_message(
     State(world): State<Shared>,
+    Extension(integration): Extension<Integration>,
     Path((chat_id, id)): Path<(String, String)>,
     Query(_): Query<NoQuery>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let chat = check_chat(&chat_id)?;
+        let chat = check_chat(integration, &chat_id)?;
         let body = json_body(&headers, &body)?;
         let mut w = lock(&world)?;
         let conv_id = id.parse::<u64>().ok().filter(|id| w.conversations.get(id).is_some_and(|c| c.chat_id == chat)).ok_or_else(not_found)?;

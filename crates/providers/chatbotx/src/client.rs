@@ -1,0 +1,493 @@
+//! The ChatbotX connection: the `Provider` implementation.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+use switchboard_core::{
+    Agent, Assignment, Conversation, ConversationFilter, Error, ErrorKind, ListQuery, Message,
+    MessageQuery, Mode, NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result,
+    Status, UpstreamPage, codes,
+};
+use switchboard_upstream::{Call, Upstream, options};
+
+use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
+use crate::{capabilities, error, mapping, wire};
+
+/// Largest conversation page asked for (ChatbotX sets no cap; the gateway's own limit is 100).
+pub(crate) const MAX_CONVERSATION_PAGE: u32 = 100;
+/// Largest message page ChatbotX serves (`PUBLIC_LIST_MAX_PER_PAGE`).
+pub(crate) const MAX_MESSAGE_PAGE: u32 = 50;
+/// Members per page (`PUBLIC_LIST_MAX_PER_PAGE`).
+const MEMBERS_PER_PAGE: u32 = 50;
+/// Longest reply ChatbotX accepts, in characters (after trimming).
+const MAX_TEXT_CHARS: usize = 1000;
+/// Longest `Idempotency-Key` ChatbotX accepts.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// A ChatbotX connection.
+#[derive(Debug)]
+pub struct Chatbotx {
+    info: ProviderInfo,
+    upstream: Upstream,
+}
+
+/// ChatbotX ids are bigints as numeric strings: anything else cannot exist, and is not sent.
+fn numeric(id: &str) -> Result<&str> {
+    if is_numeric(id) {
+        Ok(id)
+    } else {
+        Err(Error::not_found("no such conversation on this connection"))
+    }
+}
+
+fn is_numeric(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn invalid_cursor() -> Error {
+    Error::new(ErrorKind::InvalidRequest, "the cursor does not fit this connection")
+        .with_code(codes::INVALID_CURSOR)
+}
+
+/// The vendor cursor to continue from (`None`: the first page).
+fn cursor(page: &UpstreamPage) -> Result<Option<&str>> {
+    match page {
+        UpstreamPage::First => Ok(None),
+        UpstreamPage::Cursor(c) if !c.is_empty() => Ok(Some(c)),
+        _ => Err(invalid_cursor()),
+    }
+}
+
+/// Which of ChatbotX's two conversation lists a filter needs: the default one hides archived
+/// conversations, and `tags=["archived"]` shows only them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lists {
+    None,
+    Open,
+    Archived,
+    Both,
+}
+
+fn lists_for(filter: &ConversationFilter) -> Lists {
+    let wants = |s: Status| filter.status.is_empty() || filter.status.contains(&s);
+    match (wants(Status::Open), wants(Status::Closed)) {
+        (true, true) => Lists::Both,
+        (true, false) => Lists::Open,
+        (false, true) => Lists::Archived,
+        (false, false) => Lists::None,
+    }
+}
+
+fn unreadable(e: serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::UpstreamUnavailable,
+        "ChatbotX answered with a body the gateway could not read",
+    )
+    .with_source(e)
+}
+
+/// Parses each raw item on its own; an item that does not parse is skipped, not fatal.
+fn parse_items<T: serde::de::DeserializeOwned>(items: Vec<Value>, what: &str) -> Vec<(T, Value)> {
+    items
+        .into_iter()
+        .filter_map(|raw| match serde_json::from_value::<T>(raw.clone()) {
+            Ok(item) => Some((item, raw)),
+            Err(e) => {
+                tracing::debug!(error = %e, "skipping a ChatbotX {what} that could not be read");
+                None
+            }
+        })
+        .collect()
+}
+
+impl Chatbotx {
+    /// A connection with id `connection` from its config section.
+    pub fn new(connection: &str, config: &Config) -> Result<Chatbotx> {
+        let options = options(
+            config.base_url.as_ref(),
+            DEFAULT_BASE_URL,
+            config.rate_limit,
+            Some(DEFAULT_RATE_LIMIT),
+            config.timeout_secs,
+        )
+        .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
+            .map_err(|_| {
+                Error::new(ErrorKind::Config, "the token contains characters not allowed in a header")
+            })?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        Ok(Chatbotx {
+            info: ProviderInfo {
+                kind: ProviderKind::Chatbotx,
+                connection: connection.to_owned(),
+                capabilities: capabilities(),
+            },
+            upstream: Upstream::new(connection, options, headers, error::parse_error)?,
+        })
+    }
+
+    fn connection(&self) -> &str {
+        &self.info.connection
+    }
+
+    fn call(op: Operation, method: Method, rest: &[&str]) -> Call {
+        let mut path = vec!["v1".to_owned()];
+        path.extend(rest.iter().map(|s| (*s).to_owned()));
+        Call::new(op, method, path)
+    }
+
+    /// One page of one conversation list, with the filters ChatbotX applies itself.
+    fn list_call(filter: &ConversationFilter, archived: bool, cursor: Option<&str>, per_page: u32) -> Call {
+        let mut call = Self::call(Operation::ListConversations, Method::GET, &["conversations"])
+            .query("perPage", per_page);
+        if let Some(c) = cursor {
+            call = call.query("cursor", c);
+        }
+        if archived {
+            call = call.query("tags", r#"["archived"]"#);
+        }
+        if let Some(mode) = filter.mode {
+            call = call.query("botEnabled", mode == Mode::Ai);
+        }
+        // ChatbotX filters one channel; for several, the gateway filters.
+        if let [one] = filter.channel.as_slice() {
+            if let Some(native) = mapping::native_channel(*one) {
+                call = call.query("channel", native);
+            }
+        }
+        if let Some(assignee) = filter.assignee.as_deref().filter(|a| is_numeric(a)) {
+            // The list's assignee filter names users as `u_{userId}` (teams `t_{id}`).
+            call = call.query("assignedId", format!("u_{assignee}"));
+        }
+        call
+    }
+
+    async fn fetch_list(&self, call: Call) -> Result<(Vec<(wire::Conversation, Value)>, Option<String>)> {
+        let list: wire::ConversationList = self.upstream.send(&call).await?.json()?;
+        Ok((parse_items(list.data, "conversation"), list.next_cursor))
+    }
+
+    fn map_page(&self, items: Vec<(wire::Conversation, Value)>, next: Option<String>) -> Page<Conversation> {
+        let items = items
+            .into_iter()
+            .map(|(c, raw)| mapping::conversation(self.connection(), c, Some(raw)))
+            .collect();
+        Page {
+            items,
+            next: next.map(UpstreamPage::Cursor),
+        }
+    }
+
+    /// Open and archived conversations together: both lists from the same position, merged in
+    /// ChatbotX's order; the next page continues both lists after the last item served.
+    async fn list_both(&self, filter: &ConversationFilter, cursor: Option<&str>, per_page: u32) -> Result<Page<Conversation>> {
+        let (open, archived) = tokio::join!(
+            self.fetch_list(Self::list_call(filter, false, cursor, per_page)),
+            self.fetch_list(Self::list_call(filter, true, cursor, per_page)),
+        );
+        let (open, open_next) = open?;
+        let (archived, archived_next) = archived?;
+        let mut seen = HashSet::new();
+        let mut items: Vec<(wire::Conversation, Value)> = open
+            .into_iter()
+            .chain(archived)
+            .filter(|(c, _)| seen.insert(c.id.clone()))
+            .collect();
+        items.sort_by(|a, b| mapping::list_order(&a.0, &b.0));
+        let more = items.len() > per_page as usize || open_next.is_some() || archived_next.is_some();
+        items.truncate(per_page as usize);
+        let next = items
+            .last()
+            .filter(|_| more)
+            .map(|(last, _)| wire::conversation_cursor(last.last_activity_at.as_deref(), &last.id));
+        Ok(self.map_page(items, next))
+    }
+
+    async fn fetch_conversation(&self, op: Operation, id: &str) -> Result<Conversation> {
+        let call = Self::call(op, Method::GET, &["conversations", numeric(id)?]);
+        let response = self.upstream.send(&call).await?;
+        let raw = response.json::<wire::Envelope>()?.into_inner();
+        let conversation: wire::Conversation = serde_json::from_value(raw.clone()).map_err(|e| {
+            unreadable(e).with_connection(self.connection()).with_operation(op)
+        })?;
+        Ok(mapping::conversation(self.connection(), conversation, Some(raw)))
+    }
+
+    /// `POST /v1/conversations/{id}/{action}` (`assign`, `disable-bot`, `archive`, …).
+    async fn conversation_action(&self, op: Operation, id: &str, action: &str, body: Option<Value>) -> Result<()> {
+        let mut call = Self::call(op, Method::POST, &["conversations", id, action]);
+        if let Some(body) = body {
+            call = call.json(body);
+        }
+        self.upstream.send(&call).await.map(drop)
+    }
+
+    fn map_messages(&self, id: &str, items: Vec<Value>) -> Vec<Message> {
+        let mut messages: Vec<Message> = parse_items::<wire::Message>(items, "message")
+            .into_iter()
+            .filter(|(m, _)| !mapping::is_internal(m))
+            .map(|(m, raw)| mapping::message(self.connection(), id, m, DateTime::<Utc>::UNIX_EPOCH, Some(raw)))
+            .collect();
+        messages.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| mapping::compare_ids(&b.native_id, &a.native_id))
+        });
+        messages
+    }
+}
+
+fn idempotency_header(key: Option<&str>) -> Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    let Some(key) = key else {
+        return Ok(headers);
+    };
+    let invalid = || {
+        Error::invalid_parameter(
+            "idempotency_key",
+            "ChatbotX accepts an Idempotency-Key of 1 to 255 visible ASCII characters",
+        )
+    };
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(invalid());
+    }
+    let value = HeaderValue::from_str(key).map_err(|_| invalid())?;
+    headers.insert(HeaderName::from_static("idempotency-key"), value);
+    Ok(headers)
+}
+
+#[async_trait]
+impl Provider for Chatbotx {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn list_conversations(&self, query: &ListQuery<'_>, page: &UpstreamPage) -> Result<Page<Conversation>> {
+        let cursor = cursor(page)?;
+        let per_page = query.page_size.clamp(1, MAX_CONVERSATION_PAGE);
+        let filter = query.filter;
+        if filter.assignee.as_deref().is_some_and(|a| !is_numeric(a)) {
+            // No ChatbotX user has a non-numeric id: nothing can match.
+            return Ok(Page::last(Vec::new()));
+        }
+        let archived = match lists_for(filter) {
+            Lists::None => return Ok(Page::last(Vec::new())),
+            Lists::Both => return self.list_both(filter, cursor, per_page).await,
+            Lists::Open => false,
+            Lists::Archived => true,
+        };
+        let (items, next) = self
+            .fetch_list(Self::list_call(filter, archived, cursor, per_page))
+            .await?;
+        Ok(self.map_page(items, next))
+    }
+
+    async fn get_conversation(&self, id: &str) -> Result<Conversation> {
+        self.fetch_conversation(Operation::GetConversation, id).await
+    }
+
+    async fn list_messages(&self, id: &str, query: &MessageQuery, page: &UpstreamPage) -> Result<Page<Message>> {
+        let id = numeric(id)?;
+        let mut call = Self::call(Operation::ListMessages, Method::GET, &["conversations", id, "messages"])
+            .query("perPage", query.page_size.clamp(1, MAX_MESSAGE_PAGE));
+        if let Some(c) = cursor(page)? {
+            call = call.query("cursor", c);
+        }
+        let list: wire::MessageList = self.upstream.send(&call).await?.json()?;
+        let mut items = self.map_messages(id, list.data);
+        let mut next = list.next_cursor.map(UpstreamPage::Cursor);
+        // Newest first: once a message is older than `since`, so is everything after it.
+        if let Some(since) = query.since {
+            if items.iter().any(|m| m.created_at < since) {
+                items.retain(|m| m.created_at >= since);
+                next = None;
+            }
+        }
+        Ok(Page { items, next })
+    }
+
+    async fn list_agents(&self, page: &UpstreamPage) -> Result<Page<Agent>> {
+        let number = match page {
+            UpstreamPage::First => 1,
+            UpstreamPage::Number(n) if *n >= 1 => *n,
+            _ => return Err(invalid_cursor()),
+        };
+        let call = Self::call(Operation::ListAgents, Method::GET, &["members"])
+            .query("page", number)
+            .query("perPage", MEMBERS_PER_PAGE)
+            .query("keyword", "");
+        let list: wire::MemberList = self.upstream.send(&call).await?.json()?;
+        let more = match list.page_count {
+            Some(pages) => u64::from(number) < pages,
+            None => list.data.len() >= MEMBERS_PER_PAGE as usize,
+        };
+        let items = list
+            .data
+            .iter()
+            .filter_map(|m| mapping::member_agent(self.connection(), m))
+            .collect();
+        Ok(Page {
+            items,
+            next: more.then_some(UpstreamPage::Number(number + 1)),
+        })
+    }
+
+    async fn set_assignment(&self, id: &str, assignment: Assignment) -> Result<Conversation> {
+        let id = numeric(id)?;
+        match assignment {
+            Assignment::Agent(agent) => {
+                let op = Operation::Assign;
+                let invalid_assignee = || {
+                    Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
+                        .with_code(codes::INVALID_ASSIGNEE)
+                        .with_parameter("assignee_id")
+                        .with_operation(op)
+                };
+                if !is_numeric(&agent) {
+                    return Err(invalid_assignee());
+                }
+                // Taking over: assign the user, then silence the bot.
+                self.conversation_action(op, id, "assign", Some(json!({ "assignedId": agent })))
+                    .await
+                    .map_err(|e| match (e.kind(), e.code()) {
+                        (ErrorKind::Unprocessable, codes::UPSTREAM_REJECTED) => invalid_assignee(),
+                        _ => e,
+                    })?;
+                self.conversation_action(op, id, "disable-bot", None).await?;
+                self.fetch_conversation(op, id).await
+            }
+            Assignment::Unassigned => {
+                let op = Operation::Unassign;
+                // Handing back: the bot answers again, and nobody is assigned.
+                self.conversation_action(op, id, "enable-bot", None).await?;
+                self.conversation_action(op, id, "assign", Some(json!({ "assignedId": null })))
+                    .await?;
+                self.fetch_conversation(op, id).await
+            }
+        }
+    }
+
+    async fn send_message(&self, id: &str, message: NewMessage) -> Result<Message> {
+        let id = numeric(id)?;
+        let text = message.text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid_parameter("text", "the reply text is required"));
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(Error::invalid_parameter("text", "ChatbotX accepts a reply of at most 1000 characters"));
+        }
+        // ChatbotX records API replies as sent by the workspace (`senderType: api`); it has no
+        // way to name the agent, so `sender` is not sent.
+        let mut call = Self::call(Operation::SendMessage, Method::POST, &["conversations", id, "messages"])
+            .json(json!({ "text": text }));
+        call.headers = idempotency_header(message.idempotency_key.as_deref())?;
+        let response = self.upstream.send(&call).await?;
+        let body: Value = response.json()?;
+        if !body.is_null() {
+            let raw = serde_json::from_value::<wire::Envelope>(body)
+                .map_err(unreadable)?
+                .into_inner();
+            if let Ok(sent) = serde_json::from_value::<wire::Message>(raw.clone()) {
+                return Ok(mapping::message(self.connection(), id, sent, Utc::now(), Some(raw)));
+            }
+        }
+        // ChatbotX may answer `null`: find the reply among the newest messages.
+        let query = MessageQuery { since: None, page_size: 20 };
+        let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
+        newest
+            .items
+            .into_iter()
+            .find(|m| m.text == text && m.author == switchboard_core::Author::Agent)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    "the reply was sent, but ChatbotX's answer could not be read",
+                )
+                .set_temporary(false)
+            })
+    }
+
+    async fn set_status(&self, id: &str, status: Status) -> Result<Conversation> {
+        let id = numeric(id)?;
+        let op = Operation::SetStatus;
+        let action = match status {
+            Status::Closed => "archive",
+            Status::Open => "unarchive",
+            Status::Pending | Status::Resolved => {
+                return Err(Error::invalid_parameter(
+                    "status",
+                    "a ChatbotX conversation can only be set open or closed (archived)",
+                )
+                .with_operation(op));
+            }
+        };
+        self.conversation_action(op, id, action, None).await?;
+        self.fetch_conversation(op, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::Channel;
+
+    fn query_of(call: &Call) -> Vec<(&'static str, String)> {
+        call.query.clone()
+    }
+
+    #[test]
+    fn sends_the_native_filters_chatbotx_understands() {
+        let filter = ConversationFilter {
+            status: vec![Status::Closed],
+            mode: Some(Mode::Human),
+            channel: vec![Channel::Email],
+            assignee: Some("11590944070170002".to_owned()),
+            updated_since: None,
+        };
+        assert_eq!(lists_for(&filter), Lists::Archived);
+        let call = Chatbotx::list_call(&filter, true, Some("abc"), 20);
+        assert_eq!(call.path, vec!["v1", "conversations"]);
+        assert_eq!(
+            query_of(&call),
+            vec![
+                ("perPage", "20".to_owned()),
+                ("cursor", "abc".to_owned()),
+                ("tags", r#"["archived"]"#.to_owned()),
+                ("botEnabled", "false".to_owned()),
+                ("channel", "smtp".to_owned()),
+                ("assignedId", "u_11590944070170002".to_owned()),
+            ]
+        );
+        let several = ConversationFilter {
+            channel: vec![Channel::Web, Channel::Whatsapp],
+            status: vec![Status::Resolved],
+            ..ConversationFilter::default()
+        };
+        assert_eq!(lists_for(&several), Lists::None);
+        assert_eq!(query_of(&Chatbotx::list_call(&several, false, None, 5)), vec![("perPage", "5".to_owned())]);
+        assert_eq!(lists_for(&ConversationFilter::default()), Lists::Both);
+    }
+
+    #[test]
+    fn rejects_ids_and_keys_chatbotx_cannot_have() {
+        assert!(numeric("11590944070190001").is_ok());
+        for bad in ["", "12a", "../1", "1 2", "123456789012345678901"] {
+            assert_eq!(numeric(bad).err().map(|e| e.kind()), Some(ErrorKind::NotFound), "{bad}");
+        }
+        assert!(idempotency_header(None).map(|h| h.is_empty()).unwrap_or(false));
+        assert!(idempotency_header(Some("key-1")).is_ok());
+        for bad in ["", "bad\nkey", &"k".repeat(256)] {
+            assert_eq!(
+                idempotency_header(Some(bad)).err().map(|e| e.code()),
+                Some("invalid_idempotency_key")
+            );
+        }
+        assert_eq!(cursor(&UpstreamPage::Number(2)).err().map(|e| e.code()), Some("invalid_cursor"));
+    }
+}

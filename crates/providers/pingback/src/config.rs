@@ -1,0 +1,25 @@
+//! The `[[connections]]` section of a PingBack connection.
+
+use serde::Deserialize;
+use switchboard_upstream::{RateLimit, Secret, Url};
+
+/// PingBack's production API (paths `/api/v1/...` follow it).
+pub const DEFAULT_BASE_URL: &str = "https://api.pingback.live";
+
+/// A PingBack connection's settings (`provider = "pingback"`). PingBack has no API key: the
+/// gateway logs in as a team member, whose role decides what it may do (assigning needs an
+/// owner or admin). PingBack documents no request quota, so none is applied unless configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The login e-mail of the PingBack user the gateway acts as.
+    pub email: String,
+    /// That user's password.
+    pub password: Secret,
+    /// Overrides the API's base URL.
+    pub base_url: Option<Url>,
+    /// Sets a quota (none is documented).
+    pub rate_limit: Option<RateLimit>,
+    /// Overrides the per-request deadline, in seconds.
+    pub timeout_secs: Option<u64>,
+}

@@ -1,0 +1,314 @@
+//! PingBack wire types -> the normalized model. Pure functions.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use switchboard_core::text::{html_to_text, looks_like_html};
+use switchboard_core::{
+    Agent, Attachment, Author, Channel, Contact, Conversation, Direction, LastMessage, Message,
+    ProviderKind, Status, ids,
+};
+
+use crate::wire;
+
+/// Maps a team member to an agent; `None` without a `user_id` (the only assignable id).
+pub fn agent(connection: &str, m: &wire::Member) -> Option<Agent> {
+    let user_id = m.user_id.as_deref()?;
+    Some(Agent {
+        name: m.name.clone(),
+        email: m.email.clone(),
+        ..bare_agent(connection, user_id)
+    })
+}
+
+/// An agent known only by its user id (as `assignee_id` and `sender_id` give it).
+pub fn bare_agent(connection: &str, user_id: &str) -> Agent {
+    Agent {
+        id: ids::join(connection, user_id),
+        connection: connection.to_owned(),
+        provider: ProviderKind::Pingback,
+        native_id: user_id.to_owned(),
+        name: None,
+        email: None,
+        avatar_url: None,
+    }
+}
+
+/// The normalized status; PingBack's four statuses are the gateway's own.
+pub fn status(native: Option<&str>) -> Status {
+    native
+        .map(|s| s.trim().to_ascii_lowercase())
+        .and_then(|s| Status::parse(&s))
+        .unwrap_or(Status::Open)
+}
+
+/// The contact: its id is the conversation's `customer_id` (the UUID the API takes), else the
+/// embedded customer's own `id` (an integer in the docs' example).
+fn contact(connection: &str, customer_id: Option<&str>, customer: Option<&Value>) -> Option<Contact> {
+    let customer: Option<wire::Customer> = customer
+        .filter(|v| v.is_object())
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    if customer.is_none() && customer_id.is_none() {
+        return None;
+    }
+    let native_id = customer_id
+        .map(str::to_owned)
+        .or_else(|| customer.as_ref().and_then(|c| c.id.clone()));
+    let mut external_ids = BTreeMap::new();
+    if let Some(external) = customer.as_ref().and_then(|c| c.external_id.clone()) {
+        external_ids.insert("external_id".to_owned(), external);
+    }
+    Some(Contact {
+        id: native_id.as_deref().map(|id| ids::join(connection, id)),
+        native_id,
+        name: customer.as_ref().and_then(|c| c.name.clone()),
+        email: customer.as_ref().and_then(|c| c.email.clone()),
+        phone: customer.as_ref().and_then(|c| c.phone.clone()),
+        external_ids,
+    })
+}
+
+/// The text of a message, and its HTML when it was HTML (e-mail).
+fn text(content: Option<&str>) -> (String, Option<String>) {
+    match content {
+        Some(s) if looks_like_html(s) => (html_to_text(s), Some(s.to_owned())),
+        Some(s) => (s.to_owned(), None),
+        None => (String::new(), None),
+    }
+}
+
+/// An attachment: a URL, or an object with a URL (the shape is not documented).
+pub fn attachment(v: &Value) -> Option<Attachment> {
+    let field = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| v.get(*n).and_then(Value::as_str))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    match v {
+        Value::String(url) if !url.is_empty() => Some(Attachment {
+            url: url.clone(),
+            content_type: None,
+            name: None,
+        }),
+        Value::Object(_) => Some(Attachment {
+            url: field(&["url", "file_url", "download_url", "href"])?,
+            content_type: field(&["content_type", "mime_type", "mimetype"])
+                .or_else(|| field(&["type"]).filter(|t| t.contains('/'))),
+            name: field(&["filename", "file_name", "name"]),
+        }),
+        _ => None,
+    }
+}
+
+/// Maps a conversation. `detail` says the messages are the full history (the single-conversation
+/// read), so they can be counted; `raw` is the vendor's JSON, kept when the caller asked for it.
+pub fn conversation(connection: &str, c: wire::Conversation, detail: bool, raw: Option<Value>) -> Conversation {
+    let newest = c
+        .messages
+        .iter()
+        .filter(|m| m.created_at.is_some())
+        .max_by_key(|m| m.created_at)
+        .or(c.messages.last());
+    let last_message = newest.map(|m| LastMessage {
+        text: text(m.content.as_deref()).0,
+        created_at: m.created_at,
+    });
+    // The list is ordered by `updated_at`, so that is the sort key.
+    let last_activity_at = c
+        .updated_at
+        .or_else(|| newest.and_then(|m| m.created_at))
+        .or(c.created_at)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    // The list may leave `messages` empty, so only the detail's history counts them.
+    let message_count = detail.then_some(c.messages.len() as u64);
+    Conversation {
+        id: ids::join(connection, &c.id),
+        connection: connection.to_owned(),
+        provider: ProviderKind::Pingback,
+        channel: c
+            .channel_type
+            .as_deref()
+            .map_or(Channel::Other, Channel::from_native),
+        native_channel: c.channel_type,
+        status: status(c.status.as_deref()),
+        // PingBack has no bot API: people answer every conversation.
+        mode: None,
+        assignee: c.assignee_id.as_deref().map(|a| bare_agent(connection, a)),
+        contact: contact(connection, c.customer_id.as_deref(), c.customer.as_ref()),
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        last_activity_at,
+        last_message,
+        message_count,
+        escalation: None,
+        url: None,
+        native_id: c.id,
+        raw,
+    }
+}
+
+/// Maps a message of conversation `conversation_native_id`.
+pub fn message(
+    connection: &str,
+    conversation_native_id: &str,
+    m: wire::Message,
+    fallback_time: DateTime<Utc>,
+    raw: Option<Value>,
+) -> Message {
+    let kind = m.sender_type.as_deref().map(|s| s.trim().to_ascii_lowercase());
+    let (author, direction) = match kind.as_deref() {
+        Some("customer" | "contact" | "visitor" | "user") => (Author::Contact, Direction::Inbound),
+        Some("agent") => (Author::Agent, Direction::Outbound),
+        Some("bot" | "ai" | "assistant") => (Author::Bot, Direction::Outbound),
+        _ => (Author::System, Direction::Outbound),
+    };
+    let sender = match author {
+        Author::Agent => m.sender_id.as_deref().map(|id| bare_agent(connection, id)),
+        _ => None,
+    };
+    let (text, html) = text(m.content.as_deref());
+    Message {
+        id: ids::join(connection, &m.id),
+        conversation_id: ids::join(connection, conversation_native_id),
+        connection: connection.to_owned(),
+        provider: ProviderKind::Pingback,
+        author,
+        sender,
+        text,
+        html,
+        attachments: m.attachments.iter().filter_map(attachment).collect(),
+        created_at: m.created_at.unwrap_or(fallback_time),
+        direction,
+        delivery_status: None,
+        native_id: m.id,
+        raw,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn maps_the_documented_conversation() {
+        let wire: wire::Conversation =
+            serde_json::from_str(&fixture("get_conversation.json")).expect("documented JSON parses");
+        let messages = wire.messages.clone();
+        let c = conversation("helpdesk", wire, true, None);
+        assert_eq!(c.id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
+        assert_eq!(c.provider, ProviderKind::Pingback);
+        assert_eq!(c.channel, Channel::Web);
+        assert_eq!(c.native_channel.as_deref(), Some("widget"));
+        assert_eq!(c.status, Status::Open);
+        assert_eq!(c.mode, None);
+        assert_eq!(
+            c.assignee.as_ref().map(|a| a.id.as_str()),
+            Some("helpdesk:a1b2c3d4-e5f6-7890-abcd-ef1234567890")
+        );
+        assert_eq!(c.last_activity_at.to_rfc3339(), "2024-03-01T09:20:00+00:00");
+        assert_eq!(c.message_count, Some(1));
+        assert_eq!(c.last_message.as_ref().map(|m| m.text.as_str()), Some("Hi"));
+        // The integer `customer.id` (42) is accepted; the contact is known by `customer_id`.
+        let contact = c.contact.expect("customer maps to contact");
+        assert_eq!(contact.native_id.as_deref(), Some("d4e5f6a7-b8c9-0123-defa-234567890123"));
+        assert_eq!(contact.name.as_deref(), Some("Alex Johnson"));
+        assert_eq!(contact.email.as_deref(), Some("alex@example.com"));
+        assert_eq!(contact.phone, None);
+        assert!(contact.external_ids.is_empty());
+
+        let m = message("helpdesk", &c.native_id, messages[0].clone(), c.last_activity_at, None);
+        assert_eq!(m.native_id, "g7b8c9d0-…");
+        assert_eq!(m.author, Author::Contact);
+        assert_eq!(m.direction, Direction::Inbound);
+        assert_eq!(m.sender, None);
+        assert_eq!(m.text, "Hi");
+        assert_eq!(m.conversation_id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
+        assert_eq!(m.created_at.to_rfc3339(), "2024-03-01T09:00:00+00:00");
+    }
+
+    #[test]
+    fn maps_the_documented_list_without_messages() {
+        let list: wire::ConversationList =
+            serde_json::from_str(&fixture("list_conversations.json")).expect("documented JSON parses");
+        assert_eq!(list.0.len(), 1);
+        let c = conversation("helpdesk", list.0[0].clone(), false, None);
+        assert_eq!(c.message_count, None);
+        assert_eq!(c.last_message, None);
+        assert_eq!(c.last_activity_at.to_rfc3339(), "2024-03-01T09:20:00+00:00");
+        assert_eq!(c.created_at.map(|t| t.to_rfc3339()).as_deref(), Some("2024-03-01T09:00:00+00:00"));
+    }
+
+    #[test]
+    fn maps_the_documented_reply() {
+        let m: wire::Message = serde_json::from_str(&fixture("send_message.json")).expect("parses");
+        let m = message("helpdesk", "c3d4e5f6-a7b8-9012-cdef-123456789012", m, DateTime::<Utc>::UNIX_EPOCH, None);
+        assert_eq!(m.author, Author::Agent);
+        assert_eq!(m.direction, Direction::Outbound);
+        assert_eq!(
+            m.sender.map(|s| s.native_id).as_deref(),
+            Some("a1b2c3d4-e5f6-7890-abcd-ef1234567890")
+        );
+        assert_eq!(m.text, "Thanks for reaching out! I can help you with that.");
+        assert!(m.attachments.is_empty());
+    }
+
+    #[test]
+    fn maps_the_documented_team_members_by_user_id() {
+        let list: wire::MemberList = serde_json::from_str(&fixture("team_members.json")).expect("parses");
+        let agents: Vec<Agent> = list.0.iter().filter_map(|m| agent("helpdesk", m)).collect();
+        assert_eq!(agents.len(), 2);
+        assert_eq!(agents[0].native_id, "f0e1d2c3-b4a5-9687-fedc-ba9876543210");
+        assert_eq!(agents[0].id, "helpdesk:f0e1d2c3-b4a5-9687-fedc-ba9876543210");
+        assert_eq!(agents[0].name.as_deref(), Some("Sarah Chen"));
+        assert_eq!(agents[1].email.as_deref(), Some("james@acme.com"));
+    }
+
+    #[test]
+    fn reads_the_documented_login_and_me() {
+        let login: wire::Login = serde_json::from_str(&fixture("login.json")).expect("parses");
+        assert_eq!(login.access_token.as_deref(), Some("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."));
+        let me: wire::Me = serde_json::from_str(&fixture("me.json")).expect("parses");
+        assert_eq!(
+            me.user.and_then(|u| u.id).as_deref(),
+            Some("a1b2c3d4-e5f6-7890-abcd-ef1234567890")
+        );
+        assert_eq!(me.team_role.as_deref(), Some("owner"));
+    }
+
+    #[test]
+    fn tolerates_other_shapes() {
+        let c: wire::Conversation = serde_json::from_value(serde_json::json!({
+            "id": 17, "status": "RESOLVED", "channel_type": "x", "customer": null, "customer_id": null,
+            "created_at": "2024-03-01 09:00:00", "messages": [
+                {"id": 1, "sender_type": "agent", "sender_id": 9, "content": "<p>Hello &amp; bye</p>",
+                 "attachments": ["https://cdn.example.com/a.pdf", {"file_url": "https://cdn.example.com/b.png",
+                 "type": "image/png", "filename": "b.png"}, {"no": "url"}], "created_at": "2024-03-01T10:00:00+02:00"}
+            ]
+        }))
+        .expect("parses");
+        let messages = c.messages.clone();
+        let mapped = conversation("hd", c, true, None);
+        assert_eq!(mapped.native_id, "17");
+        assert_eq!(mapped.status, Status::Resolved);
+        assert_eq!(mapped.channel, Channel::Other);
+        assert_eq!(mapped.contact, None);
+        assert_eq!(mapped.assignee, None);
+        // Without `updated_at`, the newest message is the latest activity.
+        assert_eq!(mapped.last_activity_at.to_rfc3339(), "2024-03-01T08:00:00+00:00");
+        let m = message("hd", "17", messages[0].clone(), DateTime::<Utc>::UNIX_EPOCH, None);
+        assert_eq!(m.text, "Hello & bye");
+        assert_eq!(m.html.as_deref(), Some("<p>Hello &amp; bye</p>"));
+        assert_eq!(m.sender.map(|s| s.id).as_deref(), Some("hd:9"));
+        assert_eq!(m.attachments.len(), 2);
+        assert_eq!(m.attachments[1].content_type.as_deref(), Some("image/png"));
+        assert_eq!(m.attachments[1].name.as_deref(), Some("b.png"));
+    }
+}

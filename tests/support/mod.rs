@@ -1,0 +1,123 @@
+//! A gateway in front of the simulators, both on loopback port 0, driven over HTTP.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use switchboard_server::Config;
+use switchboard_sim::{Sim, SimOptions};
+
+/// Tokens of the test clients.
+pub const ADMIN: &str = "admin-token";
+pub const READER: &str = "reader-token";
+pub const OUTSIDER: &str = "outsider-token";
+
+pub struct Env {
+    pub gateway: String,
+    pub sim_url: String,
+    pub sim: Sim,
+    pub http: reqwest::Client,
+}
+
+fn sha(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub async fn start_gateway(config_text: &str) -> String {
+    let config = Config::parse(config_text).expect("test config parses");
+    let state = switchboard_server::state_from_config(&config, b"test-secret").expect("state builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    tokio::spawn(switchboard_server::serve(listener, switchboard_server::app(state)));
+    format!("http://{addr}")
+}
+
+/// Three clients: admin (read+write, all connections), reader (read only), outsider (sees only
+/// `elsewhere`, a second Zipchat integration on the simulator's other chat).
+pub fn clients_toml(sim_url: &str) -> String {
+    format!(
+        "[[clients]]\nname = \"admin\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\", \"write\"]\n\n\
+         [[clients]]\nname = \"reader\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\"]\n\n\
+         [[clients]]\nname = \"outsider\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\", \"write\"]\nconnections = [\"elsewhere\"]\n\n\
+         [[connections]]\nid = \"elsewhere\"\nprovider = \"zipchat\"\nchat_id = \"2\"\napi_key = \"{}\"\nbase_url = \"{sim_url}{}\"\n\n",
+        sha(ADMIN),
+        sha(READER),
+        sha(OUTSIDER),
+        switchboard_sim::zipchat::OTHER_API_KEY,
+        switchboard_sim::zipchat::PREFIX,
+    )
+}
+
+impl Env {
+    pub async fn start(conversations: usize) -> Env {
+        let sim = Sim::new(&SimOptions { seed: 7, conversations });
+        let sim_addr = sim.clone().spawn("127.0.0.1:0".parse().expect("addr")).await.expect("sim starts");
+        let sim_url = format!("http://{sim_addr}");
+        let config = format!("{}{}", clients_toml(&sim_url), switchboard_sim::gateway_config(&sim_url));
+        let gateway = start_gateway(&config).await;
+        Env { gateway, sim_url, sim, http: reqwest::Client::new() }
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.gateway))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("gateway answers");
+        read(r).await
+    }
+
+    pub async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.gateway))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("gateway answers");
+        read(r).await
+    }
+
+    /// Pages `path` (which has a `?`) to the end; returns every item.
+    pub async fn page_all(&self, token: &str, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10_000 {
+            let url = match &cursor {
+                Some(c) => format!("{path}&cursor={}", urlencode(c)),
+                None => path.to_owned(),
+            };
+            let (status, body) = self.get(token, &url).await;
+            assert_eq!(status, 200, "{url}: {body}");
+            items.extend(body["data"].as_array().cloned().unwrap_or_default());
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+        panic!("paging {path} never ended");
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn read(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = r.text().await.expect("body");
+    if status >= 400 {
+        assert_eq!(content_type, "application/problem+json", "error without problem+json: {status} {text}");
+    }
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
