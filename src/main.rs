@@ -11,7 +11,11 @@ use switchboard_server::Config;
 use switchboard_sim::{Sim, SimOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about = "One API in front of your customer-messaging vendors")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "One API in front of your customer-messaging vendors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,7 +69,10 @@ enum Command {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn random_secret() -> Vec<u8> {
@@ -82,7 +89,9 @@ fn client_section(token: &str) -> String {
 
 async fn serve(config: Config, bind: SocketAddr) -> anyhow::Result<()> {
     if config.server.cursor_secret.is_none() {
-        tracing::warn!("no [server] cursor_secret: using a random one; cursors will not survive a restart");
+        tracing::warn!(
+            "no [server] cursor_secret: using a random one; cursors will not survive a restart"
+        );
     }
     let state = switchboard_server::state_from_config(&config, &random_secret())?;
     let listener = tokio::net::TcpListener::bind(bind)
@@ -93,8 +102,16 @@ async fn serve(config: Config, bind: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(bind: SocketAddr, token: String, seed: u64, conversations: usize) -> anyhow::Result<()> {
-    let sim = Sim::new(&SimOptions { seed, conversations });
+async fn demo(
+    bind: SocketAddr,
+    token: String,
+    seed: u64,
+    conversations: usize,
+) -> anyhow::Result<()> {
+    let sim = Sim::new(&SimOptions {
+        seed,
+        conversations,
+    });
     let newest = sim.newest_zipchat_conversation();
     let sim_addr = sim
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -129,7 +146,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&switchboard_server::api::openapi_json())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&switchboard_server::api::openapi_json())?
+            );
             Ok(())
         }
         Command::Serve { config, bind } => {
@@ -138,11 +158,21 @@ async fn main() -> anyhow::Result<()> {
             let bind = bind.unwrap_or(config.server.bind);
             serve(config, bind).await
         }
-        Command::Demo { bind, token, seed, conversations } => {
+        Command::Demo {
+            bind,
+            token,
+            seed,
+            conversations,
+        } => {
             init_tracing();
             demo(bind, token, seed, conversations).await
         }
-        Command::Sim { bind, seed, conversations, print_config } => {
+        Command::Sim {
+            bind,
+            seed,
+            conversations,
+            print_config,
+        } => {
             if print_config {
                 print!(
                     "[server]\nbind = \"127.0.0.1:8080\"\n\n{}\n{}",
@@ -152,7 +182,10 @@ async fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             init_tracing();
-            let sim = Sim::new(&SimOptions { seed, conversations });
+            let sim = Sim::new(&SimOptions {
+                seed,
+                conversations,
+            });
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;

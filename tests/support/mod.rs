@@ -26,10 +26,16 @@ fn sha(token: &str) -> String {
 
 pub async fn start_gateway(config_text: &str) -> String {
     let config = Config::parse(config_text).expect("test config parses");
-    let state = switchboard_server::state_from_config(&config, b"test-secret").expect("state builds");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let state =
+        switchboard_server::state_from_config(&config, b"test-secret").expect("state builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr: SocketAddr = listener.local_addr().expect("addr");
-    tokio::spawn(switchboard_server::serve(listener, switchboard_server::app(state)));
+    tokio::spawn(switchboard_server::serve(
+        listener,
+        switchboard_server::app(state),
+    ));
     format!("http://{addr}")
 }
 
@@ -51,12 +57,28 @@ pub fn clients_toml(sim_url: &str) -> String {
 
 impl Env {
     pub async fn start(conversations: usize) -> Env {
-        let sim = Sim::new(&SimOptions { seed: 7, conversations });
-        let sim_addr = sim.clone().spawn("127.0.0.1:0".parse().expect("addr")).await.expect("sim starts");
+        let sim = Sim::new(&SimOptions {
+            seed: 7,
+            conversations,
+        });
+        let sim_addr = sim
+            .clone()
+            .spawn("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sim starts");
         let sim_url = format!("http://{sim_addr}");
-        let config = format!("{}{}", clients_toml(&sim_url), switchboard_sim::gateway_config(&sim_url));
+        let config = format!(
+            "{}{}",
+            clients_toml(&sim_url),
+            switchboard_sim::gateway_config(&sim_url)
+        );
         let gateway = start_gateway(&config).await;
-        Env { gateway, sim_url, sim, http: reqwest::Client::new() }
+        Env {
+            gateway,
+            sim_url,
+            sim,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
@@ -70,7 +92,13 @@ impl Env {
         read(r).await
     }
 
-    pub async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Value) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let r = self
             .http
             .request(method, format!("{}{path}", self.gateway))
@@ -117,7 +145,13 @@ async fn read(r: reqwest::Response) -> (u16, Value) {
         .to_owned();
     let text = r.text().await.expect("body");
     if status >= 400 {
-        assert_eq!(content_type, "application/problem+json", "error without problem+json: {status} {text}");
+        assert_eq!(
+            content_type, "application/problem+json",
+            "error without problem+json: {status} {text}"
+        );
     }
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

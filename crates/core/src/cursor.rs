@@ -80,7 +80,8 @@ impl CursorCodec {
 
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length; this cannot fail.
-        HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+        HmacSha256::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 
     /// Encodes and signs `state` for `binding`.
@@ -116,10 +117,13 @@ impl CursorCodec {
             .map_err(|_| invalid("the cursor is malformed"))?;
         let mut mac = self.mac();
         mac.update(&body);
-        mac.verify_slice(&tag)
-            .map_err(|_| invalid("the cursor's signature does not match; it was altered or made by another server"))?;
-        let envelope: Envelope<T> =
-            serde_json::from_slice(&body).map_err(|_| invalid("the cursor's version is not supported"))?;
+        mac.verify_slice(&tag).map_err(|_| {
+            invalid(
+                "the cursor's signature does not match; it was altered or made by another server",
+            )
+        })?;
+        let envelope: Envelope<T> = serde_json::from_slice(&body)
+            .map_err(|_| invalid("the cursor's version is not supported"))?;
         if envelope.v != VERSION {
             return Err(invalid("the cursor's version is not supported"));
         }
@@ -149,7 +153,13 @@ mod tests {
         let mut tampered = c.clone().into_bytes();
         tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap_or_default();
-        assert_eq!(codec().decode::<Vec<u32>>(&b, &tampered).err().map(|e| e.code()), Some(INVALID_CURSOR));
+        assert_eq!(
+            codec()
+                .decode::<Vec<u32>>(&b, &tampered)
+                .err()
+                .map(|e| e.code()),
+            Some(INVALID_CURSOR)
+        );
         assert!(codec().decode::<Vec<u32>>(&b, &c[..c.len() - 2]).is_err());
         assert!(codec().decode::<Vec<u32>>(&b, "garbage").is_err());
     }

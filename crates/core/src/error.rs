@@ -123,7 +123,10 @@ impl Error {
     pub fn unsupported(op: Operation) -> Error {
         Error::new(
             ErrorKind::Unsupported,
-            format!("this connection's provider does not support `{}`", op.as_str()),
+            format!(
+                "this connection's provider does not support `{}`",
+                op.as_str()
+            ),
         )
         .with_operation(op)
     }

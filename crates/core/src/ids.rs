@@ -23,8 +23,10 @@ pub fn join(connection: &str, native_id: &str) -> String {
 /// Splits a gateway id into `(connection, native_id)`; `None` when it is not of that form.
 pub fn split(id: &str) -> Option<(&str, &str)> {
     let (connection, native) = id.split_once(':')?;
-    (is_valid_connection_id(connection) && !native.is_empty() && !native.chars().any(char::is_control))
-        .then_some((connection, native))
+    (is_valid_connection_id(connection)
+        && !native.is_empty()
+        && !native.chars().any(char::is_control))
+    .then_some((connection, native))
 }
 
 #[cfg(test)]

@@ -200,7 +200,12 @@ impl<T: Sortable + Send> Run<'_, T> {
     }
 
     fn is_candidate(&self, item: &T, filter: &(dyn Fn(&T) -> bool + Sync)) -> bool {
-        filter(item) && self.state.last.as_ref().is_none_or(|last| below(item, last))
+        filter(item)
+            && self
+                .state
+                .last
+                .as_ref()
+                .is_none_or(|last| below(item, last))
     }
 
     fn is_past_stop(&self, item: &T) -> bool {
@@ -209,7 +214,12 @@ impl<T: Sortable + Send> Run<'_, T> {
 
     async fn load(&mut self) {
         self.calls += 1;
-        match self.lane.source.fetch(&self.state.page, self.state.page_size).await {
+        match self
+            .lane
+            .source
+            .fetch(&self.state.page, self.state.page_size)
+            .await
+        {
             Ok(page) => {
                 let mut items = page.items;
                 items.sort_by(|a, b| key_cmp(b, a));
@@ -267,7 +277,11 @@ impl<T: Sortable + Send> Run<'_, T> {
     }
 
     fn head(&self) -> Option<&T> {
-        if self.active() { self.buf.front() } else { None }
+        if self.active() {
+            self.buf.front()
+        } else {
+            None
+        }
     }
 
     fn has_more(&self, filter: &(dyn Fn(&T) -> bool + Sync)) -> bool {
@@ -330,7 +344,11 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
     let lanes_in_traversal = runs.len();
     let mut items = Vec::with_capacity(limit.min(1024));
     if limit > 0 {
-        join_all(runs.iter_mut().map(|r| r.ensure_head(filter, max_calls_per_lane))).await;
+        join_all(
+            runs.iter_mut()
+                .map(|r| r.ensure_head(filter, max_calls_per_lane)),
+        )
+        .await;
         while items.len() < limit {
             if runs.iter().any(|r| r.active() && r.stalled) {
                 break;

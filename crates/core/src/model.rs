@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Which vendor API a connection talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Zipchat Backend API.
@@ -124,7 +126,9 @@ impl Channel {
     pub fn from_native(native: &str) -> Channel {
         let lower = native.trim().to_ascii_lowercase();
         match lower.as_str() {
-            "web" | "chat" | "webchat" | "widget" | "live_chat" | "livechat" | "website" => Channel::Web,
+            "web" | "chat" | "webchat" | "widget" | "live_chat" | "livechat" | "website" => {
+                Channel::Web
+            }
             "email" | "mail" => Channel::Email,
             "whatsapp" | "wa" => Channel::Whatsapp,
             "instagram" | "ig" => Channel::Instagram,
@@ -140,7 +144,10 @@ impl Channel {
 
     /// Whether Meta's 24-hour customer-service window applies to replies on this channel.
     pub fn is_meta(self) -> bool {
-        matches!(self, Channel::Whatsapp | Channel::Instagram | Channel::Messenger)
+        matches!(
+            self,
+            Channel::Whatsapp | Channel::Instagram | Channel::Messenger
+        )
     }
 }
 
@@ -160,7 +167,12 @@ pub enum Status {
 
 impl Status {
     /// Every status, in a stable order.
-    pub const ALL: [Status; 4] = [Status::Open, Status::Pending, Status::Resolved, Status::Closed];
+    pub const ALL: [Status; 4] = [
+        Status::Open,
+        Status::Pending,
+        Status::Resolved,
+        Status::Closed,
+    ];
 
     /// The lowercase name used in the API.
     pub fn as_str(self) -> &'static str {
@@ -199,7 +211,9 @@ impl Mode {
 
     /// Parses the API name.
     pub fn parse(s: &str) -> Option<Mode> {
-        [Mode::Ai, Mode::Human].into_iter().find(|v| v.as_str() == s)
+        [Mode::Ai, Mode::Human]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 

@@ -73,9 +73,10 @@ impl ConversationFilter {
         (self.status.is_empty() || self.status.contains(&c.status))
             && self.mode.is_none_or(|m| c.mode == Some(m))
             && (self.channel.is_empty() || self.channel.contains(&c.channel))
-            && self.assignee.as_deref().is_none_or(|a| {
-                c.assignee.as_ref().is_some_and(|ag| ag.native_id == a)
-            })
+            && self
+                .assignee
+                .as_deref()
+                .is_none_or(|a| c.assignee.as_ref().is_some_and(|ag| ag.native_id == a))
             && self.updated_since.is_none_or(|t| c.last_activity_at >= t)
     }
 }
@@ -150,8 +151,11 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     async fn list_agents(&self, page: &UpstreamPage) -> Result<Page<Agent>>;
 
     /// Assigns (takes over) or unassigns (hands back) a conversation; returns it as it is now.
-    async fn set_assignment(&self, conversation: &str, assignment: Assignment)
-    -> Result<Conversation>;
+    async fn set_assignment(
+        &self,
+        conversation: &str,
+        assignment: Assignment,
+    ) -> Result<Conversation>;
 
     /// Sends a reply; returns the message as stored.
     async fn send_message(&self, conversation: &str, message: NewMessage) -> Result<Message>;

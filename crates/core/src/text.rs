@@ -3,7 +3,9 @@
 /// Whether `s` looks like HTML (has a tag).
 pub fn looks_like_html(s: &str) -> bool {
     let bytes = s.as_bytes();
-    bytes.windows(2).any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/'))
+    bytes
+        .windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/'))
         && s.contains('>')
 }
 
@@ -25,7 +27,10 @@ pub fn html_to_text(html: &str) -> String {
             .next()
             .unwrap_or("");
         let closes_block = tag.starts_with('/')
-            && matches!(name, "p" | "div" | "li" | "h1" | "h2" | "h3" | "h4" | "tr" | "blockquote");
+            && matches!(
+                name,
+                "p" | "div" | "li" | "h1" | "h2" | "h3" | "h4" | "tr" | "blockquote"
+            );
         if name == "br" || closes_block {
             out.push('\n');
         }
@@ -91,7 +96,9 @@ mod tests {
     fn strips_tags_and_decodes_entities() {
         assert_eq!(html_to_text("<p>Hello!</p>"), "Hello!");
         assert_eq!(
-            html_to_text("<p>Your <strong>order</strong> &amp; more</p><ul><li>One</li><li>Two</li></ul>"),
+            html_to_text(
+                "<p>Your <strong>order</strong> &amp; more</p><ul><li>One</li><li>Two</li></ul>"
+            ),
             "Your order & more\nOne\nTwo"
         );
         assert_eq!(html_to_text("a<br/>b &#233; &#x1F600;"), "a\nb é 😀");

@@ -11,7 +11,11 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(s, fmt) {
             return Some(t.with_timezone(&Utc));
         }
@@ -135,7 +139,9 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> String {
-        parse_timestamp(s).map(|t| t.to_rfc3339()).unwrap_or_default()
+        parse_timestamp(s)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -143,7 +149,10 @@ mod tests {
         assert_eq!(t("2026-01-15T10:30:00Z"), "2026-01-15T10:30:00+00:00");
         assert_eq!(t("2024-06-21T05:08:06+02:00"), "2024-06-21T03:08:06+00:00");
         assert_eq!(t("2020-11-04 11:11:45"), "2020-11-04T11:11:45+00:00");
-        assert_eq!(t("2026-01-15T10:30:00.123Z"), "2026-01-15T10:30:00.123+00:00");
+        assert_eq!(
+            t("2026-01-15T10:30:00.123Z"),
+            "2026-01-15T10:30:00.123+00:00"
+        );
         assert_eq!(t("2026-01-15T10:30:00"), "2026-01-15T10:30:00+00:00");
         assert_eq!(t("2026-01-15 10:30:00+0200"), "2026-01-15T08:30:00+00:00");
         assert_eq!(t("yesterday"), "");

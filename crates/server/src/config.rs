@@ -103,7 +103,11 @@ impl<'de> Deserialize<'de> for ConnectionConfig {
         let id = match table.remove("id") {
             Some(toml::Value::String(s)) => s,
             Some(_) => return Err(D::Error::custom("`id` must be a string")),
-            None => return Err(D::Error::custom("missing `id` (e.g. id = \"shop-zipchat\")")),
+            None => {
+                return Err(D::Error::custom(
+                    "missing `id` (e.g. id = \"shop-zipchat\")",
+                ));
+            }
         };
         if !is_valid_connection_id(&id) {
             return Err(D::Error::custom(format!(
@@ -169,7 +173,10 @@ impl Config {
         let mut ids = BTreeSet::new();
         for c in &self.connections {
             if !ids.insert(c.id.as_str()) {
-                bail!("[[connections]]: the id `{}` is used twice; connection ids must be unique", c.id);
+                bail!(
+                    "[[connections]]: the id `{}` is used twice; connection ids must be unique",
+                    c.id
+                );
             }
         }
         let mut names = BTreeSet::new();
@@ -179,10 +186,16 @@ impl Config {
                 bail!("{who}: the name is used twice; client names must be unique");
             }
             match (&client.token_sha256, &client.token) {
-                (Some(_), Some(_)) => bail!("{who}: set either `token_sha256` or `token`, not both"),
-                (None, None) => bail!("{who}: set `token_sha256 = \"<hex sha256 of the token>\"` or `token = {{ env = \"NAME\" }}`"),
+                (Some(_), Some(_)) => {
+                    bail!("{who}: set either `token_sha256` or `token`, not both")
+                }
+                (None, None) => bail!(
+                    "{who}: set `token_sha256 = \"<hex sha256 of the token>\"` or `token = {{ env = \"NAME\" }}`"
+                ),
                 (Some(h), None) if h.len() != 64 || hex::decode(h).is_err() => {
-                    bail!("{who}: `token_sha256` must be 64 hex characters (e.g. `printf %s \"$TOKEN\" | sha256sum`)")
+                    bail!(
+                        "{who}: `token_sha256` must be 64 hex characters (e.g. `printf %s \"$TOKEN\" | sha256sum`)"
+                    )
                 }
                 _ => {}
             }
@@ -191,7 +204,9 @@ impl Config {
             }
             for c in client.connections.iter().flatten() {
                 if !ids.contains(c.as_str()) {
-                    bail!("{who}: `connections` names `{c}`, which is not a configured connection id");
+                    bail!(
+                        "{who}: `connections` names `{c}`, which is not a configured connection id"
+                    );
                 }
             }
         }
@@ -204,21 +219,33 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        Config::parse(text).err().map(|e| format!("{e:#}")).unwrap_or_default()
+        Config::parse(text)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
     }
 
     #[test]
     fn names_the_key_at_fault() {
         assert!(err("[server]\nbnd = \"127.0.0.1:1\"").contains("bnd"));
         assert!(err("[[connections]]\nprovider = \"zipchat\"").contains("missing `id`"));
-        assert!(err("[[connections]]\nid = \"x\"\nprovider = \"nope\"").contains("unknown provider `nope`"));
+        assert!(
+            err("[[connections]]\nid = \"x\"\nprovider = \"nope\"")
+                .contains("unknown provider `nope`")
+        );
         assert!(err("[[connections]]\nid = \"Bad Id\"\nprovider = \"zipchat\"").contains("Bad Id"));
         let dup = "[[connections]]\nid = \"a\"\nprovider = \"zipchat\"\n[[connections]]\nid = \"a\"\nprovider = \"zipchat\"";
         assert!(err(dup).contains("used twice"));
         assert!(err("[[clients]]\nname = \"ui\"\nscopes = [\"read\"]").contains("token_sha256"));
         assert!(err("[[clients]]\nname = \"ui\"\ntoken_sha256 = \"abc\"").contains("64 hex"));
-        assert!(err("[[clients]]\nname = \"ui\"\ntoken = { env = \"SWITCHBOARD_UNSET_FOR_TEST\" }").contains("SWITCHBOARD_UNSET_FOR_TEST"));
-        let unknown = format!("[[clients]]\nname = \"ui\"\ntoken_sha256 = \"{}\"\nconnections = [\"ghost\"]", "a".repeat(64));
+        assert!(
+            err("[[clients]]\nname = \"ui\"\ntoken = { env = \"SWITCHBOARD_UNSET_FOR_TEST\" }")
+                .contains("SWITCHBOARD_UNSET_FOR_TEST")
+        );
+        let unknown = format!(
+            "[[clients]]\nname = \"ui\"\ntoken_sha256 = \"{}\"\nconnections = [\"ghost\"]",
+            "a".repeat(64)
+        );
         assert!(err(&unknown).contains("ghost"));
     }
 }

@@ -108,27 +108,48 @@ impl ConversationQuery {
     /// Parses and validates the query string.
     pub fn parse(q: &QueryPairs) -> Result<ConversationQuery, Error> {
         q.only(CONVERSATION_PARAMS)?;
-        let mut connections: Vec<String> = q.list("connection").into_iter().map(str::to_owned).collect();
+        let mut connections: Vec<String> = q
+            .list("connection")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         connections.sort();
         connections.dedup();
-        let mut providers = q.parsed_list("provider", "zipchat, chatbotx, pingback or octopush", ProviderKind::parse)?;
+        let mut providers = q.parsed_list(
+            "provider",
+            "zipchat, chatbotx, pingback or octopush",
+            ProviderKind::parse,
+        )?;
         providers.sort();
         providers.dedup();
-        let mut statuses = q.parsed_list("status", "open, pending, resolved or closed", Status::parse)?;
+        let mut statuses =
+            q.parsed_list("status", "open, pending, resolved or closed", Status::parse)?;
         statuses.sort_by_key(|s| s.as_str());
         statuses.dedup();
         let mode = q
             .single("mode")?
-            .map(|m| Mode::parse(m).ok_or_else(|| Error::invalid_parameter("mode", format!("`mode` has an unknown value `{m}`; expected ai or human"))))
+            .map(|m| {
+                Mode::parse(m).ok_or_else(|| {
+                    Error::invalid_parameter(
+                        "mode",
+                        format!("`mode` has an unknown value `{m}`; expected ai or human"),
+                    )
+                })
+            })
             .transpose()?;
-        let mut channels = q.parsed_list("channel", "web, email, whatsapp, instagram, messenger, sms, rcs, telegram, zalo, tiktok or other", Channel::parse)?;
+        let mut channels = q.parsed_list(
+            "channel",
+            "web, email, whatsapp, instagram, messenger, sms, rcs, telegram, zalo, tiktok or other",
+            Channel::parse,
+        )?;
         channels.sort_by_key(|c| c.as_str());
         channels.dedup();
         let assignee = q.single("assignee_id")?.map(str::to_owned);
-        if let Some(a) = &assignee {
-            if ids::split(a).is_none() {
-                return Err(Error::invalid_parameter("assignee_id", "`assignee_id` must be an agent id like `connection:native_id`"));
-            }
+        if assignee.as_deref().is_some_and(|a| ids::split(a).is_none()) {
+            return Err(Error::invalid_parameter(
+                "assignee_id",
+                "`assignee_id` must be an agent id like `connection:native_id`",
+            ));
         }
         let cursor = q.single("cursor")?.map(str::to_owned);
         Ok(ConversationQuery {
@@ -157,7 +178,10 @@ fn partials(failures: Vec<switchboard_core::merge::LaneFailure>) -> Vec<PartialF
         .into_iter()
         .map(|f| PartialFailure {
             message: if f.given_up {
-                format!("{} (given up for the rest of this traversal)", f.error.message())
+                format!(
+                    "{} (given up for the rest of this traversal)",
+                    f.error.message()
+                )
             } else {
                 f.error.message().to_owned()
             },
@@ -177,10 +201,17 @@ pub fn ensure(provider: &dyn Provider, op: Operation) -> Result<(), Error> {
 }
 
 /// `GET /v1/conversations`: every visible connection, merged newest first.
-pub async fn list_conversations(state: &AppState, caller: &Caller, query: ConversationQuery) -> Result<ConversationPage, Error> {
+pub async fn list_conversations(
+    state: &AppState,
+    caller: &Caller,
+    query: ConversationQuery,
+) -> Result<ConversationPage, Error> {
     for c in &query.connections {
         state.connection(caller, c).map_err(|_| {
-            Error::invalid_parameter("connection", format!("`connection` names `{c}`, which is not a connection you can see"))
+            Error::invalid_parameter(
+                "connection",
+                format!("`connection` names `{c}`, which is not a connection you can see"),
+            )
         })?;
     }
     let assignee = query.assignee.as_deref().and_then(ids::split);
@@ -250,7 +281,10 @@ pub async fn list_conversations(state: &AppState, caller: &Caller, query: Conver
         return Err(if failures.len() == 1 {
             failures.remove(0).error
         } else {
-            Error::new(ErrorKind::UpstreamUnavailable, "every connection failed to answer; retry later")
+            Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "every connection failed to answer; retry later",
+            )
         });
     }
     let mut data = out.items;
@@ -265,7 +299,12 @@ pub async fn list_conversations(state: &AppState, caller: &Caller, query: Conver
 }
 
 /// `GET /v1/conversations/{id}`.
-pub async fn get_conversation(state: &AppState, caller: &Caller, id: &str, include_raw: bool) -> Result<Conversation, Error> {
+pub async fn get_conversation(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    include_raw: bool,
+) -> Result<Conversation, Error> {
     let (provider, native) = state.resolve(caller, id, "conversation")?;
     ensure(provider.as_ref(), Operation::GetConversation)?;
     let mut conversation = provider.get_conversation(native).await?;
@@ -279,7 +318,12 @@ pub async fn get_conversation(state: &AppState, caller: &Caller, id: &str, inclu
 pub const MESSAGE_PARAMS: &[&str] = &["limit", "cursor", "since", "include"];
 
 /// `GET /v1/conversations/{id}/messages`: newest first.
-pub async fn list_messages(state: &AppState, caller: &Caller, id: &str, q: &QueryPairs) -> Result<MessagePage, Error> {
+pub async fn list_messages(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    q: &QueryPairs,
+) -> Result<MessagePage, Error> {
     q.only(MESSAGE_PARAMS)?;
     let limit = q.limit("limit", 1, 100, 50)?;
     let since = q.timestamp("since")?;
@@ -288,7 +332,9 @@ pub async fn list_messages(state: &AppState, caller: &Caller, id: &str, q: &Quer
     let (provider, native) = state.resolve(caller, id, "conversation")?;
     ensure(provider.as_ref(), Operation::ListMessages)?;
     let binding = Binding::new(&caller.name, "messages", &(id, since));
-    let state_in: Option<MergeState> = cursor.map(|c| state.cursors.decode(&binding, c)).transpose()?;
+    let state_in: Option<MergeState> = cursor
+        .map(|c| state.cursors.decode(&binding, c))
+        .transpose()?;
     let source = MessageLane {
         provider: provider.as_ref(),
         conversation: native,
@@ -322,7 +368,12 @@ pub async fn list_messages(state: &AppState, caller: &Caller, id: &str, q: &Quer
 }
 
 /// `GET /v1/connections/{connection}/agents`.
-pub async fn list_agents(state: &AppState, caller: &Caller, connection: &str, q: &QueryPairs) -> Result<AgentPage, Error> {
+pub async fn list_agents(
+    state: &AppState,
+    caller: &Caller,
+    connection: &str,
+    q: &QueryPairs,
+) -> Result<AgentPage, Error> {
     q.only(&["cursor"])?;
     let provider = state.connection(caller, connection)?;
     ensure(provider.as_ref(), Operation::ListAgents)?;
@@ -341,18 +392,29 @@ pub async fn list_agents(state: &AppState, caller: &Caller, connection: &str, q:
 }
 
 /// `PUT /v1/conversations/{id}/assignment`: an agent takes over, or null hands back.
-pub async fn set_assignment(state: &AppState, caller: &Caller, id: &str, assignee_id: Option<&str>) -> Result<Conversation, Error> {
+pub async fn set_assignment(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    assignee_id: Option<&str>,
+) -> Result<Conversation, Error> {
     let (provider, native) = state.resolve(caller, id, "conversation")?;
     let assignment = match assignee_id {
         None => Assignment::Unassigned,
         Some(agent) => {
             let (connection, agent_native) = ids::split(agent).ok_or_else(|| {
-                Error::invalid_parameter("assignee_id", "`assignee_id` must be an agent id like `connection:native_id`, or null")
+                Error::invalid_parameter(
+                    "assignee_id",
+                    "`assignee_id` must be an agent id like `connection:native_id`, or null",
+                )
             })?;
             if connection != provider.info().connection {
-                return Err(Error::new(ErrorKind::Unprocessable, "the agent belongs to another connection than the conversation")
-                    .with_code(switchboard_core::codes::INVALID_ASSIGNEE)
-                    .with_parameter("assignee_id"));
+                return Err(Error::new(
+                    ErrorKind::Unprocessable,
+                    "the agent belongs to another connection than the conversation",
+                )
+                .with_code(switchboard_core::codes::INVALID_ASSIGNEE)
+                .with_parameter("assignee_id"));
             }
             Assignment::Agent(agent_native.to_owned())
         }
@@ -386,25 +448,42 @@ pub async fn send_message(
                 .filter(|(connection, _)| *connection == provider.info().connection)
                 .map(|(_, native)| native.to_owned())
                 .ok_or_else(|| {
-                    Error::new(ErrorKind::Unprocessable, "`sender_id` must be an agent id of the conversation's connection")
-                        .with_code(switchboard_core::codes::INVALID_SENDER)
-                        .with_parameter("sender_id")
+                    Error::new(
+                        ErrorKind::Unprocessable,
+                        "`sender_id` must be an agent id of the conversation's connection",
+                    )
+                    .with_code(switchboard_core::codes::INVALID_SENDER)
+                    .with_parameter("sender_id")
                 })
         })
         .transpose()?;
     ensure(provider.as_ref(), Operation::SendMessage)?;
     let mut message = provider
-        .send_message(native, NewMessage { text, sender, idempotency_key })
+        .send_message(
+            native,
+            NewMessage {
+                text,
+                sender,
+                idempotency_key,
+            },
+        )
         .await?;
     message.raw = None;
     Ok(message)
 }
 
 /// `PUT /v1/conversations/{id}/status`.
-pub async fn set_status(state: &AppState, caller: &Caller, id: &str, status: Status) -> Result<Conversation, Error> {
+pub async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    status: Status,
+) -> Result<Conversation, Error> {
     let (provider, native) = state.resolve(caller, id, "conversation")?;
     if !provider.info().capabilities.set_status.contains(&status) {
-        return Err(Error::unsupported(Operation::SetStatus).with_connection(&provider.info().connection));
+        return Err(
+            Error::unsupported(Operation::SetStatus).with_connection(&provider.info().connection)
+        );
     }
     let mut conversation = provider.set_status(native, status).await?;
     conversation.raw = None;

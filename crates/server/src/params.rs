@@ -12,8 +12,12 @@ impl QueryPairs {
     /// Decodes a raw query string.
     pub fn parse(raw: Option<&str>) -> QueryPairs {
         QueryPairs(
-            raw.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-                .unwrap_or_default(),
+            raw.map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default(),
         )
     }
 
@@ -22,7 +26,10 @@ impl QueryPairs {
         match self.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
             Some((k, _)) => Err(Error::new(
                 ErrorKind::Unprocessable,
-                format!("unknown query parameter `{k}`; this route accepts: {}", known.join(", ")),
+                format!(
+                    "unknown query parameter `{k}`; this route accepts: {}",
+                    known.join(", ")
+                ),
             )
             .with_code("invalid_parameter")),
             None => Ok(self),
@@ -42,10 +49,17 @@ impl QueryPairs {
 
     /// The single value of `name`; given twice is 422.
     pub fn single(&self, name: &'static str) -> Result<Option<&str>, Error> {
-        let mut values = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
-            return Err(Error::invalid_parameter(name, format!("`{name}` may be given only once")));
+            return Err(Error::invalid_parameter(
+                name,
+                format!("`{name}` may be given only once"),
+            ));
         }
         Ok(first)
     }
@@ -61,14 +75,23 @@ impl QueryPairs {
             .into_iter()
             .map(|v| {
                 parse(v).ok_or_else(|| {
-                    Error::invalid_parameter(name, format!("`{name}` has an unknown value `{v}`; expected {expected}"))
+                    Error::invalid_parameter(
+                        name,
+                        format!("`{name}` has an unknown value `{v}`; expected {expected}"),
+                    )
                 })
             })
             .collect()
     }
 
     /// An integer in `min..=max`, `default` when absent.
-    pub fn limit(&self, name: &'static str, min: usize, max: usize, default: usize) -> Result<usize, Error> {
+    pub fn limit(
+        &self,
+        name: &'static str,
+        min: usize,
+        max: usize,
+        default: usize,
+    ) -> Result<usize, Error> {
         match self.single(name)? {
             None => Ok(default),
             Some(v) => v
@@ -76,7 +99,10 @@ impl QueryPairs {
                 .ok()
                 .filter(|n| (min..=max).contains(n))
                 .ok_or_else(|| {
-                    Error::invalid_parameter(name, format!("`{name}` must be an integer from {min} to {max}"))
+                    Error::invalid_parameter(
+                        name,
+                        format!("`{name}` must be an integer from {min} to {max}"),
+                    )
                 }),
         }
     }
@@ -90,7 +116,9 @@ impl QueryPairs {
                     .map_err(|_| {
                         Error::invalid_parameter(
                             name,
-                            format!("`{name}` must be an RFC 3339 timestamp, e.g. 2026-01-15T10:30:00Z"),
+                            format!(
+                                "`{name}` must be an RFC 3339 timestamp, e.g. 2026-01-15T10:30:00Z"
+                            ),
                         )
                     })
             })
@@ -116,16 +144,27 @@ mod tests {
 
     #[test]
     fn reads_lists_singles_limits_and_times() {
-        let q = QueryPairs::parse(Some("status=open,resolved&status=closed&limit=5&updated_since=2026-01-01T00:00:00%2B02:00"));
+        let q = QueryPairs::parse(Some(
+            "status=open,resolved&status=closed&limit=5&updated_since=2026-01-01T00:00:00%2B02:00",
+        ));
         assert_eq!(q.list("status"), ["open", "resolved", "closed"]);
         assert_eq!(q.limit("limit", 1, 100, 50).ok(), Some(5));
         assert_eq!(
-            q.timestamp("updated_since").ok().flatten().map(|t| t.to_rfc3339()),
+            q.timestamp("updated_since")
+                .ok()
+                .flatten()
+                .map(|t| t.to_rfc3339()),
             Some("2025-12-31T22:00:00+00:00".to_owned())
         );
         assert!(q.only(&["status", "limit"]).is_err());
         let bad = QueryPairs::parse(Some("limit=0&updated_since=yesterday&limit=3"));
-        assert_eq!(bad.limit("limit", 1, 100, 50).err().map(|e| e.code()), Some("invalid_limit"));
-        assert_eq!(bad.timestamp("updated_since").err().map(|e| e.code()), Some("invalid_updated_since"));
+        assert_eq!(
+            bad.limit("limit", 1, 100, 50).err().map(|e| e.code()),
+            Some("invalid_limit")
+        );
+        assert_eq!(
+            bad.timestamp("updated_since").err().map(|e| e.code()),
+            Some("invalid_updated_since")
+        );
     }
 }

@@ -145,10 +145,16 @@ pub async fn problem_layer(request: Request, next: Next) -> Response {
 fn outside_handler(status: StatusCode, headers: &header::HeaderMap) -> Response {
     let (code, detail) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this route does not accept that method"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not accept that method",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
         StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
-        StatusCode::GATEWAY_TIMEOUT => ("upstream_timeout", "the request took too long; the vendors were slow to answer"),
+        StatusCode::GATEWAY_TIMEOUT => (
+            "upstream_timeout",
+            "the request took too long; the vendors were slow to answer",
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_body", "send the body as application/json"),
         _ if status.is_server_error() => ("internal_error", "an internal error occurred"),
         _ => ("invalid_request", "the request is invalid"),

@@ -30,7 +30,10 @@ impl AppState {
     }
 
     /// The connections `caller` may see, in id order.
-    pub fn visible<'a>(&'a self, caller: &'a Caller) -> impl Iterator<Item = &'a Arc<dyn Provider>> + 'a {
+    pub fn visible<'a>(
+        &'a self,
+        caller: &'a Caller,
+    ) -> impl Iterator<Item = &'a Arc<dyn Provider>> + 'a {
         self.registry
             .iter()
             .filter(|p| caller.can_see(&p.info().connection))
@@ -38,7 +41,11 @@ impl AppState {
 
     /// The connection `connection` if `caller` may see it; otherwise 404, exactly as if it did not
     /// exist.
-    pub fn connection(&self, caller: &Caller, connection: &str) -> Result<&Arc<dyn Provider>, Error> {
+    pub fn connection(
+        &self,
+        caller: &Caller,
+        connection: &str,
+    ) -> Result<&Arc<dyn Provider>, Error> {
         self.registry
             .get(connection)
             .filter(|_| caller.can_see(connection))

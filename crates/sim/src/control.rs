@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 /// The vendors the simulator serves, by their URL prefix.
@@ -180,7 +180,10 @@ pub async fn put_faults(
     Json(faults): Json<Faults>,
 ) -> Response {
     if !VENDORS.contains(&vendor.as_str()) {
-        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "unknown vendor"})))
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "unknown vendor"})),
+        )
             .into_response();
     }
     control.set_faults(&vendor, faults);

@@ -5,13 +5,15 @@
 //! This crate depends on no adapter: it implements the vendors as their public documents describe
 //! them, so the adapters are tested against an independent reading.
 #![deny(missing_docs)]
+// Handlers answer errors as ready `Response`s; boxing them would only add noise.
+#![allow(clippy::result_large_err)]
 
-pub mod control;
-pub mod world;
-pub mod zipchat;
 pub mod chatbotx;
+pub mod control;
 pub mod octopush;
 pub mod pingback;
+pub mod world;
+pub mod zipchat;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -77,7 +79,10 @@ impl Sim {
             .route("/_control/reset", post(control::reset))
             .with_state(self.control.clone());
         Router::new()
-            .nest(zipchat::PREFIX, vendor("zipchat", zipchat::router(self.zipchat.clone())))
+            .nest(
+                zipchat::PREFIX,
+                vendor("zipchat", zipchat::router(self.zipchat.clone())),
+            )
             .merge(control_routes)
     }
 

@@ -23,7 +23,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Offset, SecondsFormat, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, Offset, SecondsFormat, Timelike, Utc,
+};
 use serde_json::{Value, json};
 
 use crate::world::{Gen, paginate};
@@ -103,7 +105,9 @@ impl Conv {
     }
 
     fn last_at(&self) -> DateTime<Utc> {
-        self.messages.last().map_or(DateTime::<Utc>::UNIX_EPOCH, |m| m.at)
+        self.messages
+            .last()
+            .map_or(DateTime::<Utc>::UNIX_EPOCH, |m| m.at)
     }
 }
 
@@ -133,7 +137,10 @@ fn last_sunday_1am_utc(year: i32, month: u32) -> Option<DateTime<Utc>> {
 /// Europe/Paris: +02:00 from the last Sunday of March to the last Sunday of October (01:00 UTC),
 /// +01:00 otherwise.
 fn paris_offset(t: DateTime<Utc>) -> FixedOffset {
-    let summer = match (last_sunday_1am_utc(t.year(), 3), last_sunday_1am_utc(t.year(), 10)) {
+    let summer = match (
+        last_sunday_1am_utc(t.year(), 3),
+        last_sunday_1am_utc(t.year(), 10),
+    ) {
         (Some(start), Some(end)) => t >= start && t < end,
         _ => false,
     };
@@ -142,7 +149,8 @@ fn paris_offset(t: DateTime<Utc>) -> FixedOffset {
 
 /// A timestamp as Octopush shows it: ISO 8601 with the Paris offset, e.g. `2024-06-21T05:08:06+02:00`.
 fn ts(t: DateTime<Utc>) -> String {
-    t.with_timezone(&paris_offset(t)).to_rfc3339_opts(SecondsFormat::Secs, false)
+    t.with_timezone(&paris_offset(t))
+        .to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
 /// Digits of a phone number with its leading `+`, spaces and dots dropped.
@@ -163,16 +171,25 @@ const GSM_DOUBLE: &str = "€^{}[]~\\|";
 
 /// How many SMS parts `text` needs: 160 / 153 GSM characters, or 70 / 67 in Unicode.
 fn sms_parts(text: &str) -> usize {
-    let gsm = text
-        .chars()
-        .all(|c| (c.is_ascii() && (!c.is_ascii_control() || c == '\n' || c == '\r')) || GSM_EXTRA.contains(c) || c == '€');
+    let gsm = text.chars().all(|c| {
+        (c.is_ascii() && (!c.is_ascii_control() || c == '\n' || c == '\r'))
+            || GSM_EXTRA.contains(c)
+            || c == '€'
+    });
     let (single, part, length) = if gsm {
-        let length: usize = text.chars().map(|c| if GSM_DOUBLE.contains(c) { 2 } else { 1 }).sum();
+        let length: usize = text
+            .chars()
+            .map(|c| if GSM_DOUBLE.contains(c) { 2 } else { 1 })
+            .sum();
         (160, 153, length)
     } else {
         (70, 67, text.encode_utf16().count())
     };
-    if length <= single { 1 } else { length.div_ceil(part) }
+    if length <= single {
+        1
+    } else {
+        length.div_ceil(part)
+    }
 }
 
 impl World {
@@ -206,15 +223,25 @@ impl World {
             let (first, last) = g.person();
             format!("{first} {last}")
         });
-        let email = g.chance(0.15).then(|| g.email_for(name.as_deref().unwrap_or("customer")));
-        let from = if channel == "rcs" { self.rcs_agent.clone() } else { (*g.pick(SHORT_CODES)).to_owned() };
+        let email = g
+            .chance(0.15)
+            .then(|| g.email_for(name.as_deref().unwrap_or("customer")));
+        let from = if channel == "rcs" {
+            self.rcs_agent.clone()
+        } else {
+            (*g.pick(SHORT_CODES)).to_owned()
+        };
         let purpose = if g.chance(0.85) { "alert" } else { "wholesale" };
         let agent = g.chance(0.3).then(|| *g.pick(AGENT_LOGINS));
         let mut t = second(g.time_within(Duration::days(45)));
         let mut messages = Vec::new();
         let customer_first = g.chance(0.3);
         if !customer_first {
-            let text = if purpose == "alert" { g.pick(ALERT_LINES) } else { g.pick(PROMO_LINES) };
+            let text = if purpose == "alert" {
+                g.pick(ALERT_LINES)
+            } else {
+                g.pick(PROMO_LINES)
+            };
             messages.push(self.outbound(g, (*text).to_owned(), channel, t));
         }
         let turns = 1 + g.below(4);
@@ -254,8 +281,23 @@ impl World {
         }
     }
 
-    fn outbound(&mut self, g: &mut Gen, text: String, channel: &'static str, at: DateTime<Utc>) -> Msg {
-        let status = *g.pick(&["delivered", "delivered", "delivered", "delivered", "delivered", "delivered", "sent", "not_delivered"]);
+    fn outbound(
+        &mut self,
+        g: &mut Gen,
+        text: String,
+        channel: &'static str,
+        at: DateTime<Utc>,
+    ) -> Msg {
+        let status = *g.pick(&[
+            "delivered",
+            "delivered",
+            "delivered",
+            "delivered",
+            "delivered",
+            "delivered",
+            "sent",
+            "not_delivered",
+        ]);
         Msg {
             id: self.ticket(at),
             text,
@@ -269,7 +311,11 @@ impl World {
     /// A campaign ticket like `sms_5fec89fe97109` (seconds in hex, then a counter).
     fn ticket(&mut self, at: DateTime<Utc>) -> String {
         self.tickets += 1;
-        format!("sms_{:08x}{:05x}", at.timestamp().max(0), self.tickets & 0xf_ffff)
+        format!(
+            "sms_{:08x}{:05x}",
+            at.timestamp().max(0),
+            self.tickets & 0xf_ffff
+        )
     }
 
     fn conv_json(c: &Conv) -> Value {
@@ -319,7 +365,9 @@ impl World {
     fn find(&self, conversation_id: &str) -> Option<&Conv> {
         let wanted = conversation_id.trim();
         let wanted = wanted.strip_prefix("cid_").unwrap_or(wanted);
-        self.conversations.iter().find(|c| c.uuid.eq_ignore_ascii_case(wanted))
+        self.conversations
+            .iter()
+            .find(|c| c.uuid.eq_ignore_ascii_case(wanted))
     }
 
     /// Every conversation id as the list shows it (`cid_{uuid}`), newest activity first.
@@ -347,11 +395,17 @@ impl World {
 pub type Shared = Arc<Mutex<World>>;
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"code": status.as_u16(), "message": message}))).into_response()
+    (
+        status,
+        Json(json!({"code": status.as_u16(), "message": message})),
+    )
+        .into_response()
 }
 
 fn lock(world: &Shared) -> Result<std::sync::MutexGuard<'_, World>, Response> {
-    world.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error"))
+    world
+        .lock()
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error"))
 }
 
 /// Checks `api-login` + `api-key`; the restricted sub-account may not view conversations.
@@ -373,11 +427,17 @@ async fn auth(request: Request, next: Next) -> Response {
     }
     if login.eq_ignore_ascii_case(RESTRICTED_LOGIN) && key == RESTRICTED_API_KEY {
         if request.uri().path().contains("/conversations") {
-            return error(StatusCode::FORBIDDEN, "Forbidden: this account may not view conversations");
+            return error(
+                StatusCode::FORBIDDEN,
+                "Forbidden: this account may not view conversations",
+            );
         }
         return next.run(request).await;
     }
-    error(StatusCode::UNAUTHORIZED, "Unauthorized: invalid api-login or api-key")
+    error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized: invalid api-login or api-key",
+    )
 }
 
 /// The Octopush routes, to be nested under [`PREFIX`].
@@ -407,7 +467,10 @@ sender = "{SENDER}"
 type Params = Vec<(String, String)>;
 
 fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A positive count, cast leniently like the real API: `"20"`, `"20.0"`, `" 20 "` are 20;
@@ -421,12 +484,20 @@ fn count(params: &Params, name: &str, default: usize, max: usize) -> usize {
 
 async fn list_conversations(State(world): State<Shared>, Query(params): Query<Params>) -> Response {
     let page = count(&params, "page", 1, usize::MAX);
-    let per_page = count(&params, "per_page", CONVERSATIONS_DEFAULT_PER_PAGE, MAX_PER_PAGE);
+    let per_page = count(
+        &params,
+        "per_page",
+        CONVERSATIONS_DEFAULT_PER_PAGE,
+        MAX_PER_PAGE,
+    );
     let w = match lock(&world) {
         Ok(w) => w,
         Err(e) => return e,
     };
-    let items: Vec<Value> = paginate(&w.sorted(), page, per_page).into_iter().map(World::conv_json).collect();
+    let items: Vec<Value> = paginate(&w.sorted(), page, per_page)
+        .into_iter()
+        .map(World::conv_json)
+        .collect();
     Json(Value::Array(items)).into_response()
 }
 
@@ -437,7 +508,11 @@ async fn list_messages(State(world): State<Shared>, Query(params): Query<Params>
         Ok(w) => w,
         Err(e) => return e,
     };
-    let given = |name: &str| param(&params, name).map(str::trim).filter(|v| !v.is_empty());
+    let given = |name: &str| {
+        param(&params, name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
     let selected: Vec<&Conv> = if let Some(cid) = given("conversation_id") {
         match w.find(cid) {
             Some(c) => vec![c],
@@ -450,11 +525,22 @@ async fn list_messages(State(world): State<Shared>, Query(params): Query<Params>
         let facebook = given("facebook_id");
         w.conversations
             .iter()
-            .filter(|c| phone.as_ref().is_none_or(|p| normalize_phone(&c.phone) == *p))
-            .filter(|c| email.as_ref().is_none_or(|e| c.email.as_ref().is_some_and(|ce| ce.to_ascii_lowercase() == *e)))
+            .filter(|c| {
+                phone
+                    .as_ref()
+                    .is_none_or(|p| normalize_phone(&c.phone) == *p)
+            })
+            .filter(|c| {
+                email.as_ref().is_none_or(|e| {
+                    c.email
+                        .as_ref()
+                        .is_some_and(|ce| ce.to_ascii_lowercase() == *e)
+                })
+            })
             .filter(|c| {
                 contact.as_ref().is_none_or(|k| {
-                    (!normalize_phone(k).is_empty() && normalize_phone(k) == normalize_phone(&c.phone))
+                    (!normalize_phone(k).is_empty()
+                        && normalize_phone(k) == normalize_phone(&c.phone))
                         || c.email.as_ref().is_some_and(|e| e.eq_ignore_ascii_case(k))
                 })
             })
@@ -462,8 +548,10 @@ async fn list_messages(State(world): State<Shared>, Query(params): Query<Params>
             .filter(|_| facebook.is_none())
             .collect()
     };
-    let mut messages: Vec<(&Conv, &Msg)> =
-        selected.iter().flat_map(|c| c.messages.iter().map(move |m| (*c, m))).collect();
+    let mut messages: Vec<(&Conv, &Msg)> = selected
+        .iter()
+        .flat_map(|c| c.messages.iter().map(move |m| (*c, m)))
+        .collect();
     messages.sort_by(|(_, a), (_, b)| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
     let items: Vec<Value> = paginate(&messages, page, per_page)
         .into_iter()
@@ -486,7 +574,9 @@ fn as_bool(v: Option<&Value>) -> bool {
     match v {
         Some(Value::Bool(b)) => *b,
         Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        Some(Value::String(s)) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+        Some(Value::String(s)) => {
+            matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+        }
         _ => false,
     }
 }
@@ -532,12 +622,18 @@ fn read_campaign(body: &serde_json::Map<String, Value>) -> Result<Campaign, Resp
         Some(s) if (3..=11).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()) => {}
         _ => return Err(bad("sender must be 3 to 11 alphanumeric characters")),
     }
-    match body.get("purpose").and_then(as_text).as_deref().map(str::trim) {
+    match body
+        .get("purpose")
+        .and_then(as_text)
+        .as_deref()
+        .map(str::trim)
+    {
         None | Some("alert") | Some("wholesale") => {}
         Some(_) => return Err(bad("purpose must be alert or wholesale")),
     }
     if let Some(send_at) = body.get("send_at").filter(|v| !v.is_null()) {
-        let readable = as_text(send_at).is_some_and(|s| DateTime::parse_from_rfc3339(s.trim()).is_ok());
+        let readable =
+            as_text(send_at).is_some_and(|s| DateTime::parse_from_rfc3339(s.trim()).is_ok());
         if !readable {
             return Err(bad("send_at must be an ISO 8601 date"));
         }
@@ -548,11 +644,18 @@ fn read_campaign(body: &serde_json::Map<String, Value>) -> Result<Campaign, Resp
         price,
         with_replies: as_bool(body.get("with_replies")),
         simulation: as_bool(body.get("simulation_mode")),
-        request_id: body.get("request_id").and_then(as_text).filter(|s| !s.trim().is_empty()),
+        request_id: body
+            .get("request_id")
+            .and_then(as_text)
+            .filter(|s| !s.trim().is_empty()),
     })
 }
 
-async fn send_sms(State(world): State<Shared>, _headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn send_sms(
+    State(world): State<Shared>,
+    _headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let body = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => map,
         _ => return error(StatusCode::BAD_REQUEST, "the body must be a JSON object"),
@@ -568,7 +671,11 @@ async fn send_sms(State(world): State<Shared>, _headers: HeaderMap, body: axum::
     let now = second(Utc::now());
     let window = Duration::hours(REQUEST_ID_WINDOW_HOURS);
     w.requests.retain(|_, (at, _)| now - *at < window);
-    if let Some(previous) = campaign.request_id.as_ref().and_then(|id| w.requests.get(id)) {
+    if let Some(previous) = campaign
+        .request_id
+        .as_ref()
+        .and_then(|id| w.requests.get(id))
+    {
         // The same request_id within 24 h: not sent or billed again, same answer.
         return Json(previous.1.clone()).into_response();
     }
@@ -576,10 +683,17 @@ async fn send_sms(State(world): State<Shared>, _headers: HeaderMap, body: axum::
     let needed = parts * campaign.phones.len();
     let cost = (needed as f64 * campaign.price * 10_000.0).round() / 10_000.0;
     if cost > w.credit + 1e-9 {
-        return error(StatusCode::BAD_REQUEST, "Not enough credit to send this campaign");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Not enough credit to send this campaign",
+        );
     }
     let ticket = w.ticket(now);
-    let residual = if campaign.simulation { w.credit } else { w.credit - cost };
+    let residual = if campaign.simulation {
+        w.credit
+    } else {
+        w.credit - cost
+    };
     let response = json!({
         "sms_ticket": ticket,
         "number_of_contacts": campaign.phones.len(),
@@ -593,14 +707,22 @@ async fn send_sms(State(world): State<Shared>, _headers: HeaderMap, body: axum::
     w.credit = residual;
     let single = campaign.phones.len() == 1;
     for (i, phone) in campaign.phones.iter().enumerate() {
-        let id = if single { ticket.clone() } else { format!("{ticket}_{}", i + 1) };
+        let id = if single {
+            ticket.clone()
+        } else {
+            format!("{ticket}_{}", i + 1)
+        };
         let wanted = normalize_phone(phone);
-        let index = w.conversations.iter().position(|c| normalize_phone(&c.phone) == wanted);
+        let index = w
+            .conversations
+            .iter()
+            .position(|c| normalize_phone(&c.phone) == wanted);
         let index = match index {
             Some(i) => i,
             None if campaign.with_replies => {
                 // A two-way SMS to a new number opens a conversation.
-                let mut uuid_source = Gen::new(w.tickets ^ u64::from(now.timestamp_subsec_nanos()), now);
+                let mut uuid_source =
+                    Gen::new(w.tickets ^ u64::from(now.timestamp_subsec_nanos()), now);
                 w.conversations.push(Conv {
                     uuid: uuid_source.uuid(),
                     last_user_channel: "sms",
@@ -640,13 +762,25 @@ mod tests {
 
     #[test]
     fn shows_times_with_the_paris_offset() {
-        let summer = DateTime::parse_from_rfc3339("2024-06-21T03:08:06Z").map(|t| t.with_timezone(&Utc));
-        assert_eq!(summer.map(ts).ok().as_deref(), Some("2024-06-21T05:08:06+02:00"));
-        let winter = DateTime::parse_from_rfc3339("2024-01-10T10:00:00Z").map(|t| t.with_timezone(&Utc));
-        assert_eq!(winter.map(ts).ok().as_deref(), Some("2024-01-10T11:00:00+01:00"));
+        let summer =
+            DateTime::parse_from_rfc3339("2024-06-21T03:08:06Z").map(|t| t.with_timezone(&Utc));
+        assert_eq!(
+            summer.map(ts).ok().as_deref(),
+            Some("2024-06-21T05:08:06+02:00")
+        );
+        let winter =
+            DateTime::parse_from_rfc3339("2024-01-10T10:00:00Z").map(|t| t.with_timezone(&Utc));
+        assert_eq!(
+            winter.map(ts).ok().as_deref(),
+            Some("2024-01-10T11:00:00+01:00")
+        );
         // 2024-03-31 is the last Sunday of March: summer time from 01:00 UTC.
-        let switch = DateTime::parse_from_rfc3339("2024-03-31T01:00:00Z").map(|t| t.with_timezone(&Utc));
-        assert_eq!(switch.map(ts).ok().as_deref(), Some("2024-03-31T03:00:00+02:00"));
+        let switch =
+            DateTime::parse_from_rfc3339("2024-03-31T01:00:00Z").map(|t| t.with_timezone(&Utc));
+        assert_eq!(
+            switch.map(ts).ok().as_deref(),
+            Some("2024-03-31T03:00:00+02:00")
+        );
     }
 
     #[test]
@@ -666,9 +800,21 @@ mod tests {
         let b = World::generate(7, 40, now);
         assert_eq!(a.conversation_ids(), b.conversation_ids());
         assert_eq!(a.conversation_ids().len(), 40);
-        let channels: std::collections::BTreeSet<&str> = a.conversations.iter().map(|c| c.last_user_channel).collect();
+        let channels: std::collections::BTreeSet<&str> = a
+            .conversations
+            .iter()
+            .map(|c| c.last_user_channel)
+            .collect();
         assert!(channels.contains("sms") && channels.contains("rcs"));
-        assert!(a.conversations.iter().all(|c| c.messages.iter().any(|m| m.inbound)));
-        assert!(a.conversations.iter().all(|c| c.messages.windows(2).all(|w| w[0].at <= w[1].at)));
+        assert!(
+            a.conversations
+                .iter()
+                .all(|c| c.messages.iter().any(|m| m.inbound))
+        );
+        assert!(
+            a.conversations
+                .iter()
+                .all(|c| c.messages.windows(2).all(|w| w[0].at <= w[1].at))
+        );
     }
 }

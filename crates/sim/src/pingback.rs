@@ -139,7 +139,14 @@ fn parse_uuid(s: &str) -> Option<String> {
     let hyphens_ok = lower.len() == 32
         || (lower.len() == 36 && [8, 13, 18, 23].iter().all(|i| lower.as_bytes()[*i] == b'-'));
     (hyphens_ok && hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
-        format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
     })
 }
 
@@ -200,7 +207,8 @@ impl World {
             world.conversations.insert(conv.id.clone(), conv);
         }
         for i in 0..5.min(conversations) {
-            let conv = world.generate_conversation(&mut g, conversations + i, Some(&other_business));
+            let conv =
+                world.generate_conversation(&mut g, conversations + i, Some(&other_business));
             world.conversations.insert(conv.id.clone(), conv);
         }
         world
@@ -209,8 +217,18 @@ impl World {
     fn generate_conversation(&self, g: &mut Gen, i: usize, other_business: Option<&str>) -> Conv {
         let business_id = other_business.unwrap_or(&self.business_id).to_owned();
         let channel_type = *g.pick(&[
-            "widget", "widget", "widget", "webchat", "email", "email", "whatsapp", "whatsapp", "telegram",
-            "instagram", "x", "sms",
+            "widget",
+            "widget",
+            "widget",
+            "webchat",
+            "email",
+            "email",
+            "whatsapp",
+            "whatsapp",
+            "telegram",
+            "instagram",
+            "x",
+            "sms",
         ]);
         let created_at = g.time_within(Duration::days(30));
         let customer_uuid = g.uuid();
@@ -219,7 +237,11 @@ impl World {
             // Some customers carry integer ids, as in the docs' own example.
             let legacy = g.chance(0.1);
             Customer {
-                id: if legacy { json!(40 + i) } else { json!(customer_uuid) },
+                id: if legacy {
+                    json!(40 + i)
+                } else {
+                    json!(customer_uuid)
+                },
                 business_id: if legacy { json!(7) } else { json!(business_id) },
                 email: g.chance(0.7).then(|| g.email_for(&first)),
                 phone: g.chance(0.4).then(|| g.phone()),
@@ -228,7 +250,9 @@ impl World {
                 created_at: created_at - Duration::days(g.below(90) as i64),
             }
         });
-        let status = *g.pick(&["open", "open", "open", "open", "pending", "pending", "resolved", "resolved", "closed"]);
+        let status = *g.pick(&[
+            "open", "open", "open", "open", "pending", "pending", "resolved", "resolved", "closed",
+        ]);
         let active: Vec<&Member> = self.members.iter().filter(|m| m.is_active).collect();
         let assigned = other_business.is_none() && (status != "open" || g.chance(0.5));
         let assignee_id = assigned
@@ -258,9 +282,9 @@ impl World {
                 attachments,
                 created_at: t,
             });
-            let replier = assignee_id
-                .clone()
-                .or_else(|| (turn == 0 && g.chance(0.3)).then(|| active[g.below(active.len())].user_id.clone()));
+            let replier = assignee_id.clone().or_else(|| {
+                (turn == 0 && g.chance(0.3)).then(|| active[g.below(active.len())].user_id.clone())
+            });
             if let Some(agent) = replier.filter(|_| turn + 1 < turns || g.chance(0.6)) {
                 t = g.time_after(t, Duration::minutes(60));
                 messages.push(Msg {
@@ -273,9 +297,14 @@ impl World {
                 });
             }
         }
-        let first_response_at = messages.iter().find(|m| m.sender_type == "agent").map(|m| m.created_at);
-        let resolved_at = matches!(status, "resolved" | "closed").then(|| g.time_after(t, Duration::hours(3)));
-        let closed_at = (status == "closed").then(|| g.time_after(resolved_at.unwrap_or(t), Duration::hours(24)));
+        let first_response_at = messages
+            .iter()
+            .find(|m| m.sender_type == "agent")
+            .map(|m| m.created_at);
+        let resolved_at =
+            matches!(status, "resolved" | "closed").then(|| g.time_after(t, Duration::hours(3)));
+        let closed_at = (status == "closed")
+            .then(|| g.time_after(resolved_at.unwrap_or(t), Duration::hours(24)));
         let updated_at = closed_at.or(resolved_at).unwrap_or(t);
         Conv {
             id: conv_id,
@@ -335,7 +364,10 @@ impl World {
             })
         });
         let messages: Vec<Value> = if with_messages {
-            c.messages.iter().map(|m| Self::message_json(&c.id, m)).collect()
+            c.messages
+                .iter()
+                .map(|m| Self::message_json(&c.id, m))
+                .collect()
         } else {
             Vec::new()
         };
@@ -356,12 +388,16 @@ impl World {
     }
 
     fn own(&self, id: &str) -> Option<&Conv> {
-        self.conversations.get(id).filter(|c| c.business_id == self.business_id)
+        self.conversations
+            .get(id)
+            .filter(|c| c.business_id == self.business_id)
     }
 
     fn own_mut(&mut self, id: &str) -> Option<&mut Conv> {
         let business = self.business_id.clone();
-        self.conversations.get_mut(id).filter(|c| c.business_id == business)
+        self.conversations
+            .get_mut(id)
+            .filter(|c| c.business_id == business)
     }
 
     fn issue_token(&mut self, caller: Caller) -> String {
@@ -401,17 +437,25 @@ impl World {
 
     /// The `user_id`s of the active team members (the assignable agents).
     pub fn active_agent_ids(&self) -> Vec<String> {
-        self.members.iter().filter(|m| m.is_active).map(|m| m.user_id.clone()).collect()
+        self.members
+            .iter()
+            .filter(|m| m.is_active)
+            .map(|m| m.user_id.clone())
+            .collect()
     }
 
     /// The `user_id` of the member who logs in with `email`.
     pub fn user_id_of(&self, email: &str) -> Option<String> {
-        self.members.iter().find(|m| m.email == email).map(|m| m.user_id.clone())
+        self.members
+            .iter()
+            .find(|m| m.email == email)
+            .map(|m| m.user_id.clone())
     }
 
     /// A conversation's status, assignee and message count, for tests that read writes back.
     pub fn conversation_state(&self, id: &str) -> Option<(String, Option<String>, usize)> {
-        self.own(id).map(|c| (c.status.to_owned(), c.assignee_id.clone(), c.messages.len()))
+        self.own(id)
+            .map(|c| (c.status.to_owned(), c.assignee_id.clone(), c.messages.len()))
     }
 
     /// Invalidates every issued token (as a logout, a password change or an expiry would).
@@ -448,15 +492,20 @@ fn not_found() -> Response {
 
 fn unauthorized(message: &str) -> Response {
     let mut response = detail(StatusCode::UNAUTHORIZED, message);
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
     response
 }
 
 /// FastAPI's validation error: every problem found, each with its location.
 fn validation(problems: Vec<Value>) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": problems }))).into_response()
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({ "detail": problems })),
+    )
+        .into_response()
 }
 
 fn problem(kind: &str, loc: &[&str], msg: &str, input: Value) -> Value {
@@ -496,12 +545,27 @@ async fn gate(State(world): State<Shared>, mut request: Request, next: Next) -> 
 pub fn router(world: Shared) -> Router {
     let protected = Router::new()
         .route("/api/v1/auth/me", get(me))
-        .route("/api/v1/conversations/", get(list_conversations).post(create_conversation))
-        .route("/api/v1/conversations/{conversation_id}", get(show_conversation))
-        .route("/api/v1/conversations/{conversation_id}/messages", post(send_message))
-        .route("/api/v1/conversations/{conversation_id}/resolve", put(resolve))
+        .route(
+            "/api/v1/conversations/",
+            get(list_conversations).post(create_conversation),
+        )
+        .route(
+            "/api/v1/conversations/{conversation_id}",
+            get(show_conversation),
+        )
+        .route(
+            "/api/v1/conversations/{conversation_id}/messages",
+            post(send_message),
+        )
+        .route(
+            "/api/v1/conversations/{conversation_id}/resolve",
+            put(resolve),
+        )
         .route("/api/v1/conversations/{conversation_id}/close", put(close))
-        .route("/api/v1/conversations/{conversation_id}/assign/{agent_id}", put(assign))
+        .route(
+            "/api/v1/conversations/{conversation_id}/assign/{agent_id}",
+            put(assign),
+        )
         .route("/api/v1/team/assign/{conversation_id}", post(team_assign))
         .route("/api/v1/team/members", get(team_members))
         .layer(axum::middleware::from_fn_with_state(world.clone(), gate));
@@ -519,7 +583,11 @@ async fn add_slash(OriginalUri(uri): OriginalUri) -> Response {
         Some(q) => format!("{}/?{q}", uri.path()),
         None => format!("{}/", uri.path()),
     };
-    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response()
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
 }
 
 /// The JSON object body, or FastAPI's 422 for anything else.
@@ -532,19 +600,38 @@ fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Response> 
             "Input should be a valid dictionary or object to extract fields from",
             other,
         )])),
-        Err(_) => Err(validation(vec![problem("json_invalid", &["body", "0"], "JSON decode error", json!({}))])),
+        Err(_) => Err(validation(vec![problem(
+            "json_invalid",
+            &["body", "0"],
+            "JSON decode error",
+            json!({}),
+        )])),
     }
 }
 
-fn required_string(body: &serde_json::Map<String, Value>, field: &'static str, problems: &mut Vec<Value>) -> Option<String> {
+fn required_string(
+    body: &serde_json::Map<String, Value>,
+    field: &'static str,
+    problems: &mut Vec<Value>,
+) -> Option<String> {
     match body.get(field) {
         None => {
-            problems.push(problem("missing", &["body", field], "Field required", Value::Object(body.clone())));
+            problems.push(problem(
+                "missing",
+                &["body", field],
+                "Field required",
+                Value::Object(body.clone()),
+            ));
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => {
-            problems.push(problem("string_type", &["body", field], "Input should be a valid string", other.clone()));
+            problems.push(problem(
+                "string_type",
+                &["body", field],
+                "Input should be a valid string",
+                other.clone(),
+            ));
             None
         }
     }
@@ -563,8 +650,15 @@ async fn login(State(world): State<Shared>, body: axum::body::Bytes) -> Response
         let caller = w
             .members
             .iter()
-            .find(|m| m.is_active && m.email.eq_ignore_ascii_case(email.trim()) && m.password == Some(password.as_str()))
-            .map(|m| Caller { user_id: m.user_id.clone(), role: m.role });
+            .find(|m| {
+                m.is_active
+                    && m.email.eq_ignore_ascii_case(email.trim())
+                    && m.password == Some(password.as_str())
+            })
+            .map(|m| Caller {
+                user_id: m.user_id.clone(),
+                role: m.role,
+            });
         let Some(caller) = caller else {
             return Err(unauthorized("Incorrect email or password"));
         };
@@ -609,8 +703,17 @@ async fn me(State(world): State<Shared>, Extension(caller): Extension<Caller>) -
 }
 
 /// An integer query parameter within `min..=max`, as FastAPI's `Query(ge=.., le=..)` checks it.
-fn int_param(params: &BTreeMap<String, String>, name: &'static str, default: usize, min: usize, max: Option<usize>, problems: &mut Vec<Value>) -> usize {
-    let Some(raw) = params.get(name) else { return default };
+fn int_param(
+    params: &BTreeMap<String, String>,
+    name: &'static str,
+    default: usize,
+    min: usize,
+    max: Option<usize>,
+    problems: &mut Vec<Value>,
+) -> usize {
+    let Some(raw) = params.get(name) else {
+        return default;
+    };
     let Ok(n) = raw.trim().parse::<i64>() else {
         problems.push(problem(
             "int_parsing",
@@ -637,11 +740,21 @@ fn int_param(params: &BTreeMap<String, String>, name: &'static str, default: usi
     n as usize
 }
 
-async fn list_conversations(State(world): State<Shared>, Query(params): Query<BTreeMap<String, String>>) -> Response {
+async fn list_conversations(
+    State(world): State<Shared>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Response {
     let run = || -> Result<Response, Response> {
         let mut problems = Vec::new();
         let page = int_param(&params, "page", 1, 1, None, &mut problems);
-        let limit = int_param(&params, "limit", DEFAULT_LIMIT, 1, Some(MAX_LIMIT), &mut problems);
+        let limit = int_param(
+            &params,
+            "limit",
+            DEFAULT_LIMIT,
+            1,
+            Some(MAX_LIMIT),
+            &mut problems,
+        );
         let status = params.get("status").map(String::as_str);
         if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
             problems.push(json!({
@@ -653,17 +766,26 @@ async fn list_conversations(State(world): State<Shared>, Query(params): Query<BT
         if !problems.is_empty() {
             return Err(validation(problems));
         }
-        let assignee = params.get("assignee_id").map(|a| parse_uuid(a).unwrap_or_else(|| a.clone()));
+        let assignee = params
+            .get("assignee_id")
+            .map(|a| parse_uuid(a).unwrap_or_else(|| a.clone()));
         let w = lock(&world)?;
         let mut list: Vec<&Conv> = w
             .conversations
             .values()
             .filter(|c| c.business_id == w.business_id)
             .filter(|c| status.is_none_or(|s| c.status == s))
-            .filter(|c| assignee.as_ref().is_none_or(|a| c.assignee_id.as_ref() == Some(a)))
+            .filter(|c| {
+                assignee
+                    .as_ref()
+                    .is_none_or(|a| c.assignee_id.as_ref() == Some(a))
+            })
             .collect();
         list.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
-        let items: Vec<Value> = paginate(&list, page, limit).into_iter().map(|c| World::conv_json(c, false)).collect();
+        let items: Vec<Value> = paginate(&list, page, limit)
+            .into_iter()
+            .map(|c| World::conv_json(c, false))
+            .collect();
         Ok(Json(Value::Array(items)).into_response())
     };
     run().unwrap_or_else(|e| e)
@@ -685,10 +807,17 @@ fn path_uuid(name: &'static str, raw: &str, problems: &mut Vec<Value>) -> String
 fn conversation_path(raw: &str) -> Result<String, Response> {
     let mut problems = Vec::new();
     let id = path_uuid("conversation_id", raw, &mut problems);
-    if problems.is_empty() { Ok(id) } else { Err(validation(problems)) }
+    if problems.is_empty() {
+        Ok(id)
+    } else {
+        Err(validation(problems))
+    }
 }
 
-async fn show_conversation(State(world): State<Shared>, Path(conversation_id): Path<String>) -> Response {
+async fn show_conversation(
+    State(world): State<Shared>,
+    Path(conversation_id): Path<String>,
+) -> Response {
     let run = || -> Result<Response, Response> {
         let id = conversation_path(&conversation_id)?;
         let w = lock(&world)?;
@@ -731,11 +860,20 @@ async fn create_conversation(
             return Err(validation(problems));
         }
         let business = business.and_then(|b| parse_uuid(&b));
-        let initial = body.get("initial_message").and_then(Value::as_str).map(str::to_owned);
-        let customer_id = body.get("customer_id").and_then(Value::as_str).map(str::to_owned);
+        let initial = body
+            .get("initial_message")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let customer_id = body
+            .get("customer_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let mut w = lock(&world)?;
         if business.as_deref() != Some(w.business_id.as_str()) {
-            return Err(detail(StatusCode::FORBIDDEN, "Not authorized for this business"));
+            return Err(detail(
+                StatusCode::FORBIDDEN,
+                "Not authorized for this business",
+            ));
         }
         let customer = match &customer_id {
             None => None,
@@ -743,7 +881,10 @@ async fn create_conversation(
                 let found = w
                     .conversations
                     .values()
-                    .find(|c| c.business_id == w.business_id && c.customer_id.as_deref() == Some(cid.as_str()))
+                    .find(|c| {
+                        c.business_id == w.business_id
+                            && c.customer_id.as_deref() == Some(cid.as_str())
+                    })
                     .and_then(|c| c.customer.clone());
                 Some(found.ok_or_else(|| detail(StatusCode::NOT_FOUND, "Customer not found"))?)
             }
@@ -803,7 +944,12 @@ async fn send_message(
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items.clone(),
             Some(other) => {
-                problems.push(problem("list_type", &["body", "attachments"], "Input should be a valid list", other.clone()));
+                problems.push(problem(
+                    "list_type",
+                    &["body", "attachments"],
+                    "Input should be a valid list",
+                    other.clone(),
+                ));
                 Vec::new()
             }
         };
@@ -853,7 +999,11 @@ fn transition(world: &Shared, conversation_id: &str, to: &'static str) -> Respon
         let mut w = lock(world)?;
         let c = w.own_mut(&id).ok_or_else(not_found)?;
         if c.status == to {
-            let message = if to == "resolved" { "Already resolved" } else { "Already closed" };
+            let message = if to == "resolved" {
+                "Already resolved"
+            } else {
+                "Already closed"
+            };
             return Ok(detail(StatusCode::OK, message));
         }
         let t = now().max(c.updated_at);
@@ -871,9 +1021,17 @@ fn transition(world: &Shared, conversation_id: &str, to: &'static str) -> Respon
 }
 
 /// Assigns `conversation` to the team member `agent` on behalf of `caller`.
-fn assign_to(world: &Shared, caller: &Caller, conversation: &str, agent: &str) -> Result<String, Response> {
+fn assign_to(
+    world: &Shared,
+    caller: &Caller,
+    conversation: &str,
+    agent: &str,
+) -> Result<String, Response> {
     if !matches!(caller.role, "owner" | "admin") {
-        return Err(detail(StatusCode::FORBIDDEN, "Only owners and admins can assign conversations"));
+        return Err(detail(
+            StatusCode::FORBIDDEN,
+            "Only owners and admins can assign conversations",
+        ));
     }
     let mut w = lock(world)?;
     if w.own(conversation).is_none() {
@@ -881,7 +1039,10 @@ fn assign_to(world: &Shared, caller: &Caller, conversation: &str, agent: &str) -
     }
     let is_member = w.members.iter().any(|m| m.user_id == agent && m.is_active);
     if !is_member {
-        return Err(detail(StatusCode::BAD_REQUEST, "Agent is not an active member of your team"));
+        return Err(detail(
+            StatusCode::BAD_REQUEST,
+            "Agent is not an active member of your team",
+        ));
     }
     let c = w.own_mut(conversation).ok_or_else(not_found)?;
     c.assignee_id = Some(agent.to_owned());
@@ -920,7 +1081,12 @@ async fn team_assign(
         let agent = match params.get("agent_id") {
             Some(a) => path_uuid("agent_id", a, &mut problems),
             None => {
-                problems.push(problem("missing", &["query", "agent_id"], "Field required", Value::Null));
+                problems.push(problem(
+                    "missing",
+                    &["query", "agent_id"],
+                    "Field required",
+                    Value::Null,
+                ));
                 String::new()
             }
         };
@@ -936,7 +1102,10 @@ async fn team_assign(
 async fn team_members(State(world): State<Shared>) -> Response {
     let run = || -> Result<Response, Response> {
         let w = lock(&world)?;
-        Ok(Json(Value::Array(w.members.iter().map(World::member_json).collect())).into_response())
+        Ok(Json(Value::Array(
+            w.members.iter().map(World::member_json).collect(),
+        ))
+        .into_response())
     };
     run().unwrap_or_else(|e| e)
 }
@@ -981,9 +1150,14 @@ mod tests {
         assert_eq!(a.conversation_ids(), b.conversation_ids());
         assert_eq!(a.conversation_ids().len(), 40);
         assert_eq!(a.foreign_conversation_ids().len(), 5);
-        let statuses: std::collections::BTreeSet<&str> = a.conversations.values().map(|c| c.status).collect();
+        let statuses: std::collections::BTreeSet<&str> =
+            a.conversations.values().map(|c| c.status).collect();
         assert_eq!(statuses.len(), 4, "every status occurs");
-        assert!(a.conversations.values().any(|c| c.customer.as_ref().is_some_and(|p| p.id.is_number())));
+        assert!(
+            a.conversations
+                .values()
+                .any(|c| c.customer.as_ref().is_some_and(|p| p.id.is_number()))
+        );
         assert!(a.conversations.values().any(|c| c.assignee_id.is_none()));
     }
 }

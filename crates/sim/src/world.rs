@@ -10,11 +10,32 @@ const FIRST_NAMES: &[&str] = &[
     "Mei", "Ana", "Yusuf", "Élodie", "Nguyễn", "Fatima", "Kwame", "Ingrid", "Dmitri",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Doe", "Dubois", "Jørgensen", "Müller", "García", "Tanaka", "Nowak", "Sharma", "Adeyemi",
-    "Lindqvist", "Wang", "Silva", "Öztürk", "Lefèvre", "Văn An", "Haddad", "Mensah", "Berg",
+    "Doe",
+    "Dubois",
+    "Jørgensen",
+    "Müller",
+    "García",
+    "Tanaka",
+    "Nowak",
+    "Sharma",
+    "Adeyemi",
+    "Lindqvist",
+    "Wang",
+    "Silva",
+    "Öztürk",
+    "Lefèvre",
+    "Văn An",
+    "Haddad",
+    "Mensah",
+    "Berg",
 ];
 const AGENT_NAMES: &[&str] = &[
-    "Jane Agent", "Marco Rossi", "Léa Martin", "Sam Okafor", "Hana Kim", "Tomás Díaz",
+    "Jane Agent",
+    "Marco Rossi",
+    "Léa Martin",
+    "Sam Okafor",
+    "Hana Kim",
+    "Tomás Díaz",
 ];
 const CUSTOMER_LINES: &[&str] = &[
     "Hi, where is my order?",
@@ -64,9 +85,9 @@ impl Gen {
 
     /// A generator for one vendor: same seed, different stream per vendor.
     pub fn for_vendor(seed: u64, vendor: &str, now: DateTime<Utc>) -> Gen {
-        let salt = vendor
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let salt = vendor.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         Gen::new(seed ^ salt, now)
     }
 
@@ -119,7 +140,11 @@ impl Gen {
             .filter(char::is_ascii_alphanumeric)
             .collect::<String>()
             .to_ascii_lowercase();
-        let local = if local.is_empty() { "customer".to_owned() } else { local };
+        let local = if local.is_empty() {
+            "customer".to_owned()
+        } else {
+            local
+        };
         format!("{local}.{}@example.com", self.below(10_000))
     }
 
@@ -139,7 +164,8 @@ impl Gen {
         if self.chance(0.05) {
             let mut long = String::new();
             for _ in 0..40 {
-                long.push_str(*self.pick(CUSTOMER_LINES));
+                let line: &&str = self.pick(CUSTOMER_LINES);
+                long.push_str(line);
                 long.push(' ');
             }
             long.trim_end().to_owned()

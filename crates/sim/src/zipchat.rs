@@ -124,8 +124,12 @@ impl World {
                         id: first_id + i as u64,
                         email: format!("{}@shop.example.com", ascii_local(&first)),
                         name,
-                        avatar_url: (i % 2 == 0)
-                            .then(|| format!("https://cdn.example.com/avatars/{}.png", first_id + i as u64)),
+                        avatar_url: (i % 2 == 0).then(|| {
+                            format!(
+                                "https://cdn.example.com/avatars/{}.png",
+                                first_id + i as u64
+                            )
+                        }),
                     }
                 })
                 .collect();
@@ -153,7 +157,16 @@ impl World {
 
     fn generate_conversation(&mut self, g: &mut Gen, chat_id: u64, id: u64) -> Conv {
         let channel = *g.pick(&[
-            "web", "web", "web", "web", "whatsapp", "whatsapp", "instagram", "messenger", "email", "chat",
+            "web",
+            "web",
+            "web",
+            "web",
+            "whatsapp",
+            "whatsapp",
+            "instagram",
+            "messenger",
+            "email",
+            "chat",
         ]);
         let created_at = g.time_within(Duration::days(30));
         let lead = (!g.chance(0.15)).then(|| {
@@ -169,7 +182,11 @@ impl World {
             }
         });
         let manual = g.chance(0.25);
-        let assignable: Vec<u64> = self.users.get(&chat_id).map(|u| u.iter().map(|u| u.id).collect()).unwrap_or_default();
+        let assignable: Vec<u64> = self
+            .users
+            .get(&chat_id)
+            .map(|u| u.iter().map(|u| u.id).collect())
+            .unwrap_or_default();
         let assignee = manual.then(|| *g.pick(&assignable));
         let mut t = created_at;
         let mut messages = Vec::new();
@@ -186,7 +203,10 @@ impl World {
                 g.bot_text()
             };
             let m = self.message(g, "assistant", false, None, &mut t);
-            messages.push(Msg { message: reply, ..m });
+            messages.push(Msg {
+                message: reply,
+                ..m
+            });
         }
         if let Some(agent) = assignee {
             let text = g.agent_text();
@@ -211,14 +231,25 @@ impl World {
         }
     }
 
-    fn message(&mut self, g: &mut Gen, role: &'static str, manual: bool, sender: Option<u64>, t: &mut DateTime<Utc>) -> Msg {
+    fn message(
+        &mut self,
+        g: &mut Gen,
+        role: &'static str,
+        manual: bool,
+        sender: Option<u64>,
+        t: &mut DateTime<Utc>,
+    ) -> Msg {
         *t = g.time_after(*t, Duration::minutes(90));
         let id = self.next_message_id;
         self.next_message_id += 1;
         Msg {
             id,
             role,
-            message: if role == "user" { g.customer_text() } else { String::new() },
+            message: if role == "user" {
+                g.customer_text()
+            } else {
+                String::new()
+            },
             manual_reply: manual,
             sender_id: sender,
             created_at: *t,
@@ -288,7 +319,11 @@ impl World {
 
     /// Every conversation of `chat` as `(id, last_message_at)`, for tests that compare.
     pub fn conversation_ids(&self, chat: u64) -> Vec<u64> {
-        self.conversations.values().filter(|c| c.chat_id == chat).map(|c| c.id).collect()
+        self.conversations
+            .values()
+            .filter(|c| c.chat_id == chat)
+            .map(|c| c.id)
+            .collect()
     }
 
     /// The conversation of `chat` with the latest message.
@@ -296,7 +331,11 @@ impl World {
         self.conversations
             .values()
             .filter(|c| c.chat_id == chat)
-            .max_by(|a, b| a.last_message_at.cmp(&b.last_message_at).then(a.id.cmp(&b.id)))
+            .max_by(|a, b| {
+                a.last_message_at
+                    .cmp(&b.last_message_at)
+                    .then(a.id.cmp(&b.id))
+            })
             .map(|c| c.id)
     }
 
@@ -340,13 +379,21 @@ async fn gate(State(world): State<Shared>, mut request: Request, next: Next) -> 
         let quota = w.quota;
         let window = w.windows.entry(chat).or_default();
         if now >= window.started + WINDOW_SECS {
-            *window = RateWindow { started: now, count: 0 };
+            *window = RateWindow {
+                started: now,
+                count: 0,
+            };
         }
         let allowed = window.count < quota;
         if allowed {
             window.count += 1;
         }
-        (allowed, quota, quota.saturating_sub(window.count), window.started + WINDOW_SECS)
+        (
+            allowed,
+            quota,
+            quota.saturating_sub(window.count),
+            window.started + WINDOW_SECS,
+        )
     };
     request.extensions_mut().insert(Integration(chat));
     let mut response = if allowed {
@@ -370,23 +417,37 @@ pub fn router(world: Shared) -> Router {
     Router::new()
         .route("/chats", get(list_chats))
         .route("/chats/{chat_id}/conversations", get(list_conversations))
-        .route("/chats/{chat_id}/conversations/{id}", get(show_conversation))
-        .route("/chats/{chat_id}/conversations/{id}/assignment", patch(assign))
-        .route("/chats/{chat_id}/conversations/{id}/messages", axum::routing::post(send_message))
+        .route(
+            "/chats/{chat_id}/conversations/{id}",
+            get(show_conversation),
+        )
+        .route(
+            "/chats/{chat_id}/conversations/{id}/assignment",
+            patch(assign),
+        )
+        .route(
+            "/chats/{chat_id}/conversations/{id}/messages",
+            axum::routing::post(send_message),
+        )
         .route("/chats/{chat_id}/users", get(list_users))
         .route("/chats/{chat_id}/users/{id}", get(show_user))
         .layer(axum::middleware::from_fn_with_state(world.clone(), gate))
         .with_state(world)
 }
 
-fn number(params: &BTreeMap<String, String>, name: &str, default: usize) -> Result<usize, Response> {
+fn number(
+    params: &BTreeMap<String, String>,
+    name: &str,
+    default: usize,
+) -> Result<usize, Response> {
     match params.get(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{name} must be a positive integer"))),
+        Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("{name} must be a positive integer"),
+            )
+        }),
     }
 }
 
@@ -396,7 +457,12 @@ fn since(params: &BTreeMap<String, String>, name: &str) -> Result<Option<DateTim
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{name} must be an ISO 8601 timestamp")))
+                .map_err(|_| {
+                    error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &format!("{name} must be an ISO 8601 timestamp"),
+                    )
+                })
         })
         .transpose()
 }
@@ -406,7 +472,9 @@ fn pagination(page: usize, per_page: usize, total: usize) -> Value {
 }
 
 fn lock(world: &Shared) -> Result<std::sync::MutexGuard<'_, World>, Response> {
-    world.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))
+    world
+        .lock()
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))
 }
 
 fn check_chat(integration: Integration, chat_id: &str) -> Result<u64, Response> {
@@ -437,10 +505,20 @@ async fn list_conversations(
             .values()
             .filter(|c| c.chat_id == chat && since.is_none_or(|s| c.last_message_at >= s))
             .collect();
-        list.sort_by(|a, b| b.last_message_at.cmp(&a.last_message_at).then(b.id.cmp(&a.id)));
+        list.sort_by(|a, b| {
+            b.last_message_at
+                .cmp(&a.last_message_at)
+                .then(b.id.cmp(&a.id))
+        });
         let total = list.len();
-        let items: Vec<Value> = paginate(&list, page, per_page).into_iter().map(|c| w.conv_json(c, false)).collect();
-        Ok(Json(json!({"conversations": items, "pagination": pagination(page, per_page, total)})).into_response())
+        let items: Vec<Value> = paginate(&list, page, per_page)
+            .into_iter()
+            .map(|c| w.conv_json(c, false))
+            .collect();
+        Ok(
+            Json(json!({"conversations": items, "pagination": pagination(page, per_page, total)}))
+                .into_response(),
+        )
     };
     run().unwrap_or_else(|e| e)
 }
@@ -457,11 +535,23 @@ async fn show_conversation(
         let per_page = number(&params, "message_per_page", 100)?.min(200);
         let since = since(&params, "message_created_at_since")?;
         let w = lock(&world)?;
-        let c = id.parse::<u64>().ok().and_then(|id| w.conversations.get(&id)).filter(|c| c.chat_id == chat).ok_or_else(not_found)?;
-        let messages: Vec<&Msg> = c.messages.iter().filter(|m| since.is_none_or(|s| m.created_at >= s)).collect();
+        let c = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| w.conversations.get(&id))
+            .filter(|c| c.chat_id == chat)
+            .ok_or_else(not_found)?;
+        let messages: Vec<&Msg> = c
+            .messages
+            .iter()
+            .filter(|m| since.is_none_or(|s| m.created_at >= s))
+            .collect();
         let total = messages.len();
         let mut body = w.conv_json(c, true);
-        body["messages"] = paginate(&messages, page, per_page).into_iter().map(World::message_json).collect();
+        body["messages"] = paginate(&messages, page, per_page)
+            .into_iter()
+            .map(World::message_json)
+            .collect();
         body["message_pagination"] = pagination(page, per_page, total);
         Ok(Json(json!({"conversation": body})).into_response())
     };
@@ -480,8 +570,14 @@ async fn list_users(
         let per_page = number(&params, "per_page", 50)?.min(100);
         let w = lock(&world)?;
         let users = w.users.get(&chat).cloned().unwrap_or_default();
-        let items: Vec<Value> = paginate(&users, page, per_page).iter().map(World::user_json).collect();
-        Ok(Json(json!({"users": items, "pagination": pagination(page, per_page, users.len())})).into_response())
+        let items: Vec<Value> = paginate(&users, page, per_page)
+            .iter()
+            .map(World::user_json)
+            .collect();
+        Ok(
+            Json(json!({"users": items, "pagination": pagination(page, per_page, users.len())}))
+                .into_response(),
+        )
     };
     run().unwrap_or_else(|e| e)
 }
@@ -494,7 +590,11 @@ async fn show_user(
     let run = || -> Result<Response, Response> {
         let chat = check_chat(integration, &chat_id)?;
         let w = lock(&world)?;
-        let user = id.parse().ok().and_then(|id| w.user(chat, id)).ok_or_else(|| error(StatusCode::NOT_FOUND, "User not found"))?;
+        let user = id
+            .parse()
+            .ok()
+            .and_then(|id| w.user(chat, id))
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, "User not found"))?;
         Ok(Json(json!({"user": World::user_json(user)})).into_response())
     };
     run().unwrap_or_else(|e| e)
@@ -506,11 +606,17 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Map<String,
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !is_json {
-        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Content-Type must be application/json"));
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Content-Type must be application/json",
+        ));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(error(StatusCode::UNPROCESSABLE_ENTITY, "body must be a JSON object")),
+        _ => Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body must be a JSON object",
+        )),
     }
 }
 
@@ -525,19 +631,38 @@ async fn assign(
         let chat = check_chat(integration, &chat_id)?;
         let body = json_body(&headers, &body)?;
         let mut w = lock(&world)?;
-        let conv_id = id.parse::<u64>().ok().filter(|id| w.conversations.get(id).is_some_and(|c| c.chat_id == chat)).ok_or_else(not_found)?;
+        let conv_id = id
+            .parse::<u64>()
+            .ok()
+            .filter(|id| w.conversations.get(id).is_some_and(|c| c.chat_id == chat))
+            .ok_or_else(not_found)?;
         let assignee = match body.get("assignee_id") {
-            None => return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "assignee_id is required (use null to assign to AI)")),
+            None => {
+                return Err(error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "assignee_id is required (use null to assign to AI)",
+                ));
+            }
             Some(Value::Null) => None,
             Some(v) => {
-                let user = v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).filter(|u| w.user(chat, *u).is_some());
+                let user = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .filter(|u| w.user(chat, *u).is_some());
                 match user {
                     Some(u) => Some(u),
-                    None => return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "assignee_id is not an assignable user for this chat")),
+                    None => {
+                        return Err(error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "assignee_id is not an assignable user for this chat",
+                        ));
+                    }
                 }
             }
         };
-        let Some(c) = w.conversations.get_mut(&conv_id) else { return Err(not_found()) };
+        let Some(c) = w.conversations.get_mut(&conv_id) else {
+            return Err(not_found());
+        };
         c.assignee = assignee;
         c.manual_reply_mode = assignee.is_some();
         let c = c.clone();
@@ -561,22 +686,44 @@ async fn send_message(
         let chat = check_chat(integration, &chat_id)?;
         let body = json_body(&headers, &body)?;
         let mut w = lock(&world)?;
-        let conv_id = id.parse::<u64>().ok().filter(|id| w.conversations.get(id).is_some_and(|c| c.chat_id == chat)).ok_or_else(not_found)?;
-        let text = body.get("message").and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+        let conv_id = id
+            .parse::<u64>()
+            .ok()
+            .filter(|id| w.conversations.get(id).is_some_and(|c| c.chat_id == chat))
+            .ok_or_else(not_found)?;
+        let text = body
+            .get("message")
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty());
         let Some(text) = text else {
-            return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "message is required"));
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "message is required",
+            ));
         };
         let sender = match body.get("sender_id") {
-            None | Some(Value::Null) => return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "sender_id is required")),
-            Some(v) => v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())),
+            None | Some(Value::Null) => {
+                return Err(error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "sender_id is required",
+                ));
+            }
+            Some(v) => v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok())),
         };
         let Some(sender) = sender.filter(|s| w.user(chat, *s).is_some()) else {
-            return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "sender_id is not an assignable user for this chat"));
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sender_id is not an assignable user for this chat",
+            ));
         };
         let now = Utc::now();
         let id = w.next_message_id;
         w.next_message_id += 1;
-        let Some(c) = w.conversations.get_mut(&conv_id) else { return Err(not_found()) };
+        let Some(c) = w.conversations.get_mut(&conv_id) else {
+            return Err(not_found());
+        };
         if !c.manual_reply_mode {
             return Err(error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -584,7 +731,12 @@ async fn send_message(
             ));
         }
         let meta = matches!(c.channel, "whatsapp" | "instagram" | "messenger");
-        let last_customer = c.messages.iter().rev().find(|m| m.role == "user").map(|m| m.created_at);
+        let last_customer = c
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.created_at);
         if meta && last_customer.is_none_or(|t| now - t > Duration::hours(24)) {
             return Err(error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -602,7 +754,11 @@ async fn send_message(
         };
         c.messages.push(message.clone());
         c.last_message_at = created_at;
-        Ok((StatusCode::CREATED, Json(json!({"message": World::message_json(&message)}))).into_response())
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({"message": World::message_json(&message)})),
+        )
+            .into_response())
     };
     run().unwrap_or_else(|e| e)
 }

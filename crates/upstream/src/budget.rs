@@ -69,11 +69,20 @@ mod tests {
         let granted = (0..200).filter(|_| budget.try_acquire().is_ok()).count();
         assert_eq!(granted, 30);
         let wait = budget.try_acquire().err().unwrap_or_default();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
     }
 
     #[test]
     fn zero_means_no_budget() {
-        assert!(Budget::new(RateLimit { requests: 0, per_seconds: 60 }).is_none());
+        assert!(
+            Budget::new(RateLimit {
+                requests: 0,
+                per_seconds: 60
+            })
+            .is_none()
+        );
     }
 }

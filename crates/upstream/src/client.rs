@@ -290,14 +290,21 @@ impl Upstream {
 }
 
 fn timeout_error() -> Error {
-    Error::new(ErrorKind::UpstreamTimeout, "the vendor did not answer in time")
+    Error::new(
+        ErrorKind::UpstreamTimeout,
+        "the vendor did not answer in time",
+    )
 }
 
 fn transport_error(e: reqwest::Error) -> Error {
     if e.is_timeout() {
         timeout_error().with_source(e)
     } else if e.is_connect() {
-        Error::new(ErrorKind::UpstreamUnavailable, "the vendor could not be reached").with_source(e)
+        Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the vendor could not be reached",
+        )
+        .with_source(e)
     } else {
         Error::new(
             ErrorKind::UpstreamUnavailable,

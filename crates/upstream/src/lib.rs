@@ -10,8 +10,10 @@ mod endpoint;
 mod secret;
 
 pub use budget::{Budget, RateLimit};
-pub use client::{Call, ErrorParser, Response, Upstream, UpstreamOptions, retry_after_from_headers};
+pub use client::{
+    Call, ErrorParser, Response, Upstream, UpstreamOptions, retry_after_from_headers,
+};
 pub use endpoint::options;
-pub use secret::Secret;
 pub use reqwest::{Method, StatusCode, header};
+pub use secret::Secret;
 pub use url::Url;

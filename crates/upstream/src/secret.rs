@@ -44,16 +44,13 @@ impl std::fmt::Debug for Secret {
 #[serde(untagged)]
 enum Raw {
     Literal(String),
-    Env {
-        env: String,
-    },
+    Env { env: String },
 }
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
-        let raw = Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a string or { env = \"VARIABLE\" }")
-        })?;
+        let raw = Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a string or { env = \"VARIABLE\" }"))?;
         match raw {
             Raw::Literal(s) if s.is_empty() => Err(serde::de::Error::custom(
                 "the secret is empty; set it or use { env = \"VARIABLE\" }",
@@ -87,10 +84,11 @@ mod tests {
         assert_eq!(h.key.expose(), "zc-topsecret");
         assert!(!format!("{h:?}").contains("topsecret"));
 
-        let err = serde_json::from_str::<Holder>(r#"{"key": {"env": "SWITCHBOARD_SURELY_UNSET_VAR"}}"#)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err =
+            serde_json::from_str::<Holder>(r#"{"key": {"env": "SWITCHBOARD_SURELY_UNSET_VAR"}}"#)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
         assert!(err.contains("SWITCHBOARD_SURELY_UNSET_VAR"), "{err}");
     }
 }

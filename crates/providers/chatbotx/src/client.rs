@@ -49,8 +49,11 @@ fn is_numeric(id: &str) -> bool {
 }
 
 fn invalid_cursor() -> Error {
-    Error::new(ErrorKind::InvalidRequest, "the cursor does not fit this connection")
-        .with_code(codes::INVALID_CURSOR)
+    Error::new(
+        ErrorKind::InvalidRequest,
+        "the cursor does not fit this connection",
+    )
+    .with_code(codes::INVALID_CURSOR)
 }
 
 /// The vendor cursor to continue from (`None`: the first page).
@@ -117,7 +120,10 @@ impl Chatbotx {
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
             .map_err(|_| {
-                Error::new(ErrorKind::Config, "the token contains characters not allowed in a header")
+                Error::new(
+                    ErrorKind::Config,
+                    "the token contains characters not allowed in a header",
+                )
             })?;
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
@@ -143,9 +149,18 @@ impl Chatbotx {
     }
 
     /// One page of one conversation list, with the filters ChatbotX applies itself.
-    fn list_call(filter: &ConversationFilter, archived: bool, cursor: Option<&str>, per_page: u32) -> Call {
-        let mut call = Self::call(Operation::ListConversations, Method::GET, &["conversations"])
-            .query("perPage", per_page);
+    fn list_call(
+        filter: &ConversationFilter,
+        archived: bool,
+        cursor: Option<&str>,
+        per_page: u32,
+    ) -> Call {
+        let mut call = Self::call(
+            Operation::ListConversations,
+            Method::GET,
+            &["conversations"],
+        )
+        .query("perPage", per_page);
         if let Some(c) = cursor {
             call = call.query("cursor", c);
         }
@@ -168,12 +183,19 @@ impl Chatbotx {
         call
     }
 
-    async fn fetch_list(&self, call: Call) -> Result<(Vec<(wire::Conversation, Value)>, Option<String>)> {
+    async fn fetch_list(
+        &self,
+        call: Call,
+    ) -> Result<(Vec<(wire::Conversation, Value)>, Option<String>)> {
         let list: wire::ConversationList = self.upstream.send(&call).await?.json()?;
         Ok((parse_items(list.data, "conversation"), list.next_cursor))
     }
 
-    fn map_page(&self, items: Vec<(wire::Conversation, Value)>, next: Option<String>) -> Page<Conversation> {
+    fn map_page(
+        &self,
+        items: Vec<(wire::Conversation, Value)>,
+        next: Option<String>,
+    ) -> Page<Conversation> {
         let items = items
             .into_iter()
             .map(|(c, raw)| mapping::conversation(self.connection(), c, Some(raw)))
@@ -186,7 +208,12 @@ impl Chatbotx {
 
     /// Open and archived conversations together: both lists from the same position, merged in
     /// ChatbotX's order; the next page continues both lists after the last item served.
-    async fn list_both(&self, filter: &ConversationFilter, cursor: Option<&str>, per_page: u32) -> Result<Page<Conversation>> {
+    async fn list_both(
+        &self,
+        filter: &ConversationFilter,
+        cursor: Option<&str>,
+        per_page: u32,
+    ) -> Result<Page<Conversation>> {
         let (open, archived) = tokio::join!(
             self.fetch_list(Self::list_call(filter, false, cursor, per_page)),
             self.fetch_list(Self::list_call(filter, true, cursor, per_page)),
@@ -200,7 +227,8 @@ impl Chatbotx {
             .filter(|(c, _)| seen.insert(c.id.clone()))
             .collect();
         items.sort_by(|a, b| mapping::list_order(&a.0, &b.0));
-        let more = items.len() > per_page as usize || open_next.is_some() || archived_next.is_some();
+        let more =
+            items.len() > per_page as usize || open_next.is_some() || archived_next.is_some();
         items.truncate(per_page as usize);
         let next = items
             .last()
@@ -213,14 +241,27 @@ impl Chatbotx {
         let call = Self::call(op, Method::GET, &["conversations", numeric(id)?]);
         let response = self.upstream.send(&call).await?;
         let raw = response.json::<wire::Envelope>()?.into_inner();
-        let conversation: wire::Conversation = serde_json::from_value(raw.clone()).map_err(|e| {
-            unreadable(e).with_connection(self.connection()).with_operation(op)
-        })?;
-        Ok(mapping::conversation(self.connection(), conversation, Some(raw)))
+        let conversation: wire::Conversation =
+            serde_json::from_value(raw.clone()).map_err(|e| {
+                unreadable(e)
+                    .with_connection(self.connection())
+                    .with_operation(op)
+            })?;
+        Ok(mapping::conversation(
+            self.connection(),
+            conversation,
+            Some(raw),
+        ))
     }
 
     /// `POST /v1/conversations/{id}/{action}` (`assign`, `disable-bot`, `archive`, …).
-    async fn conversation_action(&self, op: Operation, id: &str, action: &str, body: Option<Value>) -> Result<()> {
+    async fn conversation_action(
+        &self,
+        op: Operation,
+        id: &str,
+        action: &str,
+        body: Option<Value>,
+    ) -> Result<()> {
         let mut call = Self::call(op, Method::POST, &["conversations", id, action]);
         if let Some(body) = body {
             call = call.json(body);
@@ -232,7 +273,15 @@ impl Chatbotx {
         let mut messages: Vec<Message> = parse_items::<wire::Message>(items, "message")
             .into_iter()
             .filter(|(m, _)| !mapping::is_internal(m))
-            .map(|(m, raw)| mapping::message(self.connection(), id, m, DateTime::<Utc>::UNIX_EPOCH, Some(raw)))
+            .map(|(m, raw)| {
+                mapping::message(
+                    self.connection(),
+                    id,
+                    m,
+                    DateTime::<Utc>::UNIX_EPOCH,
+                    Some(raw),
+                )
+            })
             .collect();
         messages.sort_by(|a, b| {
             b.created_at
@@ -268,7 +317,11 @@ impl Provider for Chatbotx {
         &self.info
     }
 
-    async fn list_conversations(&self, query: &ListQuery<'_>, page: &UpstreamPage) -> Result<Page<Conversation>> {
+    async fn list_conversations(
+        &self,
+        query: &ListQuery<'_>,
+        page: &UpstreamPage,
+    ) -> Result<Page<Conversation>> {
         let cursor = cursor(page)?;
         let per_page = query.page_size.clamp(1, MAX_CONVERSATION_PAGE);
         let filter = query.filter;
@@ -289,13 +342,23 @@ impl Provider for Chatbotx {
     }
 
     async fn get_conversation(&self, id: &str) -> Result<Conversation> {
-        self.fetch_conversation(Operation::GetConversation, id).await
+        self.fetch_conversation(Operation::GetConversation, id)
+            .await
     }
 
-    async fn list_messages(&self, id: &str, query: &MessageQuery, page: &UpstreamPage) -> Result<Page<Message>> {
+    async fn list_messages(
+        &self,
+        id: &str,
+        query: &MessageQuery,
+        page: &UpstreamPage,
+    ) -> Result<Page<Message>> {
         let id = numeric(id)?;
-        let mut call = Self::call(Operation::ListMessages, Method::GET, &["conversations", id, "messages"])
-            .query("perPage", query.page_size.clamp(1, MAX_MESSAGE_PAGE));
+        let mut call = Self::call(
+            Operation::ListMessages,
+            Method::GET,
+            &["conversations", id, "messages"],
+        )
+        .query("perPage", query.page_size.clamp(1, MAX_MESSAGE_PAGE));
         if let Some(c) = cursor(page)? {
             call = call.query("cursor", c);
         }
@@ -344,10 +407,13 @@ impl Provider for Chatbotx {
             Assignment::Agent(agent) => {
                 let op = Operation::Assign;
                 let invalid_assignee = || {
-                    Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
-                        .with_code(codes::INVALID_ASSIGNEE)
-                        .with_parameter("assignee_id")
-                        .with_operation(op)
+                    Error::new(
+                        ErrorKind::Unprocessable,
+                        "the agent cannot be assigned on this connection",
+                    )
+                    .with_code(codes::INVALID_ASSIGNEE)
+                    .with_parameter("assignee_id")
+                    .with_operation(op)
                 };
                 if !is_numeric(&agent) {
                     return Err(invalid_assignee());
@@ -359,7 +425,8 @@ impl Provider for Chatbotx {
                         (ErrorKind::Unprocessable, codes::UPSTREAM_REJECTED) => invalid_assignee(),
                         _ => e,
                     })?;
-                self.conversation_action(op, id, "disable-bot", None).await?;
+                self.conversation_action(op, id, "disable-bot", None)
+                    .await?;
                 self.fetch_conversation(op, id).await
             }
             Assignment::Unassigned => {
@@ -377,15 +444,25 @@ impl Provider for Chatbotx {
         let id = numeric(id)?;
         let text = message.text.trim();
         if text.is_empty() {
-            return Err(Error::invalid_parameter("text", "the reply text is required"));
+            return Err(Error::invalid_parameter(
+                "text",
+                "the reply text is required",
+            ));
         }
         if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(Error::invalid_parameter("text", "ChatbotX accepts a reply of at most 1000 characters"));
+            return Err(Error::invalid_parameter(
+                "text",
+                "ChatbotX accepts a reply of at most 1000 characters",
+            ));
         }
         // ChatbotX records API replies as sent by the workspace (`senderType: api`); it has no
         // way to name the agent, so `sender` is not sent.
-        let mut call = Self::call(Operation::SendMessage, Method::POST, &["conversations", id, "messages"])
-            .json(json!({ "text": text }));
+        let mut call = Self::call(
+            Operation::SendMessage,
+            Method::POST,
+            &["conversations", id, "messages"],
+        )
+        .json(json!({ "text": text }));
         call.headers = idempotency_header(message.idempotency_key.as_deref())?;
         let response = self.upstream.send(&call).await?;
         let body: Value = response.json()?;
@@ -394,11 +471,20 @@ impl Provider for Chatbotx {
                 .map_err(unreadable)?
                 .into_inner();
             if let Ok(sent) = serde_json::from_value::<wire::Message>(raw.clone()) {
-                return Ok(mapping::message(self.connection(), id, sent, Utc::now(), Some(raw)));
+                return Ok(mapping::message(
+                    self.connection(),
+                    id,
+                    sent,
+                    Utc::now(),
+                    Some(raw),
+                ));
             }
         }
         // ChatbotX may answer `null`: find the reply among the newest messages.
-        let query = MessageQuery { since: None, page_size: 20 };
+        let query = MessageQuery {
+            since: None,
+            page_size: 20,
+        };
         let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
         newest
             .items
@@ -470,7 +556,10 @@ mod tests {
             ..ConversationFilter::default()
         };
         assert_eq!(lists_for(&several), Lists::None);
-        assert_eq!(query_of(&Chatbotx::list_call(&several, false, None, 5)), vec![("perPage", "5".to_owned())]);
+        assert_eq!(
+            query_of(&Chatbotx::list_call(&several, false, None, 5)),
+            vec![("perPage", "5".to_owned())]
+        );
         assert_eq!(lists_for(&ConversationFilter::default()), Lists::Both);
     }
 
@@ -478,9 +567,17 @@ mod tests {
     fn rejects_ids_and_keys_chatbotx_cannot_have() {
         assert!(numeric("11590944070190001").is_ok());
         for bad in ["", "12a", "../1", "1 2", "123456789012345678901"] {
-            assert_eq!(numeric(bad).err().map(|e| e.kind()), Some(ErrorKind::NotFound), "{bad}");
+            assert_eq!(
+                numeric(bad).err().map(|e| e.kind()),
+                Some(ErrorKind::NotFound),
+                "{bad}"
+            );
         }
-        assert!(idempotency_header(None).map(|h| h.is_empty()).unwrap_or(false));
+        assert!(
+            idempotency_header(None)
+                .map(|h| h.is_empty())
+                .unwrap_or(false)
+        );
         assert!(idempotency_header(Some("key-1")).is_ok());
         for bad in ["", "bad\nkey", &"k".repeat(256)] {
             assert_eq!(
@@ -488,6 +585,9 @@ mod tests {
                 Some("invalid_idempotency_key")
             );
         }
-        assert_eq!(cursor(&UpstreamPage::Number(2)).err().map(|e| e.code()), Some("invalid_cursor"));
+        assert_eq!(
+            cursor(&UpstreamPage::Number(2)).err().map(|e| e.code()),
+            Some("invalid_cursor")
+        );
     }
 }

@@ -87,16 +87,22 @@ fn invalid_request_data(envelope: &ErrorBody) -> Error {
     if has("text") {
         Error::invalid_parameter("text", "ChatbotX accepts a reply of 1 to 1000 characters")
     } else if has("assignedId") {
-        Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
-            .with_code(codes::INVALID_ASSIGNEE)
-            .with_parameter("assignee_id")
+        Error::new(
+            ErrorKind::Unprocessable,
+            "the agent cannot be assigned on this connection",
+        )
+        .with_code(codes::INVALID_ASSIGNEE)
+        .with_parameter("assignee_id")
     } else if has("cursor") {
         invalid_cursor()
     } else if has("id") || has("conversationId") || has("messageId") || has("memberId") {
         Error::not_found("no such conversation, message or member on this connection")
     } else {
-        Error::new(ErrorKind::Unprocessable, "ChatbotX rejected the request as invalid")
-            .with_code(codes::UPSTREAM_REJECTED)
+        Error::new(
+            ErrorKind::Unprocessable,
+            "ChatbotX rejected the request as invalid",
+        )
+        .with_code(codes::UPSTREAM_REJECTED)
     }
 }
 
@@ -115,32 +121,135 @@ mod tests {
     #[test]
     fn maps_every_declared_error() {
         let table: &[(u16, &str, u16, &str)] = &[
-            (401, r#"{"defined":true,"code":"UNAUTHORIZED","status":401,"message":"Authentication required"}"#, 502, "upstream_auth_failed"),
-            (401, r#"{"defined":true,"code":"INVALID_CHATBOT_TOKEN","status":401,"message":"Invalid or missing workspace API token"}"#, 502, "upstream_auth_failed"),
-            (403, r#"{"defined":true,"code":"FORBIDDEN","status":403,"message":"You do not have permission to perform this action"}"#, 502, "upstream_auth_failed"),
-            (403, r#"{"defined":true,"code":"trialExpired","status":403,"message":"Trial expired"}"#, 502, "upstream_plan_limit"),
-            (403, r#"{"defined":true,"code":"macLimitReached","status":403,"message":"MAC limit"}"#, 502, "upstream_plan_limit"),
-            (404, r#"{"defined":true,"code":"notFound","status":404,"message":"Resource not found"}"#, 404, "not_found"),
-            (400, r#"{"defined":true,"code":"invalidCursor","status":400,"message":"The cursor is invalid. Start again without a cursor."}"#, 400, "invalid_cursor"),
-            (400, r#"{"defined":true,"code":"businessError","status":400,"message":"secret vendor detail"}"#, 422, "upstream_rejected"),
-            (400, r#"{"defined":true,"code":"systemError","status":400,"message":"The request could not be processed"}"#, 422, "upstream_rejected"),
-            (409, r#"{"defined":true,"code":"idempotencyKeyConflict","status":409,"message":"in progress"}"#, 409, "conflict"),
-            (422, r#"{"defined":true,"code":"idempotencyKeyInvalid","status":422,"message":"Idempotency-Key must be 1-255 characters"}"#, 422, "invalid_idempotency_key"),
-            (422, r#"{"defined":true,"code":"idempotencyKeyReused","status":422,"message":"reused"}"#, 422, "invalid_idempotency_key"),
-            (422, r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Too big","path":["text"]}]}}"#, 422, "invalid_text"),
-            (422, r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Required","path":["assignedId"]}]}}"#, 422, "invalid_assignee"),
-            (422, r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Invalid","path":[{"key":"id"}]}]}}"#, 404, "not_found"),
-            (422, r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Too big","path":["perPage"]}]}}"#, 422, "upstream_rejected"),
-            (422, r#"{"defined":true,"code":"validation","status":422,"message":"Validation error"}"#, 422, "upstream_rejected"),
-            (429, r#"{"defined":true,"code":"tooManyRequests","status":429,"message":"Too many requests"}"#, 503, "upstream_rate_limited"),
-            (500, r#"{"defined":false,"code":"INTERNAL_SERVER_ERROR","status":500,"message":"oops"}"#, 502, "upstream_unavailable"),
+            (
+                401,
+                r#"{"defined":true,"code":"UNAUTHORIZED","status":401,"message":"Authentication required"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                401,
+                r#"{"defined":true,"code":"INVALID_CHATBOT_TOKEN","status":401,"message":"Invalid or missing workspace API token"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                403,
+                r#"{"defined":true,"code":"FORBIDDEN","status":403,"message":"You do not have permission to perform this action"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                403,
+                r#"{"defined":true,"code":"trialExpired","status":403,"message":"Trial expired"}"#,
+                502,
+                "upstream_plan_limit",
+            ),
+            (
+                403,
+                r#"{"defined":true,"code":"macLimitReached","status":403,"message":"MAC limit"}"#,
+                502,
+                "upstream_plan_limit",
+            ),
+            (
+                404,
+                r#"{"defined":true,"code":"notFound","status":404,"message":"Resource not found"}"#,
+                404,
+                "not_found",
+            ),
+            (
+                400,
+                r#"{"defined":true,"code":"invalidCursor","status":400,"message":"The cursor is invalid. Start again without a cursor."}"#,
+                400,
+                "invalid_cursor",
+            ),
+            (
+                400,
+                r#"{"defined":true,"code":"businessError","status":400,"message":"secret vendor detail"}"#,
+                422,
+                "upstream_rejected",
+            ),
+            (
+                400,
+                r#"{"defined":true,"code":"systemError","status":400,"message":"The request could not be processed"}"#,
+                422,
+                "upstream_rejected",
+            ),
+            (
+                409,
+                r#"{"defined":true,"code":"idempotencyKeyConflict","status":409,"message":"in progress"}"#,
+                409,
+                "conflict",
+            ),
+            (
+                422,
+                r#"{"defined":true,"code":"idempotencyKeyInvalid","status":422,"message":"Idempotency-Key must be 1-255 characters"}"#,
+                422,
+                "invalid_idempotency_key",
+            ),
+            (
+                422,
+                r#"{"defined":true,"code":"idempotencyKeyReused","status":422,"message":"reused"}"#,
+                422,
+                "invalid_idempotency_key",
+            ),
+            (
+                422,
+                r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Too big","path":["text"]}]}}"#,
+                422,
+                "invalid_text",
+            ),
+            (
+                422,
+                r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Required","path":["assignedId"]}]}}"#,
+                422,
+                "invalid_assignee",
+            ),
+            (
+                422,
+                r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Invalid","path":[{"key":"id"}]}]}}"#,
+                404,
+                "not_found",
+            ),
+            (
+                422,
+                r#"{"defined":true,"code":"invalidRequestData","status":422,"message":"Input validation failed","data":{"issues":[{"message":"Too big","path":["perPage"]}]}}"#,
+                422,
+                "upstream_rejected",
+            ),
+            (
+                422,
+                r#"{"defined":true,"code":"validation","status":422,"message":"Validation error"}"#,
+                422,
+                "upstream_rejected",
+            ),
+            (
+                429,
+                r#"{"defined":true,"code":"tooManyRequests","status":429,"message":"Too many requests"}"#,
+                503,
+                "upstream_rate_limited",
+            ),
+            (
+                500,
+                r#"{"defined":false,"code":"INTERNAL_SERVER_ERROR","status":500,"message":"oops"}"#,
+                502,
+                "upstream_unavailable",
+            ),
             (502, "<html>oops</html>", 502, "upstream_unavailable"),
             (418, "not json", 502, "upstream_rejected"),
         ];
         for (status, body, http, code) in table {
             let e = parse(*status, body);
-            assert_eq!((e.kind().http_status(), e.code()), (*http, *code), "{status} {body}");
-            assert!(!e.message().contains("oops") && !e.message().contains("secret"), "{}", e.message());
+            assert_eq!(
+                (e.kind().http_status(), e.code()),
+                (*http, *code),
+                "{status} {body}"
+            );
+            assert!(
+                !e.message().contains("oops") && !e.message().contains("secret"),
+                "{}",
+                e.message()
+            );
         }
         assert!(parse(503, "").is_temporary());
         assert!(!parse(403, r#"{"code":"trialExpired"}"#).is_temporary());
@@ -155,7 +264,10 @@ mod tests {
         assert!(e.is_temporary());
 
         let mut headers = HeaderMap::new();
-        headers.insert("x-ratelimit-reset", (chrono::Utc::now().timestamp() + 30).into());
+        headers.insert(
+            "x-ratelimit-reset",
+            (chrono::Utc::now().timestamp() + 30).into(),
+        );
         let e = parse_error(StatusCode::TOO_MANY_REQUESTS, &headers, b"{}");
         let after = e.retry_after().map(|d| d.as_secs()).unwrap_or_default();
         assert!((28..=31).contains(&after), "{after}");

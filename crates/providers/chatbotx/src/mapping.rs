@@ -83,14 +83,18 @@ pub fn member_agent(connection: &str, m: &wire::Member) -> Option<Agent> {
 }
 
 fn contact(connection: &str, c: &wire::Contact) -> Contact {
-    let name = c.full_name.clone().filter(|n| !n.trim().is_empty()).or_else(|| {
-        let parts: Vec<&str> = [c.first_name.as_deref(), c.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.trim().is_empty())
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(" "))
-    });
+    let name = c
+        .full_name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .or_else(|| {
+            let parts: Vec<&str> = [c.first_name.as_deref(), c.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter(|p| !p.trim().is_empty())
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        });
     Contact {
         id: c.id.as_deref().map(|id| ids::join(connection, id)),
         native_id: c.id.clone(),
@@ -296,7 +300,10 @@ mod tests {
     #[test]
     fn maps_the_documented_list_example_placeholders_included() {
         let (items, list) = parse_conversations("list_conversations.json");
-        assert_eq!(list.next_cursor.as_deref(), Some("eyJsYXN0QWN0aXZpdHlBdCI6…"));
+        assert_eq!(
+            list.next_cursor.as_deref(),
+            Some("eyJsYXN0QWN0aXZpdHlBdCI6…")
+        );
         let c = conversation("cbx", items[0].clone(), None);
         assert_eq!(c.id, "cbx:…");
         assert_eq!(c.native_id, "…");
@@ -307,7 +314,10 @@ mod tests {
         assert_eq!(c.mode, Some(Mode::Ai));
         // `lastActivityAt` and `updatedAt` are placeholders: the creation time is the activity.
         assert_eq!(c.last_activity_at.to_rfc3339(), "2023-11-07T05:31:56+00:00");
-        assert_eq!(c.created_at.map(|t| t.to_rfc3339()).as_deref(), Some("2023-11-07T05:31:56+00:00"));
+        assert_eq!(
+            c.created_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2023-11-07T05:31:56+00:00")
+        );
         assert_eq!(c.updated_at, None);
         let assignee = c.assignee.expect("assignedUser maps to the assignee");
         assert_eq!(assignee.id, "cbx:…");
@@ -317,7 +327,9 @@ mod tests {
         assert_eq!(contact.id.as_deref(), Some("cbx:…"));
         assert_eq!(contact.name.as_deref(), Some("…"));
         assert_eq!(contact.phone.as_deref(), Some("…"));
-        let last = c.last_message.expect("the latest message is the last message");
+        let last = c
+            .last_message
+            .expect("the latest message is the last message");
         assert_eq!(last.text, "…");
         assert_eq!(last.created_at, None);
         assert_eq!(c.message_count, None);
@@ -346,9 +358,18 @@ mod tests {
         assert_eq!(c.mode, Some(Mode::Human));
         assert_eq!(c.channel, Channel::Email);
         assert_eq!(c.native_channel.as_deref(), Some("smtp"));
-        assert_eq!(c.last_activity_at.to_rfc3339(), "2026-01-15T10:45:00.123+00:00");
-        assert_eq!(c.assignee.as_ref().map(|a| a.native_id.as_str()), Some("11590944070170002"));
-        assert_eq!(c.contact.as_ref().and_then(|ct| ct.name.as_deref()), Some("Zoë Müller"));
+        assert_eq!(
+            c.last_activity_at.to_rfc3339(),
+            "2026-01-15T10:45:00.123+00:00"
+        );
+        assert_eq!(
+            c.assignee.as_ref().map(|a| a.native_id.as_str()),
+            Some("11590944070170002")
+        );
+        assert_eq!(
+            c.contact.as_ref().and_then(|ct| ct.name.as_deref()),
+            Some("Zoë Müller")
+        );
         // A conversation assigned to an inbox team has no agent, and a null contact is null.
         let team = conversation("cbx", items[1].clone(), None);
         assert_eq!(team.assignee, None);
@@ -373,9 +394,18 @@ mod tests {
             .iter()
             .take(5)
             .cloned()
-            .map(|m| message("cbx", "11590944070190001", m, DateTime::<Utc>::UNIX_EPOCH, None))
+            .map(|m| {
+                message(
+                    "cbx",
+                    "11590944070190001",
+                    m,
+                    DateTime::<Utc>::UNIX_EPOCH,
+                    None,
+                )
+            })
             .collect();
-        let authors: Vec<(Author, Direction)> = mapped.iter().map(|m| (m.author, m.direction)).collect();
+        let authors: Vec<(Author, Direction)> =
+            mapped.iter().map(|m| (m.author, m.direction)).collect();
         assert_eq!(
             authors,
             vec![
@@ -388,8 +418,14 @@ mod tests {
         );
         assert_eq!(mapped[0].sender, None);
         assert_eq!(mapped[0].delivery_status, Some(DeliveryStatus::Sent));
-        assert_eq!(mapped[1].sender.as_ref().map(|s| s.id.as_str()), Some("cbx:11590944070170002"));
-        assert_eq!(mapped[1].sender.as_ref().and_then(|s| s.name.as_deref()), Some("Léa Martin"));
+        assert_eq!(
+            mapped[1].sender.as_ref().map(|s| s.id.as_str()),
+            Some("cbx:11590944070170002")
+        );
+        assert_eq!(
+            mapped[1].sender.as_ref().and_then(|s| s.name.as_deref()),
+            Some("Léa Martin")
+        );
         assert_eq!(mapped[1].delivery_status, Some(DeliveryStatus::Read));
         assert_eq!(mapped[2].delivery_status, None);
         assert_eq!(mapped[3].text, "Here is our returns policy.");
@@ -397,7 +433,10 @@ mod tests {
         assert_eq!(mapped[3].delivery_status, Some(DeliveryStatus::Failed));
         assert_eq!(mapped[4].text, "");
         assert_eq!(mapped[4].attachments.len(), 1);
-        assert_eq!(mapped[4].attachments[0].content_type.as_deref(), Some("image/jpeg"));
+        assert_eq!(
+            mapped[4].attachments[0].content_type.as_deref(),
+            Some("image/jpeg")
+        );
         assert_eq!(mapped[4].delivery_status, None);
         assert_eq!(mapped[4].conversation_id, "cbx:11590944070190001");
         assert!(is_internal(&messages[5]));

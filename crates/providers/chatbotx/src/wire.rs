@@ -33,7 +33,11 @@ pub struct ConversationList {
     #[serde(default, deserialize_with = "raw_items")]
     pub data: Vec<Value>,
     /// The next page's cursor; null on the last page.
-    #[serde(default, rename = "nextCursor", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "nextCursor",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub next_cursor: Option<String>,
 }
 
@@ -91,19 +95,35 @@ pub struct Contact {
     #[serde(default, deserialize_with = "tolerant::opt_id")]
     pub id: Option<String>,
     /// First name.
-    #[serde(default, rename = "firstName", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "firstName",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub first_name: Option<String>,
     /// Last name.
-    #[serde(default, rename = "lastName", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "lastName",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub last_name: Option<String>,
     /// Full name.
-    #[serde(default, rename = "fullName", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "fullName",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub full_name: Option<String>,
     /// E-mail.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub email: Option<String>,
     /// Phone.
-    #[serde(default, rename = "phoneNumber", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "phoneNumber",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub phone_number: Option<String>,
 }
 
@@ -137,19 +157,35 @@ pub struct Conversation {
     #[serde(default, rename = "updatedAt", deserialize_with = "tolerant::opt_time")]
     pub updated_at: Option<DateTime<Utc>>,
     /// The list's sort key, kept as sent: a list cursor repeats it exactly.
-    #[serde(default, rename = "lastActivityAt", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "lastActivityAt",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub last_activity_at: Option<String>,
     /// True while the bot answers; false once a person has taken over.
-    #[serde(default, rename = "botEnabled", deserialize_with = "tolerant::opt_bool")]
+    #[serde(
+        default,
+        rename = "botEnabled",
+        deserialize_with = "tolerant::opt_bool"
+    )]
     pub bot_enabled: Option<bool>,
     /// Set when archived (closed); kept as sent, since any value means archived.
-    #[serde(default, rename = "archivedAt", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "archivedAt",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub archived_at: Option<String>,
     /// A top-level channel (older payloads); `contactInboxes[].channel` otherwise.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub channel: Option<String>,
     /// The contact's channel identities.
-    #[serde(default, rename = "contactInboxes", deserialize_with = "tolerant::lenient_vec")]
+    #[serde(
+        default,
+        rename = "contactInboxes",
+        deserialize_with = "tolerant::lenient_vec"
+    )]
     pub contact_inboxes: Vec<ContactInbox>,
     /// The conversation's inbox, when included.
     #[serde(default, deserialize_with = "lenient_opt")]
@@ -164,10 +200,18 @@ pub struct Conversation {
     #[serde(default, rename = "assignedUser", deserialize_with = "lenient_opt")]
     pub assigned_user: Option<User>,
     /// The assigned user's id.
-    #[serde(default, rename = "assignedUserId", deserialize_with = "tolerant::opt_id")]
+    #[serde(
+        default,
+        rename = "assignedUserId",
+        deserialize_with = "tolerant::opt_id"
+    )]
     pub assigned_user_id: Option<String>,
     /// The assigned inbox team's id (a team is not an agent).
-    #[serde(default, rename = "assignedInboxTeamId", deserialize_with = "tolerant::opt_id")]
+    #[serde(
+        default,
+        rename = "assignedInboxTeamId",
+        deserialize_with = "tolerant::opt_id"
+    )]
     pub assigned_inbox_team_id: Option<String>,
 }
 
@@ -178,7 +222,11 @@ pub struct Attachment {
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub url: Option<String>,
     /// MIME type.
-    #[serde(default, rename = "mimeType", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "mimeType",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub mime_type: Option<String>,
     /// File name.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
@@ -198,25 +246,45 @@ pub struct Message {
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub text: Option<String>,
     /// `incoming`, `outgoing` or `activity`.
-    #[serde(default, rename = "messageType", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "messageType",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub message_type: Option<String>,
     /// `bot`, `contact`, `system`, `user` or `api`.
-    #[serde(default, rename = "senderType", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "senderType",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub sender_type: Option<String>,
     /// The sending user (for `user`) or contact.
     #[serde(default, rename = "senderId", deserialize_with = "tolerant::opt_id")]
     pub sender_id: Option<String>,
     /// An internal note, seen by the team only.
-    #[serde(default, rename = "isInternal", deserialize_with = "tolerant::opt_bool")]
+    #[serde(
+        default,
+        rename = "isInternal",
+        deserialize_with = "tolerant::opt_bool"
+    )]
     pub is_internal: Option<bool>,
     /// Delivered to the device.
-    #[serde(default, rename = "deliveredAt", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "deliveredAt",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub delivered_at: Option<String>,
     /// Read by the customer.
     #[serde(default, rename = "readAt", deserialize_with = "tolerant::opt_string")]
     pub read_at: Option<String>,
     /// Failed to deliver.
-    #[serde(default, rename = "failedAt", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "failedAt",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub failed_at: Option<String>,
     /// Attached files (list items).
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
@@ -233,7 +301,11 @@ pub struct MessageList {
     #[serde(default, deserialize_with = "raw_items")]
     pub data: Vec<Value>,
     /// The cursor of the next (older) page; null on the last.
-    #[serde(default, rename = "nextCursor", deserialize_with = "tolerant::opt_string")]
+    #[serde(
+        default,
+        rename = "nextCursor",
+        deserialize_with = "tolerant::opt_string"
+    )]
     pub next_cursor: Option<String>,
 }
 

@@ -41,8 +41,11 @@ fn page_number(page: &UpstreamPage) -> Result<u32> {
     match page {
         UpstreamPage::First => Ok(1),
         UpstreamPage::Number(n) if *n >= 1 => Ok(*n),
-        _ => Err(Error::new(ErrorKind::InvalidRequest, "the cursor does not fit this connection")
-            .with_code(codes::INVALID_CURSOR)),
+        _ => Err(Error::new(
+            ErrorKind::InvalidRequest,
+            "the cursor does not fit this connection",
+        )
+        .with_code(codes::INVALID_CURSOR)),
     }
 }
 
@@ -60,7 +63,9 @@ fn next_page(page: u32, per_page: u32, len: usize) -> Option<UpstreamPage> {
 fn checked_id(id: &str) -> Result<&str> {
     let plausible = !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if plausible {
         Ok(id)
     } else {
@@ -70,14 +75,20 @@ fn checked_id(id: &str) -> Result<&str> {
 
 fn header(value: &str, what: &str) -> Result<HeaderValue> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Error::new(ErrorKind::Config, format!("the {what} contains characters not allowed in a header"))
+        Error::new(
+            ErrorKind::Config,
+            format!("the {what} contains characters not allowed in a header"),
+        )
     })?;
     v.set_sensitive(true);
     Ok(v)
 }
 
 fn unreadable() -> Error {
-    Error::new(ErrorKind::UpstreamUnavailable, "Octopush answered with a body the gateway could not read")
+    Error::new(
+        ErrorKind::UpstreamUnavailable,
+        "Octopush answered with a body the gateway could not read",
+    )
 }
 
 impl Octopush {
@@ -92,8 +103,14 @@ impl Octopush {
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
         let mut headers = HeaderMap::new();
-        headers.insert(HeaderName::from_static("api-login"), header(&config.api_login, "api_login")?);
-        headers.insert(HeaderName::from_static("api-key"), header(config.api_key.expose(), "api_key")?);
+        headers.insert(
+            HeaderName::from_static("api-login"),
+            header(&config.api_login, "api_login")?,
+        );
+        headers.insert(
+            HeaderName::from_static("api-key"),
+            header(config.api_key.expose(), "api_key")?,
+        );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         Ok(Octopush {
@@ -112,7 +129,12 @@ impl Octopush {
     }
 
     /// One raw page of `GET /conversations/list`.
-    async fn conversations_page(&self, op: Operation, page: u32, per_page: u32) -> Result<Vec<Value>> {
+    async fn conversations_page(
+        &self,
+        op: Operation,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Vec<Value>> {
         let call = Call::new(op, Method::GET, ["conversations", "list"])
             .query("page", page)
             .query("per_page", per_page);
@@ -131,7 +153,10 @@ impl Octopush {
                 let Ok(c) = serde_json::from_value::<wire::Conversation>(raw.clone()) else {
                     continue;
                 };
-                if c.conversation_id.as_deref().is_some_and(|cid| mapping::same_conversation(cid, id)) {
+                if c.conversation_id
+                    .as_deref()
+                    .is_some_and(|cid| mapping::same_conversation(cid, id))
+                {
                     return Ok((c, raw));
                 }
             }
@@ -151,10 +176,16 @@ impl Provider for Octopush {
         &self.info
     }
 
-    async fn list_conversations(&self, query: &ListQuery<'_>, page: &UpstreamPage) -> Result<Page<Conversation>> {
+    async fn list_conversations(
+        &self,
+        query: &ListQuery<'_>,
+        page: &UpstreamPage,
+    ) -> Result<Page<Conversation>> {
         let page = page_number(page)?;
         let per_page = query.page_size.clamp(1, MAX_PAGE_SIZE);
-        let raw = self.conversations_page(Operation::ListConversations, page, per_page).await?;
+        let raw = self
+            .conversations_page(Operation::ListConversations, page, per_page)
+            .await?;
         let next = next_page(page, per_page, raw.len());
         let mut items: Vec<Conversation> = raw
             .into_iter()
@@ -162,7 +193,11 @@ impl Provider for Octopush {
             .filter_map(|c| mapping::conversation(self.connection(), c, None))
             .collect();
         // The order is undocumented (INFERRED newest first): the page is sorted to be sure.
-        items.sort_by(|a, b| b.last_activity_at.cmp(&a.last_activity_at).then_with(|| b.id.cmp(&a.id)));
+        items.sort_by(|a, b| {
+            b.last_activity_at
+                .cmp(&a.last_activity_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
         Ok(Page { items, next })
     }
 
@@ -172,31 +207,53 @@ impl Provider for Octopush {
             .ok_or_else(|| Error::not_found("no such conversation on this connection"))
     }
 
-    async fn list_messages(&self, id: &str, query: &MessageQuery, page: &UpstreamPage) -> Result<Page<Message>> {
+    async fn list_messages(
+        &self,
+        id: &str,
+        query: &MessageQuery,
+        page: &UpstreamPage,
+    ) -> Result<Page<Message>> {
         let id = checked_id(id)?;
         let page = page_number(page)?;
         let per_page = query.page_size.clamp(1, MAX_MESSAGE_PAGE_SIZE);
         // The id goes back exactly as the list gave it (`cid_{uuid}` per the docs).
-        let call = Call::new(Operation::ListMessages, Method::GET, ["conversations", "messages", "list"])
-            .query("conversation_id", id)
-            .query("page", page)
-            .query("per_page", per_page);
+        let call = Call::new(
+            Operation::ListMessages,
+            Method::GET,
+            ["conversations", "messages", "list"],
+        )
+        .query("conversation_id", id)
+        .query("page", page)
+        .query("per_page", per_page);
         let body: Value = self.upstream.send(&call).await?.json()?;
-        let raw = wire::list_items(body).ok_or_else(|| unreadable().with_connection(self.connection()))?;
+        let raw = wire::list_items(body)
+            .ok_or_else(|| unreadable().with_connection(self.connection()))?;
         let raw_len = raw.len();
         let mut items: Vec<Message> = raw
             .into_iter()
             .filter_map(|v| serde_json::from_value::<wire::Message>(v).ok())
-            .filter_map(|m| mapping::message(self.connection(), id, m, chrono::DateTime::UNIX_EPOCH, None))
+            .filter_map(|m| {
+                mapping::message(self.connection(), id, m, chrono::DateTime::UNIX_EPOCH, None)
+            })
             .collect();
         // The order is undocumented: pages are taken as newest first and each is sorted so.
-        items.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        items.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
         // No native `since`: filter here, and stop at the first page reaching older messages.
-        let reached_older = query.since.is_some_and(|since| items.iter().any(|m| m.created_at < since));
+        let reached_older = query
+            .since
+            .is_some_and(|since| items.iter().any(|m| m.created_at < since));
         if let Some(since) = query.since {
             items.retain(|m| m.created_at >= since);
         }
-        let next = if reached_older { None } else { next_page(page, per_page, raw_len) };
+        let next = if reached_older {
+            None
+        } else {
+            next_page(page, per_page, raw_len)
+        };
         Ok(Page { items, next })
     }
 
@@ -225,13 +282,21 @@ impl Provider for Octopush {
         if message.text.trim().is_empty() || length > MAX_TEXT_CHARS {
             return Err(Error::invalid_parameter(
                 "text",
-                format!("an SMS reply holds 1 to {MAX_TEXT_CHARS} characters (this one has {length})"),
+                format!(
+                    "an SMS reply holds 1 to {MAX_TEXT_CHARS} characters (this one has {length})"
+                ),
             ));
         }
         let (conversation, _) = self.find(Operation::SendMessage, id).await?;
-        let native_id = conversation.conversation_id.clone().unwrap_or_else(|| id.to_owned());
+        let native_id = conversation
+            .conversation_id
+            .clone()
+            .unwrap_or_else(|| id.to_owned());
         let phone = mapping::reply_phone(&conversation).ok_or_else(|| {
-            Error::new(ErrorKind::Conflict, "the conversation has no phone number to reply to by SMS")
+            Error::new(
+                ErrorKind::Conflict,
+                "the conversation has no phone number to reply to by SMS",
+            )
         })?;
         let mut body = json!({
             "text": message.text,
@@ -245,7 +310,12 @@ impl Provider for Octopush {
         if let Some(key) = &message.idempotency_key {
             body["request_id"] = json!(key);
         }
-        let call = Call::new(Operation::SendMessage, Method::POST, ["sms-campaign", "send"]).json(body);
+        let call = Call::new(
+            Operation::SendMessage,
+            Method::POST,
+            ["sms-campaign", "send"],
+        )
+        .json(body);
         let response = self.upstream.send(&call).await?;
         let sent_but_unreadable = || {
             Error::new(
@@ -256,8 +326,14 @@ impl Provider for Octopush {
             .set_temporary(false)
         };
         let sent: wire::SendResponse = response.json().map_err(|_| sent_but_unreadable())?;
-        mapping::sent_message(self.connection(), &native_id, &sent, &message.text, chrono::Utc::now())
-            .ok_or_else(sent_but_unreadable)
+        mapping::sent_message(
+            self.connection(),
+            &native_id,
+            &sent,
+            &message.text,
+            chrono::Utc::now(),
+        )
+        .ok_or_else(sent_but_unreadable)
     }
 
     async fn set_status(&self, _id: &str, _status: Status) -> Result<Conversation> {

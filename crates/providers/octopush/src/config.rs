@@ -81,13 +81,34 @@ mod tests {
     #[test]
     fn rejects_bad_senders_logins_and_unknown_keys() {
         for (json, needle) in [
-            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"My Shop"}"#, "sender"),
-            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"AB"}"#, "sender"),
-            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"ABCDEFGHIJKL"}"#, "sender"),
-            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"Boutique-1"}"#, "sender"),
-            (r#"{"api_login":"ops","api_key":"k","sender":"MyShop"}"#, "api_login"),
-            (r#"{"api_login":"ops@example.com","api_key":"k","sender":"MyShop","chat_id":1}"#, "chat_id"),
-            (r#"{"api_login":"ops@example.com","api_key":"","sender":"MyShop"}"#, "empty"),
+            (
+                r#"{"api_login":"ops@example.com","api_key":"k","sender":"My Shop"}"#,
+                "sender",
+            ),
+            (
+                r#"{"api_login":"ops@example.com","api_key":"k","sender":"AB"}"#,
+                "sender",
+            ),
+            (
+                r#"{"api_login":"ops@example.com","api_key":"k","sender":"ABCDEFGHIJKL"}"#,
+                "sender",
+            ),
+            (
+                r#"{"api_login":"ops@example.com","api_key":"k","sender":"Boutique-1"}"#,
+                "sender",
+            ),
+            (
+                r#"{"api_login":"ops","api_key":"k","sender":"MyShop"}"#,
+                "api_login",
+            ),
+            (
+                r#"{"api_login":"ops@example.com","api_key":"k","sender":"MyShop","chat_id":1}"#,
+                "chat_id",
+            ),
+            (
+                r#"{"api_login":"ops@example.com","api_key":"","sender":"MyShop"}"#,
+                "empty",
+            ),
         ] {
             let err = parse(json).err().unwrap_or_default();
             assert!(err.contains(needle), "{json}: {err}");

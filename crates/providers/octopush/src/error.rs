@@ -73,8 +73,11 @@ fn rejected(words: &str) -> Error {
             "the Octopush account has not enough credit to send this SMS",
         )
         .with_code(codes::UPSTREAM_PLAN_LIMIT)
-    } else if words.contains("api-key") || words.contains("api_key") || words.contains("api-login")
-        || words.contains("authentication") || words.contains("unauthori")
+    } else if words.contains("api-key")
+        || words.contains("api_key")
+        || words.contains("api-login")
+        || words.contains("authentication")
+        || words.contains("unauthori")
     {
         auth_failed()
     } else if words.contains("sender") {
@@ -85,9 +88,12 @@ fn rejected(words: &str) -> Error {
         .with_code(codes::UPSTREAM_REJECTED)
         .set_temporary(false)
     } else {
-        Error::new(ErrorKind::UpstreamUnavailable, "Octopush rejected the request")
-            .with_code(codes::UPSTREAM_REJECTED)
-            .set_temporary(false)
+        Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "Octopush rejected the request",
+        )
+        .with_code(codes::UPSTREAM_REJECTED)
+        .set_temporary(false)
     }
 }
 
@@ -106,26 +112,80 @@ mod tests {
     #[test]
     fn maps_every_documented_status_and_tolerated_body() {
         let table: &[(u16, &str, u16, &str)] = &[
-            (401, r#"{"code":401,"message":"Unauthorized"}"#, 502, "upstream_auth_failed"),
+            (
+                401,
+                r#"{"code":401,"message":"Unauthorized"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
             (401, "", 502, "upstream_auth_failed"),
-            (403, r#"{"error":"Forbidden to view"}"#, 502, "upstream_auth_failed"),
-            (404, r#"{"message":"Conversation not found"}"#, 404, "not_found"),
-            (400, r#"{"code":"bad_request","message":"sender is invalid"}"#, 502, "upstream_rejected"),
-            (400, r#"{"message":"Not enough credit"}"#, 409, "upstream_plan_limit"),
-            (400, r#"{"error":{"code":1000,"message":"Insufficient balance"}}"#, 409, "upstream_plan_limit"),
-            (400, r#"{"error":"api-key is missing"}"#, 502, "upstream_auth_failed"),
+            (
+                403,
+                r#"{"error":"Forbidden to view"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                404,
+                r#"{"message":"Conversation not found"}"#,
+                404,
+                "not_found",
+            ),
+            (
+                400,
+                r#"{"code":"bad_request","message":"sender is invalid"}"#,
+                502,
+                "upstream_rejected",
+            ),
+            (
+                400,
+                r#"{"message":"Not enough credit"}"#,
+                409,
+                "upstream_plan_limit",
+            ),
+            (
+                400,
+                r#"{"error":{"code":1000,"message":"Insufficient balance"}}"#,
+                409,
+                "upstream_plan_limit",
+            ),
+            (
+                400,
+                r#"{"error":"api-key is missing"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
             (400, r#"{"code":"oops"}"#, 502, "upstream_rejected"),
             (400, "<html>oops</html>", 502, "upstream_rejected"),
             (422, r#"[1,2]"#, 502, "upstream_rejected"),
             (429, "", 503, "upstream_rate_limited"),
             (500, "<html>oops</html>", 502, "upstream_unavailable"),
-            (503, r#"{"message":"maintenance"}"#, 502, "upstream_unavailable"),
+            (
+                503,
+                r#"{"message":"maintenance"}"#,
+                502,
+                "upstream_unavailable",
+            ),
         ];
         for (status, body, http, code) in table {
             let e = parse(*status, body);
-            assert_eq!((e.kind().http_status(), e.code()), (*http, *code), "{status} {body}");
-            for vendor_text in ["oops", "Forbidden to view", "maintenance", "Insufficient", "not found"] {
-                assert!(!e.message().contains(vendor_text), "{status} {body}: {}", e.message());
+            assert_eq!(
+                (e.kind().http_status(), e.code()),
+                (*http, *code),
+                "{status} {body}"
+            );
+            for vendor_text in [
+                "oops",
+                "Forbidden to view",
+                "maintenance",
+                "Insufficient",
+                "not found",
+            ] {
+                assert!(
+                    !e.message().contains(vendor_text),
+                    "{status} {body}: {}",
+                    e.message()
+                );
             }
         }
     }

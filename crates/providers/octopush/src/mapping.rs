@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use switchboard_core::{
-    Agent, Author, Channel, Contact, Conversation, DeliveryStatus, Direction, LastMessage,
-    Message, ProviderKind, Status, ids,
+    Agent, Author, Channel, Contact, Conversation, DeliveryStatus, Direction, LastMessage, Message,
+    ProviderKind, Status, ids,
 };
 
 use crate::wire;
@@ -17,7 +17,11 @@ pub const CONVERSATION_ID_PREFIX: &str = "cid_";
 /// Whether two conversation ids name the same conversation: equal once the `cid_` prefix is
 /// dropped (ASCII case ignored, as UUIDs may come in either case).
 pub fn same_conversation(a: &str, b: &str) -> bool {
-    let bare = |s: &str| s.strip_prefix(CONVERSATION_ID_PREFIX).unwrap_or(s).to_owned();
+    let bare = |s: &str| {
+        s.strip_prefix(CONVERSATION_ID_PREFIX)
+            .unwrap_or(s)
+            .to_owned()
+    };
     bare(a).eq_ignore_ascii_case(&bare(b))
 }
 
@@ -50,7 +54,9 @@ pub fn assignee(connection: &str, v: &Value) -> Option<Agent> {
         Value::Number(n) => Some(bare_agent(connection, &n.to_string(), None, None)),
         Value::Object(_) => {
             let a: wire::AgentRef = serde_json::from_value(v.clone()).ok()?;
-            let email = a.email.or_else(|| a.login.clone().filter(|l| looks_like_email(l)));
+            let email = a
+                .email
+                .or_else(|| a.login.clone().filter(|l| looks_like_email(l)));
             let id = a.id.or(a.login).or_else(|| email.clone())?;
             Some(bare_agent(connection, &id, a.name, email))
         }
@@ -86,8 +92,15 @@ pub fn reply_phone(c: &wire::Conversation) -> Option<String> {
 
 /// Maps a conversation; `None` when it has no id (it could not be addressed). `raw` is the
 /// vendor's JSON, kept when the caller asked `include=raw`.
-pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>) -> Option<Conversation> {
-    let native_id = c.conversation_id.clone().filter(|id| !id.trim().is_empty())?;
+pub fn conversation(
+    connection: &str,
+    c: wire::Conversation,
+    raw: Option<Value>,
+) -> Option<Conversation> {
+    let native_id = c
+        .conversation_id
+        .clone()
+        .filter(|id| !id.trim().is_empty())?;
     let last_activity_at = c
         .last_message_at
         .or(c.first_message_at)
@@ -109,7 +122,10 @@ pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>)
         status: Status::Open,
         // No bot answers on Octopush.
         mode: None,
-        assignee: c.agent_assigned_to.as_ref().and_then(|a| assignee(connection, a)),
+        assignee: c
+            .agent_assigned_to
+            .as_ref()
+            .and_then(|a| assignee(connection, a)),
         contact: c.recipient_details.as_ref().and_then(contact),
         created_at: c.first_message_at,
         updated_at: None,
@@ -143,8 +159,12 @@ pub fn delivery_status(s: &str) -> Option<DeliveryStatus> {
 fn author(direction: Option<&str>) -> (Author, Direction) {
     let lower = direction.map(|d| d.trim().to_ascii_lowercase());
     match lower.as_deref() {
-        Some("inbound" | "in" | "incoming" | "received" | "mo") => (Author::Contact, Direction::Inbound),
-        Some("outbound" | "out" | "outgoing" | "sent" | "mt") => (Author::Agent, Direction::Outbound),
+        Some("inbound" | "in" | "incoming" | "received" | "mo") => {
+            (Author::Contact, Direction::Inbound)
+        }
+        Some("outbound" | "out" | "outgoing" | "sent" | "mt") => {
+            (Author::Agent, Direction::Outbound)
+        }
         _ => (Author::System, Direction::Outbound),
     }
 }
@@ -243,23 +263,40 @@ mod tests {
         assert_eq!(rcs.status, Status::Open);
         assert_eq!(rcs.mode, None);
         assert_eq!(rcs.assignee, None);
-        assert_eq!(rcs.created_at.map(|t| t.to_rfc3339()).as_deref(), Some("2024-06-21T03:08:06+00:00"));
-        assert_eq!(rcs.last_activity_at.to_rfc3339(), "2024-06-21T03:08:06+00:00");
+        assert_eq!(
+            rcs.created_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2024-06-21T03:08:06+00:00")
+        );
+        assert_eq!(
+            rcs.last_activity_at.to_rfc3339(),
+            "2024-06-21T03:08:06+00:00"
+        );
         assert_eq!(rcs.message_count, Some(1));
         let last = rcs.last_message.expect("last message");
         assert_eq!(last.text, "RCS 1");
         assert_eq!(last.created_at, Some(rcs.last_activity_at));
         let contact = rcs.contact.expect("recipient_details map to the contact");
-        assert_eq!(contact.id, None, "Octopush gives contacts no id; none is invented");
+        assert_eq!(
+            contact.id, None,
+            "Octopush gives contacts no id; none is invented"
+        );
         assert_eq!(contact.phone.as_deref(), Some("***"));
         assert_eq!(contact.name.as_deref(), Some("***"));
 
         let sms = conversation("sms", list[1].clone(), None).expect("has an id");
         assert_eq!(sms.channel, Channel::Sms);
         assert_eq!(sms.message_count, Some(4));
-        assert_eq!(sms.last_activity_at.to_rfc3339(), "2024-06-07T03:22:43+00:00");
-        assert_eq!(sms.created_at.map(|t| t.to_rfc3339()).as_deref(), Some("2024-06-07T03:03:06+00:00"));
-        let agent = sms.assignee.expect("agent_assigned_to maps to the assignee");
+        assert_eq!(
+            sms.last_activity_at.to_rfc3339(),
+            "2024-06-07T03:22:43+00:00"
+        );
+        assert_eq!(
+            sms.created_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2024-06-07T03:03:06+00:00")
+        );
+        let agent = sms
+            .assignee
+            .expect("agent_assigned_to maps to the assignee");
         assert_eq!(agent.id, "sms:***");
         assert_eq!(agent.email, None);
         assert_eq!(sms.url, None);
@@ -269,8 +306,14 @@ mod tests {
     #[test]
     fn maps_the_documented_message() {
         let list: Vec<wire::Message> = items("list_messages.json");
-        let m = message("sms", "cid_1", list[0].clone(), DateTime::<Utc>::UNIX_EPOCH, None)
-            .expect("has an id");
+        let m = message(
+            "sms",
+            "cid_1",
+            list[0].clone(),
+            DateTime::<Utc>::UNIX_EPOCH,
+            None,
+        )
+        .expect("has an id");
         assert_eq!(m.id, "sms:***");
         assert_eq!(m.conversation_id, "sms:cid_1");
         assert_eq!(m.text, "Example inbound RCS message");
@@ -286,8 +329,10 @@ mod tests {
     fn reads_undocumented_timestamps_directions_and_statuses_tolerantly() {
         let list: Vec<wire::Message> = items("list_messages_tolerant.json");
         let fallback = DateTime::<Utc>::UNIX_EPOCH;
-        let mapped: Vec<Option<Message>> =
-            list.into_iter().map(|m| message("sms", "cid_1", m, fallback, None)).collect();
+        let mapped: Vec<Option<Message>> = list
+            .into_iter()
+            .map(|m| message("sms", "cid_1", m, fallback, None))
+            .collect();
         let first = mapped[0].as_ref().expect("numeric id");
         assert_eq!(first.native_id, "88123");
         assert_eq!(first.author, Author::Agent);
@@ -303,20 +348,26 @@ mod tests {
         assert_eq!(third.author, Author::Contact);
         assert_eq!(third.created_at.timestamp(), 1_717_730_000);
         let fourth = mapped[3].as_ref().expect("id");
-        assert_eq!((fourth.author, fourth.direction), (Author::System, Direction::Outbound));
+        assert_eq!(
+            (fourth.author, fourth.direction),
+            (Author::System, Direction::Outbound)
+        );
         assert_eq!(fourth.created_at, fallback);
         assert!(mapped[4].is_none(), "a message without an id is dropped");
     }
 
     #[test]
     fn maps_the_send_response_to_the_new_message() {
-        let sent: wire::SendResponse =
-            serde_json::from_str(&fixture("sms_campaign_send.json")).expect("documented JSON parses");
+        let sent: wire::SendResponse = serde_json::from_str(&fixture("sms_campaign_send.json"))
+            .expect("documented JSON parses");
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let m = sent_message("sms", "cid_1", &sent, "On it!", now).expect("ticket");
         assert_eq!(m.id, "sms:sms_5fec89fe97109");
         assert_eq!(m.conversation_id, "sms:cid_1");
-        assert_eq!((m.author, m.direction), (Author::Agent, Direction::Outbound));
+        assert_eq!(
+            (m.author, m.direction),
+            (Author::Agent, Direction::Outbound)
+        );
         assert_eq!(m.delivery_status, Some(DeliveryStatus::Sent));
         assert_eq!(m.text, "On it!");
         assert_eq!(sent.number_of_sms_needed, Some(1));
@@ -338,7 +389,10 @@ mod tests {
         let b = assignee("sms", &serde_json::json!(17)).expect("id");
         assert_eq!(b.id, "sms:17");
         let c = assignee("sms", &serde_json::json!({"id": 3, "name": "Léa"})).expect("object");
-        assert_eq!((c.native_id.as_str(), c.name.as_deref()), ("3", Some("Léa")));
+        assert_eq!(
+            (c.native_id.as_str(), c.name.as_deref()),
+            ("3", Some("Léa"))
+        );
         assert!(assignee("sms", &Value::Null).is_none());
         assert!(assignee("sms", &Value::String(String::new())).is_none());
     }

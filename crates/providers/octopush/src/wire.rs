@@ -138,16 +138,16 @@ impl Message {
     /// When the message was sent: the first readable field of [`MESSAGE_TIME_FIELDS`], else the
     /// first other field named like a time (`…_at`, `…date`, `…time`) that reads as one.
     pub fn created_at(&self) -> Option<DateTime<Utc>> {
-        let read = |v: &Value| {
-            tolerant::opt_time(v.clone()).ok().flatten()
-        };
+        let read = |v: &Value| tolerant::opt_time(v.clone()).ok().flatten();
         MESSAGE_TIME_FIELDS
             .iter()
             .find_map(|name| self.other.get(*name).and_then(read))
             .or_else(|| {
                 self.other
                     .iter()
-                    .filter(|(k, _)| k.ends_with("_at") || k.ends_with("date") || k.ends_with("time"))
+                    .filter(|(k, _)| {
+                        k.ends_with("_at") || k.ends_with("date") || k.ends_with("time")
+                    })
                     .find_map(|(_, v)| read(v))
             })
     }

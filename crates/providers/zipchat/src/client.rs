@@ -35,13 +35,21 @@ fn page_number(page: &UpstreamPage) -> Result<u32> {
     match page {
         UpstreamPage::First => Ok(1),
         UpstreamPage::Number(n) if *n >= 1 => Ok(*n),
-        _ => Err(Error::new(ErrorKind::InvalidRequest, "the cursor does not fit this connection")
-            .with_code(codes::INVALID_CURSOR)),
+        _ => Err(Error::new(
+            ErrorKind::InvalidRequest,
+            "the cursor does not fit this connection",
+        )
+        .with_code(codes::INVALID_CURSOR)),
     }
 }
 
 /// The next page after `page`, from metadata when present, else from a full page.
-fn next_page(page: u32, per_page: u32, len: usize, pagination: Option<&wire::Pagination>) -> Option<UpstreamPage> {
+fn next_page(
+    page: u32,
+    per_page: u32,
+    len: usize,
+    pagination: Option<&wire::Pagination>,
+) -> Option<UpstreamPage> {
     let more = match pagination.and_then(|p| p.total_pages) {
         Some(total) => u64::from(page) < total,
         None => len >= per_page as usize,
@@ -70,7 +78,12 @@ impl Zipchat {
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
-            .map_err(|_| Error::new(ErrorKind::Config, "the api_key contains characters not allowed in a header"))?;
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Config,
+                    "the api_key contains characters not allowed in a header",
+                )
+            })?;
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
@@ -95,13 +108,23 @@ impl Zipchat {
         Call::new(op, method, path)
     }
 
-    async fn show(&self, op: Operation, id: &str, message_page: u32, per_page: u32, query: Option<&MessageQuery>) -> Result<(wire::Conversation, Value)> {
+    async fn show(
+        &self,
+        op: Operation,
+        id: &str,
+        message_page: u32,
+        per_page: u32,
+        query: Option<&MessageQuery>,
+    ) -> Result<(wire::Conversation, Value)> {
         let mut call = self
             .call(op, Method::GET, &["conversations", numeric(id)?])
             .query("message_page", message_page)
             .query("message_per_page", per_page);
         if let Some(since) = query.and_then(|q| q.since) {
-            call = call.query("message_created_at_since", since.to_rfc3339_opts(SecondsFormat::Secs, true));
+            call = call.query(
+                "message_created_at_since",
+                since.to_rfc3339_opts(SecondsFormat::Secs, true),
+            );
         }
         let response = self.upstream.send(&call).await?;
         let raw: Value = response.json()?;
@@ -111,7 +134,12 @@ impl Zipchat {
         Ok((conversation, raw))
     }
 
-    fn messages_page(&self, id: &str, conversation: wire::Conversation, next: Option<UpstreamPage>) -> Page<Message> {
+    fn messages_page(
+        &self,
+        id: &str,
+        conversation: wire::Conversation,
+        next: Option<UpstreamPage>,
+    ) -> Page<Message> {
         let fallback = conversation
             .last_message_at
             .or(conversation.created_at)
@@ -127,9 +155,12 @@ impl Zipchat {
 }
 
 fn unreadable(e: serde_json::Error, connection: &str) -> Error {
-    Error::new(ErrorKind::UpstreamUnavailable, "Zipchat answered with a body the gateway could not read")
-        .with_connection(connection)
-        .with_source(e)
+    Error::new(
+        ErrorKind::UpstreamUnavailable,
+        "Zipchat answered with a body the gateway could not read",
+    )
+    .with_connection(connection)
+    .with_source(e)
 }
 
 #[async_trait]
@@ -138,19 +169,35 @@ impl Provider for Zipchat {
         &self.info
     }
 
-    async fn list_conversations(&self, query: &ListQuery<'_>, page: &UpstreamPage) -> Result<Page<Conversation>> {
+    async fn list_conversations(
+        &self,
+        query: &ListQuery<'_>,
+        page: &UpstreamPage,
+    ) -> Result<Page<Conversation>> {
         let page = page_number(page)?;
         let per_page = query.page_size.clamp(1, MAX_PER_PAGE);
         let mut call = self
-            .call(Operation::ListConversations, Method::GET, &["conversations"])
+            .call(
+                Operation::ListConversations,
+                Method::GET,
+                &["conversations"],
+            )
             .query("page", page)
             .query("per_page", per_page);
         if let Some(since) = query.filter.updated_since {
-            call = call.query("last_message_at_since", since.to_rfc3339_opts(SecondsFormat::Secs, true));
+            call = call.query(
+                "last_message_at_since",
+                since.to_rfc3339_opts(SecondsFormat::Secs, true),
+            );
         }
         let response = self.upstream.send(&call).await?;
         let list: wire::ConversationList = response.json()?;
-        let next = next_page(page, per_page, list.conversations.len(), list.pagination.as_ref());
+        let next = next_page(
+            page,
+            per_page,
+            list.conversations.len(),
+            list.pagination.as_ref(),
+        );
         let items = list
             .conversations
             .into_iter()
@@ -160,11 +207,22 @@ impl Provider for Zipchat {
     }
 
     async fn get_conversation(&self, id: &str) -> Result<Conversation> {
-        let (conversation, raw) = self.show(Operation::GetConversation, id, 1, 1, None).await?;
-        Ok(mapping::conversation(self.connection(), conversation, Some(raw)))
+        let (conversation, raw) = self
+            .show(Operation::GetConversation, id, 1, 1, None)
+            .await?;
+        Ok(mapping::conversation(
+            self.connection(),
+            conversation,
+            Some(raw),
+        ))
     }
 
-    async fn list_messages(&self, id: &str, query: &MessageQuery, page: &UpstreamPage) -> Result<Page<Message>> {
+    async fn list_messages(
+        &self,
+        id: &str,
+        query: &MessageQuery,
+        page: &UpstreamPage,
+    ) -> Result<Page<Message>> {
         let per_page = query.page_size.clamp(1, MAX_MESSAGE_PER_PAGE);
         let op = Operation::ListMessages;
         // Zipchat pages messages oldest first; the gateway serves them newest first, so a
@@ -175,7 +233,11 @@ impl Provider for Zipchat {
             return Ok(self.messages_page(id, conversation, next));
         }
         let (first, _) = self.show(op, id, 1, per_page, Some(query)).await?;
-        match first.message_pagination.as_ref().and_then(|p| p.total_pages) {
+        match first
+            .message_pagination
+            .as_ref()
+            .and_then(|p| p.total_pages)
+        {
             Some(total) if total > 1 => {
                 let last = u32::try_from(total).unwrap_or(u32::MAX);
                 let (conversation, _) = self.show(op, id, last, per_page, Some(query)).await?;
@@ -205,8 +267,17 @@ impl Provider for Zipchat {
             .query("page", page)
             .query("per_page", MAX_PER_PAGE);
         let list: wire::UserList = self.upstream.send(&call).await?.json()?;
-        let next = next_page(page, MAX_PER_PAGE, list.users.len(), list.pagination.as_ref());
-        let items = list.users.iter().map(|u| mapping::agent(self.connection(), u)).collect();
+        let next = next_page(
+            page,
+            MAX_PER_PAGE,
+            list.users.len(),
+            list.pagination.as_ref(),
+        );
+        let items = list
+            .users
+            .iter()
+            .map(|u| mapping::agent(self.connection(), u))
+            .collect();
         Ok(Page { items, next })
     }
 
@@ -214,16 +285,23 @@ impl Provider for Zipchat {
         let (op, assignee) = match &assignment {
             Assignment::Agent(agent) => {
                 let agent: u64 = agent.parse().map_err(|_| {
-                    Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
-                        .with_code(codes::INVALID_ASSIGNEE)
-                        .with_parameter("assignee_id")
+                    Error::new(
+                        ErrorKind::Unprocessable,
+                        "the agent cannot be assigned on this connection",
+                    )
+                    .with_code(codes::INVALID_ASSIGNEE)
+                    .with_parameter("assignee_id")
                 })?;
                 (Operation::Assign, json!(agent))
             }
             Assignment::Unassigned => (Operation::Unassign, Value::Null),
         };
         let call = self
-            .call(op, Method::PATCH, &["conversations", numeric(id)?, "assignment"])
+            .call(
+                op,
+                Method::PATCH,
+                &["conversations", numeric(id)?, "assignment"],
+            )
             .json(json!({ "assignee_id": assignee }));
         let response = self.upstream.send(&call).await?;
         // The response body is not documented: use it when it is the conversation, else re-read.
@@ -258,28 +336,49 @@ impl Provider for Zipchat {
             }
         };
         let sender_id: u64 = sender.parse().map_err(|_| {
-            Error::new(ErrorKind::Unprocessable, "the sender is not an agent of this connection")
-                .with_code(codes::INVALID_SENDER)
-                .with_parameter("sender_id")
+            Error::new(
+                ErrorKind::Unprocessable,
+                "the sender is not an agent of this connection",
+            )
+            .with_code(codes::INVALID_SENDER)
+            .with_parameter("sender_id")
         })?;
         let call = self
-            .call(Operation::SendMessage, Method::POST, &["conversations", id, "messages"])
+            .call(
+                Operation::SendMessage,
+                Method::POST,
+                &["conversations", id, "messages"],
+            )
             .json(json!({ "message": message.text, "sender_id": sender_id }));
         let response = self.upstream.send(&call).await?;
         let now = chrono::Utc::now();
         if let Ok(sent) = response.json::<wire::MessageEnvelope>() {
-            return Ok(mapping::message(self.connection(), id, sent.into_inner(), now, None));
+            return Ok(mapping::message(
+                self.connection(),
+                id,
+                sent.into_inner(),
+                now,
+                None,
+            ));
         }
         // The response body is not documented: find the reply among the newest messages.
-        let query = MessageQuery { since: None, page_size: 20 };
+        let query = MessageQuery {
+            since: None,
+            page_size: 20,
+        };
         let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
         newest
             .items
             .into_iter()
-            .find(|m| m.text == message.text && m.sender.as_ref().is_some_and(|s| s.native_id == sender))
+            .find(|m| {
+                m.text == message.text && m.sender.as_ref().is_some_and(|s| s.native_id == sender)
+            })
             .ok_or_else(|| {
-                Error::new(ErrorKind::UpstreamUnavailable, "the reply was sent, but Zipchat's answer could not be read")
-                    .set_temporary(false)
+                Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    "the reply was sent, but Zipchat's answer could not be read",
+                )
+                .set_temporary(false)
             })
     }
 

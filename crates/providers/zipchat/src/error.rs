@@ -37,9 +37,12 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Erro
         }
         422 => unprocessable(&message),
         s if s >= 500 => Error::new(ErrorKind::UpstreamUnavailable, "Zipchat failed to answer"),
-        _ => Error::new(ErrorKind::UpstreamUnavailable, "Zipchat rejected the request")
-            .with_code(codes::UPSTREAM_REJECTED)
-            .set_temporary(false),
+        _ => Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "Zipchat rejected the request",
+        )
+        .with_code(codes::UPSTREAM_REJECTED)
+        .set_temporary(false),
     }
 }
 
@@ -58,22 +61,34 @@ fn unprocessable(message: &str) -> Error {
         )
         .with_code(codes::REPLY_WINDOW_CLOSED)
     } else if m.contains("assignee_id is not an assignable user") {
-        Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
-            .with_code(codes::INVALID_ASSIGNEE)
-            .with_parameter("assignee_id")
+        Error::new(
+            ErrorKind::Unprocessable,
+            "the agent cannot be assigned on this connection",
+        )
+        .with_code(codes::INVALID_ASSIGNEE)
+        .with_parameter("assignee_id")
     } else if m.contains("sender_id is not an assignable user") {
-        Error::new(ErrorKind::Unprocessable, "the sender is not an agent of this connection")
-            .with_code(codes::INVALID_SENDER)
-            .with_parameter("sender_id")
+        Error::new(
+            ErrorKind::Unprocessable,
+            "the sender is not an agent of this connection",
+        )
+        .with_code(codes::INVALID_SENDER)
+        .with_parameter("sender_id")
     } else if m.contains("sender_id is required") {
-        Error::invalid_parameter("sender_id", "Zipchat needs a sender_id (an agent id) for a reply")
+        Error::invalid_parameter(
+            "sender_id",
+            "Zipchat needs a sender_id (an agent id) for a reply",
+        )
     } else if m.contains("message is required") {
         Error::invalid_parameter("text", "the reply text is required")
     } else if m.contains("assignee_id is required") {
         Error::invalid_parameter("assignee_id", "assignee_id is required")
     } else {
-        Error::new(ErrorKind::Unprocessable, "Zipchat rejected the request as invalid")
-            .with_code(codes::UPSTREAM_REJECTED)
+        Error::new(
+            ErrorKind::Unprocessable,
+            "Zipchat rejected the request as invalid",
+        )
+        .with_code(codes::UPSTREAM_REJECTED)
     }
 }
 
@@ -92,23 +107,77 @@ mod tests {
     #[test]
     fn maps_every_documented_error() {
         let table: &[(u16, &str, u16, &str)] = &[
-            (401, r#"{"error":"Unauthorized"}"#, 502, "upstream_auth_failed"),
-            (404, r#"{"error":"Conversation not found"}"#, 404, "not_found"),
-            (422, r#"{"error":"assignee_id is required (use null to assign to AI)"}"#, 422, "invalid_assignee_id"),
-            (422, r#"{"error":"assignee_id is not an assignable user for this chat"}"#, 422, "invalid_assignee"),
-            (422, r#"{"error":"message is required"}"#, 422, "invalid_text"),
-            (422, r#"{"error":"sender_id is required"}"#, 422, "invalid_sender_id"),
-            (422, r#"{"error":"sender_id is not an assignable user for this chat"}"#, 422, "invalid_sender"),
-            (422, r#"{"error":"Conversation is in AI mode; assign it to a user before sending a manual message"}"#, 409, "conversation_in_ai_mode"),
-            (422, r#"{"message":"Cannot send: customer last messaged more than 24 hours ago on a Meta channel"}"#, 409, "reply_window_closed"),
-            (422, r#"{"detail":"something new"}"#, 422, "upstream_rejected"),
+            (
+                401,
+                r#"{"error":"Unauthorized"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                404,
+                r#"{"error":"Conversation not found"}"#,
+                404,
+                "not_found",
+            ),
+            (
+                422,
+                r#"{"error":"assignee_id is required (use null to assign to AI)"}"#,
+                422,
+                "invalid_assignee_id",
+            ),
+            (
+                422,
+                r#"{"error":"assignee_id is not an assignable user for this chat"}"#,
+                422,
+                "invalid_assignee",
+            ),
+            (
+                422,
+                r#"{"error":"message is required"}"#,
+                422,
+                "invalid_text",
+            ),
+            (
+                422,
+                r#"{"error":"sender_id is required"}"#,
+                422,
+                "invalid_sender_id",
+            ),
+            (
+                422,
+                r#"{"error":"sender_id is not an assignable user for this chat"}"#,
+                422,
+                "invalid_sender",
+            ),
+            (
+                422,
+                r#"{"error":"Conversation is in AI mode; assign it to a user before sending a manual message"}"#,
+                409,
+                "conversation_in_ai_mode",
+            ),
+            (
+                422,
+                r#"{"message":"Cannot send: customer last messaged more than 24 hours ago on a Meta channel"}"#,
+                409,
+                "reply_window_closed",
+            ),
+            (
+                422,
+                r#"{"detail":"something new"}"#,
+                422,
+                "upstream_rejected",
+            ),
             (429, "", 503, "upstream_rate_limited"),
             (500, "<html>oops</html>", 502, "upstream_unavailable"),
             (400, "not json", 502, "upstream_rejected"),
         ];
         for (status, body, http, code) in table {
             let e = parse(*status, body);
-            assert_eq!((e.kind().http_status(), e.code()), (*http, *code), "{status} {body}");
+            assert_eq!(
+                (e.kind().http_status(), e.code()),
+                (*http, *code),
+                "{status} {body}"
+            );
             assert!(!e.message().contains("oops"));
         }
     }

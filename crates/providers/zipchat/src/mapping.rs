@@ -83,10 +83,7 @@ pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>)
             escalated_at: c.last_escalated_at,
             resolved_at: c.last_escalation_resolved_at,
         });
-    let message_count = c
-        .message_pagination
-        .as_ref()
-        .and_then(|p| p.total_count);
+    let message_count = c.message_pagination.as_ref().and_then(|p| p.total_count);
     Conversation {
         id: ids::join(connection, &c.id),
         connection: connection.to_owned(),
@@ -215,7 +212,8 @@ mod tests {
     #[test]
     fn maps_the_documented_list_example() {
         let list: wire::ConversationList =
-            serde_json::from_str(&fixture("list_conversations.json")).expect("documented JSON parses");
+            serde_json::from_str(&fixture("list_conversations.json"))
+                .expect("documented JSON parses");
         assert!(list.pagination.is_none());
         let c = conversation("shop", list.conversations[0].clone(), None);
         assert_eq!(c.id, "shop:12345");
@@ -230,7 +228,10 @@ mod tests {
         assert_eq!(contact.id.as_deref(), Some("shop:100"));
         assert_eq!(contact.name.as_deref(), Some("John Doe"));
         assert_eq!(contact.phone.as_deref(), Some("+1234567890"));
-        assert_eq!(c.url.as_deref(), Some("https://app.zipchat.ai/chats/1/conversations/12345"));
+        assert_eq!(
+            c.url.as_deref(),
+            Some("https://app.zipchat.ai/chats/1/conversations/12345")
+        );
     }
 
     #[test]
@@ -242,9 +243,16 @@ mod tests {
         let c = conversation("shop", wire, None);
         assert_eq!(c.mode, Some(Mode::Human));
         assert_eq!(c.assignee.as_ref().map(|a| a.id.as_str()), Some("shop:7"));
-        assert_eq!(c.assignee.as_ref().and_then(|a| a.name.as_deref()), Some("Jane Agent"));
+        assert_eq!(
+            c.assignee.as_ref().and_then(|a| a.name.as_deref()),
+            Some("Jane Agent")
+        );
         assert_eq!(c.message_count, Some(3));
-        assert!(c.escalation.as_ref().is_some_and(|e| e.escalated_at.is_some() && e.resolved_at.is_none()));
+        assert!(
+            c.escalation
+                .as_ref()
+                .is_some_and(|e| e.escalated_at.is_some() && e.resolved_at.is_none())
+        );
         let mapped: Vec<Message> = messages
             .into_iter()
             .map(|m| message("shop", "12345", m, c.last_activity_at, None))
@@ -255,7 +263,10 @@ mod tests {
         assert_eq!(mapped[1].text, "Hello!");
         assert_eq!(mapped[1].html.as_deref(), Some("<p>Hello!</p>"));
         assert_eq!(mapped[2].author, Author::Agent);
-        assert_eq!(mapped[2].sender.as_ref().map(|s| s.id.as_str()), Some("shop:7"));
+        assert_eq!(
+            mapped[2].sender.as_ref().map(|s| s.id.as_str()),
+            Some("shop:7")
+        );
         assert_eq!(mapped[2].conversation_id, "shop:12345");
     }
 
@@ -267,7 +278,10 @@ mod tests {
         assert_eq!(c.id, "shop:12346");
         assert_eq!(c.channel, Channel::Web);
         assert_eq!(c.native_channel.as_deref(), Some("chat"));
-        assert_eq!(c.created_at.map(|t| t.to_rfc3339()).as_deref(), Some("2025-11-02T08:00:00+00:00"));
+        assert_eq!(
+            c.created_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2025-11-02T08:00:00+00:00")
+        );
         assert_eq!(c.last_activity_at.to_rfc3339(), "2025-11-02T08:00:00+00:00");
         assert_eq!(c.assignee.map(|a| a.native_id), Some("7".to_owned()));
         assert_eq!(c.contact, None);
@@ -275,7 +289,8 @@ mod tests {
 
     #[test]
     fn splits_block_messages_into_text_and_attachments() {
-        let m: wire::Message = serde_json::from_str(&fixture("message_blocks.json")).expect("parses");
+        let m: wire::Message =
+            serde_json::from_str(&fixture("message_blocks.json")).expect("parses");
         let m = message("shop", "1", m, DateTime::<Utc>::UNIX_EPOCH, None);
         assert_eq!(m.text, "Here it is");
         assert_eq!(m.attachments.len(), 1);

@@ -51,9 +51,8 @@ impl ConversationEnvelope {
     /// The conversation inside.
     pub fn into_inner(self) -> Conversation {
         match self {
-            ConversationEnvelope::Wrapped { conversation } | ConversationEnvelope::Bare(conversation) => {
-                *conversation
-            }
+            ConversationEnvelope::Wrapped { conversation }
+            | ConversationEnvelope::Bare(conversation) => *conversation,
         }
     }
 }

@@ -93,5 +93,7 @@ pub async fn list_agents(
 ) -> Result<Json<AgentPage>, ApiError> {
     caller.require(Scope::Read)?;
     let q = QueryPairs::parse(raw.as_deref());
-    Ok(Json(inbox::list_agents(&state, &caller, &connection, &q).await?))
+    Ok(Json(
+        inbox::list_agents(&state, &caller, &connection, &q).await?,
+    ))
 }

@@ -123,7 +123,9 @@ pub async fn list_conversations(
 ) -> Result<Json<ConversationPage>, ApiError> {
     caller.require(Scope::Read)?;
     let query = ConversationQuery::parse(&QueryPairs::parse(raw.as_deref()))?;
-    Ok(Json(inbox::list_conversations(&state, &caller, query).await?))
+    Ok(Json(
+        inbox::list_conversations(&state, &caller, query).await?,
+    ))
 }
 
 /// Read one conversation.
@@ -150,7 +152,9 @@ pub async fn get_conversation(
     caller.require(Scope::Read)?;
     let q = QueryPairs::parse(raw.as_deref());
     let include_raw = q.only(&["include"])?.include_raw()?;
-    Ok(Json(inbox::get_conversation(&state, &caller, &id, include_raw).await?))
+    Ok(Json(
+        inbox::get_conversation(&state, &caller, &id, include_raw).await?,
+    ))
 }
 
 /// List a conversation's messages, newest first.
@@ -210,7 +214,15 @@ pub async fn reply_to_conversation(
     JsonBody(body): JsonBody<ReplyRequest>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     caller.require(Scope::Write)?;
-    let message = inbox::send_message(&state, &caller, &id, body.text, body.sender_id.as_deref(), key).await?;
+    let message = inbox::send_message(
+        &state,
+        &caller,
+        &id,
+        body.text,
+        body.sender_id.as_deref(),
+        key,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(message)))
 }
 
@@ -239,7 +251,9 @@ pub async fn set_assignment(
     JsonBody(body): JsonBody<AssignmentRequest>,
 ) -> Result<Json<Conversation>, ApiError> {
     caller.require(Scope::Write)?;
-    Ok(Json(inbox::set_assignment(&state, &caller, &id, body.assignee_id.as_deref()).await?))
+    Ok(Json(
+        inbox::set_assignment(&state, &caller, &id, body.assignee_id.as_deref()).await?,
+    ))
 }
 
 /// Change a conversation's status (resolve, close, reopen) where the vendor supports it.
@@ -267,5 +281,7 @@ pub async fn set_status(
     JsonBody(body): JsonBody<StatusRequest>,
 ) -> Result<Json<Conversation>, ApiError> {
     caller.require(Scope::Write)?;
-    Ok(Json(inbox::set_status(&state, &caller, &id, body.status).await?))
+    Ok(Json(
+        inbox::set_status(&state, &caller, &id, body.status).await?,
+    ))
 }

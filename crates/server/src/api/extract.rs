@@ -19,21 +19,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(JsonBody(v)),
             Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(Error::new(ErrorKind::TooLarge, "the request body is too large")
-                    .with_code("payload_too_large")
-                    .into())
+                Err(
+                    Error::new(ErrorKind::TooLarge, "the request body is too large")
+                        .with_code("payload_too_large")
+                        .into(),
+                )
             }
             Err(rejection) => {
                 let (kind, detail) = match &rejection {
                     JsonRejection::JsonDataError(e) => (ErrorKind::Unprocessable, e.body_text()),
-                    JsonRejection::JsonSyntaxError(_) => {
-                        (ErrorKind::InvalidRequest, "the body is not valid JSON".to_owned())
-                    }
+                    JsonRejection::JsonSyntaxError(_) => (
+                        ErrorKind::InvalidRequest,
+                        "the body is not valid JSON".to_owned(),
+                    ),
                     JsonRejection::MissingJsonContentType(_) => (
                         ErrorKind::InvalidRequest,
                         "send the body with `Content-Type: application/json`".to_owned(),
                     ),
-                    _ => (ErrorKind::InvalidRequest, "the body could not be read".to_owned()),
+                    _ => (
+                        ErrorKind::InvalidRequest,
+                        "the body could not be read".to_owned(),
+                    ),
                 };
                 let detail = detail
                     .strip_prefix("Failed to deserialize the JSON body into the target type: ")
@@ -60,10 +66,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
             .await
             .map(|axum::extract::Path(id)| PathId(id))
             .map_err(|_| {
-                Error::new(ErrorKind::InvalidRequest, "the id in the path could not be read")
-                    .with_code("invalid_id")
-                    .with_parameter("id")
-                    .into()
+                Error::new(
+                    ErrorKind::InvalidRequest,
+                    "the id in the path could not be read",
+                )
+                .with_code("invalid_id")
+                .with_parameter("id")
+                .into()
             })
     }
 }

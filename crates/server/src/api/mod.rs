@@ -44,7 +44,9 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A client token from the gateway's `[[clients]]` config"))
+                    .description(Some(
+                        "A client token from the gateway's `[[clients]]` config",
+                    ))
                     .build(),
             ),
         );
@@ -58,7 +60,10 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(connections::list_agents))
         .routes(routes!(conversations::list_conversations))
         .routes(routes!(conversations::get_conversation))
-        .routes(routes!(conversations::list_messages, conversations::reply_to_conversation))
+        .routes(routes!(
+            conversations::list_messages,
+            conversations::reply_to_conversation
+        ))
         .routes(routes!(conversations::set_assignment))
         .routes(routes!(conversations::set_status))
         .routes(routes!(system::healthz))

@@ -1,0 +1,457 @@
+//! The Octopush adapter against the Octopush simulator on a loopback port.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use switchboard_core::{
+    Assignment, Author, Channel, ConversationFilter, Direction, ErrorKind, ListQuery, Message,
+    MessageQuery, NewMessage, Operation, Page, Provider, Status, UpstreamPage,
+};
+use switchboard_octopush::{Config, Octopush, capabilities};
+use switchboard_sim::octopush::{self as sim, World};
+
+const CONVERSATIONS: usize = 230;
+
+async fn serve(world: sim::Shared) -> String {
+    let app = axum::Router::new().nest(sim::PREFIX, sim::router(world));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// The connection the simulator's own `config_snippet` describes (minus `id` / `provider`,
+/// which the server reads), optionally with other credentials.
+fn config(base: &str, credentials: Option<(&str, &str)>) -> Config {
+    let mut section: String = sim::config_snippet(base)
+        .lines()
+        .filter(|l| !l.starts_with("[[") && !l.starts_with("id =") && !l.starts_with("provider ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if let Some((login, key)) = credentials {
+        section = section
+            .replace(sim::API_LOGIN, login)
+            .replace(sim::API_KEY, key);
+    }
+    toml::from_str(&section).expect("the simulator's config snippet is a valid Octopush section")
+}
+
+async fn setup() -> (Octopush, sim::Shared, String) {
+    let world: sim::Shared = Arc::new(Mutex::new(World::generate(11, CONVERSATIONS, Utc::now())));
+    let base = serve(world.clone()).await;
+    let provider = Octopush::new("sms", &config(&base, None)).expect("adapter builds");
+    (provider, world, base)
+}
+
+fn world_ids(world: &sim::Shared) -> Vec<String> {
+    world.lock().expect("world").conversation_ids()
+}
+
+fn message_count(world: &sim::Shared, id: &str) -> usize {
+    world.lock().expect("world").message_count(id)
+}
+
+async fn all_messages(
+    provider: &Octopush,
+    id: &str,
+    page_size: u32,
+    since: Option<chrono::DateTime<Utc>>,
+) -> Vec<Message> {
+    let query = MessageQuery { since, page_size };
+    let mut page = UpstreamPage::First;
+    let mut all = Vec::new();
+    for _ in 0..1000 {
+        let Page { items, next } = provider
+            .list_messages(id, &query, &page)
+            .await
+            .expect("messages page");
+        all.extend(items);
+        match next {
+            Some(n) => page = n,
+            None => return all,
+        }
+    }
+    panic!("the message list never ended");
+}
+
+#[tokio::test]
+async fn pages_through_every_conversation_exactly_once_newest_first() {
+    let (provider, world, _) = setup().await;
+    let filter = ConversationFilter::default();
+    // Asking for more than the cap still pages by 100.
+    let query = ListQuery {
+        filter: &filter,
+        page_size: 500,
+    };
+    let mut page = UpstreamPage::First;
+    let mut all = Vec::new();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let result = provider
+            .list_conversations(&query, &page)
+            .await
+            .expect("list page");
+        assert!(result.items.len() <= 100);
+        all.extend(result.items);
+        match result.next {
+            Some(next) => page = next,
+            None => break,
+        }
+    }
+    assert_eq!(calls, 3, "230 conversations are 3 pages of 100");
+    assert_eq!(all.len(), CONVERSATIONS);
+    let ids: BTreeSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), CONVERSATIONS, "no duplicates");
+    let expected: BTreeSet<String> = world_ids(&world)
+        .into_iter()
+        .map(|id| format!("sms:{id}"))
+        .collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect());
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].last_activity_at >= w[1].last_activity_at),
+        "newest first"
+    );
+    let channels: BTreeSet<&str> = all.iter().map(|c| c.channel.as_str()).collect();
+    assert_eq!(
+        channels,
+        BTreeSet::from([Channel::Rcs.as_str(), Channel::Sms.as_str()])
+    );
+    for c in &all {
+        assert_eq!((c.status, c.mode), (Status::Open, None));
+        assert!(c.native_id.starts_with("cid_"));
+        let contact = c
+            .contact
+            .as_ref()
+            .expect("every conversation has a phone number");
+        assert!(contact.phone.as_deref().is_some_and(|p| p.starts_with('+')));
+        assert_eq!(contact.id, None);
+        assert_eq!(
+            c.message_count,
+            Some(message_count(&world, &c.native_id) as u64)
+        );
+        let last = c.last_message.as_ref().expect("last message");
+        assert_eq!(last.created_at, Some(c.last_activity_at));
+        assert!(c.created_at.is_some_and(|t| t <= c.last_activity_at));
+    }
+    assert!(all.iter().any(|c| c.assignee.is_some()) && all.iter().any(|c| c.assignee.is_none()));
+    assert!(
+        all.iter()
+            .any(|c| c.contact.as_ref().is_some_and(|k| k.name.is_none()))
+    );
+}
+
+#[tokio::test]
+async fn gets_one_conversation_with_or_without_the_cid_prefix() {
+    let (provider, world, _) = setup().await;
+    let ids = world_ids(&world);
+    // On the second page of the list: the lookup pages on.
+    let id = &ids[150];
+    let filter = ConversationFilter::default();
+    let listed = provider
+        .list_conversations(
+            &ListQuery {
+                filter: &filter,
+                page_size: 100,
+            },
+            &UpstreamPage::Number(2),
+        )
+        .await
+        .expect("page 2")
+        .items
+        .into_iter()
+        .find(|c| &c.native_id == id)
+        .expect("on page 2");
+    let got = provider.get_conversation(id).await.expect("get");
+    assert!(
+        got.raw.is_some(),
+        "get keeps the vendor's JSON for include=raw"
+    );
+    assert_eq!(without_raw(got), listed);
+
+    let bare = id.strip_prefix("cid_").expect("listed with the prefix");
+    let by_bare = provider
+        .get_conversation(bare)
+        .await
+        .expect("get by the bare uuid");
+    assert_eq!(&by_bare.native_id, id);
+
+    let unknown = provider
+        .get_conversation("cid_00000000-0000-4000-8000-000000000000")
+        .await;
+    assert_eq!(unknown.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    for malformed in ["../conversations/list", "cid_1 OR 1=1", "é"] {
+        let e = provider
+            .get_conversation(malformed)
+            .await
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(e, Some(ErrorKind::NotFound), "{malformed}");
+    }
+}
+
+fn without_raw(mut c: switchboard_core::Conversation) -> switchboard_core::Conversation {
+    c.raw = None;
+    c
+}
+
+#[tokio::test]
+async fn lists_messages_newest_first_across_pages() {
+    let (provider, world, _) = setup().await;
+    let ids = world_ids(&world);
+    let id = ids
+        .iter()
+        .max_by_key(|id| message_count(&world, id))
+        .expect("conversations")
+        .clone();
+    let count = message_count(&world, &id);
+    assert!(count >= 5, "{count}");
+
+    let messages = all_messages(&provider, &id, 2, None).await;
+    assert_eq!(messages.len(), count);
+    let unique: BTreeSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(unique.len(), count);
+    assert!(
+        messages
+            .windows(2)
+            .all(|w| w[0].created_at >= w[1].created_at),
+        "newest first"
+    );
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.conversation_id == format!("sms:{id}"))
+    );
+    for m in &messages {
+        match m.direction {
+            Direction::Inbound => {
+                assert_eq!((m.author, m.delivery_status), (Author::Contact, None))
+            }
+            Direction::Outbound => {
+                assert_eq!(m.author, Author::Agent);
+                assert!(m.delivery_status.is_some());
+            }
+        }
+        assert!(
+            m.created_at > chrono::DateTime::<Utc>::UNIX_EPOCH,
+            "the sent_at time is read"
+        );
+    }
+    assert!(messages.iter().any(|m| m.direction == Direction::Inbound));
+
+    // The bare uuid reads the same messages; `since` keeps the newer ones and stops early.
+    let bare = id.strip_prefix("cid_").expect("prefix");
+    assert_eq!(all_messages(&provider, bare, 50, None).await.len(), count);
+    let since = messages[2].created_at;
+    let recent = all_messages(&provider, &id, 1, Some(since)).await;
+    assert_eq!(
+        recent.len(),
+        messages.iter().filter(|m| m.created_at >= since).count()
+    );
+
+    let unknown = provider
+        .list_messages(
+            "cid_00000000-0000-4000-8000-000000000000",
+            &MessageQuery {
+                since: None,
+                page_size: 10,
+            },
+            &UpstreamPage::First,
+        )
+        .await;
+    assert_eq!(unknown.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+}
+
+#[tokio::test]
+async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
+    let (provider, world, _) = setup().await;
+    let id = world_ids(&world)[42].clone();
+    let before = provider.get_conversation(&id).await.expect("get");
+    let count = message_count(&world, &id);
+    let credit = world.lock().expect("world").credit();
+
+    let reply = |key: &str| NewMessage {
+        text: "Bonjour ! Votre colis part demain matin. Bonne journée 🙂".to_owned(),
+        sender: None,
+        idempotency_key: Some(key.to_owned()),
+    };
+    let sent = provider
+        .send_message(&id, reply("reply-1"))
+        .await
+        .expect("sent");
+    assert!(sent.native_id.starts_with("sms_"), "{}", sent.native_id);
+    assert_eq!(
+        (sent.author, sent.direction),
+        (Author::Agent, Direction::Outbound)
+    );
+    assert_eq!(sent.conversation_id, format!("sms:{id}"));
+
+    let newest = provider
+        .list_messages(
+            &id,
+            &MessageQuery {
+                since: None,
+                page_size: 5,
+            },
+            &UpstreamPage::First,
+        )
+        .await
+        .expect("messages")
+        .items;
+    assert_eq!(newest[0].id, sent.id, "the reply is the newest message");
+    assert_eq!(newest[0].text, sent.text);
+    assert_eq!(newest[0].direction, Direction::Outbound);
+    let after = provider.get_conversation(&id).await.expect("get");
+    assert_eq!(after.message_count, before.message_count.map(|n| n + 1));
+    assert_eq!(
+        after.last_message.as_ref().map(|m| m.text.as_str()),
+        Some(sent.text.as_str())
+    );
+    assert!(after.last_activity_at >= before.last_activity_at);
+
+    // A retry with the same key is neither sent nor billed again.
+    let retried = provider
+        .send_message(&id, reply("reply-1"))
+        .await
+        .expect("retried");
+    assert_eq!(retried.id, sent.id);
+    assert_eq!(message_count(&world, &id), count + 1);
+    let charged = credit - world.lock().expect("world").credit();
+    assert!(charged > 0.0 && charged < 0.1, "{charged}");
+    let other = provider
+        .send_message(&id, reply("reply-2"))
+        .await
+        .expect("another reply");
+    assert_ne!(other.id, sent.id);
+    assert_eq!(message_count(&world, &id), count + 2);
+
+    let invalid = [
+        (
+            NewMessage {
+                text: "  ".into(),
+                sender: None,
+                idempotency_key: None,
+            },
+            "invalid_text",
+        ),
+        (
+            NewMessage {
+                text: "x".repeat(1225),
+                sender: None,
+                idempotency_key: None,
+            },
+            "invalid_text",
+        ),
+        (
+            NewMessage {
+                text: "hi".into(),
+                sender: Some("7".into()),
+                idempotency_key: None,
+            },
+            "invalid_sender",
+        ),
+    ];
+    for (message, code) in invalid {
+        let e = provider
+            .send_message(&id, message)
+            .await
+            .err()
+            .map(|e| e.code());
+        assert_eq!(e, Some(code));
+    }
+    assert_eq!(
+        message_count(&world, &id),
+        count + 2,
+        "rejected replies are not sent"
+    );
+
+    world.lock().expect("world").set_credit(0.0);
+    let broke = provider.send_message(&id, reply("reply-3")).await.err();
+    assert_eq!(
+        broke.map(|e| (e.kind(), e.code())),
+        Some((ErrorKind::Conflict, "upstream_plan_limit"))
+    );
+
+    let unknown = provider
+        .send_message("cid_00000000-0000-4000-8000-000000000000", reply("reply-4"))
+        .await;
+    assert_eq!(unknown.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+}
+
+#[tokio::test]
+async fn unsupported_operations_agree_with_capabilities() {
+    let (provider, world, _) = setup().await;
+    let id = world_ids(&world)[0].clone();
+    let caps = capabilities();
+    assert_eq!(&provider.info().capabilities, &caps);
+    let results = [
+        (
+            Operation::ListAgents,
+            provider.list_agents(&UpstreamPage::First).await.err(),
+        ),
+        (
+            Operation::Assign,
+            provider
+                .set_assignment(&id, Assignment::Agent("1".into()))
+                .await
+                .err(),
+        ),
+        (
+            Operation::Unassign,
+            provider
+                .set_assignment(&id, Assignment::Unassigned)
+                .await
+                .err(),
+        ),
+        (
+            Operation::SetStatus,
+            provider.set_status(&id, Status::Resolved).await.err(),
+        ),
+    ];
+    for (op, error) in results {
+        let error = error.expect("unsupported");
+        assert_eq!(
+            (error.kind(), error.operation()),
+            (ErrorKind::Unsupported, Some(op))
+        );
+        assert!(!caps.supports(op));
+    }
+    for op in [
+        Operation::ListConversations,
+        Operation::GetConversation,
+        Operation::ListMessages,
+        Operation::SendMessage,
+    ] {
+        assert!(caps.supports(op), "{op:?}");
+    }
+}
+
+#[tokio::test]
+async fn rejected_or_restricted_credentials_are_upstream_auth_errors() {
+    let (_, _, base) = setup().await;
+    let filter = ConversationFilter::default();
+    let query = ListQuery {
+        filter: &filter,
+        page_size: 10,
+    };
+    for credentials in [
+        (sim::API_LOGIN, "octo-wrong-key"),
+        ("someone@example.com", sim::API_KEY),
+        (sim::RESTRICTED_LOGIN, sim::RESTRICTED_API_KEY),
+    ] {
+        let provider =
+            Octopush::new("sms", &config(&base, Some(credentials))).expect("adapter builds");
+        let e = provider
+            .list_conversations(&query, &UpstreamPage::First)
+            .await
+            .err()
+            .expect("rejected");
+        assert_eq!(e.kind(), ErrorKind::UpstreamAuth, "{credentials:?}");
+        assert_eq!(e.connection(), Some("sms"));
+        assert!(!e.message().contains("Unauthorized") && !e.message().contains("Forbidden"));
+    }
+}
