@@ -23,20 +23,40 @@ async fn serve(world: sim::Shared) -> String {
     format!("http://{addr}")
 }
 
-/// The connection the simulator's own `config_snippet` describes (minus `id` / `provider`,
-/// which the server reads), optionally with other credentials.
+/// The connection the simulator's own `config_snippet` describes, read the way the server reads
+/// it (`id` and `provider` taken out, the rest into the adapter's `Config`), optionally with
+/// other credentials.
 fn config(base: &str, credentials: Option<(&str, &str)>) -> Config {
-    let mut section: String = sim::config_snippet(base)
-        .lines()
-        .filter(|l| !l.starts_with("[[") && !l.starts_with("id =") && !l.starts_with("provider ="))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let mut snippet = sim::config_snippet(base);
     if let Some((login, key)) = credentials {
-        section = section
+        snippet = snippet
             .replace(sim::API_LOGIN, login)
             .replace(sim::API_KEY, key);
     }
-    toml::from_str(&section).expect("the simulator's config snippet is a valid Octopush section")
+    let parsed: toml::Table = toml::from_str(&snippet).expect("the snippet is TOML");
+    let mut section = parsed["connections"]
+        .as_array()
+        .and_then(|c| c.first())
+        .and_then(toml::Value::as_table)
+        .cloned()
+        .expect("one [[connections]] block");
+    assert_eq!(
+        section
+            .remove("id")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .as_deref(),
+        Some("sms")
+    );
+    assert_eq!(
+        section
+            .remove("provider")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .as_deref(),
+        Some("octopush")
+    );
+    toml::Value::Table(section)
+        .try_into()
+        .expect("the simulator's config snippet is a valid Octopush section")
 }
 
 async fn setup() -> (Octopush, sim::Shared, String) {
