@@ -17,8 +17,9 @@ pub struct Registry {
 
 fn build(c: &ConnectionConfig) -> anyhow::Result<Arc<dyn Provider>> {
     let provider: Arc<dyn Provider> = match c.provider {
-        ProviderKind::Zipchat => {
-            Arc::new(switchboard_zipchat::Zipchat::new(&c.id, &c.settings()?)?)
+        ProviderKind::Zipchat => Arc::new(switchboard_zipchat::Zipchat::new(&c.id, &c.settings()?)?),
+        ProviderKind::Octopush => {
+            Arc::new(switchboard_octopush::Octopush::new(&c.id, &c.settings()?)?)
         }
         other => anyhow::bail!(
             "connection `{}`: the {other} adapter is not available in this build",

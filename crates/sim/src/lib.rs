@@ -49,6 +49,8 @@ pub struct Sim {
     pub control: Arc<Control>,
     /// The Zipchat account.
     pub zipchat: zipchat::Shared,
+    /// The Octopush account.
+    pub octopush: octopush::Shared,
 }
 
 impl Sim {
@@ -58,6 +60,11 @@ impl Sim {
         Sim {
             control: Arc::new(Control::new()),
             zipchat: Arc::new(Mutex::new(zipchat::World::generate(
+                options.seed,
+                options.conversations,
+                now,
+            ))),
+            octopush: Arc::new(Mutex::new(octopush::World::generate(
                 options.seed,
                 options.conversations,
                 now,
@@ -83,6 +90,10 @@ impl Sim {
                 zipchat::PREFIX,
                 vendor("zipchat", zipchat::router(self.zipchat.clone())),
             )
+            .nest(
+                octopush::PREFIX,
+                vendor("octopush", octopush::router(self.octopush.clone())),
+            )
             .merge(control_routes)
     }
 
@@ -107,7 +118,7 @@ impl Sim {
 /// A gateway config (TOML) whose connections point at a simulator on `base` (e.g.
 /// `http://127.0.0.1:9100`), one connection per vendor.
 pub fn gateway_config(base: &str) -> String {
-    format!(
+    let zipchat = format!(
         r#"# Connections to the Switchboard simulator at {base}.
 [[connections]]
 id = "shop-zipchat"
@@ -119,7 +130,8 @@ api_key = "{zipchat_key}"
         zipchat_prefix = zipchat::PREFIX,
         chat = zipchat::CHAT_ID,
         zipchat_key = zipchat::API_KEY,
-    )
+    );
+    [zipchat, octopush::config_snippet(base)].join("\n")
 }
 
 impl Sim {

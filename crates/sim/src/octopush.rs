@@ -357,7 +357,8 @@ impl World {
         list.sort_by(|a, b| {
             b.last_at()
                 .cmp(&a.last_at())
-                .then_with(|| b.conversation_id().cmp(&a.conversation_id()))
+                // Same order as the listed `cid_{uuid}` ids, without building them.
+                .then_with(|| b.uuid.cmp(&a.uuid))
         });
         list
     }

@@ -468,8 +468,7 @@ async fn rejected_or_restricted_credentials_are_upstream_auth_errors() {
         let e = provider
             .list_conversations(&query, &UpstreamPage::First)
             .await
-            .err()
-            .expect("rejected");
+            .expect_err("rejected");
         assert_eq!(e.kind(), ErrorKind::UpstreamAuth, "{credentials:?}");
         assert_eq!(e.connection(), Some("sms"));
         assert!(!e.message().contains("Unauthorized") && !e.message().contains("Forbidden"));

@@ -1,0 +1,160 @@
+//! One behaviour suite, run against every vendor adapter through its simulator, over HTTP through
+//! the gateway. Each case runs where the connection's capabilities allow it; where they do not,
+//! the suite asserts the clear 501 naming the operation. A new vendor gets the whole suite by
+//! adding one line at the bottom.
+
+mod support;
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{ADMIN, Env};
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+async fn capabilities(env: &Env, connection: &str) -> Value {
+    let (status, list) = env.get(ADMIN, "/v1/connections").await;
+    assert_eq!(status, 200);
+    list["data"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["id"] == connection))
+        .map(|c| c["capabilities"].clone())
+        .unwrap_or_else(|| panic!("connection {connection} is listed"))
+}
+
+fn expect_unsupported(status: u16, problem: &Value, operation: &str) {
+    assert_eq!(status, 501, "{operation}: {problem}");
+    assert_eq!(problem["code"], "unsupported_operation");
+    assert_eq!(problem["operation"], operation);
+}
+
+/// Runs every case for `connection`, whose simulator holds exactly `expected` conversations.
+async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>) {
+    let caps = capabilities(env, connection).await;
+
+    // Page through everything: each conversation exactly once, newest first.
+    let items = env.page_all(ADMIN, &format!("/v1/conversations?connection={connection}&limit=13")).await;
+    let ids: Vec<&str> = items.iter().map(|c| str_of(c, "id")).collect();
+    let unique: HashSet<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(ids.len(), unique.len(), "{connection}: a conversation came twice");
+    assert_eq!(unique, expected, "{connection}: not every conversation came");
+    let times: Vec<&str> = items.iter().map(|c| str_of(c, "last_activity_at")).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{connection}: not newest first");
+    for c in &items {
+        assert_eq!(c["connection"], connection);
+        assert!(str_of(c, "id").starts_with(&format!("{connection}:")));
+    }
+
+    // Read one.
+    let target = items[0].clone();
+    let id = str_of(&target, "id").to_owned();
+    let (status, one) = env.get(ADMIN, &format!("/v1/conversations/{id}")).await;
+    assert_eq!(status, 200, "{connection}: {one}");
+    assert_eq!(one["id"], id.as_str());
+    assert_eq!(one["native_id"], target["native_id"]);
+
+    // Messages, newest first, across pages.
+    let messages = env.page_all(ADMIN, &format!("/v1/conversations/{id}/messages?limit=3")).await;
+    assert!(!messages.is_empty(), "{connection}: no messages");
+    let times: Vec<&str> = messages.iter().map(|m| str_of(m, "created_at")).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{connection}: messages not newest first");
+    assert!(messages.iter().all(|m| m["conversation_id"] == id.as_str()));
+    let message_ids: HashSet<&str> = messages.iter().map(|m| str_of(m, "id")).collect();
+    assert_eq!(message_ids.len(), messages.len(), "{connection}: a message came twice");
+
+    // Agents.
+    let (status, agents) = env.get(ADMIN, &format!("/v1/connections/{connection}/agents")).await;
+    let agent = if caps["list_agents"] == true {
+        assert_eq!(status, 200, "{connection}: {agents}");
+        let first = agents["data"][0]["id"].as_str().map(str::to_owned);
+        assert!(first.is_some(), "{connection}: no agents");
+        first
+    } else {
+        expect_unsupported(status, &agents, "list_agents");
+        None
+    };
+
+    // Take over.
+    let assignment = format!("/v1/conversations/{id}/assignment");
+    let assignee = agent.clone().unwrap_or_else(|| format!("{connection}:1"));
+    let (status, taken) = env.send(Method::PUT, ADMIN, &assignment, json!({"assignee_id": assignee})).await;
+    if caps["assign"] == true {
+        assert_eq!(status, 200, "{connection}: {taken}");
+        assert_eq!(taken["assignee"]["id"], assignee.as_str());
+        if !taken["mode"].is_null() {
+            assert_eq!(taken["mode"], "human");
+        }
+    } else {
+        expect_unsupported(status, &taken, "assign");
+    }
+
+    // Reply, and read the reply back.
+    let text = format!("Behaviour suite reply on {connection} — ça marche ✓");
+    let (status, sent) = env
+        .send(Method::POST, ADMIN, &format!("/v1/conversations/{id}/messages"), json!({"text": text}))
+        .await;
+    if caps["send_message"] == true {
+        assert_eq!(status, 201, "{connection}: {sent}");
+        assert_eq!(sent["text"], text.as_str());
+        assert_eq!(sent["direction"], "outbound");
+        let (_, newest) = env.get(ADMIN, &format!("/v1/conversations/{id}/messages?limit=5")).await;
+        let newest = newest["data"].as_array().cloned().unwrap_or_default();
+        assert!(
+            newest.iter().any(|m| m["id"] == sent["id"] && m["text"] == text.as_str()),
+            "{connection}: the reply is not among the newest messages"
+        );
+    } else {
+        expect_unsupported(status, &sent, "send_message");
+    }
+
+    // Hand back.
+    let (status, back) = env.send(Method::PUT, ADMIN, &assignment, json!({"assignee_id": null})).await;
+    if caps["unassign"] == true {
+        assert_eq!(status, 200, "{connection}: {back}");
+        assert!(back["assignee"].is_null());
+        if !back["mode"].is_null() {
+            assert_eq!(back["mode"], "ai");
+        }
+    } else {
+        expect_unsupported(status, &back, "unassign");
+    }
+
+    // Resolve.
+    let (status, resolved) = env
+        .send(Method::PUT, ADMIN, &format!("/v1/conversations/{id}/status"), json!({"status": "resolved"}))
+        .await;
+    let can_resolve = caps["set_status"].as_array().is_some_and(|s| s.contains(&json!("resolved")));
+    if can_resolve {
+        assert_eq!(status, 200, "{connection}: {resolved}");
+        assert_eq!(resolved["status"], "resolved");
+        let (_, again) = env.get(ADMIN, &format!("/v1/conversations/{id}")).await;
+        assert_eq!(again["status"], "resolved");
+    } else {
+        expect_unsupported(status, &resolved, "set_status");
+    }
+
+    // An unknown conversation is a 404, not a vendor error.
+    let (status, problem) = env.get(ADMIN, &format!("/v1/conversations/{connection}:999999999")).await;
+    assert_eq!((status, problem["code"].as_str()), (404, Some("not_found")), "{connection}");
+}
+
+fn prefixed(connection: &str, ids: impl IntoIterator<Item = impl ToString>) -> HashSet<String> {
+    ids.into_iter().map(|id| format!("{connection}:{}", id.to_string())).collect()
+}
+
+#[tokio::test]
+async fn zipchat() {
+    let env = Env::start(60).await;
+    let expected = prefixed("shop-zipchat", env.sim.zipchat.lock().expect("sim").conversation_ids(1));
+    behaviour_suite(&env, "shop-zipchat", expected).await;
+}
+
+#[tokio::test]
+async fn octopush() {
+    let env = Env::start(60).await;
+    let expected = prefixed("sms", env.sim.octopush.lock().expect("sim").conversation_ids());
+    behaviour_suite(&env, "sms", expected).await;
+}
