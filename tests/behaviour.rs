@@ -158,3 +158,14 @@ async fn octopush() {
     let expected = prefixed("sms", env.sim.octopush.lock().expect("sim").conversation_ids());
     behaviour_suite(&env, "sms", expected).await;
 }
+
+#[tokio::test]
+async fn chatbotx() {
+    let env = Env::start(60).await;
+    // ChatbotX hides conversations of blocked contacts from its lists.
+    let expected = prefixed(
+        "support-chatbotx",
+        env.sim.chatbotx.lock().expect("sim").listed_conversation_ids(),
+    );
+    behaviour_suite(&env, "support-chatbotx", expected).await;
+}

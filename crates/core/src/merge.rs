@@ -11,6 +11,7 @@
 //! Under change, a lane never repeats an item: anything at or above the lane's last emitted key
 //! is skipped. A lane that fails keeps its position, so the next page retries it.
 
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 use async_trait::async_trait;
@@ -23,7 +24,7 @@ use crate::model::{Conversation, Message};
 use crate::provider::{Page, UpstreamPage};
 
 /// The merge order key: (time, id), compared descending.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SortKey {
     /// Microseconds since the Unix epoch.
     #[serde(rename = "t")]
@@ -66,15 +67,56 @@ impl Sortable for Message {
     }
 }
 
-fn key_cmp<T: Sortable>(a: &T, b: &T) -> std::cmp::Ordering {
+impl Ord for SortKey {
+    fn cmp(&self, other: &SortKey) -> Ordering {
+        self.micros
+            .cmp(&other.micros)
+            .then_with(|| id_cmp(&self.id, &other.id))
+    }
+}
+
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &SortKey) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+fn is_decimal(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Compares two gateway ids the way vendors order ids that tie on time: numerically when both
+/// native ids are decimal numbers on one connection (so `c:9` < `c:10`), else as text.
+pub fn id_cmp(a: &str, b: &str) -> Ordering {
+    if let (Some((ca, na)), Some((cb, nb))) = (a.split_once(':'), b.split_once(':'))
+        && ca == cb
+        && is_decimal(na)
+        && is_decimal(nb)
+    {
+        let (na, nb) = (na.trim_start_matches('0'), nb.trim_start_matches('0'));
+        return na
+            .len()
+            .cmp(&nb.len())
+            .then_with(|| na.cmp(nb))
+            .then_with(|| a.cmp(b));
+    }
+    a.cmp(b)
+}
+
+fn key_cmp<T: Sortable>(a: &T, b: &T) -> Ordering {
+    // At the key's precision (microseconds), as `below` and the cursor compare: ordering by the
+    // full time made an item a few nanoseconds older but with a greater id come after one it
+    // ties with in `below`, which then skipped it as already emitted.
     a.sort_time()
-        .cmp(&b.sort_time())
-        .then_with(|| a.sort_id().cmp(b.sort_id()))
+        .timestamp_micros()
+        .cmp(&b.sort_time().timestamp_micros())
+        .then_with(|| id_cmp(a.sort_id(), b.sort_id()))
 }
 
 fn below<T: Sortable>(item: &T, last: &SortKey) -> bool {
     let micros = item.sort_time().timestamp_micros();
-    micros < last.micros || (micros == last.micros && item.sort_id() < last.id.as_str())
+    micros < last.micros
+        || (micros == last.micros && id_cmp(item.sort_id(), &last.id) == Ordering::Less)
 }
 
 /// One lane's position, as stored in the cursor.
@@ -223,10 +265,13 @@ impl<T: Sortable + Send> Run<'_, T> {
             Ok(page) => {
                 let mut items = page.items;
                 items.sort_by(|a, b| key_cmp(b, a));
-                let skip = (self.state.consumed as usize).min(items.len());
-                let mut buf: VecDeque<T> = items.into();
-                buf.drain(..skip);
-                self.buf = buf;
+                // What earlier pages consumed of this upstream page is skipped again by key (at
+                // or above `last`) and by the filter in `ensure_head`, which counts it anew.
+                // Skipping `consumed` items by position skipped unread ones whenever the page
+                // had shifted up since (a keyset page one of whose emitted items got new
+                // activity and left it, or a vendor-filtered item that stopped matching).
+                self.state.consumed = 0;
+                self.buf = items.into();
                 self.next = page.next;
                 self.loaded = true;
             }
@@ -262,16 +307,19 @@ impl<T: Sortable + Send> Run<'_, T> {
                 self.buf.pop_front();
                 self.state.consumed += 1;
             }
-            match self.next.take() {
-                None => {
-                    self.state.exhausted = true;
-                    return;
-                }
-                Some(page) => {
-                    self.state.page = page;
-                    self.state.consumed = 0;
-                    self.loaded = false;
-                }
+            self.turn_page();
+        }
+    }
+
+    /// Moves past a used-up upstream page: to the vendor's next page (fetched when needed), or
+    /// to the end of the lane.
+    fn turn_page(&mut self) {
+        match self.next.take() {
+            None => self.state.exhausted = true,
+            Some(page) => {
+                self.state.page = page;
+                self.state.consumed = 0;
+                self.loaded = false;
             }
         }
     }
@@ -365,6 +413,11 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
                 run.state.consumed += 1;
                 run.state.last = Some(item.sort_key());
                 items.push(item);
+                // Record the move past a used-up upstream page now, even when this item fills
+                // the page: otherwise the next page re-fetched it only to skip all of it.
+                if run.buf.is_empty() {
+                    run.turn_page();
+                }
             }
             if items.len() < limit {
                 run.ensure_head(filter, max_calls_per_lane).await;
@@ -389,7 +442,10 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
                 error,
                 given_up,
             });
-        } else if run.loaded {
+        } else if run.calls > 0 {
+            // Every call this page succeeded. (`loaded` is false when the page ended on an
+            // upstream page boundary or a stall, which kept a lane that answered in between
+            // counting towards being given up.)
             run.state.failures = 0;
         }
         more |= run.has_more(filter);
@@ -401,5 +457,22 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
         failures,
         lanes: lanes_in_traversal,
         upstream_calls,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_native_ids_compare_by_value() {
+        assert_eq!(id_cmp("c:9", "c:10"), Ordering::Less);
+        assert_eq!(
+            id_cmp("c:11590944070190022", "c:11590944070190008"),
+            Ordering::Greater
+        );
+        assert_eq!(id_cmp("c:007", "c:7"), Ordering::Less);
+        assert_eq!(id_cmp("c:b", "c:a"), Ordering::Greater);
+        assert_eq!(id_cmp("a:9", "b:10"), Ordering::Less);
     }
 }

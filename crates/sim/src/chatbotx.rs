@@ -50,7 +50,16 @@ const FIRST_CONVERSATION: u64 = 11_590_944_070_190_001;
 const FIRST_OBJECT: u64 = 11_590_944_070_300_001;
 
 /// The channels of the workspace's inboxes (`channelTypes`, without the UI-only `omnichannel`).
-const CHANNELS: [&str; 8] = ["webchat", "whatsapp", "messenger", "instagram", "telegram", "smtp", "zalo", "tiktok"];
+const CHANNELS: [&str; 8] = [
+    "webchat",
+    "whatsapp",
+    "messenger",
+    "instagram",
+    "telegram",
+    "smtp",
+    "zalo",
+    "tiktok",
+];
 const TAGS: [&str; 5] = ["noAdminReply", "unread", "followUp", "archived", "blocked"];
 
 #[derive(Debug, Clone)]
@@ -198,7 +207,11 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -244,11 +257,20 @@ impl World {
         let members = (0..6)
             .map(|i| {
                 let name = g.agent_name(i);
-                let first = name.split(' ').next().unwrap_or("agent").to_ascii_lowercase();
+                let first = name
+                    .split(' ')
+                    .next()
+                    .unwrap_or("agent")
+                    .to_ascii_lowercase();
                 let user = User {
                     id: FIRST_USER + i as u64,
                     email: format!("{first}@shop.example.com"),
-                    image: (i % 3 != 2).then(|| format!("https://cdn.example.com/avatars/{}.png", FIRST_USER + i as u64)),
+                    image: (i % 3 != 2).then(|| {
+                        format!(
+                            "https://cdn.example.com/avatars/{}.png",
+                            FIRST_USER + i as u64
+                        )
+                    }),
                     created_at: g.time_within(Duration::days(400)),
                     name,
                 };
@@ -320,8 +342,15 @@ impl World {
             id: FIRST_CONTACT + i as u64,
             email: (channel == "smtp" || g.chance(0.6)).then(|| g.email_for(&first)),
             phone: (channel == "whatsapp" || g.chance(0.3)).then(|| g.phone()),
-            avatar: g.chance(0.3).then(|| format!("https://cdn.example.com/contacts/{}.jpg", FIRST_CONTACT + i as u64)),
-            locale: g.chance(0.7).then(|| *g.pick(&["en", "fr", "de", "ja", "es", "vi"])),
+            avatar: g.chance(0.3).then(|| {
+                format!(
+                    "https://cdn.example.com/contacts/{}.jpg",
+                    FIRST_CONTACT + i as u64
+                )
+            }),
+            locale: g
+                .chance(0.7)
+                .then(|| *g.pick(&["en", "fr", "de", "ja", "es", "vi"])),
             first_name: (!g.chance(0.05)).then_some(first),
             last_name: (!g.chance(0.1)).then_some(last),
             blocked_at: g.chance(0.03).then_some(created_at),
@@ -351,7 +380,11 @@ impl World {
         let ci = contact_inboxes[0].id;
         let mut t = created_at;
         let mut messages = Vec::new();
-        let turns = if g.chance(0.04) { 40 + g.below(40) } else { 1 + g.below(5) };
+        let turns = if g.chance(0.04) {
+            40 + g.below(40)
+        } else {
+            1 + g.below(5)
+        };
         for turn in 0..turns {
             t = g.time_after(t, Duration::minutes(60));
             let photo = g.chance(0.08);
@@ -363,7 +396,9 @@ impl World {
                     id,
                     file_type: "image",
                     mime_type: "image/jpeg",
-                    name: g.chance(0.5).then(|| format!("IMG_{}.jpg", 1000 + g.below(9000))),
+                    name: g
+                        .chance(0.5)
+                        .then(|| format!("IMG_{}.jpg", 1000 + g.below(9000))),
                     origin_path: format!("workspaces/{WORKSPACE}/attachments/{id}.jpg"),
                 });
             }
@@ -373,7 +408,14 @@ impl World {
             if human_turn {
                 if let Some(user) = assigned_user {
                     let name = self.user(user).map(|u| u.name.clone()).unwrap_or_default();
-                    messages.push(self.message(t, ci, Some(format!("Conversation assigned to {name}")), "activity", "system", None));
+                    messages.push(self.message(
+                        t,
+                        ci,
+                        Some(format!("Conversation assigned to {name}")),
+                        "activity",
+                        "system",
+                        None,
+                    ));
                     t = g.time_after(t, Duration::minutes(5));
                     let text = g.agent_text();
                     let mut reply = self.message(t, ci, Some(text), "outgoing", "user", Some(user));
@@ -385,7 +427,10 @@ impl World {
                 messages.push(self.message(t, ci, Some(text), "outgoing", "bot", None));
             }
         }
-        for m in messages.iter_mut().filter(|m| m.message_type == "outgoing" && !m.is_internal) {
+        for m in messages
+            .iter_mut()
+            .filter(|m| m.message_type == "outgoing" && !m.is_internal)
+        {
             let roll = g.below(20);
             if roll == 0 {
                 m.failed_at = Some(m.created_at + Duration::seconds(2));
@@ -396,7 +441,11 @@ impl World {
                 }
             }
         }
-        let contact_replied_at = messages.iter().rev().find(|m| m.sender_type == "contact").map(|m| m.created_at);
+        let contact_replied_at = messages
+            .iter()
+            .rev()
+            .find(|m| m.sender_type == "contact")
+            .map(|m| m.created_at);
         let admin_replied_at = messages
             .iter()
             .rev()
@@ -557,10 +606,10 @@ impl World {
                     })
                 })
                 .collect();
-            if m.sender_type == "user" {
-                if let Some(u) = m.sender_id.and_then(|u| self.user(u)) {
-                    v["user"] = Self::user_json(u);
-                }
+            if m.sender_type == "user"
+                && let Some(u) = m.sender_id.and_then(|u| self.user(u))
+            {
+                v["user"] = Self::user_json(u);
             }
         }
         v
@@ -585,7 +634,10 @@ impl World {
             .iter()
             .rev()
             .find(|m| !detail || matches!(m.message_type, "incoming" | "outgoing"));
-        let inbox = c.contact_inboxes.first().and_then(|ci| self.inboxes.get(ci.inbox));
+        let inbox = c
+            .contact_inboxes
+            .first()
+            .and_then(|ci| self.inboxes.get(ci.inbox));
         json!({
             "id": id(c.id), "createdAt": ts(c.created_at), "updatedAt": ts(c.updated_at),
             "botEnabled": c.bot_enabled, "botResumeAt": null, "archivedAt": opt_ts(c.archived_at),
@@ -619,7 +671,8 @@ impl World {
 // ── Errors: the oRPC envelope ────────────────────────────────────────────────────────────
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({"defined": true, "code": code, "status": status.as_u16(), "message": message});
+    let body =
+        json!({"defined": true, "code": code, "status": status.as_u16(), "message": message});
     (status, Json(body)).into_response()
 }
 
@@ -632,13 +685,21 @@ fn invalid(field: &str, message: &str) -> Response {
 }
 
 fn not_found(what: &str) -> Response {
-    error(StatusCode::NOT_FOUND, "notFound", &format!("{what} not found"))
+    error(
+        StatusCode::NOT_FOUND,
+        "notFound",
+        &format!("{what} not found"),
+    )
 }
 
 fn lock(world: &Shared) -> Result<MutexGuard<'_, World>, Response> {
-    world
-        .lock()
-        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "An unexpected error occurred"))
+    world.lock().map_err(|_| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_SERVER_ERROR",
+            "An unexpected error occurred",
+        )
+    })
 }
 
 /// A path id: a numeric string (`zodBigintAsString`), else 422 naming the field.
@@ -646,7 +707,9 @@ fn path_id(field: &str, value: &str) -> Result<u64, Response> {
     if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(field, "Invalid input: expected a numeric string"));
     }
-    value.parse().map_err(|_| invalid(field, "Invalid input: expected a numeric string"))
+    value
+        .parse()
+        .map_err(|_| invalid(field, "Invalid input: expected a numeric string"))
 }
 
 // ── Auth, scope and the per-workspace rate limit ─────────────────────────────────────────
@@ -665,13 +728,21 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
             .map(str::to_owned)
     });
     let Some(token) = bearer.or(query_token) else {
-        return error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Authentication required");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Authentication required",
+        );
     };
     let read_only = match token.as_str() {
         TOKEN => false,
         READ_ONLY_TOKEN => true,
         _ => {
-            return error(StatusCode::UNAUTHORIZED, "INVALID_CHATBOT_TOKEN", "Invalid or missing workspace API token");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CHATBOT_TOKEN",
+                "Invalid or missing workspace API token",
+            );
         }
     };
     let now_ms = Utc::now().timestamp_millis();
@@ -689,8 +760,14 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
     };
     if limited {
         let retry_after = (WINDOW_MS - now_ms.rem_euclid(WINDOW_MS) + 999) / 1000;
-        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "tooManyRequests", "Too many requests");
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tooManyRequests",
+            "Too many requests",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         return response;
     }
     if read_only && request.method() != Method::GET && request.method() != Method::HEAD {
@@ -710,8 +787,14 @@ pub fn router(world: Shared) -> Router {
         .route("/v1/conversations", get(list_conversations))
         .route("/v1/conversations/{id}", get(get_conversation))
         .route("/v1/conversations/{id}/{action}", post(conversation_action))
-        .route("/v1/conversations/{id}/messages", get(list_messages).post(send_message))
-        .route("/v1/conversations/{id}/messages/{message_id}", get(get_message))
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(list_messages).post(send_message),
+        )
+        .route(
+            "/v1/conversations/{id}/messages/{message_id}",
+            get(get_message),
+        )
         .route("/v1/members", get(list_members))
         .route("/v1/members/{id}", get(get_member))
         .route("/v1/teams", get(list_teams))
@@ -734,7 +817,10 @@ fn per_page(params: &Params, default: usize, max: Option<usize>) -> Result<usize
         .filter(|n| *n >= 1)
         .ok_or_else(|| invalid("perPage", "Invalid input: expected an integer ≥ 1"))?;
     match max {
-        Some(max) if n > max => Err(invalid("perPage", &format!("Too big: expected a number ≤ {max}"))),
+        Some(max) if n > max => Err(invalid(
+            "perPage",
+            &format!("Too big: expected a number ≤ {max}"),
+        )),
         _ => Ok(n),
     }
 }
@@ -752,7 +838,10 @@ fn json_array(params: &Params, name: &str) -> Result<Vec<String>, Response> {
         .into_iter()
         .map(|v| match v.as_str() {
             Some(s) if TAGS.contains(&s) => Ok(s.to_owned()),
-            _ => Err(invalid(name, "Invalid option: expected one of noAdminReply|unread|followUp|archived|blocked")),
+            _ => Err(invalid(
+                name,
+                "Invalid option: expected one of noAdminReply|unread|followUp|archived|blocked",
+            )),
         })
         .collect()
 }
@@ -770,11 +859,17 @@ fn cursor_id(map: &Map<String, Value>) -> Option<u64> {
 }
 
 fn cursor_time(value: Option<&Value>) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(value?.as_str()?).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(value?.as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn invalid_cursor() -> Response {
-    error(StatusCode::BAD_REQUEST, "invalidCursor", "The cursor is invalid. Start again without a cursor.")
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalidCursor",
+        "The cursor is invalid. Start again without a cursor.",
+    )
 }
 
 fn conversation_cursor(c: &Conv) -> String {
@@ -802,7 +897,12 @@ async fn list_conversations(State(world): State<Shared>, Query(params): Query<Pa
             None | Some("all") => None,
             Some("bot") => Some(true),
             Some("human") => Some(false),
-            Some(_) => return Err(invalid("botCategory", "Invalid option: expected one of bot|human|all")),
+            Some(_) => {
+                return Err(invalid(
+                    "botCategory",
+                    "Invalid option: expected one of bot|human|all",
+                ));
+            }
         };
         let bot = bot_enabled.or(bot_category);
         let channel = match params.get("channel").map(String::as_str) {
@@ -812,7 +912,10 @@ async fn list_conversations(State(world): State<Shared>, Query(params): Query<Pa
         };
         // `assignedId`: `unassigned`, `u_{userId}` or `t_{teamId}`; anything else filters nothing.
         let assigned = params.get("assignedId").map(String::as_str).unwrap_or("");
-        let keyword = params.get("keyword").map(|k| k.to_lowercase()).filter(|k| !k.is_empty());
+        let keyword = params
+            .get("keyword")
+            .map(|k| k.to_lowercase())
+            .filter(|k| !k.is_empty());
         let after = match params.get("cursor").filter(|c| !c.is_empty()) {
             None => None,
             Some(raw) => {
@@ -836,37 +939,66 @@ async fn list_conversations(State(world): State<Shared>, Query(params): Query<Pa
             .filter(|c| match assigned {
                 "unassigned" => c.assigned_user.is_none() && c.assigned_team.is_none(),
                 a => match (a.strip_prefix("u_"), a.strip_prefix("t_")) {
-                    (Some(u), _) => u.parse().ok().is_none_or(|u: u64| c.assigned_user == Some(u)),
-                    (_, Some(t)) => t.parse().ok().is_none_or(|t: u64| c.assigned_team == Some(t)),
+                    (Some(u), _) => u
+                        .parse()
+                        .ok()
+                        .is_none_or(|u: u64| c.assigned_user == Some(u)),
+                    (_, Some(t)) => t
+                        .parse()
+                        .ok()
+                        .is_none_or(|t: u64| c.assigned_team == Some(t)),
                     _ => true,
                 },
             })
-            .filter(|c| channel.as_deref().is_none_or(|ch| w.channels_of(c).contains(&ch)))
+            .filter(|c| {
+                channel
+                    .as_deref()
+                    .is_none_or(|ch| w.channels_of(c).contains(&ch))
+            })
             .filter(|c| {
                 keyword.as_deref().is_none_or(|k| {
-                    [&c.contact.first_name, &c.contact.last_name, &c.contact.email, &c.contact.phone]
-                        .into_iter()
-                        .flatten()
-                        .any(|v| v.to_lowercase().contains(k))
+                    [
+                        &c.contact.first_name,
+                        &c.contact.last_name,
+                        &c.contact.email,
+                        &c.contact.phone,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v.to_lowercase().contains(k))
                 })
             })
             .filter(|c| !has("noAdminReply") || c.contact_replied_at > c.admin_replied_at)
-            .filter(|c| !has("unread") || c.agent_last_read_at.is_none_or(|r| r < c.last_activity_at))
+            .filter(|c| {
+                !has("unread") || c.agent_last_read_at.is_none_or(|r| r < c.last_activity_at)
+            })
             .filter(|c| !has("followUp") || c.followed)
             .filter(|c| match after {
                 None => true,
-                Some((Some(t), id)) => c.last_activity_at < t || (c.last_activity_at == t && c.id < id),
+                Some((Some(t), id)) => {
+                    c.last_activity_at < t || (c.last_activity_at == t && c.id < id)
+                }
                 // Every conversation here has an activity time, so none sorts after a null one.
                 Some((None, _)) => false,
             })
             .collect();
-        list.sort_by(|a, b| b.last_activity_at.cmp(&a.last_activity_at).then(b.id.cmp(&a.id)));
+        list.sort_by(|a, b| {
+            b.last_activity_at
+                .cmp(&a.last_activity_at)
+                .then(b.id.cmp(&a.id))
+        });
         let more = list.len() > per_page;
         list.truncate(per_page);
         let next_cursor = list.last().filter(|_| more).map(|c| conversation_cursor(c));
-        let prev_cursor = after.map(|_| list.first().map_or_else(String::new, |c| conversation_cursor(c)));
+        let prev_cursor = after.map(|_| {
+            list.first()
+                .map_or_else(String::new, |c| conversation_cursor(c))
+        });
         let data: Vec<Value> = list.iter().map(|c| w.conv_json(c, false)).collect();
-        Ok(Json(json!({"data": data, "nextCursor": next_cursor, "prevCursor": prev_cursor})).into_response())
+        Ok(
+            Json(json!({"data": data, "nextCursor": next_cursor, "prevCursor": prev_cursor}))
+                .into_response(),
+        )
     };
     run().unwrap_or_else(|e| e)
 }
@@ -875,7 +1007,10 @@ async fn get_conversation(State(world): State<Shared>, Path(raw): Path<String>) 
     let run = || -> Result<Response, Response> {
         let id = path_id("id", &raw)?;
         let w = lock(&world)?;
-        let c = w.conversations.get(&id).ok_or_else(|| not_found("Conversation"))?;
+        let c = w
+            .conversations
+            .get(&id)
+            .ok_or_else(|| not_found("Conversation"))?;
         Ok(Json(json!({"data": w.conv_json(c, true)})).into_response())
     };
     run().unwrap_or_else(|e| e)
@@ -883,7 +1018,11 @@ async fn get_conversation(State(world): State<Shared>, Path(raw): Path<String>) 
 
 /// Checks the `Idempotency-Key` of a write: `Ok(None)` without one, the stored answer when the
 /// same request was already made with it, 422 when it was used for another request.
-fn replay(w: &World, headers: &HeaderMap, fingerprint: &str) -> Result<(Option<String>, Option<Response>), Response> {
+fn replay(
+    w: &World,
+    headers: &HeaderMap,
+    fingerprint: &str,
+) -> Result<(Option<String>, Option<Response>), Response> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok((None, None));
     };
@@ -897,9 +1036,10 @@ fn replay(w: &World, headers: &HeaderMap, fingerprint: &str) -> Result<(Option<S
     }
     match w.idempotency.get(key) {
         None => Ok((Some(key.to_owned()), None)),
-        Some(stored) if stored.fingerprint == fingerprint => {
-            Ok((None, Some((stored.status, Json(stored.body.clone())).into_response())))
-        }
+        Some(stored) if stored.fingerprint == fingerprint => Ok((
+            None,
+            Some((stored.status, Json(stored.body.clone())).into_response()),
+        )),
         Some(_) => Err(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotencyKeyReused",
@@ -908,9 +1048,22 @@ fn replay(w: &World, headers: &HeaderMap, fingerprint: &str) -> Result<(Option<S
     }
 }
 
-fn remember(w: &mut World, key: Option<String>, fingerprint: String, status: StatusCode, body: Value) -> Response {
+fn remember(
+    w: &mut World,
+    key: Option<String>,
+    fingerprint: String,
+    status: StatusCode,
+    body: Value,
+) -> Response {
     if let Some(key) = key {
-        w.idempotency.insert(key, Stored { fingerprint, status, body: body.clone() });
+        w.idempotency.insert(
+            key,
+            Stored {
+                fingerprint,
+                status,
+                body: body.clone(),
+            },
+        );
     }
     (status, Json(body)).into_response()
 }
@@ -934,7 +1087,15 @@ async fn conversation_action(
     let run = || -> Result<Response, Response> {
         if !matches!(
             action.as_str(),
-            "assign" | "disable-bot" | "enable-bot" | "archive" | "unarchive" | "read" | "unread" | "follow" | "unfollow"
+            "assign"
+                | "disable-bot"
+                | "enable-bot"
+                | "archive"
+                | "unarchive"
+                | "read"
+                | "unread"
+                | "follow"
+                | "unfollow"
         ) {
             return Err(error(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found"));
         }
@@ -951,7 +1112,12 @@ async fn conversation_action(
         }
         let (user, team) = if action == "assign" {
             match body.get("assignedId") {
-                None => return Err(invalid("assignedId", "Invalid input: expected string, received undefined")),
+                None => {
+                    return Err(invalid(
+                        "assignedId",
+                        "Invalid input: expected string, received undefined",
+                    ));
+                }
                 Some(Value::Null) => (None, None),
                 Some(Value::String(s)) if !s.trim().is_empty() => {
                     let target = s.trim().parse::<u64>().ok();
@@ -990,7 +1156,13 @@ async fn conversation_action(
             _ => c.followed = false,
         }
         c.updated_at = now;
-        Ok(remember(&mut w, key, fingerprint, StatusCode::OK, json!({"success": true})))
+        Ok(remember(
+            &mut w,
+            key,
+            fingerprint,
+            StatusCode::OK,
+            json!({"success": true}),
+        ))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -1012,21 +1184,30 @@ async fn list_messages(
             }
         };
         let w = lock(&world)?;
-        let c = w.conversations.get(&id).ok_or_else(|| not_found("Conversation"))?;
+        let c = w
+            .conversations
+            .get(&id)
+            .ok_or_else(|| not_found("Conversation"))?;
         let mut list: Vec<&Msg> = c
             .messages
             .iter()
-            .filter(|m| before.is_none_or(|(t, mid)| m.created_at < t || (m.created_at == t && m.id < mid)))
+            .filter(|m| {
+                before.is_none_or(|(t, mid)| m.created_at < t || (m.created_at == t && m.id < mid))
+            })
             .collect();
         list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         let more = list.len() > per_page;
         list.truncate(per_page);
         let next_cursor = list.last().filter(|_| more).map(|m| {
-            let json = json!({"direction": "prev", "createdAt": ts(m.created_at), "id": m.id.to_string()});
+            let json =
+                json!({"direction": "prev", "createdAt": ts(m.created_at), "id": m.id.to_string()});
             base64_encode(json.to_string().as_bytes())
         });
         let data: Vec<Value> = list.iter().map(|m| w.message_json(c.id, m, true)).collect();
-        Ok(Json(json!({"data": data, "nextCursor": next_cursor, "prevCursor": null})).into_response())
+        Ok(
+            Json(json!({"data": data, "nextCursor": next_cursor, "prevCursor": null}))
+                .into_response(),
+        )
     };
     run().unwrap_or_else(|e| e)
 }
@@ -1045,7 +1226,10 @@ async fn get_message(
             .map(|t| t.with_timezone(&Utc))
             .ok_or_else(|| invalid("createdAt", "Invalid input: expected date"))?;
         let w = lock(&world)?;
-        let c = w.conversations.get(&id).ok_or_else(|| not_found("Message"))?;
+        let c = w
+            .conversations
+            .get(&id)
+            .ok_or_else(|| not_found("Message"))?;
         // The sharded store finds a message only with its exact `createdAt`.
         let m = c
             .messages
@@ -1076,18 +1260,33 @@ async fn send_message(
             return Err(not_found("Conversation"));
         }
         if body.contains_key("flowId") {
-            return Err(error(StatusCode::BAD_REQUEST, "businessError", "An error occurred while processing your request"));
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "businessError",
+                "An error occurred while processing your request",
+            ));
         }
         let text = match body.get("text") {
             Some(Value::String(s)) => s.trim().to_owned(),
             Some(_) => return Err(invalid("text", "Invalid input: expected string")),
-            None => return Err(invalid("text", "Invalid input: expected string, received undefined")),
+            None => {
+                return Err(invalid(
+                    "text",
+                    "Invalid input: expected string, received undefined",
+                ));
+            }
         };
         if text.is_empty() {
-            return Err(invalid("text", "Too small: expected string to have ≥1 characters"));
+            return Err(invalid(
+                "text",
+                "Too small: expected string to have ≥1 characters",
+            ));
         }
         if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(invalid("text", "Too big: expected string to have ≤1000 characters"));
+            return Err(invalid(
+                "text",
+                "Too big: expected string to have ≤1000 characters",
+            ));
         }
         let message_id = w.object_id();
         let Some(c) = w.conversations.get_mut(&id) else {
@@ -1115,7 +1314,13 @@ async fn send_message(
         c.admin_replied_at = Some(created_at);
         c.updated_at = created_at;
         let json = w.message_json(id, &message, true);
-        Ok(remember(&mut w, key, fingerprint, StatusCode::CREATED, json))
+        Ok(remember(
+            &mut w,
+            key,
+            fingerprint,
+            StatusCode::CREATED,
+            json,
+        ))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -1141,12 +1346,19 @@ async fn list_members(State(world): State<Shared>, Query(params): Query<Params>)
                 .ok_or_else(|| invalid("page", "Invalid input: expected an integer ≥ 1"))?,
         };
         let per_page = per_page(&params, MAX_PER_PAGE, Some(MAX_PER_PAGE))?;
-        let keyword = params.get("keyword").map(|k| k.to_lowercase()).filter(|k| !k.is_empty());
+        let keyword = params
+            .get("keyword")
+            .map(|k| k.to_lowercase())
+            .filter(|k| !k.is_empty());
         let w = lock(&world)?;
         let members: Vec<&Member> = w
             .members
             .iter()
-            .filter(|m| keyword.as_deref().is_none_or(|k| m.user.name.to_lowercase().contains(k)))
+            .filter(|m| {
+                keyword
+                    .as_deref()
+                    .is_none_or(|k| m.user.name.to_lowercase().contains(k))
+            })
             .collect();
         let page_count = members.len().div_ceil(per_page).max(1);
         let data: Vec<Value> = members
@@ -1164,7 +1376,11 @@ async fn get_member(State(world): State<Shared>, Path(raw): Path<String>) -> Res
     let run = || -> Result<Response, Response> {
         let id = path_id("memberId", &raw)?;
         let w = lock(&world)?;
-        let m = w.members.iter().find(|m| m.id == id).ok_or_else(|| not_found("Member"))?;
+        let m = w
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| not_found("Member"))?;
         Ok(Json(member_json(m)).into_response())
     };
     run().unwrap_or_else(|e| e)
@@ -1207,13 +1423,22 @@ mod tests {
 
     #[test]
     fn base64_round_trips_like_node() {
-        for s in ["", "a", "ab", "abc", r#"{"lastActivityAt":"2026-01-15T10:45:00.123Z","id":"11590944070190001"}"#] {
+        for s in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            r#"{"lastActivityAt":"2026-01-15T10:45:00.123Z","id":"11590944070190001"}"#,
+        ] {
             let encoded = base64_encode(s.as_bytes());
             assert_eq!(encoded.len() % 4, 0);
             assert_eq!(base64_decode(&encoded).as_deref(), Some(s.as_bytes()));
         }
         assert_eq!(base64_encode(b"{\"a\":1}"), "eyJhIjoxfQ==");
-        assert_eq!(base64_decode("eyJhIjoxfQ").as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(
+            base64_decode("eyJhIjoxfQ").as_deref(),
+            Some(&b"{\"a\":1}"[..])
+        );
         assert_eq!(base64_decode("not base64!"), None);
     }
 
@@ -1226,14 +1451,30 @@ mod tests {
         assert_eq!(a.conversations.len(), 200);
         let all: Vec<&Conv> = a.conversations.values().collect();
         assert!(all.iter().any(|c| c.archived_at.is_some()));
-        assert!(all.iter().any(|c| !c.bot_enabled && c.assigned_user.is_some()));
+        assert!(
+            all.iter()
+                .any(|c| !c.bot_enabled && c.assigned_user.is_some())
+        );
         assert!(all.iter().any(|c| c.assigned_team.is_some()));
         assert!(all.iter().any(|c| c.contact.blocked_at.is_some()));
         assert!(all.iter().any(|c| c.messages.len() > MAX_PER_PAGE));
-        assert!(all.iter().any(|c| c.messages.iter().any(|m| !m.attachments.is_empty())));
+        assert!(
+            all.iter()
+                .any(|c| c.messages.iter().any(|m| !m.attachments.is_empty()))
+        );
         assert!(all.iter().all(|c| c.id.to_string().len() == 17));
-        let channels: std::collections::BTreeSet<&str> = all.iter().flat_map(|c| a.channels_of(c)).collect();
+        let mut times: Vec<DateTime<Utc>> = all.iter().map(|c| c.last_activity_at).collect();
+        times.sort();
+        assert!(
+            times.windows(2).any(|w| w[0] == w[1]),
+            "some conversations share an activity time"
+        );
+        let channels: std::collections::BTreeSet<&str> =
+            all.iter().flat_map(|c| a.channels_of(c)).collect();
         assert!(channels.len() >= 6, "{channels:?}");
-        assert!(config_snippet("http://127.0.0.1:9100").contains("base_url = \"http://127.0.0.1:9100/chatbotx/api\""));
+        assert!(
+            config_snippet("http://127.0.0.1:9100")
+                .contains("base_url = \"http://127.0.0.1:9100/chatbotx/api\"")
+        );
     }
 }

@@ -49,6 +49,8 @@ pub struct Sim {
     pub control: Arc<Control>,
     /// The Zipchat account.
     pub zipchat: zipchat::Shared,
+    /// The ChatbotX workspace.
+    pub chatbotx: chatbotx::Shared,
     /// The Octopush account.
     pub octopush: octopush::Shared,
 }
@@ -60,6 +62,11 @@ impl Sim {
         Sim {
             control: Arc::new(Control::new()),
             zipchat: Arc::new(Mutex::new(zipchat::World::generate(
+                options.seed,
+                options.conversations,
+                now,
+            ))),
+            chatbotx: Arc::new(Mutex::new(chatbotx::World::generate(
                 options.seed,
                 options.conversations,
                 now,
@@ -89,6 +96,10 @@ impl Sim {
             .nest(
                 zipchat::PREFIX,
                 vendor("zipchat", zipchat::router(self.zipchat.clone())),
+            )
+            .nest(
+                chatbotx::PREFIX,
+                vendor("chatbotx", chatbotx::router(self.chatbotx.clone())),
             )
             .nest(
                 octopush::PREFIX,
@@ -131,7 +142,11 @@ api_key = "{zipchat_key}"
         chat = zipchat::CHAT_ID,
         zipchat_key = zipchat::API_KEY,
     );
-    [zipchat, octopush::config_snippet(base)].join("\n")
+    [
+        zipchat,
+        chatbotx::config_snippet(base),
+        octopush::config_snippet(base),
+    ].join("\n")
 }
 
 impl Sim {

@@ -171,10 +171,10 @@ impl Chatbotx {
             call = call.query("botEnabled", mode == Mode::Ai);
         }
         // ChatbotX filters one channel; for several, the gateway filters.
-        if let [one] = filter.channel.as_slice() {
-            if let Some(native) = mapping::native_channel(*one) {
-                call = call.query("channel", native);
-            }
+        if let [one] = filter.channel.as_slice()
+            && let Some(native) = mapping::native_channel(*one)
+        {
+            call = call.query("channel", native);
         }
         if let Some(assignee) = filter.assignee.as_deref().filter(|a| is_numeric(a)) {
             // The list's assignee filter names users as `u_{userId}` (teams `t_{id}`).
@@ -303,7 +303,8 @@ fn idempotency_header(key: Option<&str>) -> Result<HeaderMap> {
             "ChatbotX accepts an Idempotency-Key of 1 to 255 visible ASCII characters",
         )
     };
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+    let visible = key.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !visible {
         return Err(invalid());
     }
     let value = HeaderValue::from_str(key).map_err(|_| invalid())?;
@@ -366,11 +367,11 @@ impl Provider for Chatbotx {
         let mut items = self.map_messages(id, list.data);
         let mut next = list.next_cursor.map(UpstreamPage::Cursor);
         // Newest first: once a message is older than `since`, so is everything after it.
-        if let Some(since) = query.since {
-            if items.iter().any(|m| m.created_at < since) {
-                items.retain(|m| m.created_at >= since);
-                next = None;
-            }
+        if let Some(since) = query.since
+            && items.iter().any(|m| m.created_at < since)
+        {
+            items.retain(|m| m.created_at >= since);
+            next = None;
         }
         Ok(Page { items, next })
     }
@@ -465,11 +466,13 @@ impl Provider for Chatbotx {
         .json(json!({ "text": text }));
         call.headers = idempotency_header(message.idempotency_key.as_deref())?;
         let response = self.upstream.send(&call).await?;
-        let body: Value = response.json()?;
+        // The reply is sent: an empty or unreadable answer is looked up rather than failed.
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         if !body.is_null() {
-            let raw = serde_json::from_value::<wire::Envelope>(body)
-                .map_err(unreadable)?
-                .into_inner();
+            let raw = match serde_json::from_value::<wire::Envelope>(body) {
+                Ok(envelope) => envelope.into_inner(),
+                Err(_) => Value::Null,
+            };
             if let Ok(sent) = serde_json::from_value::<wire::Message>(raw.clone()) {
                 return Ok(mapping::message(
                     self.connection(),
@@ -579,7 +582,7 @@ mod tests {
                 .unwrap_or(false)
         );
         assert!(idempotency_header(Some("key-1")).is_ok());
-        for bad in ["", "bad\nkey", &"k".repeat(256)] {
+        for bad in ["", "bad\nkey", "clé", &"k".repeat(256)] {
             assert_eq!(
                 idempotency_header(Some(bad)).err().map(|e| e.code()),
                 Some("invalid_idempotency_key")

@@ -18,7 +18,9 @@ const CONVERSATIONS: usize = 150;
 async fn serve(world: World) -> (String, Shared) {
     let shared: Shared = Arc::new(Mutex::new(world));
     let app = axum::Router::new().nest(PREFIX, router(shared.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
     let addr = listener.local_addr().expect("bound address");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -50,12 +52,19 @@ fn world(shared: &Shared) -> std::sync::MutexGuard<'_, World> {
     shared.lock().expect("world lock")
 }
 
-async fn traverse(provider: &Chatbotx, filter: &ConversationFilter, page_size: u32) -> Vec<Conversation> {
+async fn traverse(
+    provider: &Chatbotx,
+    filter: &ConversationFilter,
+    page_size: u32,
+) -> Vec<Conversation> {
     let query = ListQuery { filter, page_size };
     let mut page = UpstreamPage::First;
     let mut all: Vec<Conversation> = Vec::new();
     for _ in 0..1000 {
-        let got = provider.list_conversations(&query, &page).await.expect("a page");
+        let got = provider
+            .list_conversations(&query, &page)
+            .await
+            .expect("a page");
         assert!(got.items.len() <= page_size as usize);
         all.extend(got.items);
         match got.next {
@@ -94,12 +103,22 @@ async fn pages_through_every_conversation_once_newest_first() {
     for page_size in [20, 13, 100] {
         let all = traverse(&provider, &ConversationFilter::default(), page_size).await;
         let ids: HashSet<String> = all.iter().map(|c| c.id.clone()).collect();
-        assert_eq!(ids.len(), all.len(), "no duplicates at page size {page_size}");
-        assert_eq!(ids, expected, "every listed conversation at page size {page_size}");
+        assert_eq!(
+            ids.len(),
+            all.len(),
+            "no duplicates at page size {page_size}"
+        );
+        assert_eq!(
+            ids, expected,
+            "every listed conversation at page size {page_size}"
+        );
         assert_newest_first(&all);
         assert!(all.iter().any(|c| c.status == Status::Closed));
         assert!(all.iter().any(|c| c.mode == Some(Mode::Human)));
-        assert!(all.iter().all(|c| c.native_id.len() == 17 && c.connection == "support-chatbotx"));
+        assert!(
+            all.iter()
+                .all(|c| c.native_id.len() == 17 && c.connection == "support-chatbotx")
+        );
     }
 
     // Open and closed lists are the two halves of the whole.
@@ -113,7 +132,11 @@ async fn pages_through_every_conversation_once_newest_first() {
     assert!(closed.iter().all(|c| c.status == Status::Closed));
     assert_newest_first(&open);
     assert_eq!(open.len() + closed.len(), expected.len());
-    assert!(traverse(&provider, &only(Status::Resolved), 25).await.is_empty());
+    assert!(
+        traverse(&provider, &only(Status::Resolved), 25)
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -127,7 +150,10 @@ async fn applies_native_filters_and_reads_one_conversation() {
         ..ConversationFilter::default()
     };
     let humans = traverse(&provider, &human, 30).await;
-    assert_eq!(humans.len(), all.iter().filter(|c| c.mode == Some(Mode::Human)).count());
+    assert_eq!(
+        humans.len(),
+        all.iter().filter(|c| c.mode == Some(Mode::Human)).count()
+    );
     assert!(humans.iter().all(|c| c.mode == Some(Mode::Human)));
 
     let assigned = all
@@ -140,17 +166,29 @@ async fn applies_native_filters_and_reads_one_conversation() {
     };
     let theirs = traverse(&provider, &mine, 30).await;
     assert!(!theirs.is_empty());
-    assert!(theirs.iter().all(|c| c.assignee.as_ref().map(|a| &a.native_id) == Some(&assigned.native_id)));
+    assert!(
+        theirs
+            .iter()
+            .all(|c| c.assignee.as_ref().map(|a| &a.native_id) == Some(&assigned.native_id))
+    );
 
     let channel = all[0].channel;
     let by_channel = ConversationFilter {
         channel: vec![channel],
         ..ConversationFilter::default()
     };
-    assert!(traverse(&provider, &by_channel, 30).await.iter().any(|c| c.channel == channel));
+    assert!(
+        traverse(&provider, &by_channel, 30)
+            .await
+            .iter()
+            .any(|c| c.channel == channel)
+    );
 
     let listed = &all[0];
-    let one = provider.get_conversation(&listed.native_id).await.expect("get one");
+    let one = provider
+        .get_conversation(&listed.native_id)
+        .await
+        .expect("get one");
     assert_eq!(one.id, listed.id);
     assert_eq!(one.status, listed.status);
     assert_eq!(one.mode, listed.mode);
@@ -178,12 +216,18 @@ async fn lists_messages_newest_first_across_pages() {
     assert!(total > 50, "a conversation longer than one page");
 
     // 100 is more than ChatbotX serves per page: the adapter asks for 50.
-    let query = MessageQuery { since: None, page_size: 100 };
+    let query = MessageQuery {
+        since: None,
+        page_size: 100,
+    };
     let mut page = UpstreamPage::First;
     let mut all = Vec::new();
     let mut pages = 0;
     loop {
-        let got = provider.list_messages(&id, &query, &page).await.expect("a message page");
+        let got = provider
+            .list_messages(&id, &query, &page)
+            .await
+            .expect("a message page");
         assert!(got.items.len() <= 50);
         pages += 1;
         all.extend(got.items);
@@ -199,14 +243,27 @@ async fn lists_messages_newest_first_across_pages() {
     for pair in all.windows(2) {
         assert!(pair[0].created_at >= pair[1].created_at, "newest first");
     }
-    assert!(all.iter().all(|m| m.conversation_id == format!("support-chatbotx:{id}")));
-    assert!(all.iter().any(|m| m.author == Author::Contact && m.direction == Direction::Inbound));
+    assert!(
+        all.iter()
+            .all(|m| m.conversation_id == format!("support-chatbotx:{id}"))
+    );
+    assert!(
+        all.iter()
+            .any(|m| m.author == Author::Contact && m.direction == Direction::Inbound)
+    );
     assert!(all.iter().any(|m| m.direction == Direction::Outbound));
 
     // `since` ends the list at the first older message.
     let since = all[10].created_at;
     let recent = provider
-        .list_messages(&id, &MessageQuery { since: Some(since), page_size: 50 }, &UpstreamPage::First)
+        .list_messages(
+            &id,
+            &MessageQuery {
+                since: Some(since),
+                page_size: 50,
+            },
+            &UpstreamPage::First,
+        )
         .await
         .expect("recent messages");
     assert!(recent.next.is_none());
@@ -218,11 +275,18 @@ async fn lists_messages_newest_first_across_pages() {
 async fn lists_members_as_agents_by_user_id() {
     let (base, shared) = sim().await;
     let provider = adapter(&base, TOKEN, 10);
-    let page = provider.list_agents(&UpstreamPage::First).await.expect("agents");
+    let page = provider
+        .list_agents(&UpstreamPage::First)
+        .await
+        .expect("agents");
     assert!(page.next.is_none());
     let ids: Vec<String> = page.items.iter().map(|a| a.native_id.clone()).collect();
     assert_eq!(ids, world(&shared).member_user_ids());
-    assert!(page.items.iter().all(|a| a.name.is_some() && a.id.starts_with("support-chatbotx:")));
+    assert!(
+        page.items
+            .iter()
+            .all(|a| a.name.is_some() && a.id.starts_with("support-chatbotx:"))
+    );
 }
 
 #[tokio::test]
@@ -236,7 +300,11 @@ async fn takes_over_hands_back_replies_and_archives() {
         .expect("an open bot conversation")
         .native_id
         .clone();
-    let agents = provider.list_agents(&UpstreamPage::First).await.expect("agents").items;
+    let agents = provider
+        .list_agents(&UpstreamPage::First)
+        .await
+        .expect("agents")
+        .items;
     let agent = agents[2].native_id.clone();
 
     // Take over: assigned to a person, bot off; a later read agrees.
@@ -245,23 +313,41 @@ async fn takes_over_hands_back_replies_and_archives() {
         .await
         .expect("take over");
     assert_eq!(taken.mode, Some(Mode::Human));
-    assert_eq!(taken.assignee.as_ref().map(|a| a.native_id.as_str()), Some(agent.as_str()));
-    assert_eq!(taken.assignee.as_ref().and_then(|a| a.name.clone()), agents[2].name);
+    assert_eq!(
+        taken.assignee.as_ref().map(|a| a.native_id.as_str()),
+        Some(agent.as_str())
+    );
+    assert_eq!(
+        taken.assignee.as_ref().and_then(|a| a.name.clone()),
+        agents[2].name
+    );
     let read = provider.get_conversation(&target).await.expect("read back");
-    assert_eq!((read.mode, read.assignee.map(|a| a.native_id)), (Some(Mode::Human), Some(agent.clone())));
+    assert_eq!(
+        (read.mode, read.assignee.map(|a| a.native_id)),
+        (Some(Mode::Human), Some(agent.clone()))
+    );
     let mine = ConversationFilter {
         assignee: Some(agent.clone()),
         mode: Some(Mode::Human),
         ..ConversationFilter::default()
     };
-    assert!(traverse(&provider, &mine, 50).await.iter().any(|c| c.native_id == target));
+    assert!(
+        traverse(&provider, &mine, 50)
+            .await
+            .iter()
+            .any(|c| c.native_id == target)
+    );
 
     for bad in ["11590944070999999", "not-a-user"] {
         let e = provider
             .set_assignment(&target, Assignment::Agent(bad.to_owned()))
             .await
             .expect_err("not an agent");
-        assert_eq!((e.kind(), e.code()), (ErrorKind::Unprocessable, "invalid_assignee"), "{bad}");
+        assert_eq!(
+            (e.kind(), e.code()),
+            (ErrorKind::Unprocessable, "invalid_assignee"),
+            "{bad}"
+        );
     }
 
     // Reply, with an idempotency key: a retry returns the same message and sends nothing.
@@ -271,32 +357,67 @@ async fn takes_over_hands_back_replies_and_archives() {
         sender: Some(agent.clone()),
         idempotency_key: Some("reply-1".to_owned()),
     };
-    let sent = provider.send_message(&target, reply.clone()).await.expect("reply");
-    assert_eq!((sent.author, sent.direction), (Author::Agent, Direction::Outbound));
+    let sent = provider
+        .send_message(&target, reply.clone())
+        .await
+        .expect("reply");
+    assert_eq!(
+        (sent.author, sent.direction),
+        (Author::Agent, Direction::Outbound)
+    );
     assert_eq!(sent.text, reply.text);
-    let again = provider.send_message(&target, reply.clone()).await.expect("replayed reply");
+    let again = provider
+        .send_message(&target, reply.clone())
+        .await
+        .expect("replayed reply");
     assert_eq!(again.id, sent.id);
     assert_eq!(world(&shared).message_count(&target), before + 1);
     let newest = provider
-        .list_messages(&target, &MessageQuery { since: None, page_size: 5 }, &UpstreamPage::First)
+        .list_messages(
+            &target,
+            &MessageQuery {
+                since: None,
+                page_size: 5,
+            },
+            &UpstreamPage::First,
+        )
         .await
         .expect("messages");
     assert_eq!(newest.items[0].id, sent.id);
     let first = provider
-        .list_conversations(&ListQuery { filter: &ConversationFilter::default(), page_size: 5 }, &UpstreamPage::First)
+        .list_conversations(
+            &ListQuery {
+                filter: &ConversationFilter::default(),
+                page_size: 5,
+            },
+            &UpstreamPage::First,
+        )
         .await
         .expect("list");
-    assert_eq!(first.items[0].native_id, target, "the reply is the newest activity");
+    assert_eq!(
+        first.items[0].native_id, target,
+        "the reply is the newest activity"
+    );
 
     let reused = NewMessage {
         text: "something else".to_owned(),
         ..reply.clone()
     };
-    let e = provider.send_message(&target, reused).await.expect_err("key reused");
+    let e = provider
+        .send_message(&target, reused)
+        .await
+        .expect_err("key reused");
     assert_eq!(e.code(), "invalid_idempotency_key");
     for text in [String::new(), "   ".to_owned(), "x".repeat(1001)] {
         let e = provider
-            .send_message(&target, NewMessage { text, sender: None, idempotency_key: None })
+            .send_message(
+                &target,
+                NewMessage {
+                    text,
+                    sender: None,
+                    idempotency_key: None,
+                },
+            )
             .await
             .expect_err("bad text");
         assert_eq!(e.code(), "invalid_text");
@@ -304,22 +425,42 @@ async fn takes_over_hands_back_replies_and_archives() {
     assert_eq!(world(&shared).message_count(&target), before + 1);
 
     // Hand back: the bot answers again, nobody is assigned.
-    let back = provider.set_assignment(&target, Assignment::Unassigned).await.expect("hand back");
+    let back = provider
+        .set_assignment(&target, Assignment::Unassigned)
+        .await
+        .expect("hand back");
     assert_eq!((back.mode, back.assignee), (Some(Mode::Ai), None));
 
     // Close (archive) and reopen.
-    let closed = provider.set_status(&target, Status::Closed).await.expect("close");
+    let closed = provider
+        .set_status(&target, Status::Closed)
+        .await
+        .expect("close");
     assert_eq!(closed.status, Status::Closed);
     let closed_only = ConversationFilter {
         status: vec![Status::Closed],
         ..ConversationFilter::default()
     };
-    assert!(traverse(&provider, &closed_only, 50).await.iter().any(|c| c.native_id == target));
-    let open = provider.set_status(&target, Status::Open).await.expect("reopen");
+    assert!(
+        traverse(&provider, &closed_only, 50)
+            .await
+            .iter()
+            .any(|c| c.native_id == target)
+    );
+    let open = provider
+        .set_status(&target, Status::Open)
+        .await
+        .expect("reopen");
     assert_eq!(open.status, Status::Open);
     for status in [Status::Resolved, Status::Pending] {
-        let e = provider.set_status(&target, status).await.expect_err("not a ChatbotX status");
-        assert_eq!((e.kind(), e.code()), (ErrorKind::Unprocessable, "invalid_status"));
+        let e = provider
+            .set_status(&target, status)
+            .await
+            .expect_err("not a ChatbotX status");
+        assert_eq!(
+            (e.kind(), e.code()),
+            (ErrorKind::Unprocessable, "invalid_status")
+        );
     }
 }
 
@@ -338,26 +479,48 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
     let (base, _shared) = sim().await;
     let wrong = adapter(&base, "cbx-not-the-token", 10);
     let filter = ConversationFilter::default();
-    let query = ListQuery { filter: &filter, page_size: 10 };
-    let e = wrong.list_conversations(&query, &UpstreamPage::First).await.expect_err("wrong token");
+    let query = ListQuery {
+        filter: &filter,
+        page_size: 10,
+    };
+    let e = wrong
+        .list_conversations(&query, &UpstreamPage::First)
+        .await
+        .expect_err("wrong token");
     assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
     assert_eq!(e.connection(), Some("support-chatbotx"));
 
     let provider = adapter(&base, TOKEN, 10);
-    let some = provider.list_conversations(&query, &UpstreamPage::First).await.expect("list");
+    let some = provider
+        .list_conversations(&query, &UpstreamPage::First)
+        .await
+        .expect("list");
     let id = some.items[0].native_id.clone();
 
     // A read-only token reads, but cannot write.
     let read_only = adapter(&base, READ_ONLY_TOKEN, 10);
     assert!(read_only.get_conversation(&id).await.is_ok());
-    let e = read_only.set_status(&id, Status::Closed).await.expect_err("read-only");
+    let e = read_only
+        .set_status(&id, Status::Closed)
+        .await
+        .expect_err("read-only");
     assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
 
     for unknown in ["11590944070999999", "abc", "../members", "1 OR 1=1"] {
-        let e = provider.get_conversation(unknown).await.expect_err("unknown");
+        let e = provider
+            .get_conversation(unknown)
+            .await
+            .expect_err("unknown");
         assert_eq!(e.kind(), ErrorKind::NotFound, "{unknown}");
         let e = provider
-            .list_messages(unknown, &MessageQuery { since: None, page_size: 10 }, &UpstreamPage::First)
+            .list_messages(
+                unknown,
+                &MessageQuery {
+                    since: None,
+                    page_size: 10,
+                },
+                &UpstreamPage::First,
+            )
             .await
             .expect_err("unknown");
         assert_eq!(e.kind(), ErrorKind::NotFound, "{unknown}");
@@ -372,7 +535,10 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
         .list_conversations(&query, &UpstreamPage::Cursor("bm90IGEgY3Vyc29y".to_owned()))
         .await
         .expect_err("garbage cursor");
-    assert_eq!((e.kind(), e.code()), (ErrorKind::InvalidRequest, "invalid_cursor"));
+    assert_eq!(
+        (e.kind(), e.code()),
+        (ErrorKind::InvalidRequest, "invalid_cursor")
+    );
     let e = provider
         .list_conversations(&query, &UpstreamPage::Number(2))
         .await
@@ -387,8 +553,14 @@ async fn reports_the_quota_with_retry_after() {
     let (base, _shared) = serve(world).await;
     // A 1 s deadline: the wait the vendor asks for does not fit, so the error comes back.
     let provider = adapter(&base, TOKEN, 1);
-    let e = provider.list_agents(&UpstreamPage::First).await.expect_err("over quota");
+    let e = provider
+        .list_agents(&UpstreamPage::First)
+        .await
+        .expect_err("over quota");
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert!(e.is_temporary());
-    assert!(e.retry_after().is_some_and(|d| d.as_secs() >= 1 && d.as_secs() <= 10));
+    assert!(
+        e.retry_after()
+            .is_some_and(|d| d.as_secs() >= 1 && d.as_secs() <= 10)
+    );
 }
