@@ -36,13 +36,31 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
     let caps = capabilities(env, connection).await;
 
     // Page through everything: each conversation exactly once, newest first.
-    let items = env.page_all(ADMIN, &format!("/v1/conversations?connection={connection}&limit=13")).await;
+    let items = env
+        .page_all(
+            ADMIN,
+            &format!("/v1/conversations?connection={connection}&limit=13"),
+        )
+        .await;
     let ids: Vec<&str> = items.iter().map(|c| str_of(c, "id")).collect();
     let unique: HashSet<String> = ids.iter().map(|s| (*s).to_owned()).collect();
-    assert_eq!(ids.len(), unique.len(), "{connection}: a conversation came twice");
-    assert_eq!(unique, expected, "{connection}: not every conversation came");
-    let times: Vec<&str> = items.iter().map(|c| str_of(c, "last_activity_at")).collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{connection}: not newest first");
+    assert_eq!(
+        ids.len(),
+        unique.len(),
+        "{connection}: a conversation came twice"
+    );
+    assert_eq!(
+        unique, expected,
+        "{connection}: not every conversation came"
+    );
+    let times: Vec<&str> = items
+        .iter()
+        .map(|c| str_of(c, "last_activity_at"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "{connection}: not newest first"
+    );
     for c in &items {
         assert_eq!(c["connection"], connection);
         assert!(str_of(c, "id").starts_with(&format!("{connection}:")));
@@ -57,16 +75,27 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
     assert_eq!(one["native_id"], target["native_id"]);
 
     // Messages, newest first, across pages.
-    let messages = env.page_all(ADMIN, &format!("/v1/conversations/{id}/messages?limit=3")).await;
+    let messages = env
+        .page_all(ADMIN, &format!("/v1/conversations/{id}/messages?limit=3"))
+        .await;
     assert!(!messages.is_empty(), "{connection}: no messages");
     let times: Vec<&str> = messages.iter().map(|m| str_of(m, "created_at")).collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{connection}: messages not newest first");
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "{connection}: messages not newest first"
+    );
     assert!(messages.iter().all(|m| m["conversation_id"] == id.as_str()));
     let message_ids: HashSet<&str> = messages.iter().map(|m| str_of(m, "id")).collect();
-    assert_eq!(message_ids.len(), messages.len(), "{connection}: a message came twice");
+    assert_eq!(
+        message_ids.len(),
+        messages.len(),
+        "{connection}: a message came twice"
+    );
 
     // Agents.
-    let (status, agents) = env.get(ADMIN, &format!("/v1/connections/{connection}/agents")).await;
+    let (status, agents) = env
+        .get(ADMIN, &format!("/v1/connections/{connection}/agents"))
+        .await;
     let agent = if caps["list_agents"] == true {
         assert_eq!(status, 200, "{connection}: {agents}");
         let first = agents["data"][0]["id"].as_str().map(str::to_owned);
@@ -80,7 +109,14 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
     // Take over.
     let assignment = format!("/v1/conversations/{id}/assignment");
     let assignee = agent.clone().unwrap_or_else(|| format!("{connection}:1"));
-    let (status, taken) = env.send(Method::PUT, ADMIN, &assignment, json!({"assignee_id": assignee})).await;
+    let (status, taken) = env
+        .send(
+            Method::PUT,
+            ADMIN,
+            &assignment,
+            json!({"assignee_id": assignee}),
+        )
+        .await;
     if caps["assign"] == true {
         assert_eq!(status, 200, "{connection}: {taken}");
         assert_eq!(taken["assignee"]["id"], assignee.as_str());
@@ -94,16 +130,25 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
     // Reply, and read the reply back.
     let text = format!("Behaviour suite reply on {connection} — ça marche ✓");
     let (status, sent) = env
-        .send(Method::POST, ADMIN, &format!("/v1/conversations/{id}/messages"), json!({"text": text}))
+        .send(
+            Method::POST,
+            ADMIN,
+            &format!("/v1/conversations/{id}/messages"),
+            json!({"text": text}),
+        )
         .await;
     if caps["send_message"] == true {
         assert_eq!(status, 201, "{connection}: {sent}");
         assert_eq!(sent["text"], text.as_str());
         assert_eq!(sent["direction"], "outbound");
-        let (_, newest) = env.get(ADMIN, &format!("/v1/conversations/{id}/messages?limit=5")).await;
+        let (_, newest) = env
+            .get(ADMIN, &format!("/v1/conversations/{id}/messages?limit=5"))
+            .await;
         let newest = newest["data"].as_array().cloned().unwrap_or_default();
         assert!(
-            newest.iter().any(|m| m["id"] == sent["id"] && m["text"] == text.as_str()),
+            newest
+                .iter()
+                .any(|m| m["id"] == sent["id"] && m["text"] == text.as_str()),
             "{connection}: the reply is not among the newest messages"
         );
     } else {
@@ -111,7 +156,14 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
     }
 
     // Hand back.
-    let (status, back) = env.send(Method::PUT, ADMIN, &assignment, json!({"assignee_id": null})).await;
+    let (status, back) = env
+        .send(
+            Method::PUT,
+            ADMIN,
+            &assignment,
+            json!({"assignee_id": null}),
+        )
+        .await;
     if caps["unassign"] == true {
         assert_eq!(status, 200, "{connection}: {back}");
         assert!(back["assignee"].is_null());
@@ -124,9 +176,16 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
 
     // Resolve.
     let (status, resolved) = env
-        .send(Method::PUT, ADMIN, &format!("/v1/conversations/{id}/status"), json!({"status": "resolved"}))
+        .send(
+            Method::PUT,
+            ADMIN,
+            &format!("/v1/conversations/{id}/status"),
+            json!({"status": "resolved"}),
+        )
         .await;
-    let can_resolve = caps["set_status"].as_array().is_some_and(|s| s.contains(&json!("resolved")));
+    let can_resolve = caps["set_status"]
+        .as_array()
+        .is_some_and(|s| s.contains(&json!("resolved")));
     if can_resolve {
         assert_eq!(status, 200, "{connection}: {resolved}");
         assert_eq!(resolved["status"], "resolved");
@@ -137,25 +196,39 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
     }
 
     // An unknown conversation is a 404, not a vendor error.
-    let (status, problem) = env.get(ADMIN, &format!("/v1/conversations/{connection}:999999999")).await;
-    assert_eq!((status, problem["code"].as_str()), (404, Some("not_found")), "{connection}");
+    let (status, problem) = env
+        .get(ADMIN, &format!("/v1/conversations/{connection}:999999999"))
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (404, Some("not_found")),
+        "{connection}"
+    );
 }
 
 fn prefixed(connection: &str, ids: impl IntoIterator<Item = impl ToString>) -> HashSet<String> {
-    ids.into_iter().map(|id| format!("{connection}:{}", id.to_string())).collect()
+    ids.into_iter()
+        .map(|id| format!("{connection}:{}", id.to_string()))
+        .collect()
 }
 
 #[tokio::test]
 async fn zipchat() {
     let env = Env::start(60).await;
-    let expected = prefixed("shop-zipchat", env.sim.zipchat.lock().expect("sim").conversation_ids(1));
+    let expected = prefixed(
+        "shop-zipchat",
+        env.sim.zipchat.lock().expect("sim").conversation_ids(1),
+    );
     behaviour_suite(&env, "shop-zipchat", expected).await;
 }
 
 #[tokio::test]
 async fn octopush() {
     let env = Env::start(60).await;
-    let expected = prefixed("sms", env.sim.octopush.lock().expect("sim").conversation_ids());
+    let expected = prefixed(
+        "sms",
+        env.sim.octopush.lock().expect("sim").conversation_ids(),
+    );
     behaviour_suite(&env, "sms", expected).await;
 }
 
@@ -165,7 +238,11 @@ async fn chatbotx() {
     // ChatbotX hides conversations of blocked contacts from its lists.
     let expected = prefixed(
         "support-chatbotx",
-        env.sim.chatbotx.lock().expect("sim").listed_conversation_ids(),
+        env.sim
+            .chatbotx
+            .lock()
+            .expect("sim")
+            .listed_conversation_ids(),
     );
     behaviour_suite(&env, "support-chatbotx", expected).await;
 }

@@ -34,13 +34,18 @@ async fn pages_through_the_whole_inbox_exactly_once_in_order() {
     for limit in [1, 7, 50, 100] {
         if limit == 1 {
             // Page size 1 over 130 items is slow but real; check only the first few pages.
-            let (status, body) = env.get(ADMIN, "/v1/conversations?provider=zipchat&limit=1").await;
+            let (status, body) = env
+                .get(ADMIN, "/v1/conversations?provider=zipchat&limit=1")
+                .await;
             assert_eq!(status, 200);
             assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
             continue;
         }
         let items = env
-            .page_all(ADMIN, &format!("/v1/conversations?provider=zipchat&limit={limit}"))
+            .page_all(
+                ADMIN,
+                &format!("/v1/conversations?provider=zipchat&limit={limit}"),
+            )
             .await;
         let got = ids(&items);
         let unique: HashSet<String> = got.iter().cloned().collect();
@@ -60,7 +65,9 @@ async fn pages_through_the_whole_inbox_exactly_once_in_order() {
 #[tokio::test]
 async fn reads_one_conversation_its_messages_and_agents() {
     let env = Env::start(20).await;
-    let (_, page) = env.get(ADMIN, "/v1/conversations?provider=zipchat&limit=1").await;
+    let (_, page) = env
+        .get(ADMIN, "/v1/conversations?provider=zipchat&limit=1")
+        .await;
     let id = page["data"][0]["id"].as_str().expect("an id").to_owned();
     let (status, conversation) = env.get(ADMIN, &format!("/v1/conversations/{id}")).await;
     assert_eq!(status, 200);
@@ -101,7 +108,10 @@ async fn takes_over_replies_reads_back_hands_back() {
     let env = Env::start(40).await;
     // The newest web conversation in AI mode: replies there are not blocked by the 24-hour rule.
     let items = env
-        .page_all(ADMIN, "/v1/conversations?provider=zipchat&limit=100&mode=ai&channel=web")
+        .page_all(
+            ADMIN,
+            "/v1/conversations?provider=zipchat&limit=100&mode=ai&channel=web",
+        )
         .await;
     assert!(!items.is_empty());
     assert!(
@@ -188,7 +198,9 @@ async fn takes_over_replies_reads_back_hands_back() {
     );
 
     // The inbox shows the reply's activity: the conversation is now first.
-    let (_, page) = env.get(ADMIN, "/v1/conversations?provider=zipchat&limit=1").await;
+    let (_, page) = env
+        .get(ADMIN, "/v1/conversations?provider=zipchat&limit=1")
+        .await;
     assert_eq!(page["data"][0]["id"], id.as_str());
 }
 
@@ -209,7 +221,9 @@ async fn rejects_bad_callers_with_problems() {
         (401, Some("unauthenticated"))
     );
 
-    let (_, page) = env.get(ADMIN, "/v1/conversations?provider=zipchat&limit=1").await;
+    let (_, page) = env
+        .get(ADMIN, "/v1/conversations?provider=zipchat&limit=1")
+        .await;
     let id = page["data"][0]["id"].as_str().expect("id").to_owned();
     let (status, problem) = env
         .send(
@@ -277,7 +291,9 @@ async fn rejects_bad_input_naming_the_parameter() {
         .await;
     assert_eq!(problem["parameter"], "updated_since");
 
-    let (_, page) = env.get(ADMIN, "/v1/conversations?provider=zipchat&limit=1").await;
+    let (_, page) = env
+        .get(ADMIN, "/v1/conversations?provider=zipchat&limit=1")
+        .await;
     let id = page["data"][0]["id"].as_str().expect("id").to_owned();
     let (status, problem) = env
         .send(

@@ -17,7 +17,9 @@ pub struct Registry {
 
 fn build(c: &ConnectionConfig) -> anyhow::Result<Arc<dyn Provider>> {
     let provider: Arc<dyn Provider> = match c.provider {
-        ProviderKind::Zipchat => Arc::new(switchboard_zipchat::Zipchat::new(&c.id, &c.settings()?)?),
+        ProviderKind::Zipchat => {
+            Arc::new(switchboard_zipchat::Zipchat::new(&c.id, &c.settings()?)?)
+        }
         ProviderKind::Chatbotx => {
             Arc::new(switchboard_chatbotx::Chatbotx::new(&c.id, &c.settings()?)?)
         }

@@ -146,7 +146,8 @@ api_key = "{zipchat_key}"
         zipchat,
         chatbotx::config_snippet(base),
         octopush::config_snippet(base),
-    ].join("\n")
+    ]
+    .join("\n")
 }
 
 impl Sim {
