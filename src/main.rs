@@ -64,6 +64,8 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Print what each vendor supports, as a Markdown table.
+    Capabilities,
 }
 
 fn init_tracing() {
@@ -150,6 +152,10 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&switchboard_server::api::openapi_json())?
             );
+            Ok(())
+        }
+        Command::Capabilities => {
+            print!("{}", switchboard_server::registry::capability_table());
             Ok(())
         }
         Command::Serve { config, bind } => {

@@ -9,12 +9,18 @@ use crate::model::{Conversation, Message};
 use crate::provider::{ConversationFilter, ListQuery, MessageQuery, Page, Provider, UpstreamPage};
 
 /// A connection's conversations, with the filters its vendor applies natively.
+///
+/// A vendor whose list is not sorted by activity is read in chunks of `chunk_pages` upstream
+/// pages that the engine sorts as one: the order is exact within a chunk, and across chunks only
+/// as good as the vendor's. For a sorted vendor `chunk_pages` is 1.
 #[derive(Debug)]
 pub struct ConversationLane<'a> {
     /// The connection.
     pub provider: &'a dyn Provider,
     /// The filters, in this connection's native ids.
     pub filter: ConversationFilter,
+    /// Upstream pages read (and sorted together) per lane page.
+    pub chunk_pages: u32,
 }
 
 #[async_trait]
@@ -28,7 +34,14 @@ impl LaneSource<Conversation> for ConversationLane<'_> {
             filter: &self.filter,
             page_size,
         };
-        self.provider.list_conversations(&query, page).await
+        let mut chunk = self.provider.list_conversations(&query, page).await?;
+        for _ in 1..self.chunk_pages {
+            let Some(next) = chunk.next.take() else { break };
+            let more = self.provider.list_conversations(&query, &next).await?;
+            chunk.items.extend(more.items);
+            chunk.next = more.next;
+        }
+        Ok(chunk)
     }
 }
 

@@ -173,6 +173,10 @@ pub struct Lane<'a, T> {
     pub page_size: u32,
     /// Items older than this end the lane (a gateway-applied `updated_since` / `since`).
     pub stop_before: Option<DateTime<Utc>>,
+    /// Whether the source's pages follow each other in key order. When not, each source page
+    /// (a chunk the engine sorts) is merged on its own: the lane's order, and its skipping of
+    /// what it already emitted, start again with each one.
+    pub sorted: bool,
 }
 
 impl<T> std::fmt::Debug for Lane<'_, T> {
@@ -320,6 +324,9 @@ impl<T: Sortable + Send> Run<'_, T> {
                 self.state.page = page;
                 self.state.consumed = 0;
                 self.loaded = false;
+                if !self.lane.sorted {
+                    self.state.last = None;
+                }
             }
         }
     }
@@ -463,6 +470,72 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Item(i64, String);
+
+    impl Sortable for Item {
+        fn sort_time(&self) -> DateTime<Utc> {
+            DateTime::from_timestamp(self.0, 0).unwrap_or_default()
+        }
+        fn sort_id(&self) -> &str {
+            &self.1
+        }
+    }
+
+    /// Pages whose key ranges overlap: a vendor whose list is not sorted across pages.
+    struct Unsorted(Vec<Vec<i64>>);
+
+    #[async_trait]
+    impl LaneSource<Item> for Unsorted {
+        fn connection(&self) -> &str {
+            "c"
+        }
+        async fn fetch(&self, page: &UpstreamPage, _: u32) -> Result<Page<Item>, Error> {
+            let n = match page {
+                UpstreamPage::Number(n) => *n as usize,
+                _ => 0,
+            };
+            let items = self.0[n]
+                .iter()
+                .map(|t| Item(*t, format!("c:{t}")))
+                .collect();
+            let next = (n + 1 < self.0.len()).then(|| UpstreamPage::Number(n as u32 + 1));
+            Ok(Page { items, next })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unsorted_lane_loses_nothing_across_its_pages() {
+        let source = Unsorted(vec![vec![5, 90, 40], vec![70, 10, 95], vec![50, 1]]);
+        let mut state = None;
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            let out = merge_page(MergeRequest {
+                lanes: vec![Lane {
+                    source: &source,
+                    page_size: 3,
+                    stop_before: None,
+                    sorted: false,
+                }],
+                state: state.take(),
+                limit: 2,
+                filter: &|_: &Item| true,
+                max_calls_per_lane: 4,
+            })
+            .await;
+            seen.extend(out.items.iter().map(|i| i.0));
+            match out.next {
+                Some(next) => state = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            [90, 40, 5, 95, 70, 10, 50, 1],
+            "each page sorted, every item once"
+        );
+    }
 
     #[test]
     fn numeric_native_ids_compare_by_value() {

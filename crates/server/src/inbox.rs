@@ -22,6 +22,10 @@ use crate::state::AppState;
 /// reached when gateway-side filters discard whole upstream pages).
 const MAX_CALLS_PER_LANE: u32 = 4;
 
+/// A vendor whose list is not sorted by activity is read this many upstream pages at a time and
+/// sorted by the gateway: the inbox order is exact within that window.
+pub const UNSORTED_CHUNK_PAGES: u32 = 10;
+
 /// A connection that could not answer; the page holds what the others gave.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PartialFailure {
@@ -249,6 +253,11 @@ pub async fn list_conversations(
         .map(|p| ConversationLane {
             provider: p.as_ref(),
             filter: filter.clone(),
+            chunk_pages: if p.info().capabilities.sorted_by_activity {
+                1
+            } else {
+                UNSORTED_CHUNK_PAGES
+            },
         })
         .collect();
     let lanes = sources
@@ -264,6 +273,7 @@ pub async fn list_conversations(
                 source,
                 page_size: caps.max_page_size,
                 stop_before,
+                sorted: caps.sorted_by_activity,
             }
         })
         .collect();
@@ -346,6 +356,7 @@ pub async fn list_messages(
             source: &source,
             page_size: provider.info().capabilities.max_message_page_size,
             stop_before: since,
+            sorted: true,
         }],
         state: state_in,
         limit,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use switchboard_core::{Provider, ProviderKind};
+use switchboard_core::{Capabilities, PagingStyle, Provider, ProviderKind};
 
 use crate::config::ConnectionConfig;
 
@@ -60,4 +60,116 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
         self.connections.values()
     }
+}
+
+/// Every vendor this build knows, with its capabilities, in a stable order.
+pub fn vendors() -> Vec<(ProviderKind, Capabilities)> {
+    vec![
+        (ProviderKind::Zipchat, switchboard_zipchat::capabilities()),
+        (ProviderKind::Chatbotx, switchboard_chatbotx::capabilities()),
+        (ProviderKind::Octopush, switchboard_octopush::capabilities()),
+    ]
+}
+
+fn vendor_name(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Zipchat => "Zipchat",
+        ProviderKind::Chatbotx => "ChatbotX",
+        ProviderKind::Pingback => "PingBack",
+        ProviderKind::Octopush => "Octopush",
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no (501)" }.to_owned()
+}
+
+/// What each vendor supports, as a Markdown table rendered from the adapters' `Capabilities`
+/// (the README's table is this, checked by a test).
+pub fn capability_table() -> String {
+    let vendors = vendors();
+    let rows: Vec<(&str, Box<dyn Fn(&Capabilities) -> String>)> = vec![
+        ("list the inbox", Box::new(|c| yes_no(c.list_conversations))),
+        (
+            "read one conversation",
+            Box::new(|c| yes_no(c.get_conversation)),
+        ),
+        ("read messages", Box::new(|c| yes_no(c.list_messages))),
+        ("list agents", Box::new(|c| yes_no(c.list_agents))),
+        (
+            "take over (assign to an agent)",
+            Box::new(|c| yes_no(c.assign)),
+        ),
+        ("hand back / unassign", Box::new(|c| yes_no(c.unassign))),
+        ("reply", Box::new(|c| yes_no(c.send_message))),
+        (
+            "set status",
+            Box::new(|c| {
+                if c.set_status.is_empty() {
+                    "no (501)".to_owned()
+                } else {
+                    c.set_status
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            }),
+        ),
+        (
+            "`Idempotency-Key` passed to the vendor",
+            Box::new(|c| if c.idempotent_replies { "yes" } else { "no" }.to_owned()),
+        ),
+        (
+            "filters the vendor applies (others: the gateway)",
+            Box::new(|c| {
+                let f = c.native_filters;
+                let names: Vec<&str> = [
+                    (f.status, "status"),
+                    (f.mode, "mode"),
+                    (f.channel, "channel"),
+                    (f.assignee, "assignee_id"),
+                    (f.updated_since, "updated_since"),
+                ]
+                .into_iter()
+                .filter_map(|(on, name)| on.then_some(name))
+                .collect();
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            }),
+        ),
+        (
+            "upstream paging",
+            Box::new(|c| {
+                match c.paging {
+                    PagingStyle::PageNumber => "page number",
+                    PagingStyle::Cursor => "cursor",
+                    PagingStyle::Single => "one response",
+                }
+                .to_owned()
+            }),
+        ),
+        (
+            "upstream page size (conversations / messages)",
+            Box::new(|c| format!("{} / {}", c.max_page_size, c.max_message_page_size)),
+        ),
+    ];
+    let mut out = String::from("| |");
+    for (kind, _) in &vendors {
+        out.push_str(&format!(" {} |", vendor_name(*kind)));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(vendors.len()));
+    out.push('\n');
+    for (label, cell) in rows {
+        out.push_str(&format!("| {label} |"));
+        for (_, caps) in &vendors {
+            out.push_str(&format!(" {} |", cell(caps)));
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -540,6 +540,7 @@ impl World {
             .map(|v| ConversationLane {
                 provider: v,
                 filter: filter.clone(),
+                chunk_pages: 1,
             })
             .collect();
         let lanes = sources
@@ -555,6 +556,7 @@ impl World {
                     source,
                     page_size: caps.max_page_size,
                     stop_before,
+                    sorted: caps.sorted_by_activity,
                 }
             })
             .collect();
