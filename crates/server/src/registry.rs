@@ -88,74 +88,62 @@ fn yes_no(b: bool) -> String {
 /// (the README's table is this, checked by a test).
 pub fn capability_table() -> String {
     let vendors = vendors();
-    let rows: Vec<(&str, Box<dyn Fn(&Capabilities) -> String>)> = vec![
-        ("list the inbox", Box::new(|c| yes_no(c.list_conversations))),
-        (
-            "read one conversation",
-            Box::new(|c| yes_no(c.get_conversation)),
-        ),
-        ("read messages", Box::new(|c| yes_no(c.list_messages))),
-        ("list agents", Box::new(|c| yes_no(c.list_agents))),
-        (
-            "take over (assign to an agent)",
-            Box::new(|c| yes_no(c.assign)),
-        ),
-        ("hand back / unassign", Box::new(|c| yes_no(c.unassign))),
-        ("reply", Box::new(|c| yes_no(c.send_message))),
-        (
-            "set status",
-            Box::new(|c| {
-                if c.set_status.is_empty() {
-                    "no (501)".to_owned()
-                } else {
-                    c.set_status
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            }),
-        ),
-        (
-            "`Idempotency-Key` passed to the vendor",
-            Box::new(|c| if c.idempotent_replies { "yes" } else { "no" }.to_owned()),
-        ),
-        (
-            "filters the vendor applies (others: the gateway)",
-            Box::new(|c| {
-                let f = c.native_filters;
-                let names: Vec<&str> = [
-                    (f.status, "status"),
-                    (f.mode, "mode"),
-                    (f.channel, "channel"),
-                    (f.assignee, "assignee_id"),
-                    (f.updated_since, "updated_since"),
-                ]
-                .into_iter()
-                .filter_map(|(on, name)| on.then_some(name))
-                .collect();
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            }),
-        ),
-        (
-            "upstream paging",
-            Box::new(|c| {
-                match c.paging {
-                    PagingStyle::PageNumber => "page number",
-                    PagingStyle::Cursor => "cursor",
-                    PagingStyle::Single => "one response",
-                }
-                .to_owned()
-            }),
-        ),
-        (
-            "upstream page size (conversations / messages)",
-            Box::new(|c| format!("{} / {}", c.max_page_size, c.max_message_page_size)),
-        ),
+    let rows: Vec<(&str, fn(&Capabilities) -> String)> = vec![
+        ("list the inbox", |c| yes_no(c.list_conversations)),
+        ("read one conversation", |c| yes_no(c.get_conversation)),
+        ("read messages", |c| yes_no(c.list_messages)),
+        ("list agents", |c| yes_no(c.list_agents)),
+        ("take over (assign to an agent)", |c| yes_no(c.assign)),
+        ("hand back / unassign", |c| yes_no(c.unassign)),
+        ("reply", |c| yes_no(c.send_message)),
+        ("set status", |c| {
+            if c.set_status.is_empty() {
+                "no (501)".to_owned()
+            } else {
+                let names: Vec<&str> = c.set_status.iter().map(|s| s.as_str()).collect();
+                names.join(", ")
+            }
+        }),
+        ("`Idempotency-Key` passed to the vendor", |c| {
+            if c.idempotent_replies { "yes" } else { "no" }.to_owned()
+        }),
+        ("filters the vendor applies (others: the gateway)", |c| {
+            let f = c.native_filters;
+            let names: Vec<&str> = [
+                (f.status, "status"),
+                (f.mode, "mode"),
+                (f.channel, "channel"),
+                (f.assignee, "assignee_id"),
+                (f.updated_since, "updated_since"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        }),
+        ("upstream paging", |c| {
+            match c.paging {
+                PagingStyle::PageNumber => "page number",
+                PagingStyle::Cursor => "cursor",
+                PagingStyle::Single => "one response",
+            }
+            .to_owned()
+        }),
+        ("list sorted by activity", |c| {
+            if c.sorted_by_activity {
+                "yes"
+            } else {
+                "no: sorted by the gateway in windows of 10 pages"
+            }
+            .to_owned()
+        }),
+        ("upstream page size (conversations / messages)", |c| {
+            format!("{} / {}", c.max_page_size, c.max_message_page_size)
+        }),
     ];
     let mut out = String::from("| |");
     for (kind, _) in &vendors {
