@@ -84,11 +84,14 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no (501)" }.to_owned()
 }
 
+/// Renders one cell of the capability table.
+type Cell = fn(&Capabilities) -> String;
+
 /// What each vendor supports, as a Markdown table rendered from the adapters' `Capabilities`
 /// (the README's table is this, checked by a test).
 pub fn capability_table() -> String {
     let vendors = vendors();
-    let rows: Vec<(&str, fn(&Capabilities) -> String)> = vec![
+    let rows: Vec<(&str, Cell)> = vec![
         ("list the inbox", |c| yes_no(c.list_conversations)),
         ("read one conversation", |c| yes_no(c.get_conversation)),
         ("read messages", |c| yes_no(c.list_messages)),
