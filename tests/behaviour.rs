@@ -246,3 +246,13 @@ async fn chatbotx() {
     );
     behaviour_suite(&env, "support-chatbotx", expected).await;
 }
+
+#[tokio::test]
+async fn pingback() {
+    let env = Env::start(60).await;
+    let expected = prefixed(
+        "helpdesk-pingback",
+        env.sim.pingback.lock().expect("sim").conversation_ids(),
+    );
+    behaviour_suite(&env, "helpdesk-pingback", expected).await;
+}

@@ -23,13 +23,12 @@ fn build(c: &ConnectionConfig) -> anyhow::Result<Arc<dyn Provider>> {
         ProviderKind::Chatbotx => {
             Arc::new(switchboard_chatbotx::Chatbotx::new(&c.id, &c.settings()?)?)
         }
+        ProviderKind::Pingback => {
+            Arc::new(switchboard_pingback::Pingback::new(&c.id, &c.settings()?)?)
+        }
         ProviderKind::Octopush => {
             Arc::new(switchboard_octopush::Octopush::new(&c.id, &c.settings()?)?)
         }
-        other => anyhow::bail!(
-            "connection `{}`: the {other} adapter is not available in this build",
-            c.id
-        ),
     };
     Ok(provider)
 }
@@ -67,6 +66,7 @@ pub fn vendors() -> Vec<(ProviderKind, Capabilities)> {
     vec![
         (ProviderKind::Zipchat, switchboard_zipchat::capabilities()),
         (ProviderKind::Chatbotx, switchboard_chatbotx::capabilities()),
+        (ProviderKind::Pingback, switchboard_pingback::capabilities()),
         (ProviderKind::Octopush, switchboard_octopush::capabilities()),
     ]
 }

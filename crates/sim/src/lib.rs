@@ -51,6 +51,8 @@ pub struct Sim {
     pub zipchat: zipchat::Shared,
     /// The ChatbotX workspace.
     pub chatbotx: chatbotx::Shared,
+    /// The PingBack business.
+    pub pingback: pingback::Shared,
     /// The Octopush account.
     pub octopush: octopush::Shared,
 }
@@ -67,6 +69,11 @@ impl Sim {
                 now,
             ))),
             chatbotx: Arc::new(Mutex::new(chatbotx::World::generate(
+                options.seed,
+                options.conversations,
+                now,
+            ))),
+            pingback: Arc::new(Mutex::new(pingback::World::generate(
                 options.seed,
                 options.conversations,
                 now,
@@ -100,6 +107,10 @@ impl Sim {
             .nest(
                 chatbotx::PREFIX,
                 vendor("chatbotx", chatbotx::router(self.chatbotx.clone())),
+            )
+            .nest(
+                pingback::PREFIX,
+                vendor("pingback", pingback::router(self.pingback.clone())),
             )
             .nest(
                 octopush::PREFIX,
@@ -145,6 +156,7 @@ api_key = "{zipchat_key}"
     [
         zipchat,
         chatbotx::config_snippet(base),
+        pingback::config_snippet(base),
         octopush::config_snippet(base),
     ]
     .join("\n")

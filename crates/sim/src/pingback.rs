@@ -230,7 +230,14 @@ impl World {
             "x",
             "sms",
         ]);
-        let created_at = g.time_within(Duration::days(30));
+        // A few conversations were opened by an agent without a first message (days ago).
+        let turns = if g.chance(0.03) { 0 } else { 1 + g.below(5) };
+        let created_at = g.time_within(Duration::days(30))
+            - if turns == 0 {
+                Duration::days(3)
+            } else {
+                Duration::zero()
+            };
         let customer_uuid = g.uuid();
         let customer = (!g.chance(0.1)).then(|| {
             let (first, last) = g.person();
@@ -261,8 +268,6 @@ impl World {
         let conv_id = g.uuid();
         let mut messages = Vec::new();
         let mut t = created_at;
-        // A few conversations were opened by an agent without a first message.
-        let turns = if g.chance(0.03) { 0 } else { 1 + g.below(5) };
         for turn in 0..turns {
             t = g.time_after(t, Duration::minutes(120));
             let attachments = if g.chance(0.08) {
@@ -575,6 +580,9 @@ pub fn router(world: Shared) -> Router {
         .route("/api/v1/conversations", get(add_slash).post(add_slash))
         .merge(protected)
         .fallback(|| async { detail(StatusCode::NOT_FOUND, "Not Found") })
+        .method_not_allowed_fallback(|| async {
+            detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
         .with_state(world)
 }
 

@@ -44,8 +44,11 @@ fn page_number(page: &UpstreamPage) -> Result<u32> {
 }
 
 fn invalid_cursor() -> Error {
-    Error::new(ErrorKind::InvalidRequest, "the cursor does not fit this connection")
-        .with_code(codes::INVALID_CURSOR)
+    Error::new(
+        ErrorKind::InvalidRequest,
+        "the cursor does not fit this connection",
+    )
+    .with_code(codes::INVALID_CURSOR)
 }
 
 /// Whether `id` can be a PingBack id: a UUID (32 alphanumerics, hyphenated 8-4-4-4-12 or not;
@@ -69,9 +72,12 @@ fn conversation_id(id: &str) -> Result<&str> {
 }
 
 fn invalid_assignee() -> Error {
-    Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
-        .with_code(codes::INVALID_ASSIGNEE)
-        .with_parameter("assignee_id")
+    Error::new(
+        ErrorKind::Unprocessable,
+        "the agent cannot be assigned on this connection",
+    )
+    .with_code(codes::INVALID_ASSIGNEE)
+    .with_parameter("assignee_id")
 }
 
 /// A call to `/api/v1/{rest}`; a trailing `""` segment gives a collection's trailing slash.
@@ -80,9 +86,12 @@ fn call(op: Operation, method: Method, rest: &[&str]) -> Call {
 }
 
 fn unreadable(e: serde_json::Error, connection: &str) -> Error {
-    Error::new(ErrorKind::UpstreamUnavailable, "PingBack answered with a body the gateway could not read")
-        .with_connection(connection)
-        .with_source(e)
+    Error::new(
+        ErrorKind::UpstreamUnavailable,
+        "PingBack answered with a body the gateway could not read",
+    )
+    .with_connection(connection)
+    .with_source(e)
 }
 
 impl Pingback {
@@ -98,7 +107,10 @@ impl Pingback {
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
         if config.email.trim().is_empty() {
-            return Err(Error::new(ErrorKind::Config, "the email of a PingBack connection is empty"));
+            return Err(Error::new(
+                ErrorKind::Config,
+                "the email of a PingBack connection is empty",
+            ));
         }
         Ok(Pingback {
             info: ProviderInfo {
@@ -124,9 +136,12 @@ impl Pingback {
             .json(json!({ "email": self.email, "password": self.password.expose() }));
         let response = self.upstream.send(&login).await.map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
-                Error::new(ErrorKind::UpstreamUnavailable, "PingBack's login endpoint was not found; check the connection's base_url")
-                    .with_connection(self.connection())
-                    .set_temporary(false)
+                Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    "PingBack's login endpoint was not found; check the connection's base_url",
+                )
+                .with_connection(self.connection())
+                .set_temporary(false)
             } else {
                 e
             }
@@ -136,13 +151,20 @@ impl Pingback {
             .access_token
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| {
-                Error::new(ErrorKind::UpstreamAuth, "PingBack's login answer held no token")
-                    .with_connection(self.connection())
-            })?;
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
-            Error::new(ErrorKind::UpstreamUnavailable, "PingBack issued a token that cannot be sent in a header")
+                Error::new(
+                    ErrorKind::UpstreamAuth,
+                    "PingBack's login answer held no token",
+                )
                 .with_connection(self.connection())
-        })?;
+            })?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    "PingBack issued a token that cannot be sent in a header",
+                )
+                .with_connection(self.connection())
+            })?;
         authorization.set_sensitive(true);
         tracing::debug!(connection = %self.connection(), "logged in to PingBack");
         Ok(authorization)
@@ -176,7 +198,8 @@ impl Pingback {
     }
 
     /// Sends `call` with the token; on an auth failure logs in again once and retries once (a
-    /// rejected call did nothing, so a write may be repeated).
+    /// rejected call did nothing, so a write may be repeated). A 403 is retried too: a new token
+    /// carries the user's current role.
     async fn send(&self, call: Call) -> Result<Response> {
         let (authorization, generation) = self.authorization(call.operation).await?;
         match self.send_as(&call, authorization).await {
@@ -197,7 +220,13 @@ impl Pingback {
 
     /// `GET /api/v1/conversations/{id}`: the conversation with its full history, and its JSON.
     async fn show(&self, op: Operation, id: &str) -> Result<(wire::Conversation, Value)> {
-        let response = self.send(call(op, Method::GET, &["conversations", conversation_id(id)?])).await?;
+        let response = self
+            .send(call(
+                op,
+                Method::GET,
+                &["conversations", conversation_id(id)?],
+            ))
+            .await?;
         let raw: Value = response.json()?;
         let conversation = serde_json::from_value::<wire::Conversation>(raw.clone())
             .map_err(|e| unreadable(e, self.connection()))?;
@@ -214,8 +243,11 @@ impl Pingback {
                     .await?
                     .json()?;
                 me.user.and_then(|u| u.id).ok_or_else(|| {
-                    Error::new(ErrorKind::UpstreamUnavailable, "PingBack did not say who this connection's user is")
-                        .with_connection(self.connection())
+                    Error::new(
+                        ErrorKind::UpstreamUnavailable,
+                        "PingBack did not say who this connection's user is",
+                    )
+                    .with_connection(self.connection())
                 })
             })
             .await?;
@@ -229,12 +261,20 @@ impl Provider for Pingback {
         &self.info
     }
 
-    async fn list_conversations(&self, query: &ListQuery<'_>, page: &UpstreamPage) -> Result<Page<Conversation>> {
+    async fn list_conversations(
+        &self,
+        query: &ListQuery<'_>,
+        page: &UpstreamPage,
+    ) -> Result<Page<Conversation>> {
         let page = page_number(page)?;
         let limit = query.page_size.clamp(1, MAX_PAGE_SIZE);
-        let mut list = call(Operation::ListConversations, Method::GET, &["conversations", ""])
-            .query("page", page)
-            .query("limit", limit);
+        let mut list = call(
+            Operation::ListConversations,
+            Method::GET,
+            &["conversations", ""],
+        )
+        .query("page", page)
+        .query("limit", limit);
         // PingBack filters one status at a time; for several, the gateway filters.
         if let [status] = query.filter.status.as_slice() {
             list = list.query("status", status.as_str());
@@ -248,7 +288,8 @@ impl Provider for Pingback {
         }
         let conversations: wire::ConversationList = self.send(list).await?.json()?;
         // A bare array without metadata: a short page is the last one.
-        let next = (conversations.0.len() >= limit as usize).then_some(UpstreamPage::Number(page + 1));
+        let next =
+            (conversations.0.len() >= limit as usize).then_some(UpstreamPage::Number(page + 1));
         let items = conversations
             .0
             .into_iter()
@@ -259,10 +300,20 @@ impl Provider for Pingback {
 
     async fn get_conversation(&self, id: &str) -> Result<Conversation> {
         let (conversation, raw) = self.show(Operation::GetConversation, id).await?;
-        Ok(mapping::conversation(self.connection(), conversation, true, Some(raw)))
+        Ok(mapping::conversation(
+            self.connection(),
+            conversation,
+            true,
+            Some(raw),
+        ))
     }
 
-    async fn list_messages(&self, id: &str, query: &MessageQuery, page: &UpstreamPage) -> Result<Page<Message>> {
+    async fn list_messages(
+        &self,
+        id: &str,
+        query: &MessageQuery,
+        page: &UpstreamPage,
+    ) -> Result<Page<Message>> {
         let after = match page {
             UpstreamPage::First => None,
             UpstreamPage::Cursor(last) => Some(last.as_str()),
@@ -292,8 +343,7 @@ impl Provider for Pingback {
                 .ok_or_else(invalid_cursor)?,
         };
         let rest: Vec<wire::Message> = messages.into_iter().skip(start).collect();
-        let next = (rest.len() > size)
-            .then(|| UpstreamPage::Cursor(rest[size - 1].id.clone()));
+        let next = (rest.len() > size).then(|| UpstreamPage::Cursor(rest[size - 1].id.clone()));
         let items = rest
             .into_iter()
             .take(size)
@@ -307,7 +357,11 @@ impl Provider for Pingback {
             return Err(invalid_cursor());
         }
         let members: wire::MemberList = self
-            .send(call(Operation::ListAgents, Method::GET, &["team", "members"]))
+            .send(call(
+                Operation::ListAgents,
+                Method::GET,
+                &["team", "members"],
+            ))
             .await?
             .json()?;
         // The whole team in one answer; deactivated members cannot be assigned.
@@ -328,8 +382,12 @@ impl Provider for Pingback {
             Assignment::Unassigned => return Err(Error::unsupported(Operation::Unassign)),
         };
         let id = conversation_id(id)?;
-        self.send(call(Operation::Assign, Method::PUT, &["conversations", id, "assign", agent]))
-            .await?;
+        self.send(call(
+            Operation::Assign,
+            Method::PUT,
+            &["conversations", id, "assign", agent],
+        ))
+        .await?;
         self.get_conversation(id).await
     }
 
@@ -346,23 +404,33 @@ impl Provider for Pingback {
             .with_code(codes::INVALID_SENDER)
             .with_parameter("sender_id"));
         }
-        let reply = call(Operation::SendMessage, Method::POST, &["conversations", id, "messages"])
-            .json(json!({ "content": message.text, "attachments": [] }));
+        let reply = call(
+            Operation::SendMessage,
+            Method::POST,
+            &["conversations", id, "messages"],
+        )
+        .json(json!({ "content": message.text, "attachments": [] }));
         let response = self.send(reply).await?;
         let now = chrono::Utc::now();
         if let Ok(sent) = response.json::<wire::Message>() {
             return Ok(mapping::message(self.connection(), id, sent, now, None));
         }
         // The answer was not a message: find the reply among the newest messages.
-        let query = MessageQuery { since: None, page_size: 20 };
+        let query = MessageQuery {
+            since: None,
+            page_size: 20,
+        };
         let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
         newest
             .items
             .into_iter()
             .find(|m| m.author == switchboard_core::Author::Agent && m.text == message.text)
             .ok_or_else(|| {
-                Error::new(ErrorKind::UpstreamUnavailable, "the reply was sent, but PingBack's answer could not be read")
-                    .set_temporary(false)
+                Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    "the reply was sent, but PingBack's answer could not be read",
+                )
+                .set_temporary(false)
             })
     }
 
@@ -380,8 +448,12 @@ impl Provider for Pingback {
         };
         let id = conversation_id(id)?;
         // "Already resolved" / "Already closed" come back as 200: the status is as asked.
-        self.send(call(Operation::SetStatus, Method::PUT, &["conversations", id, action]))
-            .await?;
+        self.send(call(
+            Operation::SetStatus,
+            Method::PUT,
+            &["conversations", id, action],
+        ))
+        .await?;
         self.get_conversation(id).await
     }
 }
@@ -393,16 +465,38 @@ mod tests {
 
     #[test]
     fn collection_paths_keep_their_trailing_slash() {
-        for base in ["https://api.pingback.live", "http://127.0.0.1:9100/pingback", "http://127.0.0.1:9100/pingback/"] {
+        for base in [
+            "https://api.pingback.live",
+            "http://127.0.0.1:9100/pingback",
+            "http://127.0.0.1:9100/pingback/",
+        ] {
             let url = Url::parse(base).expect("a URL");
-            let upstream = Upstream::new("hd", UpstreamOptions::new(url), HeaderMap::new(), error::parse_error)
-                .expect("a client");
-            let list = call(Operation::ListConversations, Method::GET, &["conversations", ""]);
+            let upstream = Upstream::new(
+                "hd",
+                UpstreamOptions::new(url),
+                HeaderMap::new(),
+                error::parse_error,
+            )
+            .expect("a client");
+            let list = call(
+                Operation::ListConversations,
+                Method::GET,
+                &["conversations", ""],
+            );
             let path = upstream.url(&list.path);
             assert!(path.path().ends_with("/api/v1/conversations/"), "{path}");
             assert!(!path.path().contains("//"), "{path}");
-            let one = call(Operation::GetConversation, Method::GET, &["conversations", "a/../b?c"]);
-            assert!(upstream.url(&one.path).path().ends_with("/conversations/a%2F..%2Fb%3Fc"));
+            let one = call(
+                Operation::GetConversation,
+                Method::GET,
+                &["conversations", "a/../b?c"],
+            );
+            assert!(
+                upstream
+                    .url(&one.path)
+                    .path()
+                    .ends_with("/conversations/a%2F..%2Fb%3Fc")
+            );
         }
     }
 
@@ -416,7 +510,14 @@ mod tests {
         ] {
             assert!(is_pingback_id(ok), "{ok}");
         }
-        for bad in ["", "c3d4e5f6-a7b8-9012-cdef", "../conversations", "42 ", "c3d4e5f6-a7b8-9012-cdef-12345678901/", "-1"] {
+        for bad in [
+            "",
+            "c3d4e5f6-a7b8-9012-cdef",
+            "../conversations",
+            "42 ",
+            "c3d4e5f6-a7b8-9012-cdef-12345678901/",
+            "-1",
+        ] {
             assert!(!is_pingback_id(bad), "{bad}");
         }
     }

@@ -54,9 +54,12 @@ fn read_body(body: &[u8]) -> Body {
 }
 
 fn invalid_assignee() -> Error {
-    Error::new(ErrorKind::Unprocessable, "the agent cannot be assigned on this connection")
-        .with_code(codes::INVALID_ASSIGNEE)
-        .with_parameter("assignee_id")
+    Error::new(
+        ErrorKind::Unprocessable,
+        "the agent cannot be assigned on this connection",
+    )
+    .with_code(codes::INVALID_ASSIGNEE)
+    .with_parameter("assignee_id")
 }
 
 /// Maps a non-2xx PingBack response. A vendor body is never passed on to the caller.
@@ -71,11 +74,18 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Erro
             ErrorKind::UpstreamAuth,
             "PingBack refused this connection's user; its role may not do this (assigning needs an owner or admin)",
         ),
-        402 => Error::new(ErrorKind::Conflict, "PingBack's plan for this account does not allow this")
-            .with_code(codes::UPSTREAM_PLAN_LIMIT),
-        404 if body.message.contains("agent") || body.message.contains("member") => invalid_assignee(),
+        402 => Error::new(
+            ErrorKind::Conflict,
+            "PingBack's plan for this account does not allow this",
+        )
+        .with_code(codes::UPSTREAM_PLAN_LIMIT),
+        404 if body.message.contains("agent") || body.message.contains("member") => {
+            invalid_assignee()
+        }
         404 => Error::not_found("no such conversation on this connection"),
-        400 if body.message.contains("agent") || body.message.contains("member") => invalid_assignee(),
+        400 if body.message.contains("agent") || body.message.contains("member") => {
+            invalid_assignee()
+        }
         422 => unprocessable(&body),
         429 => {
             let monthly = body.plan_error.is_some() || body.message.contains("month");
@@ -87,7 +97,10 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Erro
                 .with_code(codes::UPSTREAM_PLAN_LIMIT)
                 .set_temporary(false)
             } else {
-                Error::new(ErrorKind::RateLimited, "PingBack's request quota is used up; retry later")
+                Error::new(
+                    ErrorKind::RateLimited,
+                    "PingBack's request quota is used up; retry later",
+                )
             };
             if let Some(after) = retry_after_from_headers(headers) {
                 e = e.with_retry_after(after);
@@ -95,9 +108,12 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Erro
             e
         }
         s if s >= 500 => Error::new(ErrorKind::UpstreamUnavailable, "PingBack failed to answer"),
-        _ => Error::new(ErrorKind::UpstreamUnavailable, "PingBack rejected the request")
-            .with_code(codes::UPSTREAM_REJECTED)
-            .set_temporary(false),
+        _ => Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "PingBack rejected the request",
+        )
+        .with_code(codes::UPSTREAM_REJECTED)
+        .set_temporary(false),
     }
 }
 
@@ -119,8 +135,11 @@ fn unprocessable(body: &Body) -> Error {
     } else if named("status") {
         Error::invalid_parameter("status", "PingBack rejected the status filter")
     } else {
-        Error::new(ErrorKind::Unprocessable, "PingBack rejected the request as invalid")
-            .with_code(codes::UPSTREAM_REJECTED)
+        Error::new(
+            ErrorKind::Unprocessable,
+            "PingBack rejected the request as invalid",
+        )
+        .with_code(codes::UPSTREAM_REJECTED)
     }
 }
 
@@ -146,14 +165,49 @@ mod tests {
         let limit = fixture("plan_limit_exceeded.json");
         let locked = fixture("plan_feature_locked.json");
         let table: &[(u16, &str, u16, &str)] = &[
-            (401, r#"{"detail":"Incorrect email or password"}"#, 502, "upstream_auth_failed"),
-            (401, r#"{"detail":"Could not validate credentials"}"#, 502, "upstream_auth_failed"),
-            (403, r#"{"detail":"Only owners and admins can assign conversations"}"#, 502, "upstream_auth_failed"),
-            (404, r#"{"detail":"Conversation not found"}"#, 404, "not_found"),
+            (
+                401,
+                r#"{"detail":"Incorrect email or password"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                401,
+                r#"{"detail":"Could not validate credentials"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                403,
+                r#"{"detail":"Only owners and admins can assign conversations"}"#,
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                404,
+                r#"{"detail":"Conversation not found"}"#,
+                404,
+                "not_found",
+            ),
             (404, r#"{"detail":"Not Found"}"#, 404, "not_found"),
-            (404, r#"{"detail":"Agent not found"}"#, 422, "invalid_assignee"),
-            (400, r#"{"detail":"Agent is not an active member of your team"}"#, 422, "invalid_assignee"),
-            (400, r#"{"detail":"Cannot invite the owner"}"#, 502, "upstream_rejected"),
+            (
+                404,
+                r#"{"detail":"Agent not found"}"#,
+                422,
+                "invalid_assignee",
+            ),
+            (
+                400,
+                r#"{"detail":"Agent is not an active member of your team"}"#,
+                422,
+                "invalid_assignee",
+            ),
+            (
+                400,
+                r#"{"detail":"Cannot invite the owner"}"#,
+                502,
+                "upstream_rejected",
+            ),
             (402, limit.as_str(), 409, "upstream_plan_limit"),
             (402, locked.as_str(), 409, "upstream_plan_limit"),
             (
@@ -192,13 +246,22 @@ mod tests {
                 503,
                 "upstream_plan_limit",
             ),
-            (429, r#"{"error":"Too many requests"}"#, 503, "upstream_rate_limited"),
+            (
+                429,
+                r#"{"error":"Too many requests"}"#,
+                503,
+                "upstream_rate_limited",
+            ),
             (500, "<html>oops</html>", 502, "upstream_unavailable"),
             (418, "not json", 502, "upstream_rejected"),
         ];
         for (status, body, http, code) in table {
             let e = parse(*status, body);
-            assert_eq!((e.kind().http_status(), e.code()), (*http, *code), "{status} {body}");
+            assert_eq!(
+                (e.kind().http_status(), e.code()),
+                (*http, *code),
+                "{status} {body}"
+            );
             for secret in ["oops", "Incorrect", "Upgrade", "Omnichannel", "validate"] {
                 assert!(!e.message().contains(secret), "{status}: {}", e.message());
             }

@@ -45,7 +45,11 @@ pub fn status(native: Option<&str>) -> Status {
 
 /// The contact: its id is the conversation's `customer_id` (the UUID the API takes), else the
 /// embedded customer's own `id` (an integer in the docs' example).
-fn contact(connection: &str, customer_id: Option<&str>, customer: Option<&Value>) -> Option<Contact> {
+fn contact(
+    connection: &str,
+    customer_id: Option<&str>,
+    customer: Option<&Value>,
+) -> Option<Contact> {
     let customer: Option<wire::Customer> = customer
         .filter(|v| v.is_object())
         .and_then(|v| serde_json::from_value(v.clone()).ok());
@@ -105,7 +109,12 @@ pub fn attachment(v: &Value) -> Option<Attachment> {
 
 /// Maps a conversation. `detail` says the messages are the full history (the single-conversation
 /// read), so they can be counted; `raw` is the vendor's JSON, kept when the caller asked for it.
-pub fn conversation(connection: &str, c: wire::Conversation, detail: bool, raw: Option<Value>) -> Conversation {
+pub fn conversation(
+    connection: &str,
+    c: wire::Conversation,
+    detail: bool,
+    raw: Option<Value>,
+) -> Conversation {
     let newest = c
         .messages
         .iter()
@@ -158,7 +167,10 @@ pub fn message(
     fallback_time: DateTime<Utc>,
     raw: Option<Value>,
 ) -> Message {
-    let kind = m.sender_type.as_deref().map(|s| s.trim().to_ascii_lowercase());
+    let kind = m
+        .sender_type
+        .as_deref()
+        .map(|s| s.trim().to_ascii_lowercase());
     let (author, direction) = match kind.as_deref() {
         Some("customer" | "contact" | "visitor" | "user") => (Author::Contact, Direction::Inbound),
         Some("agent") => (Author::Agent, Direction::Outbound),
@@ -199,8 +211,8 @@ mod tests {
 
     #[test]
     fn maps_the_documented_conversation() {
-        let wire: wire::Conversation =
-            serde_json::from_str(&fixture("get_conversation.json")).expect("documented JSON parses");
+        let wire: wire::Conversation = serde_json::from_str(&fixture("get_conversation.json"))
+            .expect("documented JSON parses");
         let messages = wire.messages.clone();
         let c = conversation("helpdesk", wire, true, None);
         assert_eq!(c.id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
@@ -218,38 +230,60 @@ mod tests {
         assert_eq!(c.last_message.as_ref().map(|m| m.text.as_str()), Some("Hi"));
         // The integer `customer.id` (42) is accepted; the contact is known by `customer_id`.
         let contact = c.contact.expect("customer maps to contact");
-        assert_eq!(contact.native_id.as_deref(), Some("d4e5f6a7-b8c9-0123-defa-234567890123"));
+        assert_eq!(
+            contact.native_id.as_deref(),
+            Some("d4e5f6a7-b8c9-0123-defa-234567890123")
+        );
         assert_eq!(contact.name.as_deref(), Some("Alex Johnson"));
         assert_eq!(contact.email.as_deref(), Some("alex@example.com"));
         assert_eq!(contact.phone, None);
         assert!(contact.external_ids.is_empty());
 
-        let m = message("helpdesk", &c.native_id, messages[0].clone(), c.last_activity_at, None);
+        let m = message(
+            "helpdesk",
+            &c.native_id,
+            messages[0].clone(),
+            c.last_activity_at,
+            None,
+        );
         assert_eq!(m.native_id, "g7b8c9d0-…");
         assert_eq!(m.author, Author::Contact);
         assert_eq!(m.direction, Direction::Inbound);
         assert_eq!(m.sender, None);
         assert_eq!(m.text, "Hi");
-        assert_eq!(m.conversation_id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
+        assert_eq!(
+            m.conversation_id,
+            "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012"
+        );
         assert_eq!(m.created_at.to_rfc3339(), "2024-03-01T09:00:00+00:00");
     }
 
     #[test]
     fn maps_the_documented_list_without_messages() {
         let list: wire::ConversationList =
-            serde_json::from_str(&fixture("list_conversations.json")).expect("documented JSON parses");
+            serde_json::from_str(&fixture("list_conversations.json"))
+                .expect("documented JSON parses");
         assert_eq!(list.0.len(), 1);
         let c = conversation("helpdesk", list.0[0].clone(), false, None);
         assert_eq!(c.message_count, None);
         assert_eq!(c.last_message, None);
         assert_eq!(c.last_activity_at.to_rfc3339(), "2024-03-01T09:20:00+00:00");
-        assert_eq!(c.created_at.map(|t| t.to_rfc3339()).as_deref(), Some("2024-03-01T09:00:00+00:00"));
+        assert_eq!(
+            c.created_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2024-03-01T09:00:00+00:00")
+        );
     }
 
     #[test]
     fn maps_the_documented_reply() {
         let m: wire::Message = serde_json::from_str(&fixture("send_message.json")).expect("parses");
-        let m = message("helpdesk", "c3d4e5f6-a7b8-9012-cdef-123456789012", m, DateTime::<Utc>::UNIX_EPOCH, None);
+        let m = message(
+            "helpdesk",
+            "c3d4e5f6-a7b8-9012-cdef-123456789012",
+            m,
+            DateTime::<Utc>::UNIX_EPOCH,
+            None,
+        );
         assert_eq!(m.author, Author::Agent);
         assert_eq!(m.direction, Direction::Outbound);
         assert_eq!(
@@ -262,11 +296,15 @@ mod tests {
 
     #[test]
     fn maps_the_documented_team_members_by_user_id() {
-        let list: wire::MemberList = serde_json::from_str(&fixture("team_members.json")).expect("parses");
+        let list: wire::MemberList =
+            serde_json::from_str(&fixture("team_members.json")).expect("parses");
         let agents: Vec<Agent> = list.0.iter().filter_map(|m| agent("helpdesk", m)).collect();
         assert_eq!(agents.len(), 2);
         assert_eq!(agents[0].native_id, "f0e1d2c3-b4a5-9687-fedc-ba9876543210");
-        assert_eq!(agents[0].id, "helpdesk:f0e1d2c3-b4a5-9687-fedc-ba9876543210");
+        assert_eq!(
+            agents[0].id,
+            "helpdesk:f0e1d2c3-b4a5-9687-fedc-ba9876543210"
+        );
         assert_eq!(agents[0].name.as_deref(), Some("Sarah Chen"));
         assert_eq!(agents[1].email.as_deref(), Some("james@acme.com"));
     }
@@ -274,7 +312,10 @@ mod tests {
     #[test]
     fn reads_the_documented_login_and_me() {
         let login: wire::Login = serde_json::from_str(&fixture("login.json")).expect("parses");
-        assert_eq!(login.access_token.as_deref(), Some("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."));
+        assert_eq!(
+            login.access_token.as_deref(),
+            Some("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...")
+        );
         let me: wire::Me = serde_json::from_str(&fixture("me.json")).expect("parses");
         assert_eq!(
             me.user.and_then(|u| u.id).as_deref(),
@@ -302,8 +343,17 @@ mod tests {
         assert_eq!(mapped.contact, None);
         assert_eq!(mapped.assignee, None);
         // Without `updated_at`, the newest message is the latest activity.
-        assert_eq!(mapped.last_activity_at.to_rfc3339(), "2024-03-01T08:00:00+00:00");
-        let m = message("hd", "17", messages[0].clone(), DateTime::<Utc>::UNIX_EPOCH, None);
+        assert_eq!(
+            mapped.last_activity_at.to_rfc3339(),
+            "2024-03-01T08:00:00+00:00"
+        );
+        let m = message(
+            "hd",
+            "17",
+            messages[0].clone(),
+            DateTime::<Utc>::UNIX_EPOCH,
+            None,
+        );
         assert_eq!(m.text, "Hello & bye");
         assert_eq!(m.html.as_deref(), Some("<p>Hello &amp; bye</p>"));
         assert_eq!(m.sender.map(|s| s.id).as_deref(), Some("hd:9"));

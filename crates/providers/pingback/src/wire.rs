@@ -46,7 +46,9 @@ pub struct MeUser {
 /// `GET /api/v1/conversations/`: a bare array, items that do not parse are dropped.
 #[derive(Debug, Deserialize)]
 #[serde(transparent)]
-pub struct ConversationList(#[serde(deserialize_with = "tolerant::lenient_vec")] pub Vec<Conversation>);
+pub struct ConversationList(
+    #[serde(deserialize_with = "tolerant::lenient_vec")] pub Vec<Conversation>,
+);
 
 /// A conversation (list item, or detail with its full message history).
 #[derive(Debug, Clone, Deserialize)]

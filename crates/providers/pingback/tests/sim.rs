@@ -1,0 +1,624 @@
+//! The adapter against the PingBack simulator on a loopback port: every `Provider` method,
+//! the login and its renewal, and the vendor's errors.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use switchboard_core::{
+    Assignment, Author, ConversationFilter, ErrorKind, ListQuery, MessageQuery, NewMessage,
+    Operation, Provider, Status, UpstreamPage,
+};
+use switchboard_pingback::{Config, Pingback, capabilities};
+use switchboard_sim::pingback::{
+    self, AGENT_EMAIL, AGENT_PASSWORD, EMAIL, PASSWORD, PREFIX, Shared, World,
+};
+
+const CONVERSATIONS: usize = 137;
+
+struct Sim {
+    base: String,
+    world: Shared,
+}
+
+impl Sim {
+    async fn start() -> Sim {
+        let world: Shared = Arc::new(Mutex::new(World::generate(42, CONVERSATIONS, Utc::now())));
+        let app = axum::Router::new().nest(PREFIX, pingback::router(world.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("bound");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Sim {
+            base: format!("http://{addr}"),
+            world,
+        }
+    }
+
+    fn connect_as(&self, email: &str, password: &str) -> Pingback {
+        let config: Config = serde_json::from_value(json!({
+            "email": email,
+            "password": password,
+            "base_url": format!("{}{PREFIX}", self.base),
+        }))
+        .expect("a valid config");
+        Pingback::new("helpdesk", &config).expect("a connection")
+    }
+
+    fn connect(&self) -> Pingback {
+        self.connect_as(EMAIL, PASSWORD)
+    }
+
+    /// The world, locked: never hold it across an `.await` (the simulator needs it to answer).
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().expect("the world")
+    }
+}
+
+async fn all_conversations(
+    p: &Pingback,
+    filter: &ConversationFilter,
+    page_size: u32,
+) -> Vec<switchboard_core::Conversation> {
+    let query = ListQuery { filter, page_size };
+    let mut page = UpstreamPage::First;
+    let mut all = Vec::new();
+    loop {
+        let got = p.list_conversations(&query, &page).await.expect("a page");
+        assert!(got.items.len() <= page_size as usize);
+        all.extend(got.items);
+        match got.next {
+            Some(next) => page = next,
+            None => return all,
+        }
+    }
+}
+
+async fn all_messages(p: &Pingback, id: &str, page_size: u32) -> Vec<switchboard_core::Message> {
+    let query = MessageQuery {
+        since: None,
+        page_size,
+    };
+    let mut page = UpstreamPage::First;
+    let mut all = Vec::new();
+    loop {
+        let got = p
+            .list_messages(id, &query, &page)
+            .await
+            .expect("a page of messages");
+        assert!(got.items.len() <= page_size as usize);
+        all.extend(got.items);
+        match got.next {
+            Some(next) => page = next,
+            None => return all,
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_through_every_conversation_once_newest_first() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let all = all_conversations(&p, &ConversationFilter::default(), 50).await;
+    let expected: HashSet<String> = sim.world().conversation_ids().into_iter().collect();
+    let ids: HashSet<String> = all.iter().map(|c| c.native_id.clone()).collect();
+    assert_eq!(all.len(), CONVERSATIONS);
+    assert_eq!(
+        ids, expected,
+        "each of the business's conversations exactly once"
+    );
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].last_activity_at >= w[1].last_activity_at),
+        "newest first"
+    );
+    assert!(
+        all.iter()
+            .all(|c| c.mode.is_none() && c.id == format!("helpdesk:{}", c.native_id))
+    );
+    assert!(all.iter().any(|c| c.contact.is_none()) && all.iter().any(|c| c.assignee.is_some()));
+    // One login serves the whole traversal.
+    assert_eq!(sim.world().logins(), 1);
+    // A page size above the vendor's cap is clamped, not refused.
+    assert_eq!(
+        all_conversations(&p, &ConversationFilter::default(), 500)
+            .await
+            .len(),
+        CONVERSATIONS
+    );
+}
+
+#[tokio::test]
+async fn filters_by_one_status_and_by_assignee_upstream() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let everything = all_conversations(&p, &ConversationFilter::default(), 100).await;
+    let resolved = ConversationFilter {
+        status: vec![Status::Resolved],
+        ..ConversationFilter::default()
+    };
+    let got = all_conversations(&p, &resolved, 20).await;
+    assert!(!got.is_empty() && got.iter().all(|c| c.status == Status::Resolved));
+    assert_eq!(
+        got.len(),
+        everything
+            .iter()
+            .filter(|c| c.status == Status::Resolved)
+            .count()
+    );
+
+    let agent = everything
+        .iter()
+        .find_map(|c| c.assignee.clone())
+        .expect("an assigned conversation")
+        .native_id;
+    let mine = ConversationFilter {
+        assignee: Some(agent.clone()),
+        ..ConversationFilter::default()
+    };
+    let got = all_conversations(&p, &mine, 20).await;
+    assert!(
+        got.iter()
+            .all(|c| c.assignee.as_ref().is_some_and(|a| a.native_id == agent))
+    );
+    assert_eq!(
+        got.len(),
+        everything
+            .iter()
+            .filter(|c| c.assignee.as_ref().is_some_and(|a| a.native_id == agent))
+            .count()
+    );
+    let nobody = ConversationFilter {
+        assignee: Some("not an id".to_owned()),
+        ..ConversationFilter::default()
+    };
+    assert!(all_conversations(&p, &nobody, 20).await.is_empty());
+}
+
+#[tokio::test]
+async fn gets_one_conversation_and_pages_its_messages_newest_first() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let ids = sim.world().conversation_ids();
+    let (id, count) = ids
+        .iter()
+        .map(|id| {
+            (
+                id.clone(),
+                sim.world().conversation_state(id).map_or(0, |s| s.2),
+            )
+        })
+        .max_by_key(|(_, n)| *n)
+        .expect("conversations");
+    assert!(count >= 4, "a conversation with a long history");
+
+    let c = p.get_conversation(&id).await.expect("the conversation");
+    assert_eq!(c.native_id, id);
+    assert_eq!(c.message_count, Some(count as u64));
+    assert!(c.raw.is_some());
+    assert!(c.last_message.is_some());
+
+    let messages = all_messages(&p, &id, 3).await;
+    assert_eq!(messages.len(), count);
+    let unique: HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(unique.len(), count);
+    assert!(
+        messages
+            .windows(2)
+            .all(|w| w[0].created_at >= w[1].created_at),
+        "newest first"
+    );
+    assert!(messages.iter().all(|m| m.conversation_id == c.id));
+    assert!(messages.iter().any(|m| m.author == Author::Contact));
+    assert_eq!(
+        c.last_message.map(|m| m.text),
+        messages.first().map(|m| m.text.clone()),
+        "the last message is the newest"
+    );
+
+    let since = MessageQuery {
+        since: Some(messages[1].created_at),
+        page_size: 50,
+    };
+    let recent = p
+        .list_messages(&id, &since, &UpstreamPage::First)
+        .await
+        .expect("recent messages");
+    assert!(recent.next.is_none() && recent.items.len() >= 2 && recent.items.len() < count);
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_foreign_ids_are_not_found() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let foreign = sim.world().foreign_conversation_ids()[0].clone();
+    for id in [
+        "00000000-0000-4000-8000-000000000000",
+        "../team/members",
+        "12345",
+        foreign.as_str(),
+    ] {
+        let e = p
+            .get_conversation(id)
+            .await
+            .expect_err("no such conversation");
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{id}: {e}");
+        let e = p
+            .list_messages(
+                id,
+                &MessageQuery {
+                    since: None,
+                    page_size: 10,
+                },
+                &UpstreamPage::First,
+            )
+            .await
+            .expect_err("no such conversation");
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{id}: {e}");
+    }
+    let e = p
+        .set_status("not-a-uuid", Status::Resolved)
+        .await
+        .expect_err("no such conversation");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn replies_assigns_resolves_and_closes_and_reads_them_back() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let all = all_conversations(&p, &ConversationFilter::default(), 100).await;
+    let open = all
+        .iter()
+        .find(|c| c.status == Status::Open)
+        .expect("an open conversation")
+        .native_id
+        .clone();
+    let owner = sim.world().user_id_of(EMAIL).expect("the owner");
+
+    let sent = p
+        .send_message(
+            &open,
+            NewMessage {
+                text: "Bien reçu, je regarde ça 👀".to_owned(),
+                sender: None,
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect("a reply");
+    assert_eq!(sent.author, Author::Agent);
+    assert_eq!(
+        sent.sender.as_ref().map(|s| s.native_id.as_str()),
+        Some(owner.as_str())
+    );
+    let newest = all_messages(&p, &open, 1).await;
+    assert_eq!(newest[0].id, sent.id, "the reply is the newest message");
+    assert_eq!(newest[0].text, "Bien reçu, je regarde ça 👀");
+
+    // The sender may be named when it is the connection's own user, and no one else.
+    let named = NewMessage {
+        text: "Also me".to_owned(),
+        sender: Some(owner.clone()),
+        idempotency_key: None,
+    };
+    p.send_message(&open, named)
+        .await
+        .expect("a reply as the connection's user");
+    let other = sim.world().user_id_of(AGENT_EMAIL).expect("an agent");
+    let e = p
+        .send_message(
+            &open,
+            NewMessage {
+                text: "As someone else".to_owned(),
+                sender: Some(other.clone()),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect_err("PingBack cannot send as another agent");
+    assert_eq!(e.code(), "invalid_sender");
+
+    let assigned = p
+        .set_assignment(&open, Assignment::Agent(other.clone()))
+        .await
+        .expect("assigned");
+    assert_eq!(assigned.assignee.map(|a| a.native_id), Some(other.clone()));
+    assert_eq!(
+        sim.world().conversation_state(&open).and_then(|s| s.1),
+        Some(other)
+    );
+
+    let resolved = p
+        .set_status(&open, Status::Resolved)
+        .await
+        .expect("resolved");
+    assert_eq!(resolved.status, Status::Resolved);
+    // "Already resolved" is a success.
+    assert_eq!(
+        p.set_status(&open, Status::Resolved)
+            .await
+            .expect("still resolved")
+            .status,
+        Status::Resolved
+    );
+    let closed = p.set_status(&open, Status::Closed).await.expect("closed");
+    assert_eq!(closed.status, Status::Closed);
+    assert!(closed.last_activity_at >= resolved.last_activity_at);
+    assert_eq!(
+        p.get_conversation(&open).await.expect("read back").status,
+        Status::Closed
+    );
+    assert_eq!(
+        sim.world()
+            .conversation_state(&open)
+            .map(|s| s.0)
+            .as_deref(),
+        Some("closed")
+    );
+    // The write moved the conversation to the top of the inbox.
+    let first = p
+        .list_conversations(
+            &ListQuery {
+                filter: &ConversationFilter::default(),
+                page_size: 1,
+            },
+            &UpstreamPage::First,
+        )
+        .await
+        .expect("a page");
+    assert_eq!(first.items[0].native_id, open);
+}
+
+#[tokio::test]
+async fn lists_the_active_team_as_agents() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let page = p.list_agents(&UpstreamPage::First).await.expect("agents");
+    assert!(page.next.is_none());
+    let ids: HashSet<String> = page.items.iter().map(|a| a.native_id.clone()).collect();
+    let expected: HashSet<String> = sim.world().active_agent_ids().into_iter().collect();
+    assert_eq!(ids, expected);
+    assert!(
+        page.items
+            .iter()
+            .all(|a| a.name.is_some() && a.email.is_some())
+    );
+}
+
+#[tokio::test]
+async fn what_pingback_lacks_is_unsupported_and_agrees_with_capabilities() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let id = sim.world().conversation_ids()[0].clone();
+    let caps = capabilities();
+    assert_eq!(p.info().capabilities, caps);
+
+    assert!(!caps.supports(Operation::Unassign));
+    let e = p
+        .set_assignment(&id, Assignment::Unassigned)
+        .await
+        .expect_err("no unassign");
+    assert_eq!(
+        (e.kind(), e.operation()),
+        (ErrorKind::Unsupported, Some(Operation::Unassign))
+    );
+
+    for status in [Status::Open, Status::Pending] {
+        assert!(!caps.set_status.contains(&status));
+        let e = p.set_status(&id, status).await.expect_err("no reopen");
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+    }
+    assert!(
+        caps.set_status.contains(&Status::Resolved) && caps.set_status.contains(&Status::Closed)
+    );
+    assert!(caps.supports(Operation::Assign) && caps.supports(Operation::SendMessage));
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_upstream_auth_failure() {
+    let sim = Sim::start().await;
+    let p = sim.connect_as(EMAIL, "not the password");
+    let id = sim.world().conversation_ids()[0].clone();
+    let e = p.get_conversation(&id).await.expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
+    assert!(!e.to_string().contains("not the password"));
+    assert!(
+        !e.message().contains("Incorrect"),
+        "the vendor's words stay out: {e}"
+    );
+}
+
+#[tokio::test]
+async fn logs_in_again_once_when_the_token_is_revoked() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let id = sim.world().conversation_ids()[0].clone();
+    p.get_conversation(&id).await.expect("first read logs in");
+    assert_eq!(sim.world().logins(), 1);
+    sim.world().revoke_tokens();
+    // A write too: it was refused, so repeating it is safe.
+    p.set_status(&id, Status::Closed)
+        .await
+        .expect("the call is retried after a new login");
+    assert_eq!(sim.world().logins(), 2);
+    p.get_conversation(&id)
+        .await
+        .expect("the new token is kept");
+    assert_eq!(sim.world().logins(), 2);
+}
+
+#[tokio::test]
+async fn an_agent_login_may_not_assign_and_bad_assignees_are_refused() {
+    let sim = Sim::start().await;
+    let id = sim.world().conversation_ids()[0].clone();
+    let agents = sim.world().active_agent_ids();
+
+    let agent = sim.connect_as(AGENT_EMAIL, AGENT_PASSWORD);
+    let e = agent
+        .set_assignment(&id, Assignment::Agent(agents[0].clone()))
+        .await
+        .expect_err("agents may not assign");
+    assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
+
+    let owner = sim.connect();
+    for bad in ["not-an-agent", "00000000-0000-4000-8000-000000000000"] {
+        let e = owner
+            .set_assignment(&id, Assignment::Agent(bad.to_owned()))
+            .await
+            .expect_err("no such agent");
+        assert_eq!(e.code(), "invalid_assignee", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn an_exhausted_monthly_quota_stops_replies() {
+    let sim = Sim::start().await;
+    let p = sim.connect();
+    let id = sim.world().conversation_ids()[0].clone();
+    let used = sim.world().messages_this_month();
+    sim.world().set_message_limit(used);
+    let e = p
+        .send_message(
+            &id,
+            NewMessage {
+                text: "one too many".to_owned(),
+                sender: None,
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect_err("over quota");
+    assert_eq!(
+        (e.kind(), e.code()),
+        (ErrorKind::RateLimited, "upstream_plan_limit")
+    );
+    assert!(!e.is_temporary());
+    assert_eq!(sim.world().messages_this_month(), used, "nothing was sent");
+}
+
+#[tokio::test]
+async fn the_simulator_answers_like_fastapi() {
+    let sim = Sim::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let api = format!("{}{PREFIX}/api/v1", sim.base);
+
+    let r = http
+        .get(format!("{api}/conversations/"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"detail": "Not authenticated"})
+    );
+
+    let login: Value = http
+        .post(format!("{api}/auth/login"))
+        .json(&json!({"email": EMAIL, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(login["token_type"], "bearer");
+    let token = login["access_token"].as_str().expect("a token").to_owned();
+
+    let r = http
+        .get(format!("{api}/conversations?limit=5"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 307);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .ends_with("/api/v1/conversations/?limit=5")
+    );
+
+    let r = http
+        .get(format!(
+            "{api}/conversations/?page=abc&limit=500&status=snoozed"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.expect("json");
+    let fields: Vec<&str> = body["detail"]
+        .as_array()
+        .expect("a list of problems")
+        .iter()
+        .filter_map(|p| p["loc"][1].as_str())
+        .collect();
+    assert_eq!(fields, ["page", "limit", "status"]);
+
+    let r = http
+        .get(format!(
+            "{api}/conversations/00000000-0000-4000-8000-000000000000"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"detail": "Conversation not found"})
+    );
+
+    let r = http
+        .delete(format!("{api}/conversations/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 405);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"detail": "Method Not Allowed"})
+    );
+
+    let list: Value = http
+        .get(format!("{api}/conversations/?limit=3"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "a bare array");
+}
+
+#[test]
+fn the_config_snippet_is_a_connection_of_this_adapter() {
+    let snippet = pingback::config_snippet("http://127.0.0.1:9100");
+    assert!(
+        snippet.contains("id = \"helpdesk-pingback\"")
+            && snippet.contains("provider = \"pingback\"")
+    );
+    assert!(snippet.contains("base_url = \"http://127.0.0.1:9100/pingback\""));
+    // The section minus the gateway's own keys is this adapter's config.
+    let section: String = snippet
+        .lines()
+        .filter(|l| !l.starts_with("[[") && !l.starts_with("id =") && !l.starts_with("provider ="))
+        .map(|l| {
+            let (key, value) = l.split_once(" = ").expect("key = value");
+            format!("\"{key}\": {value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config: Config =
+        serde_json::from_str(&format!("{{{section}}}")).expect("the adapter reads it");
+    assert_eq!(config.email, EMAIL);
+}
