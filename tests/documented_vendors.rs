@@ -132,3 +132,65 @@ async fn octopush_documented_examples() {
     .await;
     assert!(status < 500, "{status}");
 }
+
+#[tokio::test]
+async fn pingback_documented_examples() {
+    let app = Router::new()
+        .route(
+            "/api/v1/auth/login",
+            post(|| async { axum::Json(fixture("pingback", "login.json")) }),
+        )
+        .route(
+            "/api/v1/auth/me",
+            get(|| async { axum::Json(fixture("pingback", "me.json")) }),
+        )
+        .route(
+            "/api/v1/conversations/",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                if q.get("page").is_some_and(|p| p != "1") {
+                    axum::Json(json!([]))
+                } else {
+                    axum::Json(fixture("pingback", "list_conversations.json"))
+                }
+            }),
+        )
+        .route(
+            "/api/v1/conversations/{id}",
+            get(|| async { axum::Json(fixture("pingback", "get_conversation.json")) }),
+        )
+        .route(
+            "/api/v1/team/members",
+            get(|| async { axum::Json(fixture("pingback", "team_members.json")) }),
+        );
+    let base = serve(app).await;
+    let gw = gateway(&format!(
+        "[[connections]]\nid = \"desk\"\nprovider = \"pingback\"\nemail = \"ops@example.com\"\npassword = \"doc-password\"\nbase_url = \"{base}\"\n"
+    ))
+    .await;
+    let (status, page) = fetch(&gw, "/v1/conversations?connection=desk").await;
+    assert_eq!(status, 200, "{page}");
+    let data = page["data"].as_array().expect("data");
+    assert_eq!(data.len(), 1, "{page}");
+    assert_eq!(data[0]["id"], "desk:c3d4e5f6-a7b8-9012-cdef-123456789012");
+    assert_eq!(data[0]["status"], "open");
+    assert_eq!(data[0]["channel"], "web");
+    assert!(data[0]["mode"].is_null());
+    // The docs' own odd values: `customer.id` is the integer 42 while `customer_id` is a UUID;
+    // the conversation's `customer_id` wins and the integer does not break parsing.
+    assert_eq!(
+        data[0]["contact"]["native_id"],
+        "d4e5f6a7-b8c9-0123-defa-234567890123"
+    );
+    assert_eq!(data[0]["contact"]["name"], "Alex Johnson");
+
+    let id = "desk:c3d4e5f6-a7b8-9012-cdef-123456789012";
+    let (status, messages) = fetch(&gw, &format!("/v1/conversations/{id}/messages")).await;
+    assert_eq!(status, 200, "{messages}");
+    assert!(!messages["data"].as_array().expect("data").is_empty());
+    let (status, agents) = fetch(&gw, "/v1/connections/desk/agents").await;
+    assert_eq!(status, 200, "{agents}");
+    assert_eq!(
+        agents["data"][0]["id"], "desk:f0e1d2c3-b4a5-9687-fedc-ba9876543210",
+        "agents are assignable by user_id"
+    );
+}
