@@ -66,6 +66,20 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
         assert!(str_of(c, "id").starts_with(&format!("{connection}:")));
     }
 
+    // The vendor's own JSON only when asked for.
+    assert!(items.iter().all(|c| c.get("raw").is_none()));
+    let (_, with_raw) = env
+        .get(
+            ADMIN,
+            &format!("/v1/conversations?connection={connection}&limit=5&include=raw"),
+        )
+        .await;
+    let with_raw = with_raw["data"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !with_raw.is_empty() && with_raw.iter().all(|c| c["raw"].is_object()),
+        "{connection}: include=raw"
+    );
+
     // Read one.
     let target = items[0].clone();
     let id = str_of(&target, "id").to_owned();
@@ -90,6 +104,18 @@ async fn behaviour_suite(env: &Env, connection: &str, expected: HashSet<String>)
         message_ids.len(),
         messages.len(),
         "{connection}: a message came twice"
+    );
+
+    let (_, raw_messages) = env
+        .get(
+            ADMIN,
+            &format!("/v1/conversations/{id}/messages?limit=3&include=raw"),
+        )
+        .await;
+    let raw_messages = raw_messages["data"].as_array().cloned().unwrap_or_default();
+    assert!(
+        raw_messages.iter().all(|m| m["raw"].is_object()),
+        "{connection}: messages include=raw"
     );
 
     // Agents.

@@ -21,6 +21,8 @@ pub struct ConversationLane<'a> {
     pub filter: ConversationFilter,
     /// Upstream pages read (and sorted together) per lane page.
     pub chunk_pages: u32,
+    /// Attach each item's vendor JSON.
+    pub include_raw: bool,
 }
 
 #[async_trait]
@@ -33,6 +35,7 @@ impl LaneSource<Conversation> for ConversationLane<'_> {
         let query = ListQuery {
             filter: &self.filter,
             page_size,
+            include_raw: self.include_raw,
         };
         let mut chunk = self.provider.list_conversations(&query, page).await?;
         for _ in 1..self.chunk_pages {
@@ -54,6 +57,8 @@ pub struct MessageLane<'a> {
     pub conversation: &'a str,
     /// Only messages at or after this time.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Attach each message's vendor JSON.
+    pub include_raw: bool,
 }
 
 #[async_trait]
@@ -66,6 +71,7 @@ impl LaneSource<Message> for MessageLane<'_> {
         let query = MessageQuery {
             since: self.since,
             page_size,
+            include_raw: self.include_raw,
         };
         self.provider
             .list_messages(self.conversation, &query, page)

@@ -88,6 +88,8 @@ pub struct ListQuery<'a> {
     pub filter: &'a ConversationFilter,
     /// How many items per upstream page; constant over a traversal.
     pub page_size: u32,
+    /// Attach each item's vendor JSON as `raw` (the caller asked `include=raw`).
+    pub include_raw: bool,
 }
 
 /// A request for one upstream page of a conversation's messages.
@@ -97,6 +99,8 @@ pub struct MessageQuery {
     pub since: Option<DateTime<Utc>>,
     /// How many items per upstream page; constant over a traversal.
     pub page_size: u32,
+    /// Attach each message's vendor JSON as `raw` (the caller asked `include=raw`).
+    pub include_raw: bool,
 }
 
 /// A change of who handles a conversation.

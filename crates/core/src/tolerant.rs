@@ -134,6 +134,27 @@ where
         .collect())
 }
 
+/// Parses each item of a vendor list on its own (an unreadable item is dropped, not the page),
+/// keeping the item's JSON when `keep_raw` (for `include=raw`).
+pub fn items_with_raw<T: serde::de::DeserializeOwned>(
+    items: Vec<serde_json::Value>,
+    keep_raw: bool,
+) -> Vec<(T, Option<serde_json::Value>)> {
+    items
+        .into_iter()
+        .filter_map(|item| {
+            if keep_raw {
+                let parsed = T::deserialize(&item).ok()?;
+                Some((parsed, Some(item)))
+            } else {
+                serde_json::from_value(item)
+                    .ok()
+                    .map(|parsed| (parsed, None))
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

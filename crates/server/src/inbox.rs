@@ -258,6 +258,7 @@ pub async fn list_conversations(
             } else {
                 UNSORTED_CHUNK_PAGES
             },
+            include_raw: query.include_raw,
         })
         .collect();
     let lanes = sources
@@ -349,6 +350,7 @@ pub async fn list_messages(
         provider: provider.as_ref(),
         conversation: native,
         since,
+        include_raw,
     };
     let matches = |m: &Message| since.is_none_or(|s| m.created_at >= s);
     let out = merge_page(MergeRequest {

@@ -541,6 +541,7 @@ impl World {
                 provider: v,
                 filter: filter.clone(),
                 chunk_pages: 1,
+                include_raw: false,
             })
             .collect();
         let lanes = sources

@@ -487,6 +487,7 @@ impl Provider for Chatbotx {
         let query = MessageQuery {
             since: None,
             page_size: 20,
+            include_raw: false,
         };
         let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
         newest

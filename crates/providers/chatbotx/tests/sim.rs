@@ -57,7 +57,11 @@ async fn traverse(
     filter: &ConversationFilter,
     page_size: u32,
 ) -> Vec<Conversation> {
-    let query = ListQuery { filter, page_size };
+    let query = ListQuery {
+        filter,
+        page_size,
+        include_raw: false,
+    };
     let mut page = UpstreamPage::First;
     let mut all: Vec<Conversation> = Vec::new();
     for _ in 0..1000 {
@@ -219,6 +223,7 @@ async fn lists_messages_newest_first_across_pages() {
     let query = MessageQuery {
         since: None,
         page_size: 100,
+        include_raw: false,
     };
     let mut page = UpstreamPage::First;
     let mut all = Vec::new();
@@ -261,6 +266,7 @@ async fn lists_messages_newest_first_across_pages() {
             &MessageQuery {
                 since: Some(since),
                 page_size: 50,
+                include_raw: false,
             },
             &UpstreamPage::First,
         )
@@ -378,6 +384,7 @@ async fn takes_over_hands_back_replies_and_archives() {
             &MessageQuery {
                 since: None,
                 page_size: 5,
+                include_raw: false,
             },
             &UpstreamPage::First,
         )
@@ -389,6 +396,7 @@ async fn takes_over_hands_back_replies_and_archives() {
             &ListQuery {
                 filter: &ConversationFilter::default(),
                 page_size: 5,
+                include_raw: false,
             },
             &UpstreamPage::First,
         )
@@ -482,6 +490,7 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
     let query = ListQuery {
         filter: &filter,
         page_size: 10,
+        include_raw: false,
     };
     let e = wrong
         .list_conversations(&query, &UpstreamPage::First)
@@ -518,6 +527,7 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
                 &MessageQuery {
                     since: None,
                     page_size: 10,
+                    include_raw: false,
                 },
                 &UpstreamPage::First,
             )

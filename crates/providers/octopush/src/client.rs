@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
-    UpstreamPage, codes,
+    UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{Call, Upstream, options};
 
@@ -187,11 +187,11 @@ impl Provider for Octopush {
             .conversations_page(Operation::ListConversations, page, per_page)
             .await?;
         let next = next_page(page, per_page, raw.len());
-        let mut items: Vec<Conversation> = raw
-            .into_iter()
-            .filter_map(|v| serde_json::from_value::<wire::Conversation>(v).ok())
-            .filter_map(|c| mapping::conversation(self.connection(), c, None))
-            .collect();
+        let mut items: Vec<Conversation> =
+            tolerant::items_with_raw::<wire::Conversation>(raw, query.include_raw)
+                .into_iter()
+                .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
+                .collect();
         // The order is undocumented (INFERRED newest first): the page is sorted to be sure.
         items.sort_by(|a, b| {
             b.last_activity_at
@@ -229,13 +229,13 @@ impl Provider for Octopush {
         let raw = wire::list_items(body)
             .ok_or_else(|| unreadable().with_connection(self.connection()))?;
         let raw_len = raw.len();
-        let mut items: Vec<Message> = raw
-            .into_iter()
-            .filter_map(|v| serde_json::from_value::<wire::Message>(v).ok())
-            .filter_map(|m| {
-                mapping::message(self.connection(), id, m, chrono::DateTime::UNIX_EPOCH, None)
-            })
-            .collect();
+        let mut items: Vec<Message> =
+            tolerant::items_with_raw::<wire::Message>(raw, query.include_raw)
+                .into_iter()
+                .filter_map(|(m, raw)| {
+                    mapping::message(self.connection(), id, m, chrono::DateTime::UNIX_EPOCH, raw)
+                })
+                .collect();
         // The order is undocumented: pages are taken as newest first and each is sorted so.
         items.sort_by(|a, b| {
             b.created_at

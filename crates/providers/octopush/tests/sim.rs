@@ -80,7 +80,11 @@ async fn all_messages(
     page_size: u32,
     since: Option<chrono::DateTime<Utc>>,
 ) -> Vec<Message> {
-    let query = MessageQuery { since, page_size };
+    let query = MessageQuery {
+        since,
+        page_size,
+        include_raw: false,
+    };
     let mut page = UpstreamPage::First;
     let mut all = Vec::new();
     for _ in 0..1000 {
@@ -105,6 +109,7 @@ async fn pages_through_every_conversation_exactly_once_newest_first() {
     let query = ListQuery {
         filter: &filter,
         page_size: 500,
+        include_raw: false,
     };
     let mut page = UpstreamPage::First;
     let mut all = Vec::new();
@@ -177,6 +182,7 @@ async fn gets_one_conversation_with_or_without_the_cid_prefix() {
             &ListQuery {
                 filter: &filter,
                 page_size: 100,
+                include_raw: false,
             },
             &UpstreamPage::Number(2),
         )
@@ -279,6 +285,7 @@ async fn lists_messages_newest_first_across_pages() {
             &MessageQuery {
                 since: None,
                 page_size: 10,
+                include_raw: false,
             },
             &UpstreamPage::First,
         )
@@ -316,6 +323,7 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
             &MessageQuery {
                 since: None,
                 page_size: 5,
+                include_raw: false,
             },
             &UpstreamPage::First,
         )
@@ -457,6 +465,7 @@ async fn rejected_or_restricted_credentials_are_upstream_auth_errors() {
     let query = ListQuery {
         filter: &filter,
         page_size: 10,
+        include_raw: false,
     };
     for credentials in [
         (sim::API_LOGIN, "octo-wrong-key"),

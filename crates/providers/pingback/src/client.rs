@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
-    UpstreamPage, codes,
+    UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{Call, Response, Secret, Upstream, options};
 use tokio::sync::{OnceCell, RwLock};
@@ -92,6 +92,30 @@ fn unreadable(e: serde_json::Error, connection: &str) -> Error {
     )
     .with_connection(connection)
     .with_source(e)
+}
+
+/// The JSON of each message of a conversation's detail, by id (for `include=raw`).
+fn raw_messages(
+    conversation: &Value,
+    include_raw: bool,
+) -> std::collections::HashMap<String, Value> {
+    if !include_raw {
+        return std::collections::HashMap::new();
+    }
+    conversation
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let id = match m.get("id")? {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((id, m.clone()))
+        })
+        .collect()
 }
 
 impl Pingback {
@@ -290,11 +314,11 @@ impl Provider for Pingback {
         // A bare array without metadata: a short page is the last one.
         let next =
             (conversations.0.len() >= limit as usize).then_some(UpstreamPage::Number(page + 1));
-        let items = conversations
-            .0
-            .into_iter()
-            .map(|c| mapping::conversation(self.connection(), c, false, None))
-            .collect();
+        let items =
+            tolerant::items_with_raw::<wire::Conversation>(conversations.0, query.include_raw)
+                .into_iter()
+                .map(|(c, raw)| mapping::conversation(self.connection(), c, false, raw))
+                .collect();
         Ok(Page { items, next })
     }
 
@@ -323,7 +347,8 @@ impl Provider for Pingback {
         // PingBack has no message paging: the conversation holds the whole history, oldest
         // first. It is served newest first, a page at a time, each page after the message the
         // previous one ended with (so messages arriving meanwhile cause no duplicates).
-        let (conversation, _) = self.show(Operation::ListMessages, id).await?;
+        let (conversation, raw) = self.show(Operation::ListMessages, id).await?;
+        let mut raw_by_id = raw_messages(&raw, query.include_raw);
         let fallback = conversation
             .updated_at
             .or(conversation.created_at)
@@ -347,7 +372,10 @@ impl Provider for Pingback {
         let items = rest
             .into_iter()
             .take(size)
-            .map(|m| mapping::message(self.connection(), id, m, fallback, None))
+            .map(|m| {
+                let raw = raw_by_id.remove(&m.id);
+                mapping::message(self.connection(), id, m, fallback, raw)
+            })
             .collect();
         Ok(Page { items, next })
     }
@@ -419,6 +447,7 @@ impl Provider for Pingback {
         let query = MessageQuery {
             since: None,
             page_size: 20,
+            include_raw: false,
         };
         let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
         newest

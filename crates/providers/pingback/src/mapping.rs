@@ -264,7 +264,8 @@ mod tests {
             serde_json::from_str(&fixture("list_conversations.json"))
                 .expect("documented JSON parses");
         assert_eq!(list.0.len(), 1);
-        let c = conversation("helpdesk", list.0[0].clone(), false, None);
+        let first = serde_json::from_value(list.0[0].clone()).expect("the item parses");
+        let c = conversation("helpdesk", first, false, None);
         assert_eq!(c.message_count, None);
         assert_eq!(c.last_message, None);
         assert_eq!(c.last_activity_at.to_rfc3339(), "2024-03-01T09:20:00+00:00");

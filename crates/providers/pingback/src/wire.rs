@@ -43,12 +43,11 @@ pub struct MeUser {
     pub full_name: Option<String>,
 }
 
-/// `GET /api/v1/conversations/`: a bare array, items that do not parse are dropped.
+/// `GET /api/v1/conversations/`: a bare array, each item parsed into [`Conversation`] on its
+/// own by the client (one that does not parse is dropped, not the page).
 #[derive(Debug, Deserialize)]
 #[serde(transparent)]
-pub struct ConversationList(
-    #[serde(deserialize_with = "tolerant::lenient_vec")] pub Vec<Conversation>,
-);
+pub struct ConversationList(pub Vec<Value>);
 
 /// A conversation (list item, or detail with its full message history).
 #[derive(Debug, Clone, Deserialize)]

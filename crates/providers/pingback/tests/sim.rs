@@ -62,7 +62,11 @@ async fn all_conversations(
     filter: &ConversationFilter,
     page_size: u32,
 ) -> Vec<switchboard_core::Conversation> {
-    let query = ListQuery { filter, page_size };
+    let query = ListQuery {
+        filter,
+        page_size,
+        include_raw: false,
+    };
     let mut page = UpstreamPage::First;
     let mut all = Vec::new();
     loop {
@@ -80,6 +84,7 @@ async fn all_messages(p: &Pingback, id: &str, page_size: u32) -> Vec<switchboard
     let query = MessageQuery {
         since: None,
         page_size,
+        include_raw: false,
     };
     let mut page = UpstreamPage::First;
     let mut all = Vec::new();
@@ -221,6 +226,7 @@ async fn gets_one_conversation_and_pages_its_messages_newest_first() {
     let since = MessageQuery {
         since: Some(messages[1].created_at),
         page_size: 50,
+        include_raw: false,
     };
     let recent = p
         .list_messages(&id, &since, &UpstreamPage::First)
@@ -251,6 +257,7 @@ async fn unknown_malformed_and_foreign_ids_are_not_found() {
                 &MessageQuery {
                     since: None,
                     page_size: 10,
+                    include_raw: false,
                 },
                 &UpstreamPage::First,
             )
@@ -364,6 +371,7 @@ async fn replies_assigns_resolves_and_closes_and_reads_them_back() {
             &ListQuery {
                 filter: &ConversationFilter::default(),
                 page_size: 1,
+                include_raw: false,
             },
             &UpstreamPage::First,
         )

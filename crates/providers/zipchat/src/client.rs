@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
-    UpstreamPage, codes,
+    UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{Call, Upstream, options};
 
@@ -138,17 +138,18 @@ impl Zipchat {
         &self,
         id: &str,
         conversation: wire::Conversation,
+        include_raw: bool,
         next: Option<UpstreamPage>,
     ) -> Page<Message> {
         let fallback = conversation
             .last_message_at
             .or(conversation.created_at)
             .unwrap_or_default();
-        let mut items: Vec<Message> = conversation
-            .messages
-            .into_iter()
-            .map(|m| mapping::message(self.connection(), id, m, fallback, None))
-            .collect();
+        let mut items: Vec<Message> =
+            tolerant::items_with_raw::<wire::Message>(conversation.messages, include_raw)
+                .into_iter()
+                .map(|(m, raw)| mapping::message(self.connection(), id, m, fallback, raw))
+                .collect();
         items.reverse();
         Page { items, next }
     }
@@ -190,19 +191,18 @@ impl Provider for Zipchat {
                 since.to_rfc3339_opts(SecondsFormat::Secs, true),
             );
         }
-        let response = self.upstream.send(&call).await?;
-        let list: wire::ConversationList = response.json()?;
+        let list: wire::ConversationList = self.upstream.send(&call).await?.json()?;
         let next = next_page(
             page,
             per_page,
             list.conversations.len(),
             list.pagination.as_ref(),
         );
-        let items = list
-            .conversations
-            .into_iter()
-            .map(|c| mapping::conversation(self.connection(), c, None))
-            .collect();
+        let items =
+            tolerant::items_with_raw::<wire::Conversation>(list.conversations, query.include_raw)
+                .into_iter()
+                .map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
+                .collect();
         Ok(Page { items, next })
     }
 
@@ -230,7 +230,7 @@ impl Provider for Zipchat {
         if let UpstreamPage::Number(n) = page {
             let (conversation, _) = self.show(op, id, *n, per_page, Some(query)).await?;
             let next = (*n > 1).then(|| UpstreamPage::Number(n - 1));
-            return Ok(self.messages_page(id, conversation, next));
+            return Ok(self.messages_page(id, conversation, query.include_raw, next));
         }
         let (first, _) = self.show(op, id, 1, per_page, Some(query)).await?;
         match first
@@ -241,9 +241,14 @@ impl Provider for Zipchat {
             Some(total) if total > 1 => {
                 let last = u32::try_from(total).unwrap_or(u32::MAX);
                 let (conversation, _) = self.show(op, id, last, per_page, Some(query)).await?;
-                Ok(self.messages_page(id, conversation, Some(UpstreamPage::Number(last - 1))))
+                Ok(self.messages_page(
+                    id,
+                    conversation,
+                    query.include_raw,
+                    Some(UpstreamPage::Number(last - 1)),
+                ))
             }
-            Some(_) => Ok(self.messages_page(id, first, None)),
+            Some(_) => Ok(self.messages_page(id, first, query.include_raw, None)),
             None => {
                 // No metadata: read forward (bounded) and serve everything as one page.
                 let mut all = first;
@@ -255,7 +260,7 @@ impl Provider for Zipchat {
                     len = more.messages.len();
                     all.messages.extend(more.messages);
                 }
-                Ok(self.messages_page(id, all, None))
+                Ok(self.messages_page(id, all, query.include_raw, None))
             }
         }
     }
@@ -365,6 +370,7 @@ impl Provider for Zipchat {
         let query = MessageQuery {
             since: None,
             page_size: 20,
+            include_raw: false,
         };
         let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
         newest

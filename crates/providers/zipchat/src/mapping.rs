@@ -215,7 +215,8 @@ mod tests {
             serde_json::from_str(&fixture("list_conversations.json"))
                 .expect("documented JSON parses");
         assert!(list.pagination.is_none());
-        let c = conversation("shop", list.conversations[0].clone(), None);
+        let first = serde_json::from_value(list.conversations[0].clone()).expect("the item parses");
+        let c = conversation("shop", first, None);
         assert_eq!(c.id, "shop:12345");
         assert_eq!(c.native_id, "12345");
         assert_eq!(c.channel, Channel::Web);
@@ -255,6 +256,7 @@ mod tests {
         );
         let mapped: Vec<Message> = messages
             .into_iter()
+            .map(|m| serde_json::from_value(m).expect("the message parses"))
             .map(|m| message("shop", "12345", m, c.last_activity_at, None))
             .collect();
         assert_eq!(mapped[0].author, Author::Contact);
@@ -274,7 +276,8 @@ mod tests {
     fn tolerates_string_ids_old_channels_naive_times_and_unknown_fields() {
         let list: wire::ConversationList =
             serde_json::from_str(&fixture("list_conversations_old_channel.json")).expect("parses");
-        let c = conversation("shop", list.conversations[0].clone(), None);
+        let first = serde_json::from_value(list.conversations[0].clone()).expect("the item parses");
+        let c = conversation("shop", first, None);
         assert_eq!(c.id, "shop:12346");
         assert_eq!(c.channel, Channel::Web);
         assert_eq!(c.native_channel.as_deref(), Some("chat"));

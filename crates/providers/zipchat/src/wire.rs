@@ -26,9 +26,9 @@ pub struct Pagination {
 /// `GET /chats/:chat_id/conversations`.
 #[derive(Debug, Deserialize)]
 pub struct ConversationList {
-    /// The page's conversations.
+    /// The page's conversations, parsed one by one into [`Conversation`] by the client.
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub conversations: Vec<Conversation>,
+    pub conversations: Vec<Value>,
     /// Page metadata, when sent.
     #[serde(default)]
     pub pagination: Option<Pagination>,
@@ -96,9 +96,10 @@ pub struct Conversation {
     /// The customer.
     #[serde(default)]
     pub lead: Option<Value>,
-    /// Messages (detail only).
+    /// Messages (detail only), parsed one by one into [`Message`] by the client, so an
+    /// unreadable message is dropped rather than the page, and its JSON can be kept.
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub messages: Vec<Message>,
+    pub messages: Vec<Value>,
     /// Message page metadata (detail only).
     #[serde(default)]
     pub message_pagination: Option<Pagination>,
