@@ -188,6 +188,23 @@ impl Error {
         self
     }
 
+    /// A copy for another waiter on the same call: everything but the source, whose text is kept.
+    pub fn duplicate(&self) -> Error {
+        Error {
+            kind: self.kind,
+            code: self.code,
+            message: self.message.clone(),
+            temporary: self.temporary,
+            retry_after: self.retry_after,
+            operation: self.operation,
+            connection: self.connection.clone(),
+            parameter: self.parameter,
+            source: self.source.as_ref().map(|s| {
+                Box::new(SourceText(s.to_string())) as Box<dyn std::error::Error + Send + Sync>
+            }),
+        }
+    }
+
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -268,3 +285,15 @@ impl std::error::Error for Error {
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
+
+/// The text of an error's source, kept when the error is duplicated.
+#[derive(Debug)]
+struct SourceText(String);
+
+impl fmt::Display for SourceText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceText {}

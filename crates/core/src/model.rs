@@ -399,3 +399,43 @@ pub struct Message {
     #[schema(value_type = Option<Object>)]
     pub raw: Option<serde_json::Value>,
 }
+
+/// A connection's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail fast after repeated failures, until a probe succeeds.
+    Open,
+    /// One probe call is being let through.
+    HalfOpen,
+}
+
+/// A connection's quota as the gateway sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuotaStatus {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// Window length in seconds.
+    pub per_seconds: u32,
+    /// Requests the gateway could still send at once, as of its last request.
+    pub remaining: Option<u32>,
+    /// What the vendor last reported as remaining (`X-RateLimit-Remaining`), where it does.
+    pub vendor_remaining: Option<u32>,
+    /// When the vendor's window resets (`X-RateLimit-Reset`), where it says.
+    pub vendor_reset_at: Option<DateTime<Utc>>,
+}
+
+/// How a connection is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionHealth {
+    /// The circuit breaker.
+    pub breaker: BreakerState,
+    /// The code of the last failed upstream call, if the last call failed.
+    pub last_error: Option<String>,
+    /// When the vendor last answered.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// The quota, when the connection has one.
+    pub quota: Option<QuotaStatus>,
+}

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::capabilities::Capabilities;
 use crate::error::Result;
-use crate::model::{Agent, Channel, Conversation, Message, Mode, ProviderKind, Status};
+use crate::model::{
+    Agent, Channel, ConnectionHealth, Conversation, Message, Mode, ProviderKind, Status,
+};
 
 /// Who a provider is: its kind, its connection id and what it can do.
 #[derive(Debug, Clone)]
@@ -132,6 +134,9 @@ pub struct NewMessage {
 pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Kind, connection id and capabilities.
     fn info(&self) -> &ProviderInfo;
+
+    /// How the connection is doing: breaker, last error, quota.
+    fn health(&self) -> ConnectionHealth;
 
     /// One upstream page of conversations.
     async fn list_conversations(

@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use switchboard_core::ProviderKind;
 use switchboard_core::ids::is_valid_connection_id;
-use switchboard_upstream::Secret;
+use switchboard_upstream::{BreakerSettings, Secret};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +38,17 @@ pub struct ServerConfig {
     /// Key that signs cursors; without it a random key is made at start-up (cursors then do not
     /// survive a restart nor work across replicas).
     pub cursor_secret: Option<Secret>,
+    /// How long upstream pages stay cached, in milliseconds; 0 disables the cache and the
+    /// coalescing of identical reads.
+    #[serde(default = "default_cache_ttl_ms")]
+    pub cache_ttl_ms: u64,
+    /// When a connection's circuit breaker opens.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
+}
+
+fn default_cache_ttl_ms() -> u64 {
+    2000
 }
 
 fn default_bind() -> SocketAddr {
@@ -49,6 +60,8 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: default_bind(),
             cursor_secret: None,
+            cache_ttl_ms: default_cache_ttl_ms(),
+            breaker: BreakerSettings::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 pub use state::AppState;
+use switchboard_upstream::{MemoryStore, Shared, Store};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -85,14 +86,20 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 /// Builds the state from a config; `cursor_secret` is used when the config has none.
 pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Result<Arc<AppState>> {
-    let registry = registry::Registry::from_config(&config.connections)?;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let shared = Shared {
+        store: store.clone(),
+        cache_ttl: Duration::from_millis(config.server.cache_ttl_ms),
+        breaker: config.server.breaker,
+    };
+    let registry = registry::Registry::from_config(&config.connections, &shared)?;
     let clients = auth::Clients::from_config(&config.clients);
     let secret = config
         .server
         .cursor_secret
         .as_ref()
         .map_or(fallback_secret, |s| s.expose().as_bytes());
-    Ok(Arc::new(AppState::new(registry, clients, secret)))
+    Ok(Arc::new(AppState::new(registry, clients, secret, store)))
 }
 
 /// Serves `app` on `listener` until Ctrl-C / SIGTERM.

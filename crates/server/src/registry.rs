@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use switchboard_core::{Capabilities, PagingStyle, Provider, ProviderKind};
 
+use switchboard_upstream::Shared;
+
 use crate::config::ConnectionConfig;
 
 /// Every configured connection, by id, in id order.
@@ -15,30 +17,42 @@ pub struct Registry {
     connections: BTreeMap<String, Arc<dyn Provider>>,
 }
 
-fn build(c: &ConnectionConfig) -> anyhow::Result<Arc<dyn Provider>> {
+fn build(c: &ConnectionConfig, shared: &Shared) -> anyhow::Result<Arc<dyn Provider>> {
     let provider: Arc<dyn Provider> = match c.provider {
-        ProviderKind::Zipchat => {
-            Arc::new(switchboard_zipchat::Zipchat::new(&c.id, &c.settings()?)?)
-        }
-        ProviderKind::Chatbotx => {
-            Arc::new(switchboard_chatbotx::Chatbotx::new(&c.id, &c.settings()?)?)
-        }
-        ProviderKind::Pingback => {
-            Arc::new(switchboard_pingback::Pingback::new(&c.id, &c.settings()?)?)
-        }
-        ProviderKind::Octopush => {
-            Arc::new(switchboard_octopush::Octopush::new(&c.id, &c.settings()?)?)
-        }
+        ProviderKind::Zipchat => Arc::new(switchboard_zipchat::Zipchat::new(
+            &c.id,
+            &c.settings()?,
+            shared,
+        )?),
+        ProviderKind::Chatbotx => Arc::new(switchboard_chatbotx::Chatbotx::new(
+            &c.id,
+            &c.settings()?,
+            shared,
+        )?),
+        ProviderKind::Pingback => Arc::new(switchboard_pingback::Pingback::new(
+            &c.id,
+            &c.settings()?,
+            shared,
+        )?),
+        ProviderKind::Octopush => Arc::new(switchboard_octopush::Octopush::new(
+            &c.id,
+            &c.settings()?,
+            shared,
+        )?),
     };
     Ok(provider)
 }
 
 impl Registry {
     /// Builds every connection of the config.
-    pub fn from_config(connections: &[ConnectionConfig]) -> anyhow::Result<Registry> {
+    pub fn from_config(
+        connections: &[ConnectionConfig],
+        shared: &Shared,
+    ) -> anyhow::Result<Registry> {
         let mut registry = Registry::default();
         for c in connections {
-            let provider = build(c).with_context(|| format!("[[connections]] `{}`", c.id))?;
+            let provider =
+                build(c, shared).with_context(|| format!("[[connections]] `{}`", c.id))?;
             registry.insert(provider);
         }
         Ok(registry)

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use switchboard_core::cursor::CursorCodec;
 use switchboard_core::{Error, Provider, ids};
+use switchboard_upstream::Store;
 
 use crate::auth::{Caller, Clients};
 use crate::registry::Registry;
@@ -17,15 +18,23 @@ pub struct AppState {
     pub clients: Clients,
     /// Signs and verifies cursors.
     pub cursors: CursorCodec,
+    /// Shared state (idempotency records; the connections keep their quotas and pages there).
+    pub store: Arc<dyn Store>,
 }
 
 impl AppState {
     /// State from its parts.
-    pub fn new(registry: Registry, clients: Clients, cursor_secret: &[u8]) -> AppState {
+    pub fn new(
+        registry: Registry,
+        clients: Clients,
+        cursor_secret: &[u8],
+        store: Arc<dyn Store>,
+    ) -> AppState {
         AppState {
             registry,
             clients,
             cursors: CursorCodec::new(cursor_secret),
+            store,
         }
     }
 

@@ -4,7 +4,9 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use serde::Deserialize;
 
 /// A vendor quota: `requests` per `per_seconds` window.
@@ -22,7 +24,7 @@ pub struct RateLimit {
 /// (burst + rate × window = quota).
 #[derive(Debug)]
 pub struct Budget {
-    limiter: DefaultDirectRateLimiter,
+    limiter: RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>,
     limit: RateLimit,
 }
 
@@ -37,7 +39,7 @@ impl Budget {
         let period = Duration::from_secs(u64::from(limit.per_seconds)) / spread;
         let quota = Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst)?);
         Some(Budget {
-            limiter: RateLimiter::direct(quota),
+            limiter: RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>(),
             limit,
         })
     }
@@ -47,10 +49,12 @@ impl Budget {
         self.limit
     }
 
-    /// Takes one request from the budget, or says how long until one is available.
-    pub fn try_acquire(&self) -> Result<(), Duration> {
+    /// Takes one request from the budget (returning how many could still go at once), or says
+    /// how long until one is available.
+    pub fn try_acquire(&self) -> Result<u32, Duration> {
         self.limiter
             .check()
+            .map(|snapshot| snapshot.remaining_burst_capacity())
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }

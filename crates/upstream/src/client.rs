@@ -1,18 +1,50 @@
 //! One connection's HTTP client: deadlines, quota, retries of reads, and error mapping.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
+use serde::de::IgnoredAny;
+use switchboard_core::{BreakerState, ConnectionHealth, QuotaStatus};
 use switchboard_core::{Error, ErrorKind, Operation, Result};
+use tokio::sync::oneshot;
 use url::Url;
 
-use crate::budget::{Budget, RateLimit};
+use crate::breaker::{Breaker, BreakerSettings, gauge};
+use crate::budget::RateLimit;
+use crate::store::{MemoryStore, Store};
 
 /// Parses a vendor's non-2xx response into a gateway error. Pure; each adapter has one.
 pub type ErrorParser = fn(StatusCode, &HeaderMap, &[u8]) -> Error;
+
+/// What every connection of one gateway shares: the store behind quotas and the page cache,
+/// the cache's time to live, and the circuit breakers' settings.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Quotas, cached pages (and, in the server, idempotency records).
+    pub store: Arc<dyn Store>,
+    /// How long an upstream page stays cached; zero disables the cache and the coalescing of
+    /// identical reads.
+    pub cache_ttl: Duration,
+    /// When a connection's breaker opens.
+    pub breaker: BreakerSettings,
+}
+
+impl Default for Shared {
+    /// An in-memory store, pages cached for 2 s, breakers at their defaults.
+    fn default() -> Shared {
+        Shared {
+            store: Arc::new(MemoryStore::default()),
+            cache_ttl: Duration::from_secs(2),
+            breaker: BreakerSettings::default(),
+        }
+    }
+}
 
 /// How a connection talks to its vendor.
 #[derive(Debug, Clone)]
@@ -27,17 +59,20 @@ pub struct UpstreamOptions {
     pub max_retries: usize,
     /// The vendor's quota; `None` for no budget.
     pub rate_limit: Option<RateLimit>,
+    /// What the gateway's connections share.
+    pub shared: Shared,
 }
 
 impl UpstreamOptions {
     /// Defaults for `base_url`: 5 s connect, 15 s deadline, 2 retries, no quota.
-    pub fn new(base_url: Url) -> UpstreamOptions {
+    pub fn new(base_url: Url, shared: Shared) -> UpstreamOptions {
         UpstreamOptions {
             base_url,
             connect_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(15),
             max_retries: 2,
             rate_limit: None,
+            shared,
         }
     }
 }
@@ -95,7 +130,7 @@ impl Call {
 }
 
 /// A successful (2xx) vendor response.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Response {
     /// Status.
     pub status: StatusCode,
@@ -118,14 +153,85 @@ impl Response {
     }
 }
 
+/// What the vendor said of its own quota.
+#[derive(Debug, Default)]
+struct VendorWindow {
+    /// No request goes out before this (a 429, or `X-RateLimit-Remaining: 0`).
+    blocked_until: Option<Instant>,
+    remaining: Option<u32>,
+    reset_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct LastOutcome {
+    error: Option<&'static str>,
+    success_at: Option<DateTime<Utc>>,
+    quota_remaining: Option<u32>,
+}
+
+type Waiters = Vec<oneshot::Sender<Result<Response>>>;
+
 /// A connection's client to its vendor.
 #[derive(Debug)]
 pub struct Upstream {
     http: reqwest::Client,
     connection: String,
     options: UpstreamOptions,
-    budget: Option<Budget>,
     parse_error: ErrorParser,
+    breaker: Breaker,
+    vendor: Mutex<VendorWindow>,
+    last: Mutex<LastOutcome>,
+    in_flight: Mutex<HashMap<String, Waiters>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes a coalesced read from the in-flight map when its leader finishes or is cancelled;
+/// waiters left then see their channel close and send the read themselves.
+struct Flight<'a> {
+    in_flight: &'a Mutex<HashMap<String, Waiters>>,
+    key: &'a str,
+}
+
+impl Flight<'_> {
+    fn finish(self, result: &Result<Response>) {
+        let waiters = lock(self.in_flight).remove(self.key).unwrap_or_default();
+        for waiter in waiters {
+            let copy = match result {
+                Ok(r) => Ok(r.clone()),
+                Err(e) => Err(e.duplicate()),
+            };
+            let _ = waiter.send(copy);
+        }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        lock(self.in_flight).remove(self.key);
+    }
+}
+
+fn encode_cached(response: &Response) -> Bytes {
+    let mut out = Vec::with_capacity(2 + response.body.len());
+    out.extend_from_slice(&response.status.as_u16().to_be_bytes());
+    out.extend_from_slice(&response.body);
+    Bytes::from(out)
+}
+
+fn decode_cached(bytes: Bytes) -> Option<Response> {
+    let status = u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]);
+    Some(Response {
+        status: StatusCode::from_u16(status).ok()?,
+        headers: HeaderMap::new(),
+        body: bytes.slice(2..),
+    })
+}
+
+fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
 impl Upstream {
@@ -144,12 +250,18 @@ impl Upstream {
             .map_err(|e| {
                 Error::new(ErrorKind::Config, "could not build the HTTP client").with_source(e)
             })?;
+        let breaker = Breaker::new(options.shared.breaker);
+        metrics::gauge!("switchboard_upstream_breaker_state", "connection" => connection.to_owned())
+            .set(gauge(BreakerState::Closed));
         Ok(Upstream {
             http,
             connection: connection.to_owned(),
-            budget: options.rate_limit.and_then(Budget::new),
             options,
             parse_error,
+            breaker,
+            vendor: Mutex::default(),
+            last: Mutex::default(),
+            in_flight: Mutex::default(),
         })
     }
 
@@ -175,16 +287,109 @@ impl Upstream {
         url
     }
 
-    /// Sends `call`. Reads are retried on temporary failures with exponential backoff and jitter,
-    /// honouring `Retry-After`, inside the deadline; writes are sent once.
+    fn full_url(&self, call: &Call) -> Url {
+        let mut url = self.url(&call.path);
+        if !call.query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    fn cache_prefix(&self) -> String {
+        format!("cache:{}:", self.connection)
+    }
+
+    /// How the connection is doing.
+    pub fn health(&self) -> ConnectionHealth {
+        let last = lock(&self.last);
+        let vendor = lock(&self.vendor);
+        ConnectionHealth {
+            breaker: self.breaker.state(),
+            last_error: last.error.map(str::to_owned),
+            last_success_at: last.success_at,
+            quota: self.options.rate_limit.map(|limit| QuotaStatus {
+                requests: limit.requests,
+                per_seconds: limit.per_seconds,
+                remaining: last.quota_remaining,
+                vendor_remaining: vendor.remaining,
+                vendor_reset_at: vendor.reset_at,
+            }),
+        }
+    }
+
+    /// Sends `call`.
+    ///
+    /// Reads are served from the page cache when fresh; identical concurrent reads share one
+    /// upstream call; failed reads are retried on temporary failures with exponential backoff
+    /// and jitter, honouring `Retry-After`, inside the deadline. Writes are sent once and
+    /// invalidate the connection's cached pages, so a caller always reads its own write.
     pub async fn send(&self, call: &Call) -> Result<Response> {
-        let started = Instant::now();
-        let deadline = started + self.options.deadline;
+        let url = self.full_url(call);
+        let ttl = self.options.shared.cache_ttl;
+        if !call.is_read() {
+            let result = self.send_now(call, &url).await;
+            self.options
+                .shared
+                .store
+                .delete_prefix(&self.cache_prefix())
+                .await;
+            return result;
+        }
+        if ttl.is_zero() {
+            return self.send_now(call, &url).await;
+        }
+        let key = format!("{}{}", self.cache_prefix(), url);
+        let store = &self.options.shared.store;
+        if let Some(hit) = store.get(&key).await.and_then(decode_cached) {
+            metrics::counter!("switchboard_upstream_cache_hits_total", "connection" => self.connection.clone())
+                .increment(1);
+            return Ok(hit);
+        }
+        let waiter = {
+            let mut in_flight = lock(&self.in_flight);
+            match in_flight.get_mut(&key) {
+                Some(waiters) => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                None => {
+                    in_flight.insert(key.clone(), Vec::new());
+                    None
+                }
+            }
+        };
+        if let Some(rx) = waiter {
+            metrics::counter!("switchboard_upstream_coalesced_total", "connection" => self.connection.clone())
+                .increment(1);
+            if let Ok(result) = rx.await {
+                return result;
+            }
+            // The call we waited on was cancelled: send our own.
+            return self.send_now(call, &url).await;
+        }
+        let flight = Flight {
+            in_flight: &self.in_flight,
+            key: &key,
+        };
+        let result = self.send_now(call, &url).await;
+        if let Ok(response) = &result {
+            store.put(&key, encode_cached(response), ttl).await;
+        }
+        flight.finish(&result);
+        result
+    }
+
+    async fn send_now(&self, call: &Call, url: &Url) -> Result<Response> {
+        let deadline = Instant::now() + self.options.deadline;
         let retries = if call.is_read() {
             self.options.max_retries
         } else {
             0
         };
+        // A hanging vendor must leave time for the retries.
+        let attempt_budget = self.options.deadline / (retries as u32 + 1);
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(2))
@@ -194,8 +399,8 @@ impl Upstream {
         let mut attempt = 0usize;
         loop {
             attempt += 1;
-            let result = self.attempt(call, deadline).await;
-            let error = match result {
+            let attempt_deadline = deadline.min(Instant::now() + attempt_budget);
+            let error = match self.attempt(call, url, deadline, attempt_deadline).await {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
@@ -207,6 +412,8 @@ impl Upstream {
             if Instant::now() + delay >= deadline {
                 return Err(self.finish(error, call));
             }
+            metrics::counter!("switchboard_upstream_retries_total", "connection" => self.connection.clone())
+                .increment(1);
             tracing::debug!(
                 connection = %self.connection,
                 operation = call.operation.as_str(),
@@ -227,65 +434,201 @@ impl Upstream {
         }
     }
 
+    /// Waits for the vendor's window and the connection's budget, or fails fast when that
+    /// would pass the deadline: the vendor never sees the excess.
     async fn acquire(&self, deadline: Instant) -> Result<()> {
-        let Some(budget) = &self.budget else {
+        let rate_limited = |wait: Duration| {
+            metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => "quota_exhausted")
+                .increment(1);
+            Error::new(
+                ErrorKind::RateLimited,
+                "the vendor's request quota for this connection is used up; retry later",
+            )
+            .with_retry_after(wait.max(Duration::from_secs(1)))
+        };
+        let blocked_until = lock(&self.vendor).blocked_until;
+        if let Some(until) = blocked_until {
+            let now = Instant::now();
+            if until > now {
+                if until >= deadline {
+                    return Err(rate_limited(until - now));
+                }
+                metrics::counter!("switchboard_upstream_quota_waits_total", "connection" => self.connection.clone())
+                    .increment(1);
+                tokio::time::sleep(until - now).await;
+            }
+        }
+        let Some(limit) = self.options.rate_limit else {
             return Ok(());
         };
+        let bucket = format!("quota:{}", self.connection);
         loop {
-            match budget.try_acquire() {
-                Ok(()) => return Ok(()),
+            match self.options.shared.store.take(&bucket, limit).await {
+                Ok(left) => {
+                    lock(&self.last).quota_remaining = Some(left.remaining);
+                    return Ok(());
+                }
                 Err(wait) => {
                     if Instant::now() + wait >= deadline {
-                        return Err(Error::new(
-                            ErrorKind::RateLimited,
-                            "the vendor's request quota for this connection is used up; retry later",
-                        )
-                        .with_retry_after(wait.max(Duration::from_secs(1))));
+                        lock(&self.last).quota_remaining = Some(0);
+                        return Err(rate_limited(wait));
                     }
+                    metrics::counter!("switchboard_upstream_quota_waits_total", "connection" => self.connection.clone())
+                        .increment(1);
                     tokio::time::sleep(wait).await;
                 }
             }
         }
     }
 
-    async fn attempt(&self, call: &Call, deadline: Instant) -> Result<Response> {
+    /// Keeps the budget in step with what the vendor says of its quota.
+    fn observe_vendor_window(&self, status: StatusCode, headers: &HeaderMap) {
+        let remaining: Option<u32> = header_number(headers, "x-ratelimit-remaining");
+        let reset: Option<i64> = header_number(headers, "x-ratelimit-reset");
+        let mut vendor = lock(&self.vendor);
+        if remaining.is_some() {
+            vendor.remaining = remaining;
+            vendor.reset_at = reset.and_then(|r| DateTime::from_timestamp(r, 0));
+        }
+        let wait = if status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after_from_headers(headers).or(Some(Duration::from_secs(1)))
+        } else if remaining == Some(0) {
+            retry_after_from_headers(headers)
+        } else {
+            None
+        };
+        if let Some(wait) = wait {
+            vendor.blocked_until = Some(Instant::now() + wait);
+        }
+    }
+
+    fn record(&self, outcome: &'static str, error: Option<&Error>) {
+        metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => outcome)
+            .increment(1);
+        let mut last = lock(&self.last);
+        match error {
+            None => {
+                last.error = None;
+                last.success_at = Some(Utc::now());
+            }
+            Some(e) => last.error = Some(e.code()),
+        }
+    }
+
+    fn breaker_failure(&self) {
+        if self.breaker.failure() {
+            tracing::warn!(connection = %self.connection, "circuit breaker opened: calls to this vendor fail fast for a while");
+        }
+        self.breaker_gauge();
+    }
+
+    fn breaker_gauge(&self) {
+        metrics::gauge!("switchboard_upstream_breaker_state", "connection" => self.connection.clone())
+            .set(gauge(self.breaker.state()));
+    }
+
+    async fn attempt(
+        &self,
+        call: &Call,
+        url: &Url,
+        deadline: Instant,
+        attempt_deadline: Instant,
+    ) -> Result<Response> {
+        if let Err(wait) = self.breaker.allow() {
+            metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => "circuit_open")
+                .increment(1);
+            return Err(Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "the vendor failed repeatedly; calls to it are paused for a few seconds",
+            )
+            .with_code("upstream_circuit_open")
+            .with_retry_after(wait.max(Duration::from_secs(1))));
+        }
+        self.breaker_gauge();
         self.acquire(deadline).await?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = attempt_deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(timeout_error());
         }
         let mut request = self
             .http
-            .request(call.method.clone(), self.url(&call.path))
+            .request(call.method.clone(), url.clone())
             .headers(call.headers.clone())
             .timeout(remaining);
-        if !call.query.is_empty() {
-            request = request.query(&call.query);
-        }
         if let Some(body) = &call.body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(transport_error)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport_error)?;
+        let received = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        }
+        .await;
+        let (status, headers, body) = match received {
+            Ok(parts) => parts,
+            Err(e) => {
+                let error = transport_error(e);
+                self.record(
+                    if error.kind() == ErrorKind::UpstreamTimeout {
+                        "timeout"
+                    } else {
+                        "unreachable"
+                    },
+                    Some(&error),
+                );
+                self.breaker_failure();
+                return Err(error);
+            }
+        };
+        self.observe_vendor_window(status, &headers);
         if status.is_success() {
-            Ok(Response {
+            // Every vendor speaks JSON: a body that is not is a failure to retry, never a page
+            // to cache.
+            if !body.is_empty() && serde_json::from_slice::<IgnoredAny>(&body).is_err() {
+                let error = Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    "the vendor answered with a body the gateway could not read",
+                );
+                self.record("malformed", Some(&error));
+                self.breaker_failure();
+                return Err(error);
+            }
+            self.record("ok", None);
+            self.breaker.success();
+            self.breaker_gauge();
+            return Ok(Response {
                 status,
                 headers,
                 body,
-            })
-        } else {
-            let error = (self.parse_error)(status, &headers, &body);
-            tracing::debug!(
-                connection = %self.connection,
-                operation = call.operation.as_str(),
-                status = status.as_u16(),
-                code = error.code(),
-                "vendor answered with an error"
-            );
-            Err(error)
+            });
         }
+        let error = (self.parse_error)(status, &headers, &body);
+        tracing::debug!(
+            connection = %self.connection,
+            operation = call.operation.as_str(),
+            status = status.as_u16(),
+            code = error.code(),
+            "vendor answered with an error"
+        );
+        if status.is_server_error() {
+            self.record("server_error", Some(&error));
+            self.breaker_failure();
+        } else {
+            // The vendor answered: it is up, whatever it thought of the request.
+            self.record(
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    "rate_limited"
+                } else {
+                    "client_error"
+                },
+                Some(&error),
+            );
+            self.breaker.success();
+            self.breaker_gauge();
+        }
+        Err(error)
     }
 }
 

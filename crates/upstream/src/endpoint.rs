@@ -5,7 +5,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::budget::RateLimit;
-use crate::client::UpstreamOptions;
+use crate::client::{Shared, UpstreamOptions};
 
 /// Builds a connection's upstream options from its config overrides and the vendor's defaults.
 pub fn options(
@@ -14,12 +14,13 @@ pub fn options(
     rate_limit: Option<RateLimit>,
     default_rate_limit: Option<RateLimit>,
     timeout_secs: Option<u64>,
+    shared: &Shared,
 ) -> Result<UpstreamOptions, url::ParseError> {
     let base = match base_url {
         Some(u) => u.clone(),
         None => Url::parse(default_base_url)?,
     };
-    let mut options = UpstreamOptions::new(base);
+    let mut options = UpstreamOptions::new(base, shared.clone());
     options.rate_limit = rate_limit.or(default_rate_limit);
     if let Some(secs) = timeout_secs {
         options.deadline = Duration::from_secs(secs.max(1));

@@ -4,16 +4,20 @@
 //! adapter's own `error.rs` and handed in as an [`ErrorParser`].
 #![deny(missing_docs)]
 
+mod breaker;
 mod budget;
 mod client;
 mod endpoint;
 mod secret;
+mod store;
 
+pub use breaker::{Breaker, BreakerSettings};
 pub use budget::{Budget, RateLimit};
 pub use client::{
-    Call, ErrorParser, Response, Upstream, UpstreamOptions, retry_after_from_headers,
+    Call, ErrorParser, Response, Shared, Upstream, UpstreamOptions, retry_after_from_headers,
 };
 pub use endpoint::options;
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
+pub use store::{MemoryStore, QuotaLeft, Store};
 pub use url::Url;

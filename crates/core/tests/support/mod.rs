@@ -341,6 +341,15 @@ impl Provider for Vendor {
         &self.info
     }
 
+    fn health(&self) -> switchboard_core::ConnectionHealth {
+        switchboard_core::ConnectionHealth {
+            breaker: switchboard_core::BreakerState::Closed,
+            last_error: None,
+            last_success_at: None,
+            quota: None,
+        }
+    }
+
     async fn list_conversations(
         &self,
         query: &ListQuery<'_>,

@@ -12,7 +12,7 @@ use switchboard_core::{
     MessageQuery, Mode, NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result,
     Status, UpstreamPage, codes,
 };
-use switchboard_upstream::{Call, Upstream, options};
+use switchboard_upstream::{Call, Shared, Upstream, options};
 
 use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
 use crate::{capabilities, error, mapping, wire};
@@ -109,13 +109,14 @@ fn parse_items<T: serde::de::DeserializeOwned>(items: Vec<Value>, what: &str) ->
 
 impl Chatbotx {
     /// A connection with id `connection` from its config section.
-    pub fn new(connection: &str, config: &Config) -> Result<Chatbotx> {
+    pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Chatbotx> {
         let options = options(
             config.base_url.as_ref(),
             DEFAULT_BASE_URL,
             config.rate_limit,
             Some(DEFAULT_RATE_LIMIT),
             config.timeout_secs,
+            shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
@@ -316,6 +317,10 @@ fn idempotency_header(key: Option<&str>) -> Result<HeaderMap> {
 impl Provider for Chatbotx {
     fn info(&self) -> &ProviderInfo {
         &self.info
+    }
+
+    fn health(&self) -> switchboard_core::ConnectionHealth {
+        self.upstream.health()
     }
 
     async fn list_conversations(

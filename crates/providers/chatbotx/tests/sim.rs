@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use switchboard_upstream::Shared as UpstreamShared;
 
 use chrono::Utc;
 use switchboard_chatbotx::{Chatbotx, Config, capabilities};
@@ -45,7 +46,7 @@ fn adapter(base: &str, token: &str, timeout_secs: u64) -> Chatbotx {
         }),
         timeout_secs: Some(timeout_secs),
     };
-    Chatbotx::new("support-chatbotx", &config).expect("adapter builds")
+    Chatbotx::new("support-chatbotx", &config, &UpstreamShared::default()).expect("adapter builds")
 }
 
 fn world(shared: &Shared) -> std::sync::MutexGuard<'_, World> {

@@ -9,7 +9,7 @@ use switchboard_core::{
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
     UpstreamPage, codes, tolerant,
 };
-use switchboard_upstream::{Call, Upstream, options};
+use switchboard_upstream::{Call, Shared, Upstream, options};
 
 use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
 use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, capabilities, error, mapping, wire};
@@ -93,13 +93,14 @@ fn unreadable() -> Error {
 
 impl Octopush {
     /// A connection with id `connection` from its config section.
-    pub fn new(connection: &str, config: &Config) -> Result<Octopush> {
+    pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Octopush> {
         let options = options(
             config.base_url.as_ref(),
             DEFAULT_BASE_URL,
             config.rate_limit,
             DEFAULT_RATE_LIMIT,
             config.timeout_secs,
+            shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
         let mut headers = HeaderMap::new();
@@ -174,6 +175,10 @@ impl Octopush {
 impl Provider for Octopush {
     fn info(&self) -> &ProviderInfo {
         &self.info
+    }
+
+    fn health(&self) -> switchboard_core::ConnectionHealth {
+        self.upstream.health()
     }
 
     async fn list_conversations(

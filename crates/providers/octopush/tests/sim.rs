@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use switchboard_upstream::Shared as UpstreamShared;
 
 use chrono::Utc;
 use switchboard_core::{
@@ -62,7 +63,8 @@ fn config(base: &str, credentials: Option<(&str, &str)>) -> Config {
 async fn setup() -> (Octopush, sim::Shared, String) {
     let world: sim::Shared = Arc::new(Mutex::new(World::generate(11, CONVERSATIONS, Utc::now())));
     let base = serve(world.clone()).await;
-    let provider = Octopush::new("sms", &config(&base, None)).expect("adapter builds");
+    let provider = Octopush::new("sms", &config(&base, None), &UpstreamShared::default())
+        .expect("adapter builds");
     (provider, world, base)
 }
 
@@ -472,8 +474,12 @@ async fn rejected_or_restricted_credentials_are_upstream_auth_errors() {
         ("someone@example.com", sim::API_KEY),
         (sim::RESTRICTED_LOGIN, sim::RESTRICTED_API_KEY),
     ] {
-        let provider =
-            Octopush::new("sms", &config(&base, Some(credentials))).expect("adapter builds");
+        let provider = Octopush::new(
+            "sms",
+            &config(&base, Some(credentials)),
+            &UpstreamShared::default(),
+        )
+        .expect("adapter builds");
         let e = provider
             .list_conversations(&query, &UpstreamPage::First)
             .await

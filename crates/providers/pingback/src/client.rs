@@ -9,7 +9,7 @@ use switchboard_core::{
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
     UpstreamPage, codes, tolerant,
 };
-use switchboard_upstream::{Call, Response, Secret, Upstream, options};
+use switchboard_upstream::{Call, Response, Secret, Shared, Upstream, options};
 use tokio::sync::{OnceCell, RwLock};
 
 use crate::config::{Config, DEFAULT_BASE_URL};
@@ -121,13 +121,14 @@ fn raw_messages(
 impl Pingback {
     /// A connection with id `connection` from its config section. Nothing is sent until the
     /// first call: the login happens then.
-    pub fn new(connection: &str, config: &Config) -> Result<Pingback> {
+    pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Pingback> {
         let options = options(
             config.base_url.as_ref(),
             DEFAULT_BASE_URL,
             config.rate_limit,
             None,
             config.timeout_secs,
+            shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
         if config.email.trim().is_empty() {
@@ -283,6 +284,10 @@ impl Pingback {
 impl Provider for Pingback {
     fn info(&self) -> &ProviderInfo {
         &self.info
+    }
+
+    fn health(&self) -> switchboard_core::ConnectionHealth {
+        self.upstream.health()
     }
 
     async fn list_conversations(
@@ -502,7 +507,7 @@ mod tests {
             let url = Url::parse(base).expect("a URL");
             let upstream = Upstream::new(
                 "hd",
-                UpstreamOptions::new(url),
+                UpstreamOptions::new(url, Shared::default()),
                 HeaderMap::new(),
                 error::parse_error,
             )
@@ -558,7 +563,7 @@ mod tests {
             "password": "hunter2-very-secret",
         }))
         .expect("a config");
-        let pingback = Pingback::new("hd", &config).expect("a connection");
+        let pingback = Pingback::new("hd", &config, &Shared::default()).expect("a connection");
         {
             let mut session = pingback.session.write().await;
             let mut token = HeaderValue::from_static("Bearer eyJ-the-token");

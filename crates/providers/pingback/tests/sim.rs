@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use switchboard_upstream::Shared as UpstreamShared;
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -44,7 +45,7 @@ impl Sim {
             "base_url": format!("{}{PREFIX}", self.base),
         }))
         .expect("a valid config");
-        Pingback::new("helpdesk", &config).expect("a connection")
+        Pingback::new("helpdesk", &config, &UpstreamShared::default()).expect("a connection")
     }
 
     fn connect(&self) -> Pingback {

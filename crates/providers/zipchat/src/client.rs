@@ -10,7 +10,7 @@ use switchboard_core::{
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
     UpstreamPage, codes, tolerant,
 };
-use switchboard_upstream::{Call, Upstream, options};
+use switchboard_upstream::{Call, Shared, Upstream, options};
 
 use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
 use crate::{capabilities, error, mapping, wire};
@@ -68,13 +68,14 @@ fn numeric(id: &str) -> Result<&str> {
 
 impl Zipchat {
     /// A connection with id `connection` from its config section.
-    pub fn new(connection: &str, config: &Config) -> Result<Zipchat> {
+    pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Zipchat> {
         let options = options(
             config.base_url.as_ref(),
             DEFAULT_BASE_URL,
             config.rate_limit,
             Some(DEFAULT_RATE_LIMIT),
             config.timeout_secs,
+            shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
@@ -168,6 +169,10 @@ fn unreadable(e: serde_json::Error, connection: &str) -> Error {
 impl Provider for Zipchat {
     fn info(&self) -> &ProviderInfo {
         &self.info
+    }
+
+    fn health(&self) -> switchboard_core::ConnectionHealth {
+        self.upstream.health()
     }
 
     async fn list_conversations(
