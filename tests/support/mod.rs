@@ -57,6 +57,11 @@ pub fn clients_toml(sim_url: &str) -> String {
 
 impl Env {
     pub async fn start(conversations: usize) -> Env {
+        Env::start_with(conversations, |config| config).await
+    }
+
+    /// Like `start`, with the gateway config text passed through `edit` first.
+    pub async fn start_with(conversations: usize, edit: impl FnOnce(String) -> String) -> Env {
         let sim = Sim::new(&SimOptions {
             seed: 7,
             conversations,
@@ -72,13 +77,39 @@ impl Env {
             clients_toml(&sim_url),
             switchboard_sim::gateway_config(&sim_url)
         );
-        let gateway = start_gateway(&config).await;
+        let gateway = start_gateway(&edit(config)).await;
         Env {
             gateway,
             sim_url,
             sim,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Requests each simulated vendor received so far.
+    pub async fn sim_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        let report: Value = self
+            .http
+            .get(format!("{}/_control", self.sim_url))
+            .send()
+            .await
+            .expect("control answers")
+            .json()
+            .await
+            .expect("control JSON");
+        serde_json::from_value(report["requests"].clone()).expect("counters")
+    }
+
+    /// Sets a vendor's faults on the simulator (`{}` clears them).
+    pub async fn faults(&self, vendor: &str, faults: Value) {
+        let r = self
+            .http
+            .put(format!("{}/_control/faults/{vendor}", self.sim_url))
+            .json(&faults)
+            .send()
+            .await
+            .expect("control answers");
+        assert!(r.status().is_success(), "faults for {vendor}");
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {

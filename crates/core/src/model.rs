@@ -312,7 +312,7 @@ pub struct Conversation {
     pub url: Option<String>,
     /// The vendor's JSON, only with `include=raw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<HashMap<String, Value>>, nullable = false)]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -396,7 +396,7 @@ pub struct Message {
     pub delivery_status: Option<DeliveryStatus>,
     /// The vendor's JSON, only with `include=raw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<HashMap<String, Value>>, nullable = false)]
     pub raw: Option<serde_json::Value>,
 }
 

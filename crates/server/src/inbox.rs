@@ -14,8 +14,14 @@ use switchboard_core::{
 };
 use utoipa::ToSchema;
 
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
 use crate::auth::Caller;
+use crate::idempotency::{self, Begin};
 use crate::params::QueryPairs;
+use crate::problem::ApiError;
 use crate::state::AppState;
 
 /// Upstream calls one connection may make for one page before the page stops short (only
@@ -501,4 +507,39 @@ pub async fn set_status(
     let mut conversation = provider.set_status(native, status).await?;
     conversation.raw = None;
     Ok(conversation)
+}
+
+/// `POST /v1/conversations/{id}/messages` with its `Idempotency-Key`: the reply is sent at most
+/// once per key; a repeat gets the first answer.
+pub async fn reply(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    text: String,
+    sender_id: Option<String>,
+    idempotency_key: Option<String>,
+) -> Result<Response, Error> {
+    let sender = sender_id.as_deref();
+    let send = |key: Option<String>, text: String| async move {
+        send_message(state, caller, id, text, sender, key)
+            .await
+            .map(|message| (StatusCode::CREATED, Json(message)).into_response())
+    };
+    let Some(key) = idempotency_key else {
+        return send(None, text).await;
+    };
+    let fingerprint = idempotency::fingerprint(&[id, &text, sender.unwrap_or("")]);
+    match idempotency::begin(state.store.as_ref(), &caller.name, &key, fingerprint).await? {
+        Begin::Replay(response) => Ok(response),
+        Begin::Fresh(claim) => {
+            // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
+            let result = send(Some(idempotency::fingerprint(&[&caller.name, &key])), text).await;
+            Ok(
+                idempotency::finish(state.store.as_ref(), claim, result, |e| {
+                    ApiError(e).into_response()
+                })
+                .await,
+            )
+        }
+    }
 }

@@ -6,7 +6,9 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod idempotency;
 pub mod inbox;
+pub mod metrics;
 pub mod params;
 pub mod problem;
 pub mod registry;
@@ -41,6 +43,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole service: API routes, `/openapi.json`, and one middleware stack (outermost first:
 /// request id -> trace -> error rendering/logging -> catch panic -> timeout -> body limit).
 pub fn app(state: Arc<AppState>) -> Router {
+    metrics::install();
     let (router, _) = api::router().split_for_parts();
     let spec = Arc::new(api::openapi_json());
     let router = router
@@ -51,6 +54,7 @@ pub fn app(state: Arc<AppState>) -> Router {
                 async move { axum::Json(spec.as_ref().clone()) }
             }),
         )
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state);
     router.layer(
         ServiceBuilder::new()
@@ -86,6 +90,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 /// Builds the state from a config; `cursor_secret` is used when the config has none.
 pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Result<Arc<AppState>> {
+    metrics::install();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
     let shared = Shared {
         store: store.clone(),

@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use switchboard_core::{Error, ErrorKind};
-use utoipa::ToSchema;
+use switchboard_core::{Error, ErrorKind, Operation};
+use utoipa::{IntoResponses, ToSchema};
 
 /// The problem+json media type.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -30,16 +30,41 @@ pub struct Problem {
     pub code: String,
     /// The request parameter at fault, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub parameter: Option<String>,
     /// The connection involved, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub connection: Option<String>,
     /// The operation involved (e.g. the unsupported one), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Operation>, nullable = false)]
     pub operation: Option<String>,
     /// Seconds to wait before retrying, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub retry_after: Option<u64>,
+}
+
+/// The errors of every route that calls a vendor, listed in its OpenAPI entry.
+#[derive(Debug, IntoResponses)]
+#[allow(dead_code)] // documents responses; the errors themselves are `ApiError`s
+pub enum UpstreamProblems {
+    /// The vendor failed, answered with something unreadable, or rejected the gateway's own
+    /// credential (`upstream_unavailable`, `upstream_rejected`, `upstream_auth_failed`).
+    #[response(status = 502, content_type = "application/problem+json")]
+    BadGateway(Problem),
+    /// The vendor's quota or plan is used up (`upstream_rate_limited`, `upstream_plan_limit`);
+    /// `Retry-After` says when to try again, where known.
+    #[response(
+        status = 503,
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
+    )]
+    Unavailable(Problem),
+    /// The vendor did not answer in time (`upstream_timeout`).
+    #[response(status = 504, content_type = "application/problem+json")]
+    Timeout(Problem),
 }
 
 /// What middleware logs about an error response (kept out of the body).
@@ -127,7 +152,14 @@ pub async fn problem_layer(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let response = if response.extensions().get::<ErrorLog>().is_some() {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    // A handler's own error (logged below), or a JSON answer it chose (e.g. `/readyz`'s 503),
+    // stays as it is; bodies from outside the handlers become problems.
+    let response = if response.extensions().get::<ErrorLog>().is_some() || is_json {
         response
     } else {
         outside_handler(status, response.headers())

@@ -431,6 +431,13 @@ impl World {
             .collect()
     }
 
+    /// How many messages a conversation holds.
+    pub fn message_count(&self, conversation: &str) -> usize {
+        self.conversations
+            .get(conversation)
+            .map_or(0, |c| c.messages.len())
+    }
+
     /// Ids of conversations that belong to another business (404 through this login).
     pub fn foreign_conversation_ids(&self) -> Vec<String> {
         self.conversations

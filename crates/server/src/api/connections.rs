@@ -5,14 +5,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde::{Deserialize, Serialize};
-use switchboard_core::{Capabilities, Operation, ProviderKind};
+use switchboard_core::{Capabilities, ConnectionHealth, Operation, ProviderKind};
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
 use crate::config::Scope;
 use crate::inbox::{self, AgentPage};
 use crate::params::QueryPairs;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, Problem, UpstreamProblems};
 use crate::state::AppState;
 
 /// One connection and what its vendor can do.
@@ -26,6 +26,8 @@ pub struct ConnectionInfo {
     pub operations: Vec<Operation>,
     /// The full capabilities.
     pub capabilities: Capabilities,
+    /// Circuit breaker, last error and quota.
+    pub health: ConnectionHealth,
 }
 
 /// The connections visible to the caller.
@@ -61,6 +63,7 @@ pub async fn list_connections(
                 provider: info.kind,
                 operations: info.capabilities.operations(),
                 capabilities: info.capabilities.clone(),
+                health: p.health(),
             }
         })
         .collect();
@@ -81,8 +84,11 @@ pub async fn list_connections(
         (status = 200, description = "A page of agents", body = AgentPage),
         (status = 400, description = "Invalid cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing read scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such connection", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The vendor has no agents API", body = Problem, content_type = "application/problem+json"),
+        UpstreamProblems,
     )
 )]
 pub async fn list_agents(

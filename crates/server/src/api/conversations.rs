@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use switchboard_core::{Conversation, Message, Status};
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +14,7 @@ use crate::auth::Authenticated;
 use crate::config::Scope;
 use crate::inbox::{self, ConversationPage, ConversationQuery, MessagePage};
 use crate::params::QueryPairs;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, Problem, UpstreamProblems};
 use crate::state::AppState;
 
 /// Query of `GET /v1/conversations`.
@@ -42,7 +42,8 @@ pub struct ListConversationsParams {
     /// `next_cursor` of the previous page, with the same filters.
     cursor: Option<String>,
     /// `raw` adds each vendor's own JSON.
-    include: Option<String>,
+    #[param(inline)]
+    include: Option<Include>,
 }
 
 /// Query of `GET /v1/conversations/{id}/messages`.
@@ -58,7 +59,8 @@ pub struct ListMessagesParams {
     /// Only messages created at or after this time (RFC 3339).
     since: Option<chrono::DateTime<chrono::Utc>>,
     /// `raw` adds the vendor's own JSON.
-    include: Option<String>,
+    #[param(inline)]
+    include: Option<Include>,
 }
 
 /// Query of `GET /v1/conversations/{id}`.
@@ -67,7 +69,17 @@ pub struct ListMessagesParams {
 #[allow(dead_code)] // documents the query
 pub struct GetConversationParams {
     /// `raw` adds the vendor's own JSON.
-    include: Option<String>,
+    #[param(inline)]
+    include: Option<Include>,
+}
+
+/// What `include` adds to a response.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the query; parsed by `QueryPairs::include_raw`
+pub enum Include {
+    /// The vendor's own JSON, in `raw`.
+    Raw,
 }
 
 /// Body of `PUT /v1/conversations/{id}/assignment`.
@@ -76,6 +88,9 @@ pub struct GetConversationParams {
 pub struct AssignmentRequest {
     /// An agent id (`connection:native_id`, from `/v1/connections/{connection}/agents`): a person
     /// takes the conversation over from the bot. `null`: hand it back to the bot / unassign.
+    /// Required, so that an empty body never hands a conversation back by accident.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required = true, example = "shop-zipchat:7")]
     pub assignee_id: Option<String>,
 }
 
@@ -113,7 +128,7 @@ pub struct StatusRequest {
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Every connection failed", body = Problem, content_type = "application/problem+json"),
+        UpstreamProblems,
     )
 )]
 pub async fn list_conversations(
@@ -139,8 +154,10 @@ pub async fn list_conversations(
         (status = 200, description = "The conversation", body = Conversation),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing read scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such conversation", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The vendor failed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown query parameter", body = Problem, content_type = "application/problem+json"),
+        UpstreamProblems,
     )
 )]
 pub async fn get_conversation(
@@ -168,9 +185,11 @@ pub async fn get_conversation(
         (status = 200, description = "A page of messages", body = MessagePage),
         (status = 400, description = "Malformed id or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing read scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such conversation", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The vendor cannot list messages", body = Problem, content_type = "application/problem+json"),
+        UpstreamProblems,
     )
 )]
 pub async fn list_messages(
@@ -192,7 +211,8 @@ pub async fn list_messages(
     tag = "conversations",
     params(
         ("id" = String, Path, description = "Conversation id (`connection:native_id`)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1-255 characters; passed on to vendors that accept one"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "1-255 visible ASCII characters; a retried request with the same key never sends twice. Passed on to vendors that accept one"),
     ),
     request_body = ReplyRequest,
     responses(
@@ -201,9 +221,11 @@ pub async fn list_messages(
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing write scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such conversation", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The conversation cannot take a reply now (e.g. `conversation_in_ai_mode`, `reply_window_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The conversation cannot take a reply now (e.g. `conversation_in_ai_mode`, `reply_window_closed`, `upstream_plan_limit`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body (e.g. `invalid_text`, `invalid_sender`)", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The vendor cannot reply", body = Problem, content_type = "application/problem+json"),
+        UpstreamProblems,
     )
 )]
 pub async fn reply_to_conversation(
@@ -212,18 +234,9 @@ pub async fn reply_to_conversation(
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<ReplyRequest>,
-) -> Result<(StatusCode, Json<Message>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
-    let message = inbox::send_message(
-        &state,
-        &caller,
-        &id,
-        body.text,
-        body.sender_id.as_deref(),
-        key,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(message)))
+    Ok(inbox::reply(&state, &caller, &id, body.text, body.sender_id, key).await?)
 }
 
 /// Take a conversation over (assign it to an agent) or hand it back to the bot (`null`).
@@ -240,8 +253,11 @@ pub async fn reply_to_conversation(
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing write scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such conversation", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The agent cannot be assigned (`invalid_assignee`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The vendor's plan does not allow this (`upstream_plan_limit`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, or the agent cannot be assigned (`invalid_assignee`)", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The vendor cannot assign / hand back", body = Problem, content_type = "application/problem+json"),
+        UpstreamProblems,
     )
 )]
 pub async fn set_assignment(
@@ -270,8 +286,11 @@ pub async fn set_assignment(
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing write scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such conversation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The vendor's plan does not allow this (`upstream_plan_limit`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         (status = 501, description = "The vendor cannot set this status", body = Problem, content_type = "application/problem+json"),
+        UpstreamProblems,
     )
 )]
 pub async fn set_status(

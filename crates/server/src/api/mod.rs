@@ -24,6 +24,7 @@ one inbox merged across every connection, and writes (take over, hand back, repl
 the vendors that support them. Errors are RFC 9457 problem+json with a stable `code`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
+    servers((url = "/", description = "The gateway serving this document")),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -68,6 +69,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(conversations::set_status))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/openapi.json`.

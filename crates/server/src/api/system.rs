@@ -1,8 +1,15 @@
 //! Health endpoints.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
+use switchboard_core::{BreakerState, ConnectionHealth};
 use utoipa::ToSchema;
+
+use crate::state::AppState;
 
 /// Liveness / readiness.
 #[derive(Debug, Serialize, ToSchema)]
@@ -18,9 +25,69 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the configuration is loaded and every connection is built.
+/// One connection in the readiness report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionReadiness {
+    /// The connection id.
+    pub id: String,
+    /// Its breaker, last error and quota.
+    pub health: ConnectionHealth,
+}
+
+/// Readiness, with each connection's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok`; `degraded` when some connection's breaker is open; `unavailable` when all are.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// Every connection.
+    pub connections: Vec<ConnectionReadiness>,
+}
+
+/// Readiness: the gateway serves, and how each connection is doing. 503 only when every
+/// connection's breaker is open.
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "system", security(()),
-    responses((status = 200, description = "Ready", body = Health)))]
-pub async fn readyz() -> Json<Health> {
-    Json(Health { status: "ok" })
+    responses(
+        (status = 200, description = "Ready (possibly degraded)", body = Readiness),
+        (status = 503, description = "Every connection is failing", body = Readiness),
+    ))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
+    let connections: Vec<ConnectionReadiness> = state
+        .registry
+        .iter()
+        .map(|p| ConnectionReadiness {
+            id: p.info().connection.clone(),
+            health: p.health(),
+        })
+        .collect();
+    let open = connections
+        .iter()
+        .filter(|c| c.health.breaker == BreakerState::Open)
+        .count();
+    let (code, status) = match open {
+        0 => (StatusCode::OK, "ok"),
+        n if n == connections.len() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        _ => (StatusCode::OK, "degraded"),
+    };
+    (
+        code,
+        Json(Readiness {
+            status,
+            connections,
+        }),
+    )
+}
+
+/// Metrics in Prometheus text format: requests by route and status, upstream calls by
+/// connection and outcome, retries, coalesced calls, cache hits, quota waits, breaker states.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "system", security(()),
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
+pub async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::metrics::render(),
+    )
 }

@@ -1,0 +1,51 @@
+//! Prometheus metrics: the recorder, `/metrics`, and the per-request counter.
+//!
+//! Names: `switchboard_http_requests_total{route,method,status}`,
+//! `switchboard_http_request_duration_seconds{route}`, and from the upstream client
+//! `switchboard_upstream_requests_total{connection,outcome}`, `…_retries_total`,
+//! `…_coalesced_total`, `…_cache_hits_total`, `…_quota_waits_total`,
+//! `switchboard_upstream_breaker_state{connection}` (0 closed, 1 half-open, 2 open).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process's Prometheus recorder (once) and returns its handle; `None` if another
+/// recorder was installed first.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+        })
+        .as_ref()
+}
+
+/// The metrics in Prometheus text format.
+pub fn render() -> String {
+    install().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+/// Counts every request by matched route, method and status, and times it.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("switchboard_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("switchboard_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
