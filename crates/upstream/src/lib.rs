@@ -16,7 +16,7 @@ pub use budget::{Budget, RateLimit};
 pub use client::{
     Call, ErrorParser, Response, Shared, Upstream, UpstreamOptions, retry_after_from_headers,
 };
-pub use endpoint::options;
+pub use endpoint::{Timeouts, options};
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
 pub use store::{MemoryStore, QuotaLeft, Store};

@@ -12,7 +12,7 @@ use switchboard_core::{
     MessageQuery, Mode, NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result,
     Status, UpstreamPage, codes,
 };
-use switchboard_upstream::{Call, Shared, Upstream, options};
+use switchboard_upstream::{Call, Shared, Timeouts, Upstream, options};
 
 use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
 use crate::{capabilities, error, mapping, wire};
@@ -115,7 +115,10 @@ impl Chatbotx {
             DEFAULT_BASE_URL,
             config.rate_limit,
             Some(DEFAULT_RATE_LIMIT),
-            config.timeout_secs,
+            Timeouts {
+                total_secs: config.timeout_secs,
+                connect_secs: config.connect_timeout_secs,
+            },
             shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;

@@ -45,6 +45,7 @@ fn adapter(base: &str, token: &str, timeout_secs: u64) -> Chatbotx {
             per_seconds: 1,
         }),
         timeout_secs: Some(timeout_secs),
+        connect_timeout_secs: None,
     };
     Chatbotx::new("support-chatbotx", &config, &UpstreamShared::default()).expect("adapter builds")
 }

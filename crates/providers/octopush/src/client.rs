@@ -9,7 +9,7 @@ use switchboard_core::{
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
     UpstreamPage, codes, tolerant,
 };
-use switchboard_upstream::{Call, Shared, Upstream, options};
+use switchboard_upstream::{Call, Shared, Timeouts, Upstream, options};
 
 use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
 use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, capabilities, error, mapping, wire};
@@ -99,7 +99,10 @@ impl Octopush {
             DEFAULT_BASE_URL,
             config.rate_limit,
             DEFAULT_RATE_LIMIT,
-            config.timeout_secs,
+            Timeouts {
+                total_secs: config.timeout_secs,
+                connect_secs: config.connect_timeout_secs,
+            },
             shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;

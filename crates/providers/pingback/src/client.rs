@@ -9,7 +9,7 @@ use switchboard_core::{
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
     UpstreamPage, codes, tolerant,
 };
-use switchboard_upstream::{Call, Response, Secret, Shared, Upstream, options};
+use switchboard_upstream::{Call, Response, Secret, Shared, Timeouts, Upstream, options};
 use tokio::sync::{OnceCell, RwLock};
 
 use crate::config::{Config, DEFAULT_BASE_URL};
@@ -127,7 +127,10 @@ impl Pingback {
             DEFAULT_BASE_URL,
             config.rate_limit,
             None,
-            config.timeout_secs,
+            Timeouts {
+                total_secs: config.timeout_secs,
+                connect_secs: config.connect_timeout_secs,
+            },
             shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;

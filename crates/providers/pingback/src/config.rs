@@ -22,4 +22,6 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Overrides the per-request deadline, in seconds.
     pub timeout_secs: Option<u64>,
+    /// Overrides the time to connect to the vendor, in seconds.
+    pub connect_timeout_secs: Option<u64>,
 }
