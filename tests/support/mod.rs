@@ -43,7 +43,7 @@ pub async fn start_gateway(config_text: &str) -> String {
 /// `elsewhere`, a second Zipchat integration on the simulator's other chat).
 pub fn clients_toml(sim_url: &str) -> String {
     format!(
-        "[[clients]]\nname = \"admin\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\", \"write\"]\n\n\
+        "[[clients]]\nname = \"admin\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\", \"write\"]\nrate_limit = {{ requests = 100000, per_seconds = 1 }}\n\n\
          [[clients]]\nname = \"reader\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\"]\n\n\
          [[clients]]\nname = \"outsider\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\", \"write\"]\nconnections = [\"elsewhere\"]\n\n\
          [[connections]]\nid = \"elsewhere\"\nprovider = \"zipchat\"\nchat_id = \"2\"\napi_key = \"{}\"\nbase_url = \"{sim_url}{}\"\n\n",

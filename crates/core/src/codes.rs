@@ -70,6 +70,7 @@ pub fn all() -> Vec<&'static str> {
         NotFound,
         Conflict,
         Unsupported,
+        TooManyRequests,
         RateLimited,
         UpstreamAuth,
         UpstreamTimeout,

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Conflict,
     /// The vendor behind the connection cannot do this: 501.
     Unsupported,
+    /// The caller exceeded its own request quota at the gateway: 429.
+    TooManyRequests,
     /// The vendor's quota is exhausted and the gateway could not absorb it: 503.
     RateLimited,
     /// The vendor rejected the gateway's stored credential: 502.
@@ -50,6 +52,7 @@ impl ErrorKind {
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
             ErrorKind::Unsupported => 501,
+            ErrorKind::TooManyRequests => 429,
             ErrorKind::RateLimited => 503,
             ErrorKind::UpstreamAuth => 502,
             ErrorKind::UpstreamTimeout => 504,
@@ -69,6 +72,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Unsupported => "unsupported_operation",
+            ErrorKind::TooManyRequests => "rate_limited",
             ErrorKind::RateLimited => "upstream_rate_limited",
             ErrorKind::UpstreamAuth => "upstream_auth_failed",
             ErrorKind::UpstreamTimeout => "upstream_timeout",

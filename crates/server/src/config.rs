@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use switchboard_core::ProviderKind;
 use switchboard_core::ids::is_valid_connection_id;
-use switchboard_upstream::{BreakerSettings, Secret};
+use switchboard_upstream::{BreakerSettings, RateLimit, Secret};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +45,18 @@ pub struct ServerConfig {
     /// When a connection's circuit breaker opens.
     #[serde(default)]
     pub breaker: BreakerSettings,
+    /// Browser access from other origins.
+    #[serde(default)]
+    pub cors: CorsConfig,
+}
+
+/// `[server.cors]`: the origins whose browser apps may call the gateway.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins, e.g. `https://app.example.com`; empty: no CORS headers at all.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 fn default_cache_ttl_ms() -> u64 {
@@ -62,6 +74,7 @@ impl Default for ServerConfig {
             cursor_secret: None,
             cache_ttl_ms: default_cache_ttl_ms(),
             breaker: BreakerSettings::default(),
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -91,6 +104,17 @@ pub struct ClientConfig {
     pub scopes: Vec<Scope>,
     /// The connections the client may see (omitted: all).
     pub connections: Option<Vec<String>>,
+    /// How many requests the client may make (default 600 per 60 s).
+    #[serde(default = "default_client_rate_limit")]
+    pub rate_limit: RateLimit,
+}
+
+/// The default inbound quota of a client.
+pub fn default_client_rate_limit() -> RateLimit {
+    RateLimit {
+        requests: 600,
+        per_seconds: 60,
+    }
 }
 
 fn default_scopes() -> Vec<Scope> {
@@ -183,6 +207,16 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        for origin in &self.server.cors.allowed_origins {
+            let url = url::Url::parse(origin).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https") && u.path() == "/" && !origin.ends_with('/')
+            });
+            if url.is_none() {
+                bail!(
+                    "[server.cors] allowed_origins: `{origin}` is not an origin; write it like https://app.example.com (scheme, host, optional port, no path)"
+                );
+            }
+        }
         let mut ids = BTreeSet::new();
         for c in &self.connections {
             if !ids.insert(c.id.as_str()) {
@@ -211,6 +245,9 @@ impl Config {
                     )
                 }
                 _ => {}
+            }
+            if client.rate_limit.requests == 0 || client.rate_limit.per_seconds == 0 {
+                bail!("{who}: `rate_limit` needs requests and per_seconds above 0");
             }
             if client.scopes.is_empty() {
                 bail!("{who}: `scopes` is empty; use [\"read\"] or [\"read\", \"write\"]");

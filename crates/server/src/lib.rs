@@ -20,14 +20,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, StatusCode, header};
-use axum::routing::get;
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::Config;
 pub use state::AppState;
@@ -44,18 +45,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// request id -> trace -> error rendering/logging -> catch panic -> timeout -> body limit).
 pub fn app(state: Arc<AppState>) -> Router {
     metrics::install();
+    let cors = cors(&state.allowed_origins);
     let (router, _) = api::router().split_for_parts();
-    let spec = Arc::new(api::openapi_json());
+    // The docs page's assets are served by the gateway itself (no CDN); it reads /openapi.json.
+    let docs = SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json"));
     let router = router
-        .route(
-            "/openapi.json",
-            get(move || {
-                let spec = spec.clone();
-                async move { axum::Json(spec.as_ref().clone()) }
-            }),
-        )
         .route_layer(axum::middleware::from_fn(metrics::track))
-        .with_state(state);
+        .with_state(state)
+        .merge(docs);
     router.layer(
         ServiceBuilder::new()
             .layer(SetSensitiveRequestHeadersLayer::new([
@@ -78,6 +75,7 @@ pub fn app(state: Arc<AppState>) -> Router {
                 }),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .option_layer(cors)
             .layer(axum::middleware::from_fn(problem::problem_layer))
             .layer(CatchPanicLayer::new())
             .layer(TimeoutLayer::with_status_code(
@@ -85,6 +83,37 @@ pub fn app(state: Arc<AppState>) -> Router {
                 REQUEST_TIMEOUT,
             ))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+    )
+}
+
+/// CORS for the configured origins; `None` (no CORS headers at all) when there are none.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                REQUEST_ID,
+            ])
+            .expose_headers([
+                REQUEST_ID,
+                header::RETRY_AFTER,
+                HeaderName::from_static("x-ratelimit-limit"),
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderName::from_static("x-ratelimit-reset"),
+                HeaderName::from_static("idempotency-replayed"),
+            ])
+            .max_age(Duration::from_secs(600)),
     )
 }
 
@@ -104,7 +133,9 @@ pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Res
         .cursor_secret
         .as_ref()
         .map_or(fallback_secret, |s| s.expose().as_bytes());
-    Ok(Arc::new(AppState::new(registry, clients, secret, store)))
+    let mut state = AppState::new(registry, clients, secret, store);
+    state.allowed_origins = config.server.cors.allowed_origins.clone();
+    Ok(Arc::new(state))
 }
 
 /// Serves `app` on `listener` until Ctrl-C / SIGTERM.

@@ -20,6 +20,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// Shared state (idempotency records; the connections keep their quotas and pages there).
     pub store: Arc<dyn Store>,
+    /// Origins whose browser apps may call the gateway (CORS).
+    pub allowed_origins: Vec<String>,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
             clients,
             cursors: CursorCodec::new(cursor_secret),
             store,
+            allowed_origins: Vec::new(),
         }
     }
 

@@ -77,7 +77,7 @@ pub async fn list_connections(
     operation_id = "listAgents",
     tag = "connections",
     params(
-        ("connection" = String, Path, description = "Connection id"),
+        ("connection" = String, Path, description = "Connection id", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$", example = "shop-zipchat"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(

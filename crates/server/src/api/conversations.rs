@@ -33,6 +33,7 @@ pub struct ListConversationsParams {
     /// Only these channels (repeat or comma-separate).
     channel: Option<Vec<switchboard_core::Channel>>,
     /// Only conversations assigned to this agent (`connection:native_id`).
+    #[param(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$")]
     assignee_id: Option<String>,
     /// Only conversations with activity at or after this time (RFC 3339).
     updated_since: Option<chrono::DateTime<chrono::Utc>>,
@@ -90,7 +91,7 @@ pub struct AssignmentRequest {
     /// takes the conversation over from the bot. `null`: hand it back to the bot / unassign.
     /// Required, so that an empty body never hands a conversation back by accident.
     #[serde(deserialize_with = "Option::deserialize")]
-    #[schema(required = true, example = "shop-zipchat:7")]
+    #[schema(required = true, example = "shop-zipchat:7", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$")]
     pub assignee_id: Option<String>,
 }
 
@@ -104,6 +105,7 @@ pub struct ReplyRequest {
     /// The agent sending it (`connection:native_id`); defaults to the conversation's assignee
     /// where the vendor needs a sender.
     #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$")]
     pub sender_id: Option<String>,
 }
 
@@ -149,7 +151,7 @@ pub async fn list_conversations(
     path = "/v1/conversations/{id}",
     operation_id = "getConversation",
     tag = "conversations",
-    params(("id" = String, Path, description = "Conversation id (`connection:native_id`)"), GetConversationParams),
+    params(("id" = String, Path, description = "Conversation id (`connection:native_id`)", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$", example = "shop-zipchat:12279"), GetConversationParams),
     responses(
         (status = 200, description = "The conversation", body = Conversation),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
@@ -180,7 +182,7 @@ pub async fn get_conversation(
     path = "/v1/conversations/{id}/messages",
     operation_id = "listMessages",
     tag = "conversations",
-    params(("id" = String, Path, description = "Conversation id (`connection:native_id`)"), ListMessagesParams),
+    params(("id" = String, Path, description = "Conversation id (`connection:native_id`)", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$", example = "shop-zipchat:12279"), ListMessagesParams),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
         (status = 400, description = "Malformed id or cursor", body = Problem, content_type = "application/problem+json"),
@@ -210,7 +212,7 @@ pub async fn list_messages(
     operation_id = "replyToConversation",
     tag = "conversations",
     params(
-        ("id" = String, Path, description = "Conversation id (`connection:native_id`)"),
+        ("id" = String, Path, description = "Conversation id (`connection:native_id`)", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$", example = "shop-zipchat:12279"),
         ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
             description = "1-255 visible ASCII characters; a retried request with the same key never sends twice. Passed on to vendors that accept one"),
     ),
@@ -245,7 +247,7 @@ pub async fn reply_to_conversation(
     path = "/v1/conversations/{id}/assignment",
     operation_id = "setAssignment",
     tag = "conversations",
-    params(("id" = String, Path, description = "Conversation id (`connection:native_id`)")),
+    params(("id" = String, Path, description = "Conversation id (`connection:native_id`)", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$", example = "shop-zipchat:12279")),
     request_body = AssignmentRequest,
     responses(
         (status = 200, description = "The conversation as it is now", body = Conversation),
@@ -278,7 +280,7 @@ pub async fn set_assignment(
     path = "/v1/conversations/{id}/status",
     operation_id = "setStatus",
     tag = "conversations",
-    params(("id" = String, Path, description = "Conversation id (`connection:native_id`)")),
+    params(("id" = String, Path, description = "Conversation id (`connection:native_id`)", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$", example = "shop-zipchat:12279")),
     request_body = StatusRequest,
     responses(
         (status = 200, description = "The conversation as it is now", body = Conversation),

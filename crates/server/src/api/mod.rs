@@ -70,6 +70,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))
+        .routes(routes!(system::openapi))
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/openapi.json`.

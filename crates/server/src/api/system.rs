@@ -91,3 +91,11 @@ pub async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) 
         crate::metrics::render(),
     )
 }
+
+/// The OpenAPI 3.1 document of this API (what `openapi/openapi.json` holds).
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "system", security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn openapi() -> Json<serde_json::Value> {
+    static SPEC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(SPEC.get_or_init(super::openapi_json).clone())
+}
