@@ -1,7 +1,9 @@
 //! Secrets in the config: a literal string or `{ env = "NAME" }`, read at start-up; never printed.
 
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
+use switchboard_core::{Error, ErrorKind};
 
 /// A secret value from the config. Its `Debug` never shows the value.
 #[derive(Clone)]
@@ -28,6 +30,20 @@ impl Secret {
     /// The value, for building a request header.
     pub fn expose(&self) -> &str {
         self.value.expose_secret()
+    }
+
+    /// The secret, after `prefix` (e.g. `"Bearer "`), as a header value marked sensitive so it
+    /// is never logged; `what` names the config key in the error.
+    pub fn header_value(&self, prefix: &str, what: &str) -> Result<HeaderValue, Error> {
+        let mut value =
+            HeaderValue::from_str(&format!("{prefix}{}", self.expose())).map_err(|_| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("the {what} contains characters not allowed in a header"),
+                )
+            })?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 }
 

@@ -122,14 +122,7 @@ impl Chatbotx {
             shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Config,
-                    "the token contains characters not allowed in a header",
-                )
-            })?;
-        auth.set_sensitive(true);
+        let auth = config.token.header_value("Bearer ", "token")?;
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
         Ok(Chatbotx {

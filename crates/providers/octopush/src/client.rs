@@ -113,7 +113,7 @@ impl Octopush {
         );
         headers.insert(
             HeaderName::from_static("api-key"),
-            header(config.api_key.expose(), "api_key")?,
+            config.api_key.header_value("", "api_key")?,
         );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
@@ -81,14 +81,7 @@ impl Zipchat {
             shared,
         )
         .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Config,
-                    "the api_key contains characters not allowed in a header",
-                )
-            })?;
-        auth.set_sensitive(true);
+        let auth = config.api_key.header_value("Bearer ", "api_key")?;
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
         Ok(Zipchat {
