@@ -1,0 +1,852 @@
+//! Benchmark of the merged inbox (`GET /v1/conversations`, DESIGN.md §4).
+//!
+//! Starts the vendor simulators and two gateways in-process on loopback (port 0): one with the
+//! upstream page cache off (`cache_ttl_ms = 0`: every page shows its real upstream cost) and one
+//! with the default cache. Every quota is raised out of the way (simulator and gateway budget).
+//! One sequential client drives the gateways over HTTP; the upstream requests of each page are
+//! read from the simulator's `GET /_control` counters before and after it. It measures:
+//!
+//! 1. a full traversal at `limit=50`, no injected latency: pages, upstream requests, correctness;
+//! 2. page latency at fixed positions (page 1, 50, 200), repeated, against the upstream floor
+//!    (the same vendor requests sent straight to the simulator);
+//! 3. the fan-out: the same positions with latency injected into every vendor
+//!    (`PUT /_control/faults/{vendor}`), against one upstream call and against the sum;
+//! 4. a full traversal with 50 ms injected: how many upstream round trips each page waited for.
+//!
+//! Run: `cargo run --release --example inbox`. Results and the machine are in bench/README.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use switchboard_server::Config;
+use switchboard_sim::{Sim, SimOptions};
+
+/// Conversations per simulated vendor: page 200 at limit 50 needs more than 10 000 in all.
+const CONVERSATIONS: usize = 3000;
+/// Page size of the inbox requests.
+const LIMIT: usize = 50;
+/// The positions measured (1-based page numbers of a traversal).
+const POSITIONS: [usize; 3] = [1, 50, 200];
+/// Sequential requests per position with no injected latency.
+const OVERHEAD_REPS: usize = 200;
+/// Sequential requests per single-connection page.
+const SINGLE_REPS: usize = 100;
+/// The caller's bearer token.
+const TOKEN: &str = "bench-token";
+/// Gateway connection id -> simulator vendor (the `/_control` counter name).
+const CONNECTIONS: [(&str, &str); 4] = [
+    ("shop-zipchat", "zipchat"),
+    ("support-chatbotx", "chatbotx"),
+    ("sms", "octopush"),
+    ("helpdesk-pingback", "pingback"),
+];
+
+type Counts = BTreeMap<String, u64>;
+
+/// One page as the client saw it.
+struct Page {
+    elapsed: Duration,
+    ids: Vec<String>,
+    times: Vec<String>,
+    next_cursor: Option<String>,
+    partial: usize,
+    /// Upstream requests per vendor caused by this page.
+    calls: Counts,
+}
+
+impl Page {
+    fn total_calls(&self) -> u64 {
+        self.calls.values().sum()
+    }
+}
+
+/// One gateway in front of the simulators.
+struct Gateway {
+    url: String,
+    /// Its page cache's time to live (0: off).
+    cache_ttl: Duration,
+    label: String,
+}
+
+struct Bench {
+    http: reqwest::Client,
+    sim_url: String,
+    /// A PingBack JWT for the direct (floor) requests.
+    pingback_token: String,
+    /// Page cache off: each page pays its upstream calls.
+    cold: Gateway,
+    /// Page cache at its default.
+    cached: Gateway,
+}
+
+impl Bench {
+    async fn counters(&self) -> Counts {
+        let report: Value = self
+            .http
+            .get(format!("{}/_control", self.sim_url))
+            .send()
+            .await
+            .expect("simulator answers GET /_control")
+            .json()
+            .await
+            .expect("GET /_control is JSON");
+        report["requests"]
+            .as_object()
+            .expect("GET /_control has `requests`")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+            .collect()
+    }
+
+    async fn set_latencies(&self, ms: [u64; 4]) {
+        for ((_, vendor), ms) in CONNECTIONS.iter().zip(ms) {
+            let status = self
+                .http
+                .put(format!("{}/_control/faults/{vendor}", self.sim_url))
+                .json(&serde_json::json!({ "latency_ms": ms }))
+                .send()
+                .await
+                .expect("simulator answers PUT /_control/faults")
+                .status();
+            assert!(status.is_success(), "setting faults of {vendor}: {status}");
+        }
+    }
+
+    /// The upstream floor of page 1: the five vendor requests the gateway makes for it
+    /// (Zipchat page 1, ChatbotX open and archived lists, Octopush page 1, PingBack page 1),
+    /// sent straight to the simulator, concurrently; timed until the last body is read. Also
+    /// gives the body bytes per vendor.
+    async fn upstream_floor(&self) -> (Duration, [(&'static str, usize); 4]) {
+        use switchboard_sim::{chatbotx, octopush, pingback, zipchat};
+        let s = &self.sim_url;
+        let zipchat = self
+            .http
+            .get(format!(
+                "{s}{}/chats/{}/conversations",
+                zipchat::PREFIX,
+                zipchat::CHAT_ID
+            ))
+            .bearer_auth(zipchat::API_KEY)
+            .query(&[("page", "1"), ("per_page", "100")]);
+        let chatbotx_list = || {
+            self.http
+                .get(format!("{s}{}/v1/conversations", chatbotx::PREFIX))
+                .bearer_auth(chatbotx::TOKEN)
+                .query(&[("perPage", "100")])
+        };
+        let open = chatbotx_list();
+        let archived = chatbotx_list().query(&[("tags", r#"["archived"]"#)]);
+        let octopush = self
+            .http
+            .get(format!("{s}{}/conversations/list", octopush::PREFIX))
+            .header("api-login", octopush::API_LOGIN)
+            .header("api-key", octopush::API_KEY)
+            .query(&[("page", "1"), ("per_page", "100")]);
+        let pingback = self
+            .http
+            .get(format!("{s}{}/api/v1/conversations/", pingback::PREFIX))
+            .bearer_auth(&self.pingback_token)
+            .query(&[("page", "1"), ("limit", "100")]);
+        let start = Instant::now();
+        let (z, o, a, s, p) = tokio::join!(
+            read_all(zipchat),
+            read_all(open),
+            read_all(archived),
+            read_all(octopush),
+            read_all(pingback)
+        );
+        (
+            start.elapsed(),
+            [
+                ("zipchat", z),
+                ("chatbotx", o + a),
+                ("octopush", s),
+                ("pingback", p),
+            ],
+        )
+    }
+
+    /// One inbox page, timed from sending the request to the last byte of the body.
+    async fn page(&self, gateway: &Gateway, cursor: Option<&str>) -> Page {
+        self.page_of(gateway, cursor, None).await
+    }
+
+    /// One inbox page, of one `connection` only when given.
+    async fn page_of(
+        &self,
+        gateway: &Gateway,
+        cursor: Option<&str>,
+        connection: Option<&str>,
+    ) -> Page {
+        let before = self.counters().await;
+        let mut request = self
+            .http
+            .get(format!("{}/v1/conversations", gateway.url))
+            .bearer_auth(TOKEN)
+            .query(&[("limit", LIMIT.to_string())]);
+        if let Some(c) = connection {
+            request = request.query(&[("connection", c)]);
+        }
+        if let Some(c) = cursor {
+            request = request.query(&[("cursor", c)]);
+        }
+        let start = Instant::now();
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status();
+        let body = response.bytes().await.expect("gateway sends a body");
+        let elapsed = start.elapsed();
+        let after = self.counters().await;
+        assert!(
+            status.is_success(),
+            "GET /v1/conversations: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        let body: Value = serde_json::from_slice(&body).expect("the page is JSON");
+        let data = body["data"].as_array().expect("the page has `data`");
+        let field = |c: &Value, k: &str| c[k].as_str().unwrap_or_default().to_owned();
+        Page {
+            elapsed,
+            ids: data.iter().map(|c| field(c, "id")).collect(),
+            times: data.iter().map(|c| field(c, "last_activity_at")).collect(),
+            next_cursor: body["next_cursor"].as_str().map(str::to_owned),
+            partial: body["partial"].as_array().map_or(0, Vec::len),
+            calls: after
+                .iter()
+                .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+                .collect(),
+        }
+    }
+
+    /// Waits until everything `gateway` cached has expired.
+    async fn expire_cache(&self, gateway: &Gateway) {
+        if !gateway.cache_ttl.is_zero() {
+            tokio::time::sleep(gateway.cache_ttl + Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Sends one request straight to the simulator and reads its whole body; returns its length.
+async fn read_all(request: reqwest::RequestBuilder) -> usize {
+    let response = request.send().await.expect("simulator answers");
+    let status = response.status();
+    let body = response.bytes().await.expect("simulator sends a body");
+    assert!(status.is_success(), "direct simulator request: {status}");
+    body.len()
+}
+
+fn sha(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The gateway config: one client, one connection per simulated vendor, the client's and the
+/// connections' quotas out of the way;
+/// `server` is the `[server]` table's body.
+fn config(sim_url: &str, server: &str) -> String {
+    use switchboard_sim::{chatbotx, octopush, pingback, zipchat};
+    let quota = "rate_limit = { requests = 1000000, per_seconds = 1 }";
+    format!(
+        r#"[server]
+{server}
+
+[[clients]]
+name = "bench"
+token_sha256 = "{token}"
+scopes = ["read"]
+{quota}
+
+[[connections]]
+id = "shop-zipchat"
+provider = "zipchat"
+base_url = "{sim_url}{zp}"
+chat_id = "{chat}"
+api_key = "{zk}"
+{quota}
+
+[[connections]]
+id = "support-chatbotx"
+provider = "chatbotx"
+base_url = "{sim_url}{cp}"
+token = "{ct}"
+{quota}
+
+[[connections]]
+id = "sms"
+provider = "octopush"
+base_url = "{sim_url}{op}"
+api_login = "{ol}"
+api_key = "{ok}"
+sender = "{os}"
+{quota}
+
+[[connections]]
+id = "helpdesk-pingback"
+provider = "pingback"
+base_url = "{sim_url}{pp}"
+email = "{pe}"
+password = "{pw}"
+{quota}
+"#,
+        token = sha(TOKEN),
+        zp = zipchat::PREFIX,
+        chat = zipchat::CHAT_ID,
+        zk = zipchat::API_KEY,
+        cp = chatbotx::PREFIX,
+        ct = chatbotx::TOKEN,
+        op = octopush::PREFIX,
+        ol = octopush::API_LOGIN,
+        ok = octopush::API_KEY,
+        os = octopush::SENDER,
+        pp = pingback::PREFIX,
+        pe = pingback::EMAIL,
+        pw = pingback::PASSWORD,
+    )
+}
+
+/// Starts a gateway in-process on 127.0.0.1:0 with `config`.
+async fn start_gateway(config: &str, label: &str) -> Gateway {
+    let config = Config::parse(config).expect("bench config parses");
+    let state = switchboard_server::state_from_config(&config, b"bench-secret")
+        .expect("gateway state builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("gateway binds 127.0.0.1:0");
+    let addr = listener.local_addr().expect("gateway address");
+    tokio::spawn(switchboard_server::serve(
+        listener,
+        switchboard_server::app(state),
+    ));
+    let cache_ttl = Duration::from_millis(config.server.cache_ttl_ms);
+    Gateway {
+        url: format!("http://{addr}"),
+        cache_ttl,
+        label: format!("{label} (`cache_ttl_ms = {}`)", cache_ttl.as_millis()),
+    }
+}
+
+async fn start() -> Bench {
+    let sim = Sim::new(&SimOptions {
+        seed: 42,
+        conversations: CONVERSATIONS,
+    });
+    sim.zipchat
+        .lock()
+        .expect("zipchat world lock")
+        .set_quota(u32::MAX);
+    sim.chatbotx
+        .lock()
+        .expect("chatbotx world lock")
+        .set_quota(u32::MAX);
+    let sim_addr = sim
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("simulator binds 127.0.0.1:0");
+    let sim_url = format!("http://{sim_addr}");
+
+    let cold = start_gateway(&config(&sim_url, "cache_ttl_ms = 0"), "cache off").await;
+    let cached = start_gateway(&config(&sim_url, ""), "default cache").await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("HTTP client builds");
+    let login: Value = http
+        .post(format!(
+            "{sim_url}{}/api/v1/auth/login",
+            switchboard_sim::pingback::PREFIX
+        ))
+        .json(&serde_json::json!({
+            "email": switchboard_sim::pingback::EMAIL,
+            "password": switchboard_sim::pingback::PASSWORD,
+        }))
+        .send()
+        .await
+        .expect("PingBack simulator answers the login")
+        .json()
+        .await
+        .expect("PingBack login answers JSON");
+    let pingback_token = login["access_token"]
+        .as_str()
+        .expect("PingBack login gives an access_token")
+        .to_owned();
+    Bench {
+        http,
+        sim_url,
+        pingback_token,
+        cold,
+        cached,
+    }
+}
+
+// ── Statistics ───────────────────────────────────────────────────────────────────────────
+
+/// Nearest-rank percentile of sorted samples.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.1}")
+    }
+}
+
+struct Summary {
+    min: Duration,
+    median: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn summary(samples: &[Duration]) -> Summary {
+    let mut s = samples.to_vec();
+    s.sort();
+    Summary {
+        min: s.first().copied().unwrap_or_default(),
+        median: pct(&s, 50.0),
+        p99: pct(&s, 99.0),
+        max: s.last().copied().unwrap_or_default(),
+    }
+}
+
+fn latencies(pages: &[Page]) -> Summary {
+    summary(&pages.iter().map(|p| p.elapsed).collect::<Vec<_>>())
+}
+
+fn range(values: impl Iterator<Item = u64>) -> String {
+    let values: Vec<u64> = values.collect();
+    let lo = values.iter().min().copied().unwrap_or(0);
+    let hi = values.iter().max().copied().unwrap_or(0);
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}–{hi}")
+    }
+}
+
+/// Upstream requests per page: `4 (zipchat 1 · chatbotx 2 · …)`; a count that varied between
+/// repetitions shows its range.
+fn calls(pages: &[Page]) -> String {
+    let by_vendor = CONNECTIONS
+        .iter()
+        .map(|(_, vendor)| {
+            let counts = pages
+                .iter()
+                .map(|p| p.calls.get(*vendor).copied().unwrap_or(0));
+            format!("{vendor} {}", range(counts))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    format!(
+        "{} ({by_vendor})",
+        range(pages.iter().map(Page::total_calls))
+    )
+}
+
+fn connection_of(id: &str) -> &str {
+    id.split_once(':').map_or(id, |(c, _)| c)
+}
+
+// ── Phases ───────────────────────────────────────────────────────────────────────────────
+
+struct Traversal {
+    pages: Vec<Page>,
+    /// The cursor that requests page `n` (index `n - 1`; page 1 has none).
+    cursors: Vec<Option<String>>,
+    wall: Duration,
+}
+
+impl Traversal {
+    fn calls_by_vendor(&self) -> Counts {
+        let mut per_vendor = Counts::new();
+        for p in &self.pages {
+            for (k, v) in &p.calls {
+                *per_vendor.entry(k.clone()).or_default() += v;
+            }
+        }
+        per_vendor
+    }
+
+    fn total_calls(&self) -> u64 {
+        self.pages.iter().map(Page::total_calls).sum()
+    }
+}
+
+async fn traverse(bench: &Bench, gateway: &Gateway) -> Traversal {
+    let mut pages = Vec::new();
+    let mut cursors = vec![None];
+    let start = Instant::now();
+    loop {
+        let cursor = cursors.last().cloned().flatten();
+        let page = bench.page(gateway, cursor.as_deref()).await;
+        assert_eq!(
+            page.partial,
+            0,
+            "page {} has partial failures",
+            pages.len() + 1
+        );
+        let next = page.next_cursor.clone();
+        pages.push(page);
+        match next {
+            Some(c) => cursors.push(Some(c)),
+            None => break,
+        }
+        assert!(pages.len() < 10_000, "the traversal never ends");
+    }
+    Traversal {
+        pages,
+        cursors,
+        wall: start.elapsed(),
+    }
+}
+
+async fn repeat(bench: &Bench, gateway: &Gateway, cursor: Option<&str>, reps: usize) -> Vec<Page> {
+    let mut pages = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        pages.push(bench.page(gateway, cursor).await);
+    }
+    pages
+}
+
+/// The 1-, 5- and 15-minute load averages (other work on the machine skews the numbers).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Section 1: full traversals with no injected latency; returns the cache-off one (its cursors
+/// give the fixed positions).
+async fn full_traversals(bench: &Bench) -> Traversal {
+    println!("## 1. Full traversal, no injected latency\n");
+    println!(
+        "| gateway | pages | items | distinct | newest first | upstream requests (by vendor) | per page: min / mean / max | wall time | page median / p99 / max (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut cold = None;
+    for gateway in [&bench.cold, &bench.cached] {
+        bench.expire_cache(gateway).await;
+        let t = traverse(bench, gateway).await;
+        let items: usize = t.pages.iter().map(|p| p.ids.len()).sum();
+        let distinct: BTreeSet<&String> = t.pages.iter().flat_map(|p| &p.ids).collect();
+        let times: Vec<chrono::DateTime<chrono::FixedOffset>> = t
+            .pages
+            .iter()
+            .flat_map(|p| &p.times)
+            .map(|s| chrono::DateTime::parse_from_rfc3339(s).expect("last_activity_at is RFC 3339"))
+            .collect();
+        let ordered = times.windows(2).all(|w| w[0] >= w[1]);
+        let s = latencies(&t.pages);
+        println!(
+            "| {} | {} | {items} | {} | {} | {} ({}) | {} / {:.2} / {} | {:.2} s | {} / {} / {} |",
+            gateway.label,
+            t.pages.len(),
+            distinct.len(),
+            if ordered { "yes" } else { "NO" },
+            t.total_calls(),
+            t.calls_by_vendor()
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            t.pages.iter().map(Page::total_calls).min().unwrap_or(0),
+            t.total_calls() as f64 / t.pages.len() as f64,
+            t.pages.iter().map(Page::total_calls).max().unwrap_or(0),
+            t.wall.as_secs_f64(),
+            ms(s.median),
+            ms(s.p99),
+            ms(s.max),
+        );
+        if gateway.cache_ttl.is_zero() {
+            cold = Some(t);
+        }
+    }
+    let t = cold.expect("the cache-off traversal ran");
+    assert!(
+        t.pages.len() >= 200,
+        "only {} pages: page 200 does not exist",
+        t.pages.len()
+    );
+
+    let mut by_connection: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (i, p) in t.pages.iter().enumerate() {
+        for id in &p.ids {
+            let e = by_connection.entry(connection_of(id)).or_default();
+            e.0 += 1;
+            e.1 = i + 1;
+        }
+    }
+    println!("\nItems by connection (cache off), and the last page holding one:\n");
+    println!("| connection | items | last page |");
+    println!("|---|---|---|");
+    for (connection, (n, last)) in &by_connection {
+        println!("| {connection} | {n} | {last} |");
+    }
+
+    println!("\nPage latency by depth (cache-off traversal):\n");
+    println!("| pages | median (ms) | max (ms) | upstream requests per page (mean) |");
+    println!("|---|---|---|---|");
+    for (i, chunk) in t.pages.chunks(50).enumerate() {
+        let s = latencies(chunk);
+        let calls: u64 = chunk.iter().map(Page::total_calls).sum();
+        println!(
+            "| {}–{} | {} | {} | {:.2} |",
+            i * 50 + 1,
+            i * 50 + chunk.len(),
+            ms(s.median),
+            ms(s.max),
+            calls as f64 / chunk.len() as f64
+        );
+    }
+    println!();
+    t
+}
+
+/// Section 2: fixed positions, no injected latency.
+async fn fixed_positions(bench: &Bench, cursors: &[Option<String>]) {
+    println!(
+        "## 2. Fixed positions, no injected latency ({OVERHEAD_REPS} sequential requests each)\n"
+    );
+    let mut floor = Vec::with_capacity(OVERHEAD_REPS);
+    let mut bytes = [("", 0); 4];
+    for _ in 0..OVERHEAD_REPS {
+        let (elapsed, sizes) = bench.upstream_floor().await;
+        floor.push(elapsed);
+        bytes = sizes;
+    }
+    let floor = summary(&floor);
+    println!(
+        "| gateway | page | median (ms) | p99 (ms) | min (ms) | max (ms) | median − floor median (ms) | upstream requests per page |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| none: page 1's 5 vendor requests sent straight to the simulator, concurrently (the floor) | 1 | {} | {} | {} | {} | – | 5 |",
+        ms(floor.median),
+        ms(floor.p99),
+        ms(floor.min),
+        ms(floor.max),
+    );
+    for gateway in [&bench.cold, &bench.cached] {
+        for n in POSITIONS {
+            let pages = repeat(bench, gateway, cursors[n - 1].as_deref(), OVERHEAD_REPS).await;
+            let s = latencies(&pages);
+            println!(
+                "| {} | {n} | {} | {} | {} | {} | {} | {} |",
+                gateway.label,
+                ms(s.median),
+                ms(s.p99),
+                ms(s.min),
+                ms(s.max),
+                ms(s.median.saturating_sub(floor.median)),
+                calls(&pages),
+            );
+        }
+    }
+
+    println!(
+        "\nOne connection at a time (`connection=`), page 1, {SINGLE_REPS} sequential requests each:\n"
+    );
+    println!(
+        "| connection | upstream body bytes of its page 1 | gateway | median (ms) | p99 (ms) | upstream requests per page |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (connection, vendor) in CONNECTIONS {
+        let size = bytes
+            .iter()
+            .find(|(v, _)| *v == vendor)
+            .map_or(0, |(_, n)| *n);
+        for gateway in [&bench.cold, &bench.cached] {
+            let mut pages = Vec::with_capacity(SINGLE_REPS);
+            for _ in 0..SINGLE_REPS {
+                pages.push(bench.page_of(gateway, None, Some(connection)).await);
+            }
+            let s = latencies(&pages);
+            println!(
+                "| {connection} | {size} | {} | {} | {} | {} |",
+                gateway.label,
+                ms(s.median),
+                ms(s.p99),
+                calls(&pages),
+            );
+        }
+    }
+    println!();
+}
+
+/// Section 3: fixed positions with latency injected into every vendor, cache off.
+async fn injected_latency(bench: &Bench, cursors: &[Option<String>]) {
+    println!(
+        "## 3. Injected upstream latency per vendor request, {}\n",
+        bench.cold.label
+    );
+    println!(
+        "| injected (zipchat / chatbotx / octopush / pingback) | page | requests | median (ms) | max (ms) | upstream requests per page | one call (slowest vendor) | sum of the page's calls | median − one call (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (injected, reps) in [
+        ([50, 50, 50, 50], 20),
+        ([200, 200, 200, 200], 10),
+        ([50, 100, 200, 150], 10),
+    ] {
+        bench.set_latencies(injected).await;
+        let slowest = Duration::from_millis(injected.into_iter().max().unwrap_or(0));
+        let mut floor = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            floor.push(bench.upstream_floor().await.0);
+        }
+        let f = summary(&floor);
+        println!(
+            "| {} ms | floor: page 1's 5 vendor requests straight to the simulator | {reps} | {} | {} | 5 | {} ms | – | {} |",
+            injected.map(|l| l.to_string()).join(" / "),
+            ms(f.median),
+            ms(f.max),
+            slowest.as_millis(),
+            ms(f.median.saturating_sub(slowest)),
+        );
+        for n in POSITIONS {
+            let pages = repeat(bench, &bench.cold, cursors[n - 1].as_deref(), reps).await;
+            let s = latencies(&pages);
+            // What the page would wait for if it made its upstream calls one after another.
+            let sum_ms: u64 = pages
+                .first()
+                .map(|p| {
+                    CONNECTIONS
+                        .iter()
+                        .zip(injected)
+                        .map(|((_, v), l)| p.calls.get(*v).copied().unwrap_or(0) * l)
+                        .sum()
+                })
+                .unwrap_or(0);
+            println!(
+                "| {} ms | {n} | {reps} | {} | {} | {} | {} ms | {sum_ms} ms | {} |",
+                injected.map(|l| l.to_string()).join(" / "),
+                ms(s.median),
+                ms(s.max),
+                calls(&pages),
+                slowest.as_millis(),
+                ms(s.median.saturating_sub(slowest)),
+            );
+        }
+    }
+    bench.set_latencies([0; 4]).await;
+    println!();
+}
+
+/// Section 4: full traversals with `l` ms on every vendor: round trips waited for per page.
+async fn traversals_with_latency(bench: &Bench, l: u64) {
+    println!("## 4. Full traversal with {l} ms on every vendor\n");
+    bench.set_latencies([l; 4]).await;
+    let mut histograms = Vec::new();
+    println!("| gateway | pages | wall time | page median / p99 / max (ms) | upstream requests |");
+    println!("|---|---|---|---|---|");
+    for gateway in [&bench.cold, &bench.cached] {
+        bench.expire_cache(gateway).await;
+        let t = traverse(bench, gateway).await;
+        let s = latencies(&t.pages);
+        println!(
+            "| {} | {} | {:.1} s | {} / {} / {} | {} |",
+            gateway.label,
+            t.pages.len(),
+            t.wall.as_secs_f64(),
+            ms(s.median),
+            ms(s.p99),
+            ms(s.max),
+            t.total_calls()
+        );
+        let mut by_rounds: BTreeMap<u128, (usize, u64)> = BTreeMap::new();
+        for p in &t.pages {
+            let e = by_rounds
+                .entry(p.elapsed.as_millis() / u128::from(l))
+                .or_default();
+            e.0 += 1;
+            e.1 += p.total_calls();
+        }
+        histograms.push((gateway.label.clone(), by_rounds));
+    }
+    bench.set_latencies([0; 4]).await;
+    println!(
+        "\nPages by latency, in steps of {l} ms (≈ upstream round trips waited for one after another):\n"
+    );
+    println!(
+        "| gateway | page latency | round trips | pages | upstream requests per page (mean) |"
+    );
+    println!("|---|---|---|---|---|");
+    for (label, by_rounds) in &histograms {
+        for (rounds, (pages, calls)) in by_rounds {
+            println!(
+                "| {label} | {}–{} ms | {rounds} | {pages} | {:.2} |",
+                rounds * u128::from(l),
+                (rounds + 1) * u128::from(l),
+                *calls as f64 / *pages as f64
+            );
+        }
+    }
+    println!();
+}
+
+#[tokio::main]
+async fn main() {
+    let run_start = Instant::now();
+    let bench = start().await;
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!("# Switchboard inbox benchmark\n");
+    println!(
+        "- {} connections ({}), {CONVERSATIONS} conversations each, `limit={LIMIT}`, one sequential client",
+        CONNECTIONS.len(),
+        CONNECTIONS
+            .iter()
+            .map(|(id, vendor)| format!("`{id}` → {vendor}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("- machine: {cores} cores, {}", cpu_model());
+    println!(
+        "- run: {}, load average at start {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        load_average()
+    );
+    println!(
+        "- release build: {}\n",
+        if cfg!(debug_assertions) {
+            "NO (debug build: numbers are not representative)"
+        } else {
+            "yes"
+        }
+    );
+
+    // Warm up both hops (client -> gateway -> simulator) and PingBack's login.
+    for gateway in [&bench.cold, &bench.cached] {
+        repeat(&bench, gateway, None, 20).await;
+    }
+
+    let t = full_traversals(&bench).await;
+    fixed_positions(&bench, &t.cursors).await;
+    injected_latency(&bench, &t.cursors).await;
+    traversals_with_latency(&bench, 50).await;
+    println!(
+        "Total run time: {:.1} s; load average at the end {}",
+        run_start.elapsed().as_secs_f64(),
+        load_average()
+    );
+}
