@@ -261,6 +261,12 @@ async fn rejects_bad_input_naming_the_parameter() {
             "invalid_updated_since",
         ),
         ("/v1/conversations?limit=0", 422, "invalid_limit"),
+        ("/v1/conversations?status=", 422, "invalid_status"),
+        (
+            "/v1/conversations?provider=zipchat,",
+            422,
+            "invalid_provider",
+        ),
         ("/v1/conversations?limit=101", 422, "invalid_limit"),
         ("/v1/conversations?status=stuck", 422, "invalid_status"),
         ("/v1/conversations?mode=robot", 422, "invalid_mode"),

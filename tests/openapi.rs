@@ -33,3 +33,35 @@ fn every_response_has_a_description_and_every_operation_an_id() {
         }
     }
 }
+
+#[test]
+fn every_error_code_in_the_source_is_in_the_spec() {
+    let spec = switchboard_server::api::openapi_json();
+    let listed: Vec<String> = spec
+        .pointer("/components/schemas/Problem/properties/code/enum")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .expect("Problem.code is an enum");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/crates");
+    let mut stack = vec![std::path::PathBuf::from(root)];
+    let mut missing = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                for part in text.split("with_code(\"").skip(1) {
+                    let code = part.split('"').next().unwrap_or_default();
+                    if !listed.iter().any(|c| c == code) {
+                        missing.push(format!("{code} ({})", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "codes missing from the spec: {missing:?}"
+    );
+}

@@ -15,6 +15,12 @@ pub const INVALID_CURSOR: &str = "invalid_cursor";
 pub const UPSTREAM_PLAN_LIMIT: &str = "upstream_plan_limit";
 /// The vendor rejected the request as invalid for a reason the gateway does not map further.
 pub const UPSTREAM_REJECTED: &str = "upstream_rejected";
+/// The connection's vendor failed repeatedly; calls to it are paused (circuit breaker open).
+pub const UPSTREAM_CIRCUIT_OPEN: &str = "upstream_circuit_open";
+/// The `Idempotency-Key` was used before for a different request.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+/// A request with this `Idempotency-Key` is still in progress.
+pub const IDEMPOTENCY_IN_PROGRESS: &str = "idempotency_in_progress";
 
 /// Request parameters whose errors carry their own `invalid_{name}` code.
 pub const PARAMETERS: &[&str] = &[
@@ -59,7 +65,8 @@ pub fn invalid_code(parameter: &str) -> &'static str {
     }
 }
 
-/// Every code the gateway can emit, for the OpenAPI `code` enum.
+/// Every code the gateway can emit, for the OpenAPI `code` enum (a test checks that every code
+/// the source uses is here).
 pub fn all() -> Vec<&'static str> {
     use crate::error::ErrorKind::*;
     let mut codes: Vec<&'static str> = [
@@ -88,6 +95,9 @@ pub fn all() -> Vec<&'static str> {
         INVALID_SENDER,
         UPSTREAM_PLAN_LIMIT,
         UPSTREAM_REJECTED,
+        UPSTREAM_CIRCUIT_OPEN,
+        IDEMPOTENCY_KEY_REUSED,
+        IDEMPOTENCY_IN_PROGRESS,
         "payload_too_large",
         "method_not_allowed",
         "rate_limited",

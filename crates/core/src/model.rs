@@ -230,10 +230,13 @@ pub struct Agent {
     /// The vendor's own id for the agent.
     pub native_id: String,
     /// Display name, when the vendor gives one.
+    #[schema(required = true)]
     pub name: Option<String>,
     /// E-mail address, when the vendor gives one.
+    #[schema(required = true)]
     pub email: Option<String>,
     /// Avatar image URL, when the vendor gives one.
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
 }
 
@@ -241,14 +244,19 @@ pub struct Agent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Contact {
     /// `"{connection}:{native_id}"`, or null when the vendor gives the contact no id.
+    #[schema(required = true)]
     pub id: Option<String>,
     /// The vendor's own id for the contact.
+    #[schema(required = true)]
     pub native_id: Option<String>,
     /// Full name.
+    #[schema(required = true)]
     pub name: Option<String>,
     /// E-mail address.
+    #[schema(required = true)]
     pub email: Option<String>,
     /// Phone number as the vendor gives it (usually E.164).
+    #[schema(required = true)]
     pub phone: Option<String>,
     /// Other ids the vendor knows the contact by, e.g. `shopify_customer_id`.
     pub external_ids: BTreeMap<String, String>,
@@ -260,6 +268,7 @@ pub struct LastMessage {
     /// Plain text.
     pub text: String,
     /// When it was sent, if known.
+    #[schema(required = true)]
     pub created_at: Option<DateTime<Utc>>,
 }
 
@@ -267,8 +276,10 @@ pub struct LastMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Escalation {
     /// When the bot escalated.
+    #[schema(required = true)]
     pub escalated_at: Option<DateTime<Utc>>,
     /// When a person marked the escalation resolved.
+    #[schema(required = true)]
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
@@ -287,28 +298,38 @@ pub struct Conversation {
     /// Normalized channel.
     pub channel: Channel,
     /// The vendor's raw channel string.
+    #[schema(required = true)]
     pub native_channel: Option<String>,
     /// Normalized status.
     pub status: Status,
     /// Who answers: the bot (`ai`) or a person (`human`); null where the vendor has no bot.
+    #[schema(required = true)]
     pub mode: Option<Mode>,
     /// The assigned agent.
+    #[schema(required = true)]
     pub assignee: Option<Agent>,
     /// The customer.
+    #[schema(required = true)]
     pub contact: Option<Contact>,
     /// When the conversation started.
+    #[schema(required = true)]
     pub created_at: Option<DateTime<Utc>>,
     /// When the vendor last changed it, if the vendor says.
+    #[schema(required = true)]
     pub updated_at: Option<DateTime<Utc>>,
     /// The latest activity: the inbox sort key, always set.
     pub last_activity_at: DateTime<Utc>,
     /// The latest message, where the vendor includes it.
+    #[schema(required = true)]
     pub last_message: Option<LastMessage>,
     /// Number of messages, where the vendor counts them.
+    #[schema(required = true)]
     pub message_count: Option<u64>,
     /// Bot-to-person escalation, where the vendor tracks it.
+    #[schema(required = true)]
     pub escalation: Option<Escalation>,
     /// Link to the conversation in the vendor's own UI.
+    #[schema(required = true)]
     pub url: Option<String>,
     /// The vendor's JSON, only with `include=raw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,8 +381,10 @@ pub struct Attachment {
     /// Where to fetch it.
     pub url: String,
     /// MIME type, if known.
+    #[schema(required = true)]
     pub content_type: Option<String>,
     /// File name, if known.
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 
@@ -381,10 +404,12 @@ pub struct Message {
     /// Who wrote it.
     pub author: Author,
     /// The agent who sent it, for agent messages where the vendor says who.
+    #[schema(required = true)]
     pub sender: Option<Agent>,
     /// Plain text (HTML stripped; the original is in `html`).
     pub text: String,
     /// The vendor's HTML, when the message was HTML.
+    #[schema(required = true)]
     pub html: Option<String>,
     /// Attached files and images.
     pub attachments: Vec<Attachment>,
@@ -393,6 +418,7 @@ pub struct Message {
     /// Inbound (from the customer) or outbound.
     pub direction: Direction,
     /// Delivery state, where the vendor reports it.
+    #[schema(required = true)]
     pub delivery_status: Option<DeliveryStatus>,
     /// The vendor's JSON, only with `include=raw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -420,10 +446,13 @@ pub struct QuotaStatus {
     /// Window length in seconds.
     pub per_seconds: u32,
     /// Requests the gateway could still send at once, as of its last request.
+    #[schema(required = true)]
     pub remaining: Option<u32>,
     /// What the vendor last reported as remaining (`X-RateLimit-Remaining`), where it does.
+    #[schema(required = true)]
     pub vendor_remaining: Option<u32>,
     /// When the vendor's window resets (`X-RateLimit-Reset`), where it says.
+    #[schema(required = true)]
     pub vendor_reset_at: Option<DateTime<Utc>>,
 }
 
@@ -433,9 +462,12 @@ pub struct ConnectionHealth {
     /// The circuit breaker.
     pub breaker: BreakerState,
     /// The code of the last failed upstream call, if the last call failed.
+    #[schema(required = true)]
     pub last_error: Option<String>,
     /// When the vendor last answered.
+    #[schema(required = true)]
     pub last_success_at: Option<DateTime<Utc>>,
     /// The quota, when the connection has one.
+    #[schema(required = true)]
     pub quota: Option<QuotaStatus>,
 }

@@ -134,7 +134,10 @@ impl IntoResponse for OverQuota {
         let headers = response.headers_mut();
         headers.insert("x-ratelimit-limit", HeaderValue::from(self.limit.requests));
         headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
-        headers.insert("x-ratelimit-reset", HeaderValue::from(self.retry_after_secs));
+        headers.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from(self.retry_after_secs),
+        );
         response
     }
 }

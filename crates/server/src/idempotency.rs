@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use switchboard_core::{Error, ErrorKind};
+use switchboard_core::{Error, ErrorKind, codes};
 use switchboard_upstream::Store;
 
 /// How long a finished record is kept.
@@ -93,7 +93,7 @@ pub async fn begin(
             ErrorKind::Unprocessable,
             "this Idempotency-Key was used for a different request; use a new key for a new reply",
         )
-        .with_code("idempotency_key_reused")
+        .with_code(codes::IDEMPOTENCY_KEY_REUSED)
         .with_parameter("idempotency_key"));
     }
     match existing.done {
@@ -101,7 +101,7 @@ pub async fn begin(
             ErrorKind::Conflict,
             "a request with this Idempotency-Key is still in progress; retry when it has finished",
         )
-        .with_code("idempotency_in_progress")
+        .with_code(codes::IDEMPOTENCY_IN_PROGRESS)
         .with_retry_after(Duration::from_secs(1))),
         Some(stored) => Ok(Begin::Replay(replay(stored))),
     }

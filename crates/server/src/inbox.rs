@@ -49,6 +49,7 @@ pub struct ConversationPage {
     /// Conversations, latest activity first.
     pub data: Vec<Conversation>,
     /// Pass as `cursor` for the next page; null at the end.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     /// Connections that failed for this page (retried on the next one).
     pub partial: Vec<PartialFailure>,
@@ -60,6 +61,7 @@ pub struct MessagePage {
     /// Messages, newest first.
     pub data: Vec<Message>,
     /// Pass as `cursor` for the next page; null at the end.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     /// Always empty here (one connection); present so every list has the same shape.
     pub partial: Vec<PartialFailure>,
@@ -71,6 +73,7 @@ pub struct AgentPage {
     /// Agents that can be assigned.
     pub data: Vec<Agent>,
     /// Pass as `cursor` for the next page; null at the end.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     /// Always empty here (one connection); present so every list has the same shape.
     pub partial: Vec<PartialFailure>,

@@ -21,19 +21,28 @@ impl QueryPairs {
         )
     }
 
-    /// Fails with 422 naming the first parameter not in `known`.
+    /// Fails with 422 naming the first parameter not in `known`, or given an empty value.
     pub fn only(&self, known: &[&'static str]) -> Result<&QueryPairs, Error> {
-        match self.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            Some((k, _)) => Err(Error::new(
-                ErrorKind::Unprocessable,
-                format!(
-                    "unknown query parameter `{k}`; this route accepts: {}",
-                    known.join(", ")
-                ),
-            )
-            .with_code("invalid_parameter")),
-            None => Ok(self),
+        for (k, v) in &self.0 {
+            let Some(name) = known.iter().find(|n| **n == k.as_str()) else {
+                return Err(Error::new(
+                    ErrorKind::Unprocessable,
+                    format!(
+                        "unknown query parameter `{k}`; this route accepts: {}",
+                        known.join(", ")
+                    ),
+                )
+                .with_code("invalid_parameter"));
+            };
+            // `status=` or `status=open,` is a mistake, not "any status".
+            if v.split(',').any(|item| item.trim().is_empty()) {
+                return Err(Error::invalid_parameter(
+                    name,
+                    format!("`{name}` has an empty value"),
+                ));
+            }
         }
+        Ok(self)
     }
 
     /// Every value of `name`, repeated or comma-separated, empty items dropped.

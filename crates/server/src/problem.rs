@@ -46,6 +46,22 @@ pub struct Problem {
     pub retry_after: Option<u64>,
 }
 
+/// The 429 of every authenticated route: the caller went over its client's quota.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 429,
+    description = "Over this token's request quota (`rate_limited`); retry after `Retry-After` seconds",
+    content_type = "application/problem+json",
+    headers(
+        ("Retry-After" = u64, description = "Seconds to wait before retrying"),
+        ("X-RateLimit-Limit" = u32, description = "Requests the token may make per window"),
+        ("X-RateLimit-Remaining" = u32, description = "Requests left in the window (0)"),
+        ("X-RateLimit-Reset" = u64, description = "Seconds until a request is admitted again"),
+    )
+)]
+#[allow(dead_code)] // documents the response; the error itself is `auth::OverQuota`
+pub struct TooManyRequests(Problem);
+
 /// The errors of every route that calls a vendor, listed in its OpenAPI entry.
 #[derive(Debug, IntoResponses)]
 #[allow(dead_code)] // documents responses; the errors themselves are `ApiError`s

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::IgnoredAny;
-use switchboard_core::{BreakerState, ConnectionHealth, QuotaStatus};
+use switchboard_core::{BreakerState, ConnectionHealth, QuotaStatus, codes};
 use switchboard_core::{Error, ErrorKind, Operation, Result};
 use tokio::sync::oneshot;
 use url::Url;
@@ -541,7 +541,7 @@ impl Upstream {
                 ErrorKind::UpstreamUnavailable,
                 "the vendor failed repeatedly; calls to it are paused for a few seconds",
             )
-            .with_code("upstream_circuit_open")
+            .with_code(codes::UPSTREAM_CIRCUIT_OPEN)
             .with_retry_after(wait.max(Duration::from_secs(1))));
         }
         self.breaker_gauge();

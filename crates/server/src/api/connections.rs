@@ -12,7 +12,7 @@ use crate::auth::Authenticated;
 use crate::config::Scope;
 use crate::inbox::{self, AgentPage};
 use crate::params::QueryPairs;
-use crate::problem::{ApiError, Problem, UpstreamProblems};
+use crate::problem::{ApiError, Problem, TooManyRequests, UpstreamProblems};
 use crate::state::AppState;
 
 /// One connection and what its vendor can do.
@@ -44,9 +44,13 @@ pub struct ConnectionList {
     operation_id = "listConnections",
     tag = "connections",
     responses(
-        (status = 200, description = "The connections", body = ConnectionList),
+        (status = 200, description = "The connections", body = ConnectionList, links(
+            ("ListAgents" = (operation_id = "listAgents", parameters(("connection" = "$response.body#/data/0/id")), description = "The agents of the first connection")),
+            ("ListConversations" = (operation_id = "listConversations", parameters(("connection" = "$response.body#/data/0/id")), description = "The inbox of the first connection")),
+        )),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing scope", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
     )
 )]
 pub async fn list_connections(
@@ -81,12 +85,15 @@ pub async fn list_connections(
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "A page of agents", body = AgentPage),
+        (status = 200, description = "A page of agents", body = AgentPage, links(
+            ("ListConversations" = (operation_id = "listConversations", parameters(("assignee_id" = "$response.body#/data/0/id")), description = "The conversations assigned to the first agent")),
+        )),
         (status = 400, description = "Invalid cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing read scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such connection", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown query parameter", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
         (status = 501, description = "The vendor has no agents API", body = Problem, content_type = "application/problem+json"),
         UpstreamProblems,
     )

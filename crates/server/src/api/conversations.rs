@@ -14,7 +14,7 @@ use crate::auth::Authenticated;
 use crate::config::Scope;
 use crate::inbox::{self, ConversationPage, ConversationQuery, MessagePage};
 use crate::params::QueryPairs;
-use crate::problem::{ApiError, Problem, UpstreamProblems};
+use crate::problem::{ApiError, Problem, TooManyRequests, UpstreamProblems};
 use crate::state::AppState;
 
 /// Query of `GET /v1/conversations`.
@@ -91,7 +91,11 @@ pub struct AssignmentRequest {
     /// takes the conversation over from the bot. `null`: hand it back to the bot / unassign.
     /// Required, so that an empty body never hands a conversation back by accident.
     #[serde(deserialize_with = "Option::deserialize")]
-    #[schema(required = true, example = "shop-zipchat:7", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$")]
+    #[schema(
+        required = true,
+        example = "shop-zipchat:7",
+        pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub assignee_id: Option<String>,
 }
 
@@ -125,11 +129,15 @@ pub struct StatusRequest {
     tag = "conversations",
     params(ListConversationsParams),
     responses(
-        (status = 200, description = "A page of conversations", body = ConversationPage),
+        (status = 200, description = "A page of conversations", body = ConversationPage, links(
+            ("GetConversation" = (operation_id = "getConversation", parameters(("id" = "$response.body#/data/0/id")), description = "Read the first conversation of the page")),
+            ("ListMessages" = (operation_id = "listMessages", parameters(("id" = "$response.body#/data/0/id")), description = "The messages of the first conversation of the page")),
+        )),
         (status = 400, description = "Invalid cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
         UpstreamProblems,
     )
 )]
@@ -153,12 +161,18 @@ pub async fn list_conversations(
     tag = "conversations",
     params(("id" = String, Path, description = "Conversation id (`connection:native_id`)", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$", example = "shop-zipchat:12279"), GetConversationParams),
     responses(
-        (status = 200, description = "The conversation", body = Conversation),
+        (status = 200, description = "The conversation", body = Conversation, links(
+            ("ListMessages" = (operation_id = "listMessages", parameters(("id" = "$response.body#/id")), description = "The messages of this conversation")),
+            ("ReplyToConversation" = (operation_id = "replyToConversation", parameters(("id" = "$response.body#/id")), description = "Reply in this conversation")),
+            ("SetAssignment" = (operation_id = "setAssignment", parameters(("id" = "$response.body#/id")), description = "Take over or hand back this conversation")),
+            ("SetStatus" = (operation_id = "setStatus", parameters(("id" = "$response.body#/id")), description = "Change the status of this conversation")),
+        )),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing read scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such conversation", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown query parameter", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
         UpstreamProblems,
     )
 )]
@@ -190,6 +204,7 @@ pub async fn get_conversation(
         (status = 403, description = "Missing read scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such conversation", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown query parameter", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
         (status = 501, description = "The vendor cannot list messages", body = Problem, content_type = "application/problem+json"),
         UpstreamProblems,
     )
@@ -218,7 +233,10 @@ pub async fn list_messages(
     ),
     request_body = ReplyRequest,
     responses(
-        (status = 201, description = "The reply as stored", body = Message),
+        (status = 201, description = "The reply as stored", body = Message, links(
+            ("ListMessages" = (operation_id = "listMessages", parameters(("id" = "$response.body#/conversation_id")), description = "The messages of its conversation")),
+            ("GetConversation" = (operation_id = "getConversation", parameters(("id" = "$response.body#/conversation_id")), description = "Read its conversation")),
+        )),
         (status = 400, description = "Malformed id or body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing write scope", body = Problem, content_type = "application/problem+json"),
@@ -226,6 +244,7 @@ pub async fn list_messages(
         (status = 409, description = "The conversation cannot take a reply now (e.g. `conversation_in_ai_mode`, `reply_window_closed`, `upstream_plan_limit`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body (e.g. `invalid_text`, `invalid_sender`)", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
         (status = 501, description = "The vendor cannot reply", body = Problem, content_type = "application/problem+json"),
         UpstreamProblems,
     )
@@ -250,7 +269,11 @@ pub async fn reply_to_conversation(
     params(("id" = String, Path, description = "Conversation id (`connection:native_id`)", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$", example = "shop-zipchat:12279")),
     request_body = AssignmentRequest,
     responses(
-        (status = 200, description = "The conversation as it is now", body = Conversation),
+        (status = 200, description = "The conversation as it is now", body = Conversation, links(
+            ("GetConversation" = (operation_id = "getConversation", parameters(("id" = "$response.body#/id")), description = "Read this conversation")),
+            ("ListMessages" = (operation_id = "listMessages", parameters(("id" = "$response.body#/id")), description = "The messages of this conversation")),
+            ("ReplyToConversation" = (operation_id = "replyToConversation", parameters(("id" = "$response.body#/id")), description = "Reply in this conversation")),
+        )),
         (status = 400, description = "Malformed id or body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing write scope", body = Problem, content_type = "application/problem+json"),
@@ -258,6 +281,7 @@ pub async fn reply_to_conversation(
         (status = 409, description = "The vendor's plan does not allow this (`upstream_plan_limit`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body, or the agent cannot be assigned (`invalid_assignee`)", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
         (status = 501, description = "The vendor cannot assign / hand back", body = Problem, content_type = "application/problem+json"),
         UpstreamProblems,
     )
@@ -283,7 +307,11 @@ pub async fn set_assignment(
     params(("id" = String, Path, description = "Conversation id (`connection:native_id`)", pattern = r"^[a-z0-9][a-z0-9_-]{0,62}:[^\u0000-\u001f\u007f-\u009f]+$", example = "shop-zipchat:12279")),
     request_body = StatusRequest,
     responses(
-        (status = 200, description = "The conversation as it is now", body = Conversation),
+        (status = 200, description = "The conversation as it is now", body = Conversation, links(
+            ("GetConversation" = (operation_id = "getConversation", parameters(("id" = "$response.body#/id")), description = "Read this conversation")),
+            ("ListMessages" = (operation_id = "listMessages", parameters(("id" = "$response.body#/id")), description = "The messages of this conversation")),
+            ("ReplyToConversation" = (operation_id = "replyToConversation", parameters(("id" = "$response.body#/id")), description = "Reply in this conversation")),
+        )),
         (status = 400, description = "Malformed id or body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing write scope", body = Problem, content_type = "application/problem+json"),
@@ -291,6 +319,7 @@ pub async fn set_assignment(
         (status = 409, description = "The vendor's plan does not allow this (`upstream_plan_limit`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
         (status = 501, description = "The vendor cannot set this status", body = Problem, content_type = "application/problem+json"),
         UpstreamProblems,
     )
