@@ -285,6 +285,20 @@ pub struct Escalation {
 
 /// One conversation with one customer on one connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "shop-zipchat:12345", "connection": "shop-zipchat", "provider": "zipchat",
+    "native_id": "12345", "channel": "whatsapp", "native_channel": "whatsapp", "status": "open",
+    "mode": "human",
+    "assignee": {"id": "shop-zipchat:7", "connection": "shop-zipchat", "provider": "zipchat",
+                 "native_id": "7", "name": "Jane Agent", "email": "jane@shop.example.com", "avatar_url": null},
+    "contact": {"id": "shop-zipchat:100", "native_id": "100", "name": "John Doe",
+                "email": "john@example.com", "phone": "+1234567890",
+                "external_ids": {"shopify_customer_id": "7000100"}},
+    "created_at": "2026-01-15T10:30:00Z", "updated_at": null,
+    "last_activity_at": "2026-01-15T10:45:00Z", "last_message": null, "message_count": 3,
+    "escalation": {"escalated_at": "2026-01-15T10:40:00Z", "resolved_at": null},
+    "url": "https://app.zipchat.ai/chats/1/conversations/12345"
+}))]
 pub struct Conversation {
     /// `"{connection}:{native_id}"`.
     #[schema(example = "shop-zipchat:12345")]
@@ -390,6 +404,14 @@ pub struct Attachment {
 
 /// One message in a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "shop-zipchat:3", "conversation_id": "shop-zipchat:12345", "connection": "shop-zipchat",
+    "provider": "zipchat", "native_id": "3", "author": "agent",
+    "sender": {"id": "shop-zipchat:7", "connection": "shop-zipchat", "provider": "zipchat",
+               "native_id": "7", "name": null, "email": null, "avatar_url": null},
+    "text": "Hello! A person here.", "html": "<p>Hello! A person here.</p>", "attachments": [],
+    "created_at": "2026-01-15T10:45:00Z", "direction": "outbound", "delivery_status": null
+}))]
 pub struct Message {
     /// `"{connection}:{native_id}"`.
     pub id: String,

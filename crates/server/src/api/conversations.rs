@@ -86,6 +86,7 @@ pub enum Include {
 /// Body of `PUT /v1/conversations/{id}/assignment`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"assignee_id": "shop-zipchat:7"}))]
 pub struct AssignmentRequest {
     /// An agent id (`connection:native_id`, from `/v1/connections/{connection}/agents`): a person
     /// takes the conversation over from the bot. `null`: hand it back to the bot / unassign.
@@ -102,6 +103,7 @@ pub struct AssignmentRequest {
 /// Body of `POST /v1/conversations/{id}/messages`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "Hi, a person here — looking into it."}))]
 pub struct ReplyRequest {
     /// The reply, plain text.
     #[schema(min_length = 1, max_length = 10000)]
@@ -116,6 +118,7 @@ pub struct ReplyRequest {
 /// Body of `PUT /v1/conversations/{id}/status`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "resolved"}))]
 pub struct StatusRequest {
     /// The new status.
     pub status: Status,
