@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, ConversationFilter, Error, ErrorKind, ListQuery, Message,
     MessageQuery, Mode, NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result,
-    Status, UpstreamPage, codes,
+    Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{Call, Shared, Timeouts, Upstream, options};
 
@@ -93,20 +93,6 @@ fn unreadable(e: serde_json::Error) -> Error {
     .with_source(e)
 }
 
-/// Parses each raw item on its own; an item that does not parse is skipped, not fatal.
-fn parse_items<T: serde::de::DeserializeOwned>(items: Vec<Value>, what: &str) -> Vec<(T, Value)> {
-    items
-        .into_iter()
-        .filter_map(|raw| match serde_json::from_value::<T>(raw.clone()) {
-            Ok(item) => Some((item, raw)),
-            Err(e) => {
-                tracing::debug!(error = %e, "skipping a ChatbotX {what} that could not be read");
-                None
-            }
-        })
-        .collect()
-}
-
 impl Chatbotx {
     /// A connection with id `connection` from its config section.
     pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Chatbotx> {
@@ -183,19 +169,21 @@ impl Chatbotx {
     async fn fetch_list(
         &self,
         call: Call,
-    ) -> Result<(Vec<(wire::Conversation, Value)>, Option<String>)> {
+        include_raw: bool,
+    ) -> Result<(Vec<(wire::Conversation, Option<Value>)>, Option<String>)> {
         let list: wire::ConversationList = self.upstream.send(&call).await?.json()?;
-        Ok((parse_items(list.data, "conversation"), list.next_cursor))
+        let items = tolerant::items_with_raw(list.data, include_raw);
+        Ok((items, list.next_cursor))
     }
 
     fn map_page(
         &self,
-        items: Vec<(wire::Conversation, Value)>,
+        items: Vec<(wire::Conversation, Option<Value>)>,
         next: Option<String>,
     ) -> Page<Conversation> {
         let items = items
             .into_iter()
-            .map(|(c, raw)| mapping::conversation(self.connection(), c, Some(raw)))
+            .map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
             .collect();
         Page {
             items,
@@ -210,15 +198,19 @@ impl Chatbotx {
         filter: &ConversationFilter,
         cursor: Option<&str>,
         per_page: u32,
+        include_raw: bool,
     ) -> Result<Page<Conversation>> {
         let (open, archived) = tokio::join!(
-            self.fetch_list(Self::list_call(filter, false, cursor, per_page)),
-            self.fetch_list(Self::list_call(filter, true, cursor, per_page)),
+            self.fetch_list(
+                Self::list_call(filter, false, cursor, per_page),
+                include_raw
+            ),
+            self.fetch_list(Self::list_call(filter, true, cursor, per_page), include_raw),
         );
         let (open, open_next) = open?;
         let (archived, archived_next) = archived?;
         let mut seen = HashSet::new();
-        let mut items: Vec<(wire::Conversation, Value)> = open
+        let mut items: Vec<(wire::Conversation, Option<Value>)> = open
             .into_iter()
             .chain(archived)
             .filter(|(c, _)| seen.insert(c.id.clone()))
@@ -266,20 +258,15 @@ impl Chatbotx {
         self.upstream.send(&call).await.map(drop)
     }
 
-    fn map_messages(&self, id: &str, items: Vec<Value>) -> Vec<Message> {
-        let mut messages: Vec<Message> = parse_items::<wire::Message>(items, "message")
-            .into_iter()
-            .filter(|(m, _)| !mapping::is_internal(m))
-            .map(|(m, raw)| {
-                mapping::message(
-                    self.connection(),
-                    id,
-                    m,
-                    DateTime::<Utc>::UNIX_EPOCH,
-                    Some(raw),
-                )
-            })
-            .collect();
+    fn map_messages(&self, id: &str, items: Vec<Value>, include_raw: bool) -> Vec<Message> {
+        let mut messages: Vec<Message> =
+            tolerant::items_with_raw::<wire::Message>(items, include_raw)
+                .into_iter()
+                .filter(|(m, _)| !mapping::is_internal(m))
+                .map(|(m, raw)| {
+                    mapping::message(self.connection(), id, m, DateTime::<Utc>::UNIX_EPOCH, raw)
+                })
+                .collect();
         messages.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
@@ -333,12 +320,19 @@ impl Provider for Chatbotx {
         }
         let archived = match lists_for(filter) {
             Lists::None => return Ok(Page::last(Vec::new())),
-            Lists::Both => return self.list_both(filter, cursor, per_page).await,
+            Lists::Both => {
+                return self
+                    .list_both(filter, cursor, per_page, query.include_raw)
+                    .await;
+            }
             Lists::Open => false,
             Lists::Archived => true,
         };
         let (items, next) = self
-            .fetch_list(Self::list_call(filter, archived, cursor, per_page))
+            .fetch_list(
+                Self::list_call(filter, archived, cursor, per_page),
+                query.include_raw,
+            )
             .await?;
         Ok(self.map_page(items, next))
     }
@@ -365,7 +359,7 @@ impl Provider for Chatbotx {
             call = call.query("cursor", c);
         }
         let list: wire::MessageList = self.upstream.send(&call).await?.json()?;
-        let mut items = self.map_messages(id, list.data);
+        let mut items = self.map_messages(id, list.data, query.include_raw);
         let mut next = list.next_cursor.map(UpstreamPage::Cursor);
         // Newest first: once a message is older than `since`, so is everything after it.
         if let Some(since) = query.since
