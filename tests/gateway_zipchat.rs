@@ -314,45 +314,35 @@ async fn rejects_bad_input_naming_the_parameter() {
         (501, Some("set_status")),
         "{problem}"
     );
-    let (status, problem) = env
-        .send(
+    let writes = [
+        (
             Method::PUT,
-            ADMIN,
-            &format!("/v1/conversations/{id}/assignment"),
+            "assignment",
             json!({"assignee": null}),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (422, Some("invalid_body")),
-        "{problem}"
-    );
-    let (status, problem) = env
-        .send(
+            "invalid_body",
+        ),
+        (
             Method::PUT,
-            ADMIN,
-            &format!("/v1/conversations/{id}/assignment"),
+            "assignment",
             json!({"assignee_id": "shop-zipchat:424242"}),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (422, Some("invalid_assignee")),
-        "{problem}"
-    );
-    let (status, problem) = env
-        .send(
+            "invalid_assignee",
+        ),
+        (
             Method::POST,
-            ADMIN,
-            &format!("/v1/conversations/{id}/messages"),
+            "messages",
             json!({"text": "  "}),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (422, Some("invalid_text")),
-        "{problem}"
-    );
+            "invalid_text",
+        ),
+    ];
+    for (method, route, body, code) in writes {
+        let path = format!("/v1/conversations/{id}/{route}");
+        let (status, problem) = env.send(method, ADMIN, &path, body).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (422, Some(code)),
+            "{path}: {problem}"
+        );
+    }
 }
 
 #[tokio::test]
