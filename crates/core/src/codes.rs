@@ -17,6 +17,8 @@ pub const UPSTREAM_PLAN_LIMIT: &str = "upstream_plan_limit";
 pub const UPSTREAM_REJECTED: &str = "upstream_rejected";
 /// The connection's vendor failed repeatedly; calls to it are paused (circuit breaker open).
 pub const UPSTREAM_CIRCUIT_OPEN: &str = "upstream_circuit_open";
+/// The vendor's answer was larger than `max_upstream_body_bytes`; it was not read whole.
+pub const UPSTREAM_RESPONSE_TOO_LARGE: &str = "upstream_response_too_large";
 /// The `Idempotency-Key` was used before for a different request.
 pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
 /// A request with this `Idempotency-Key` is still in progress.
@@ -82,6 +84,7 @@ pub fn all() -> Vec<&'static str> {
         UpstreamAuth,
         UpstreamTimeout,
         UpstreamUnavailable,
+        StoreUnavailable,
         Unexpected,
     ]
     .into_iter()
@@ -96,6 +99,7 @@ pub fn all() -> Vec<&'static str> {
         UPSTREAM_PLAN_LIMIT,
         UPSTREAM_REJECTED,
         UPSTREAM_CIRCUIT_OPEN,
+        UPSTREAM_RESPONSE_TOO_LARGE,
         IDEMPOTENCY_KEY_REUSED,
         IDEMPOTENCY_IN_PROGRESS,
         "payload_too_large",

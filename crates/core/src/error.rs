@@ -34,6 +34,8 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// The vendor failed or answered something unusable: 502.
     UpstreamUnavailable,
+    /// The gateway's own state store (embedded file or Redis) cannot be reached: 503.
+    StoreUnavailable,
     /// The configuration is wrong.
     Config,
     /// A bug or an unexpected state: 500.
@@ -57,6 +59,7 @@ impl ErrorKind {
             ErrorKind::UpstreamAuth => 502,
             ErrorKind::UpstreamTimeout => 504,
             ErrorKind::UpstreamUnavailable => 502,
+            ErrorKind::StoreUnavailable => 503,
             ErrorKind::Config | ErrorKind::Unexpected => 500,
         }
     }
@@ -77,6 +80,7 @@ impl ErrorKind {
             ErrorKind::UpstreamAuth => "upstream_auth_failed",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::UpstreamUnavailable => "upstream_unavailable",
+            ErrorKind::StoreUnavailable => "store_unavailable",
             ErrorKind::Config => "config_error",
             ErrorKind::Unexpected => "internal_error",
         }
@@ -86,7 +90,10 @@ impl ErrorKind {
     pub fn is_temporary(self) -> bool {
         matches!(
             self,
-            ErrorKind::RateLimited | ErrorKind::UpstreamTimeout | ErrorKind::UpstreamUnavailable
+            ErrorKind::RateLimited
+                | ErrorKind::UpstreamTimeout
+                | ErrorKind::UpstreamUnavailable
+                | ErrorKind::StoreUnavailable
         )
     }
 }
