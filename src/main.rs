@@ -68,18 +68,18 @@ enum Command {
     Capabilities,
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+fn init_tracing() -> anyhow::Result<()> {
+    let format = switchboard_server::logging::Format::from_env().map_err(anyhow::Error::msg)?;
+    switchboard_server::logging::init(format);
+    Ok(())
 }
 
-fn random_secret() -> Vec<u8> {
-    let mut rng = fastrand::Rng::new();
-    (0..32).map(|_| rng.u8(..)).collect()
+/// A cursor secret from the operating system's cryptographic random source.
+fn random_secret() -> anyhow::Result<[u8; 32]> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| anyhow::anyhow!("cannot read the system's random source: {e}"))?;
+    Ok(secret)
 }
 
 fn client_section(token: &str) -> String {
@@ -95,13 +95,12 @@ async fn serve(config: Config, bind: SocketAddr) -> anyhow::Result<()> {
             "no [server] cursor_secret: using a random one; cursors will not survive a restart"
         );
     }
-    let state = switchboard_server::state_from_config(&config, &random_secret())?;
+    let state = switchboard_server::state_from_config(&config, &random_secret()?)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(address = %listener.local_addr()?, "switchboard listening");
-    switchboard_server::serve(listener, switchboard_server::app(state)).await?;
-    Ok(())
+    serve_until_signal(listener, &config, state).await
 }
 
 async fn demo(
@@ -125,7 +124,7 @@ async fn demo(
         switchboard_sim::gateway_config(&format!("http://{sim_addr}"))
     );
     let config = Config::parse(&config_text).context("the demo config is invalid")?;
-    let state = switchboard_server::state_from_config(&config, &random_secret())?;
+    let state = switchboard_server::state_from_config(&config, &random_secret()?)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind} (pass another with --bind)"))?;
@@ -139,7 +138,21 @@ async fn demo(
         println!("  curl {auth} http://{addr}/v1/conversations/{id}/messages");
     }
     println!("\nOpenAPI: http://{addr}/openapi.json   Ctrl-C stops.");
-    switchboard_server::serve(listener, switchboard_server::app(state)).await?;
+    serve_until_signal(listener, &config, state).await
+}
+
+async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    config: &Config,
+    state: std::sync::Arc<switchboard_server::AppState>,
+) -> anyhow::Result<()> {
+    switchboard_server::serve_with(
+        listener,
+        switchboard_server::app(state),
+        switchboard_server::ServerLimits::from_config(&config.server),
+        switchboard_server::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -159,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { config, bind } => {
-            init_tracing();
+            init_tracing()?;
             let config = Config::load(&config)?;
             let bind = bind.unwrap_or(config.server.bind);
             serve(config, bind).await
@@ -170,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
             seed,
             conversations,
         } => {
-            init_tracing();
+            init_tracing()?;
             demo(bind, token, seed, conversations).await
         }
         Command::Sim {
@@ -187,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            init_tracing();
+            init_tracing()?;
             let sim = Sim::new(&SimOptions {
                 seed,
                 conversations,

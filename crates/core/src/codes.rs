@@ -103,6 +103,8 @@ pub fn all() -> Vec<&'static str> {
         IDEMPOTENCY_KEY_REUSED,
         IDEMPOTENCY_IN_PROGRESS,
         "payload_too_large",
+        "uri_too_long",
+        "headers_too_large",
         "method_not_allowed",
         "rate_limited",
         "request_timeout",

@@ -19,7 +19,9 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
 use crate::model::{Conversation, Message};
 use crate::provider::{Page, UpstreamPage};
 
@@ -201,6 +203,10 @@ pub struct MergeRequest<'a, T> {
     pub filter: &'a (dyn Fn(&T) -> bool + Sync),
     /// Upstream calls one lane may make for one page before the page stops short.
     pub max_calls_per_lane: u32,
+    /// When the page must be served: a lane still waiting on its vendor then fails this page
+    /// with `upstream_timeout` (keeping its position, so the next page retries it) and the page
+    /// is served from the others.
+    pub deadline: Option<Instant>,
 }
 
 /// A lane that failed this page.
@@ -231,6 +237,7 @@ pub struct MergeOutput<T> {
 
 struct Run<'a, T> {
     lane: Lane<'a, T>,
+    deadline: Option<Instant>,
     state: LaneState,
     buf: VecDeque<T>,
     next: Option<UpstreamPage>,
@@ -260,12 +267,22 @@ impl<T: Sortable + Send> Run<'_, T> {
 
     async fn load(&mut self) {
         self.calls += 1;
-        match self
+        let fetch = self
             .lane
             .source
-            .fetch(&self.state.page, self.state.page_size)
-            .await
-        {
+            .fetch(&self.state.page, self.state.page_size);
+        let fetched = match self.deadline {
+            None => fetch.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, fetch)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::UpstreamTimeout,
+                        "the vendor did not answer within the page deadline; the next page retries it",
+                    ))
+                }),
+        };
+        match fetched {
             Ok(page) => {
                 let mut items = page.items;
                 items.sort_by(|a, b| key_cmp(b, a));
@@ -361,6 +378,7 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
         limit,
         filter,
         max_calls_per_lane,
+        deadline,
     } = req;
     let mut runs: Vec<Run<'_, T>> = lanes
         .into_iter()
@@ -385,6 +403,7 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
         .filter_map(|(lane, lane_state)| {
             lane_state.map(|state| Run {
                 lane,
+                deadline,
                 state,
                 buf: VecDeque::new(),
                 next: None,
@@ -522,6 +541,7 @@ mod tests {
                 limit: 2,
                 filter: &|_: &Item| true,
                 max_calls_per_lane: 4,
+                deadline: None,
             })
             .await;
             seen.extend(out.items.iter().map(|i| i.0));

@@ -1,20 +1,29 @@
 //! Callers of the gateway: bearer tokens, scopes and the connections each may see.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
-
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
-use axum::http::HeaderValue;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use switchboard_core::{Error, ErrorKind};
 use switchboard_upstream::RateLimit;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+use tower_governor::GovernorError;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
+use tower_governor::key_extractor::KeyExtractor;
 
 use crate::config::{ClientConfig, Scope};
 use crate::problem::ApiError;
@@ -63,7 +72,8 @@ pub struct Clients {
     by_token_hash: HashMap<[u8; 32], Arc<Caller>>,
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+/// The SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
@@ -161,6 +171,109 @@ fn unauthenticated(message: &str) -> ApiError {
     Error::new(ErrorKind::Unauthenticated, message).into()
 }
 
+/// The client IP a request came from (the peer address; loopback when served in-process).
+#[derive(Debug, Clone, Copy)]
+struct PeerIp;
+
+impl KeyExtractor for PeerIp {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
+        Ok(request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip()))
+    }
+}
+
+/// Requests without a valid token, throttled per client IP (`tower_governor`), so guessing
+/// tokens is slow: past the limit they get `429 rate_limited` with `Retry-After` instead of 401.
+/// Authenticated callers never pass through it; they have their own quotas.
+#[derive(Clone)]
+pub struct Unauthenticated {
+    gate: BoxCloneSyncService<Request, Response, Infallible>,
+    config: Arc<
+        GovernorConfig<
+            PeerIp,
+            governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+        >,
+    >,
+    checks: Arc<AtomicU32>,
+}
+
+impl std::fmt::Debug for Unauthenticated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unauthenticated").finish_non_exhaustive()
+    }
+}
+
+impl Unauthenticated {
+    /// `limit` requests per window per IP, the whole of it usable at once.
+    pub fn new(limit: RateLimit) -> Unauthenticated {
+        let requests = limit.requests.max(1);
+        let period = Duration::from_secs(u64::from(limit.per_seconds.max(1))) / requests;
+        let config = Arc::new(
+            GovernorConfigBuilder::default()
+                .key_extractor(PeerIp)
+                .period(period)
+                .burst_size(requests)
+                .finish()
+                .unwrap_or_else(|| {
+                    // Unreachable: both are above zero.
+                    GovernorConfigBuilder::default()
+                        .key_extractor(PeerIp)
+                        .finish()
+                        .unwrap_or_else(|| unreachable!())
+                }),
+        );
+        // Admitted requests reach a service that only says so; the caller then answers 401.
+        let admitted = tower::service_fn(|_: Request| async {
+            Ok::<_, Infallible>(StatusCode::UNAUTHORIZED.into_response())
+        });
+        let gate = GovernorLayer::new(config.clone())
+            .error_handler(move |error| throttled(error, limit))
+            .layer(admitted);
+        Unauthenticated {
+            gate: BoxCloneSyncService::new(gate),
+            config,
+            checks: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// Counts a request that failed authentication; `Err` holds the 429 to send instead of 401.
+    pub async fn check(&self, parts: &Parts) -> Result<(), Response> {
+        // Forget IPs whose budget is whole again, so the table stays bounded.
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+            self.config.limiter().retain_recent();
+        }
+        let mut request = Request::new(Body::empty());
+        if let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            request.extensions_mut().insert(*peer);
+        }
+        match self.gate.clone().oneshot(request).await {
+            Ok(response) if response.status() == StatusCode::UNAUTHORIZED => Ok(()),
+            Ok(response) => Err(response),
+            Err(never) => match never {},
+        }
+    }
+}
+
+fn throttled(error: GovernorError, limit: RateLimit) -> Response {
+    let wait = match error {
+        GovernorError::TooManyRequests { wait_time, .. } => wait_time.max(1),
+        _ => 1,
+    };
+    let error = Error::new(
+        ErrorKind::TooManyRequests,
+        format!(
+            "too many requests without a valid token from this address (at most {} in {} s); retry later",
+            limit.requests, limit.per_seconds
+        ),
+    )
+    .with_retry_after(Duration::from_secs(wait));
+    ApiError(error).into_response()
+}
+
 /// The authenticated caller of a request (an extractor).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Arc<Caller>);
@@ -180,18 +293,25 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Response> {
-        let caller = authenticate(parts, state).map_err(IntoResponse::into_response)?;
+        let caller = match authenticate(parts, state) {
+            Ok(caller) => caller,
+            Err(error) => {
+                state.unauthenticated.check(parts).await?;
+                return Err(error.into_response());
+            }
+        };
         caller.admit().map_err(IntoResponse::into_response)?;
         Ok(caller)
     }
 }
 
-fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+/// The bearer token of a request.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| unauthenticated("send `Authorization: Bearer <token>`"))?;
-    let token = header
+    header
         .to_str()
         .ok()
         .and_then(|v| {
@@ -199,10 +319,48 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiErr
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
+        .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))
+}
+
+fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
     state
         .clients
-        .authenticate(token)
+        .authenticate(bearer(parts)?)
         .map(Authenticated)
         .ok_or_else(|| unauthenticated("the bearer token is not valid"))
+}
+
+/// An operator of the gateway: the bearer of `[server] ops_token`, when one is configured
+/// (anyone otherwise). Guards `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator;
+
+impl FromRequestParts<Arc<AppState>> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        let Some(expected) = state.ops_token else {
+            return Ok(Operator);
+        };
+        let valid = bearer(parts).and_then(|token| {
+            subtle_eq(&sha256(token.as_bytes()), &expected)
+                .then_some(Operator)
+                .ok_or_else(|| unauthenticated("this endpoint needs the gateway's ops token"))
+        });
+        match valid {
+            Ok(operator) => Ok(operator),
+            Err(error) => {
+                state.unauthenticated.check(parts).await?;
+                Err(error.into_response())
+            }
+        }
+    }
+}
+
+/// Compares two hashes in constant time.
+fn subtle_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

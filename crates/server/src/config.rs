@@ -48,6 +48,59 @@ pub struct ServerConfig {
     /// Browser access from other origins.
     #[serde(default)]
     pub cors: CorsConfig,
+    /// How long a multi-connection page (the merged inbox) waits for a slow connection before
+    /// it is served without it (listed in `partial` as `upstream_timeout`), in milliseconds.
+    #[serde(default = "default_page_deadline_ms")]
+    pub page_deadline_ms: u64,
+    /// The largest vendor answer the gateway reads; a larger one is
+    /// `502 upstream_response_too_large` and is never cached.
+    #[serde(default = "default_max_upstream_body_bytes")]
+    pub max_upstream_body_bytes: usize,
+    /// Seconds a client has to send a request's headers, and that an idle keep-alive connection
+    /// stays open.
+    #[serde(default = "default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM / Ctrl-C before their connections
+    /// are closed.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+    /// A bearer token `/readyz` and `/metrics` require (omitted: open to anyone who can reach
+    /// the port). `/healthz` stays open.
+    pub ops_token: Option<Secret>,
+    /// Requests without a valid token, per client IP; past it, `429 rate_limited`.
+    #[serde(default = "default_unauthenticated_rate_limit")]
+    pub unauthenticated_rate_limit: RateLimit,
+}
+
+fn default_page_deadline_ms() -> u64 {
+    2500
+}
+
+fn default_max_upstream_body_bytes() -> usize {
+    switchboard_upstream::DEFAULT_MAX_BODY_BYTES
+}
+
+fn default_header_timeout_secs() -> u64 {
+    10
+}
+
+fn default_max_connections() -> usize {
+    512
+}
+
+fn default_shutdown_timeout_secs() -> u64 {
+    10
+}
+
+/// The default limit on requests without a valid token: 30 a minute per IP.
+pub fn default_unauthenticated_rate_limit() -> RateLimit {
+    RateLimit {
+        requests: 30,
+        per_seconds: 60,
+    }
 }
 
 /// `[server.cors]`: the origins whose browser apps may call the gateway.
@@ -75,6 +128,13 @@ impl Default for ServerConfig {
             cache_ttl_ms: default_cache_ttl_ms(),
             breaker: BreakerSettings::default(),
             cors: CorsConfig::default(),
+            page_deadline_ms: default_page_deadline_ms(),
+            max_upstream_body_bytes: default_max_upstream_body_bytes(),
+            header_timeout_secs: default_header_timeout_secs(),
+            max_connections: default_max_connections(),
+            shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            ops_token: None,
+            unauthenticated_rate_limit: default_unauthenticated_rate_limit(),
         }
     }
 }
@@ -207,6 +267,29 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        let server = &self.server;
+        let positive = [
+            ("page_deadline_ms", server.page_deadline_ms),
+            (
+                "max_upstream_body_bytes",
+                server.max_upstream_body_bytes as u64,
+            ),
+            ("header_timeout_secs", server.header_timeout_secs),
+            ("max_connections", server.max_connections as u64),
+            (
+                "unauthenticated_rate_limit.requests",
+                u64::from(server.unauthenticated_rate_limit.requests),
+            ),
+            (
+                "unauthenticated_rate_limit.per_seconds",
+                u64::from(server.unauthenticated_rate_limit.per_seconds),
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                bail!("[server] {key} must be above 0");
+            }
+        }
         for origin in &self.server.cors.allowed_origins {
             let url = url::Url::parse(origin).ok().filter(|u| {
                 matches!(u.scheme(), "http" | "https") && u.path() == "/" && !origin.ends_with('/')

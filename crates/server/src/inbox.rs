@@ -28,6 +28,41 @@ use crate::state::AppState;
 /// reached when gateway-side filters discard whole upstream pages).
 const MAX_CALLS_PER_LANE: u32 = 4;
 
+/// How long after the page deadline the merge stops waiting on a lane whose upstream call has
+/// not ended by itself (every upstream call ends at the deadline; this is the safety net).
+const PAGE_DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The longest reply, in characters (the spec's `maxLength`).
+pub const MAX_REPLY_CHARS: usize = 10_000;
+
+/// A reply's text: 1 to [`MAX_REPLY_CHARS`] characters, not only whitespace, and no control
+/// characters but newline and tab.
+fn check_reply_text(text: &str) -> Result<(), Error> {
+    let length = text.chars().count();
+    if text.trim().is_empty() {
+        return Err(Error::invalid_parameter("text", "`text` must not be empty"));
+    }
+    if length > MAX_REPLY_CHARS {
+        return Err(Error::invalid_parameter(
+            "text",
+            format!("`text` holds at most {MAX_REPLY_CHARS} characters (this one has {length})"),
+        ));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+    {
+        return Err(Error::invalid_parameter(
+            "text",
+            format!(
+                "`text` must not hold control characters other than newline and tab (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A vendor whose list is not sorted by activity is read this many upstream pages at a time and
 /// sorted by the gateway: the inbox order is exact within that window.
 pub const UNSORTED_CHUNK_PAGES: u32 = 10;
@@ -288,13 +323,20 @@ pub async fn list_conversations(
         })
         .collect();
     let matches = |c: &Conversation| filter.matches(c);
-    let out = merge_page(MergeRequest {
-        lanes,
-        state: state_in,
-        limit: query.limit,
-        filter: &matches,
-        max_calls_per_lane: MAX_CALLS_PER_LANE,
-    })
+    // Every upstream call of the page ends by the deadline (and is counted against its vendor's
+    // breaker when it does not answer in time); the merge stops waiting a moment later.
+    let deadline = tokio::time::Instant::now() + state.page_deadline;
+    let out = switchboard_upstream::deadline::within(
+        deadline,
+        merge_page(MergeRequest {
+            lanes,
+            state: state_in,
+            limit: query.limit,
+            filter: &matches,
+            max_calls_per_lane: MAX_CALLS_PER_LANE,
+            deadline: Some(deadline + PAGE_DEADLINE_GRACE),
+        }),
+    )
     .await;
     if out.lanes > 0 && out.failures.len() == out.lanes && out.items.is_empty() {
         let mut failures = out.failures;
@@ -373,6 +415,7 @@ pub async fn list_messages(
         limit,
         filter: &matches,
         max_calls_per_lane: MAX_CALLS_PER_LANE,
+        deadline: None,
     })
     .await;
     if let Some(failure) = out.failures.into_iter().next() {
@@ -460,10 +503,14 @@ pub async fn send_message(
     sender_id: Option<&str>,
     idempotency_key: Option<String>,
 ) -> Result<Message, Error> {
-    let (provider, native) = state.resolve(caller, id, "conversation")?;
-    if text.trim().is_empty() {
-        return Err(Error::invalid_parameter("text", "`text` must not be empty"));
+    check_reply_text(&text)?;
+    if sender_id.is_some_and(|s| ids::split(s).is_none()) {
+        return Err(Error::invalid_parameter(
+            "sender_id",
+            "`sender_id` must be an agent id like `connection:native_id`",
+        ));
     }
+    let (provider, native) = state.resolve(caller, id, "conversation")?;
     let sender = sender_id
         .map(|s| {
             ids::split(s)

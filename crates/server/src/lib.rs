@@ -8,13 +8,13 @@ pub mod auth;
 pub mod config;
 pub mod idempotency;
 pub mod inbox;
+pub mod logging;
 pub mod metrics;
 pub mod params;
 pub mod problem;
 pub mod registry;
 pub mod state;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,23 +60,31 @@ pub fn app(state: Arc<AppState>) -> Router {
             ]))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
-                TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                    let request_id = request
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = %request_id,
-                    )
-                }),
+                // The span only: each request is logged once, by `problem::problem_layer`.
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request<_>| {
+                        let request_id = request
+                            .headers()
+                            .get(&REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            path = %logging::Escaped(request.uri().path()),
+                            request_id = %logging::Escaped(request_id),
+                        )
+                    })
+                    .on_request(())
+                    .on_response(())
+                    .on_body_chunk(())
+                    .on_eos(())
+                    .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .option_layer(cors)
             .layer(axum::middleware::from_fn(problem::problem_layer))
+            .layer(axum::middleware::from_fn(head_limits))
             .layer(CatchPanicLayer::new())
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -125,6 +133,7 @@ pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Res
         store: store.clone(),
         cache_ttl: Duration::from_millis(config.server.cache_ttl_ms),
         breaker: config.server.breaker,
+        max_body_bytes: config.server.max_upstream_body_bytes,
     };
     let registry = registry::Registry::from_config(&config.connections, &shared)?;
     let clients = auth::Clients::from_config(&config.clients);
@@ -135,20 +144,175 @@ pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Res
         .map_or(fallback_secret, |s| s.expose().as_bytes());
     let mut state = AppState::new(registry, clients, secret, store);
     state.allowed_origins = config.server.cors.allowed_origins.clone();
+    state.page_deadline = Duration::from_millis(config.server.page_deadline_ms);
+    state.ops_token = config
+        .server
+        .ops_token
+        .as_ref()
+        .map(|t| auth::sha256(t.expose().as_bytes()));
+    state.unauthenticated = auth::Unauthenticated::new(config.server.unauthenticated_rate_limit);
     Ok(Arc::new(state))
 }
 
-/// Serves `app` on `listener` until Ctrl-C / SIGTERM.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
+/// How the HTTP server bounds its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Time to send a request's headers; also how long an idle keep-alive connection stays.
+    pub header_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time in-flight requests get after the shutdown signal before their connections close.
+    pub shutdown_timeout: Duration,
 }
 
-async fn shutdown_signal() {
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits::from_config(&config::ServerConfig::default())
+    }
+}
+
+impl ServerLimits {
+    /// The limits of a `[server]` section.
+    pub fn from_config(server: &config::ServerConfig) -> ServerLimits {
+        ServerLimits {
+            header_timeout: Duration::from_secs(server.header_timeout_secs),
+            max_connections: server.max_connections,
+            shutdown_timeout: Duration::from_secs(server.shutdown_timeout_secs),
+        }
+    }
+}
+
+/// Serves `app` on `listener` with the default limits until Ctrl-C / SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    serve_with(listener, app, ServerLimits::default(), shutdown_signal()).await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
+/// for at most `limits.shutdown_timeout` before closing their connections.
+///
+/// Every connection is bounded: its request headers must arrive within `header_timeout`, an
+/// idle keep-alive connection is closed after it, and at most `max_connections` are served at
+/// once. Each request carries its peer address (`ConnectInfo<SocketAddr>`).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // Above the gateway's own limits (`head_limits`), so it answers those with problem+json.
+        .max_headers(4 * MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            app.clone()
+                .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    request
+                });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections; in-flight requests may finish");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.shutdown_timeout) => {
+            tracing::warn!("shutdown deadline passed; closing the remaining connections");
+        }
+    }
+    Ok(())
+}
+
+/// The longest request target accepted (`414 uri_too_long` past it).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most request header bytes accepted (`431 headers_too_large` past it).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The most request headers accepted (`431 headers_too_large` past it).
+pub const MAX_HEADERS: usize = 100;
+
+/// Refuses oversized request heads with problem+json, before anything else reads them.
+async fn head_limits(
+    request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use switchboard_core::{Error, ErrorKind};
+    let uri_len = request.uri().to_string().len();
+    if uri_len > MAX_URI_BYTES {
+        let error = Error::new(
+            ErrorKind::InvalidRequest,
+            format!("the request target is {uri_len} bytes; at most {MAX_URI_BYTES} are accepted"),
+        )
+        .with_code("uri_too_long");
+        return problem::with_status(StatusCode::URI_TOO_LONG, error);
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        let error = Error::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "the request headers are too large ({} headers, {header_bytes} bytes; at most {MAX_HEADERS} and {MAX_HEADER_BYTES})",
+                headers.len()
+            ),
+        )
+        .with_code("headers_too_large");
+        return problem::with_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, error);
+    }
+    next.run(request).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -167,5 +331,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutdown signal received");
 }

@@ -92,6 +92,8 @@ pub struct ErrorLog {
     pub code: &'static str,
     /// The full error, with its source chain (never sent to the caller).
     pub detail: Arc<str>,
+    /// The connection involved, if any.
+    pub connection: Option<Arc<str>>,
 }
 
 /// A handler error: a core error rendered as problem+json.
@@ -119,9 +121,15 @@ fn render(status: StatusCode, problem: &Problem) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let e = self.0;
-        let status = StatusCode::from_u16(e.kind().http_status())
+        let status = StatusCode::from_u16(self.0.kind().http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        with_status(status, self.0)
+    }
+}
+
+/// `e` as problem+json with `status` (for statuses no error kind maps to, such as 414 and 431).
+pub fn with_status(status: StatusCode, e: Error) -> Response {
+    {
         let detail = match e.kind() {
             // Internal details stay in the log.
             ErrorKind::Unexpected | ErrorKind::Config => "an internal error occurred".to_owned(),
@@ -155,15 +163,44 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             code: e.code(),
             detail: e.to_string().into(),
+            connection: e.connection().map(Into::into),
         });
         response
     }
 }
 
 /// Turns error responses made outside the handlers (unknown route, wrong method, body too large,
-/// timeout) into problem+json, and logs every error response once, inside the request span.
+/// timeout) into problem+json, and logs every request once, inside its span, at a level that
+/// fits: a caller's mistake (4xx, 501) is `info`, a vendor's failure (502-504) `warn`, and only
+/// the gateway's own failure (500) `error`.
 pub async fn problem_layer(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
+    let response = as_problem(response);
+    log_request(&response, started.elapsed());
+    response
+}
+
+fn log_request(response: &Response, elapsed: std::time::Duration) {
+    let status = response.status().as_u16();
+    let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    let Some(log) = response.extensions().get::<ErrorLog>() else {
+        tracing::info!(status, latency_ms, "request served");
+        return;
+    };
+    let code = log.code;
+    let connection = log.connection.as_deref().unwrap_or("-");
+    let error = crate::logging::Escaped(&log.detail);
+    match status {
+        500 => tracing::error!(status, latency_ms, code, connection, %error, "request failed"),
+        502..=504 => {
+            tracing::warn!(status, latency_ms, code, connection, %error, "vendor failed")
+        }
+        _ => tracing::info!(status, latency_ms, code, connection, %error, "request refused"),
+    }
+}
+
+fn as_problem(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -175,19 +212,11 @@ pub async fn problem_layer(request: Request, next: Next) -> Response {
         .is_some_and(|v| v.starts_with("application/json"));
     // A handler's own error (logged below), or a JSON answer it chose (e.g. `/readyz`'s 503),
     // stays as it is; bodies from outside the handlers become problems.
-    let response = if response.extensions().get::<ErrorLog>().is_some() || is_json {
+    if response.extensions().get::<ErrorLog>().is_some() || is_json {
         response
     } else {
         outside_handler(status, response.headers())
-    };
-    if let Some(log) = response.extensions().get::<ErrorLog>() {
-        if log.status >= 500 {
-            tracing::error!(status = log.status, code = log.code, error = %log.detail, "request failed");
-        } else {
-            tracing::info!(status = log.status, code = log.code, error = %log.detail, "request rejected");
-        }
     }
-    response
 }
 
 fn outside_handler(status: StatusCode, headers: &header::HeaderMap) -> Response {
@@ -204,6 +233,11 @@ fn outside_handler(status: StatusCode, headers: &header::HeaderMap) -> Response 
             "the request took too long; the vendors were slow to answer",
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_body", "send the body as application/json"),
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request target is too long"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("headers_too_large", "the request headers are too large")
+        }
+        StatusCode::BAD_REQUEST => ("invalid_request", "the request could not be read"),
         _ if status.is_server_error() => ("internal_error", "an internal error occurred"),
         _ => ("invalid_request", "the request is invalid"),
     };
@@ -226,6 +260,7 @@ fn outside_handler(status: StatusCode, headers: &header::HeaderMap) -> Response 
         status: status.as_u16(),
         code,
         detail: detail.into(),
+        connection: None,
     });
     response
 }

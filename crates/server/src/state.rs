@@ -1,12 +1,13 @@
 //! What every handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchboard_core::cursor::CursorCodec;
 use switchboard_core::{Error, Provider, ids};
 use switchboard_upstream::Store;
 
-use crate::auth::{Caller, Clients};
+use crate::auth::{Caller, Clients, Unauthenticated};
 use crate::registry::Registry;
 
 /// The gateway's shared state.
@@ -22,6 +23,12 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Origins whose browser apps may call the gateway (CORS).
     pub allowed_origins: Vec<String>,
+    /// How long a multi-connection page waits for a slow connection.
+    pub page_deadline: Duration,
+    /// The SHA-256 of the token `/readyz` and `/metrics` require, if any.
+    pub ops_token: Option<[u8; 32]>,
+    /// Throttles requests without a valid token, per client IP.
+    pub unauthenticated: Unauthenticated,
 }
 
 impl AppState {
@@ -38,6 +45,11 @@ impl AppState {
             cursors: CursorCodec::new(cursor_secret),
             store,
             allowed_origins: Vec::new(),
+            page_deadline: Duration::from_millis(2500),
+            ops_token: None,
+            unauthenticated: Unauthenticated::new(
+                crate::config::default_unauthenticated_rate_limit(),
+            ),
         }
     }
 

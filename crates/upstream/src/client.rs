@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
@@ -13,10 +13,12 @@ use serde::de::IgnoredAny;
 use switchboard_core::{BreakerState, ConnectionHealth, QuotaStatus, codes};
 use switchboard_core::{Error, ErrorKind, Operation, Result};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use url::Url;
 
-use crate::breaker::{Breaker, BreakerSettings, gauge};
+use crate::breaker::{Admission, Breaker, BreakerSettings, gauge};
 use crate::budget::RateLimit;
+use crate::deadline;
 use crate::store::{MemoryStore, Store};
 
 /// Parses a vendor's non-2xx response into a gateway error. Pure; each adapter has one.
@@ -33,15 +35,23 @@ pub struct Shared {
     pub cache_ttl: Duration,
     /// When a connection's breaker opens.
     pub breaker: BreakerSettings,
+    /// The largest vendor answer read; a larger one is `upstream_response_too_large`.
+    pub max_body_bytes: usize,
 }
 
+/// The default cap on a vendor's answer: 8 MiB (a ChatbotX page of 100 conversations with their
+/// messages is about 0.5 MB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 impl Default for Shared {
-    /// An in-memory store, pages cached for 2 s, breakers at their defaults.
+    /// An in-memory store, pages cached for 2 s, breakers at their defaults, answers capped at
+    /// [`DEFAULT_MAX_BODY_BYTES`].
     fn default() -> Shared {
         Shared {
             store: Arc::new(MemoryStore::default()),
             cache_ttl: Duration::from_secs(2),
             breaker: BreakerSettings::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -382,7 +392,8 @@ impl Upstream {
     }
 
     async fn send_now(&self, call: &Call, url: &Url) -> Result<Response> {
-        let deadline = Instant::now() + self.options.deadline;
+        // The connection's own deadline, or the caller's (a page deadline) when sooner.
+        let deadline = deadline::sooner(Instant::now() + self.options.deadline);
         let retries = if call.is_read() {
             self.options.max_retries
         } else {
@@ -404,11 +415,13 @@ impl Upstream {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
-            let can_retry = call.is_read() && error.is_temporary();
             let delay = match backoff.next() {
-                Some(d) if can_retry => error.retry_after().map_or(d, |ra| ra.max(d)),
+                Some(d) if call.is_read() && worth_retrying(&error) => {
+                    error.retry_after().map_or(d, |ra| ra.max(d))
+                }
                 _ => return Err(self.finish(error, call)),
             };
+            // "Not before T" past the deadline is never slept on: the caller hears it now.
             if Instant::now() + delay >= deadline {
                 return Err(self.finish(error, call));
             }
@@ -434,28 +447,15 @@ impl Upstream {
         }
     }
 
-    /// Waits for the vendor's window and the connection's budget, or fails fast when that
-    /// would pass the deadline: the vendor never sees the excess.
+    /// Takes one request from the connection's budget, waiting for it within the deadline; fails
+    /// at once while the vendor's own window is known to be closed: the vendor never sees the
+    /// excess, and no caller waits on a window that will not open in time.
     async fn acquire(&self, deadline: Instant) -> Result<()> {
-        let rate_limited = |wait: Duration| {
-            metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => "quota_exhausted")
-                .increment(1);
-            Error::new(
-                ErrorKind::RateLimited,
-                "the vendor's request quota for this connection is used up; retry later",
-            )
-            .with_retry_after(wait.max(Duration::from_secs(1)))
-        };
         let blocked_until = lock(&self.vendor).blocked_until;
         if let Some(until) = blocked_until {
             let now = Instant::now();
             if until > now {
-                if until >= deadline {
-                    return Err(rate_limited(until - now));
-                }
-                metrics::counter!("switchboard_upstream_quota_waits_total", "connection" => self.connection.clone())
-                    .increment(1);
-                tokio::time::sleep(until - now).await;
+                return Err(self.rate_limited(until - now));
             }
         }
         let Some(limit) = self.options.rate_limit else {
@@ -471,7 +471,7 @@ impl Upstream {
                 Err(wait) => {
                     if Instant::now() + wait >= deadline {
                         lock(&self.last).quota_remaining = Some(0);
-                        return Err(rate_limited(wait));
+                        return Err(self.rate_limited(wait));
                     }
                     metrics::counter!("switchboard_upstream_quota_waits_total", "connection" => self.connection.clone())
                         .increment(1);
@@ -479,6 +479,16 @@ impl Upstream {
                 }
             }
         }
+    }
+
+    fn rate_limited(&self, wait: Duration) -> Error {
+        metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => "quota_exhausted")
+            .increment(1);
+        Error::new(
+            ErrorKind::RateLimited,
+            "the vendor's request quota for this connection is used up; retry later",
+        )
+        .with_retry_after(wait.max(Duration::from_secs(1)))
     }
 
     /// Keeps the budget in step with what the vendor says of its quota.
@@ -515,16 +525,51 @@ impl Upstream {
         }
     }
 
-    fn breaker_failure(&self) {
-        if self.breaker.failure() {
+    fn breaker_failure(&self, admission: Admission<'_>) {
+        if admission.failure() {
             tracing::warn!(connection = %self.connection, "circuit breaker opened: calls to this vendor fail fast for a while");
         }
+        self.breaker_gauge();
+    }
+
+    fn breaker_success(&self, admission: Admission<'_>) {
+        admission.success();
         self.breaker_gauge();
     }
 
     fn breaker_gauge(&self) {
         metrics::gauge!("switchboard_upstream_breaker_state", "connection" => self.connection.clone())
             .set(gauge(self.breaker.state()));
+    }
+
+    fn circuit_open(&self, wait: Duration) -> Error {
+        metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => "circuit_open")
+            .increment(1);
+        Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the vendor failed repeatedly; calls to it are paused for a while",
+        )
+        .with_code(codes::UPSTREAM_CIRCUIT_OPEN)
+        .with_retry_after(wait.max(Duration::from_secs(1)))
+    }
+
+    /// Reads a 2xx/4xx/5xx body, at most `max_body_bytes` of it: a larger answer is refused
+    /// as soon as its `Content-Length` or its bytes say so, never read whole.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, BodyError> {
+        let cap = self.options.shared.max_body_bytes;
+        if response.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(BodyError::TooLarge);
+        }
+        let mut body = bytes::BytesMut::with_capacity(
+            response.content_length().map_or(8 * 1024, |n| n as usize),
+        );
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+            if body.len() + chunk.len() > cap {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     async fn attempt(
@@ -534,20 +579,17 @@ impl Upstream {
         deadline: Instant,
         attempt_deadline: Instant,
     ) -> Result<Response> {
-        if let Err(wait) = self.breaker.allow() {
-            metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => "circuit_open")
-                .increment(1);
-            return Err(Error::new(
-                ErrorKind::UpstreamUnavailable,
-                "the vendor failed repeatedly; calls to it are paused for a few seconds",
-            )
-            .with_code(codes::UPSTREAM_CIRCUIT_OPEN)
-            .with_retry_after(wait.max(Duration::from_secs(1))));
-        }
+        let admission = self
+            .breaker
+            .admit()
+            .map_err(|wait| self.circuit_open(wait))?;
         self.breaker_gauge();
+        // A probe refused here (quota, deadline) was never sent: dropping its admission gives
+        // the probe back.
         self.acquire(deadline).await?;
         let remaining = attempt_deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
+            admission.neutral();
             return Err(timeout_error());
         }
         let mut request = self
@@ -558,17 +600,34 @@ impl Upstream {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
+        let started = Instant::now();
         let received = async {
-            let response = request.send().await?;
+            let response = request.send().await.map_err(BodyError::Transport)?;
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
+            let body = self.read_body(response).await?;
+            Ok::<_, BodyError>((status, headers, body))
         }
         .await;
+        metrics::histogram!("switchboard_upstream_request_duration_seconds", "connection" => self.connection.clone())
+            .record(started.elapsed().as_secs_f64());
         let (status, headers, body) = match received {
             Ok(parts) => parts,
-            Err(e) => {
+            Err(BodyError::TooLarge) => {
+                let error = Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    format!(
+                        "the vendor's answer was larger than the gateway accepts ({} bytes)",
+                        self.options.shared.max_body_bytes
+                    ),
+                )
+                .with_code(codes::UPSTREAM_RESPONSE_TOO_LARGE)
+                .set_temporary(false);
+                self.record("too_large", Some(&error));
+                self.breaker_failure(admission);
+                return Err(error);
+            }
+            Err(BodyError::Transport(e)) => {
                 let error = transport_error(e);
                 self.record(
                     if error.kind() == ErrorKind::UpstreamTimeout {
@@ -578,7 +637,7 @@ impl Upstream {
                     },
                     Some(&error),
                 );
-                self.breaker_failure();
+                self.breaker_failure(admission);
                 return Err(error);
             }
         };
@@ -592,19 +651,18 @@ impl Upstream {
                     "the vendor answered with a body the gateway could not read",
                 );
                 self.record("malformed", Some(&error));
-                self.breaker_failure();
+                self.breaker_failure(admission);
                 return Err(error);
             }
             self.record("ok", None);
-            self.breaker.success();
-            self.breaker_gauge();
+            self.breaker_success(admission);
             return Ok(Response {
                 status,
                 headers,
                 body,
             });
         }
-        let error = (self.parse_error)(status, &headers, &body);
+        let mut error = (self.parse_error)(status, &headers, &body);
         tracing::debug!(
             connection = %self.connection,
             operation = call.operation.as_str(),
@@ -614,22 +672,42 @@ impl Upstream {
         );
         if status.is_server_error() {
             self.record("server_error", Some(&error));
-            self.breaker_failure();
+            self.breaker_failure(admission);
         } else {
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                self.record("rate_limited", Some(&error));
+                // The window is closed: every caller hears so at once until it reopens.
+                if error.retry_after().is_none()
+                    && let Some(until) = lock(&self.vendor).blocked_until
+                {
+                    error = error.with_retry_after(
+                        until
+                            .saturating_duration_since(Instant::now())
+                            .max(Duration::from_secs(1)),
+                    );
+                }
+            } else {
+                self.record("client_error", Some(&error));
+            }
             // The vendor answered: it is up, whatever it thought of the request.
-            self.record(
-                if status == StatusCode::TOO_MANY_REQUESTS {
-                    "rate_limited"
-                } else {
-                    "client_error"
-                },
-                Some(&error),
-            );
-            self.breaker.success();
-            self.breaker_gauge();
+            self.breaker_success(admission);
         }
         Err(error)
     }
+}
+
+/// Why a vendor's answer could not be read.
+enum BodyError {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+/// Whether a failed read may be tried again inside the same request: not while the breaker is
+/// open, the vendor's window is closed, or the answer was refused for its size.
+fn worth_retrying(error: &Error) -> bool {
+    error.is_temporary()
+        && error.kind() != ErrorKind::RateLimited
+        && error.code() != codes::UPSTREAM_CIRCUIT_OPEN
 }
 
 fn timeout_error() -> Error {

@@ -7,16 +7,20 @@
 mod breaker;
 mod budget;
 mod client;
+pub mod deadline;
 mod endpoint;
+mod native;
 mod secret;
 mod store;
 
-pub use breaker::{Breaker, BreakerSettings};
+pub use breaker::{Admission, Breaker, BreakerSettings};
 pub use budget::{Budget, RateLimit};
 pub use client::{
-    Call, ErrorParser, Response, Shared, Upstream, UpstreamOptions, retry_after_from_headers,
+    Call, DEFAULT_MAX_BODY_BYTES, ErrorParser, Response, Shared, Upstream, UpstreamOptions,
+    retry_after_from_headers,
 };
 pub use endpoint::{Timeouts, options};
+pub use native::{MAX_NATIVE_ID_BYTES, native_id};
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
 pub use store::{MemoryStore, QuotaLeft, Store};

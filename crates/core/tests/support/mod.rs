@@ -578,6 +578,7 @@ impl World {
             limit,
             filter: &matches,
             max_calls_per_lane,
+            deadline: None,
         })
         .await;
         let fetches = lock(&self.log)[log_start..].to_vec();

@@ -9,7 +9,9 @@ use switchboard_core::{
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
     UpstreamPage, codes, tolerant,
 };
-use switchboard_upstream::{Call, Response, Secret, Shared, Timeouts, Upstream, options};
+use switchboard_upstream::{
+    Call, Response, Secret, Shared, Timeouts, Upstream, native_id, options,
+};
 use tokio::sync::{OnceCell, RwLock};
 
 use crate::config::{Config, DEFAULT_BASE_URL};
@@ -60,15 +62,6 @@ fn is_pingback_id(id: &str) -> bool {
     let groups: Vec<usize> = id.split('-').map(str::len).collect();
     let uuid = (groups == [8, 4, 4, 4, 12] || groups == [32]) && id.split('-').all(alnum);
     integer || uuid
-}
-
-/// A conversation id of PingBack's shape; anything else cannot exist and is not sent upstream.
-fn conversation_id(id: &str) -> Result<&str> {
-    if is_pingback_id(id) {
-        Ok(id)
-    } else {
-        Err(Error::not_found("no such conversation on this connection"))
-    }
 }
 
 fn invalid_assignee() -> Error {
@@ -249,11 +242,7 @@ impl Pingback {
     /// `GET /api/v1/conversations/{id}`: the conversation with its full history, and its JSON.
     async fn show(&self, op: Operation, id: &str) -> Result<(wire::Conversation, Value)> {
         let response = self
-            .send(call(
-                op,
-                Method::GET,
-                &["conversations", conversation_id(id)?],
-            ))
+            .send(call(op, Method::GET, &["conversations", native_id(id)?]))
             .await?;
         let raw: Value = response.json()?;
         let conversation = serde_json::from_value::<wire::Conversation>(raw.clone())
@@ -417,7 +406,7 @@ impl Provider for Pingback {
             // PingBack has no unassign endpoint and no bot to hand back to.
             Assignment::Unassigned => return Err(Error::unsupported(Operation::Unassign)),
         };
-        let id = conversation_id(id)?;
+        let id = native_id(id)?;
         self.send(call(
             Operation::Assign,
             Method::PUT,
@@ -428,7 +417,7 @@ impl Provider for Pingback {
     }
 
     async fn send_message(&self, id: &str, message: NewMessage) -> Result<Message> {
-        let id = conversation_id(id)?;
+        let id = native_id(id)?;
         // PingBack sends every reply as the logged-in user; another sender cannot be honoured.
         if let Some(sender) = &message.sender
             && sender.as_str() != self.user_id().await?
@@ -483,7 +472,7 @@ impl Provider for Pingback {
                 .with_operation(Operation::SetStatus));
             }
         };
-        let id = conversation_id(id)?;
+        let id = native_id(id)?;
         // "Already resolved" / "Already closed" come back as 200: the status is as asked.
         self.send(call(
             Operation::SetStatus,

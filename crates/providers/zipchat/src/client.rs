@@ -10,7 +10,7 @@ use switchboard_core::{
     NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
     UpstreamPage, codes, tolerant,
 };
-use switchboard_upstream::{Call, Shared, Timeouts, Upstream, options};
+use switchboard_upstream::{Call, Shared, Timeouts, Upstream, native_id, options};
 
 use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
 use crate::{capabilities, error, mapping, wire};
@@ -55,15 +55,6 @@ fn next_page(
         None => len >= per_page as usize,
     };
     more.then_some(UpstreamPage::Number(page + 1))
-}
-
-/// Zipchat ids are integers: anything else cannot exist, and is not sent upstream.
-fn numeric(id: &str) -> Result<&str> {
-    if !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(id)
-    } else {
-        Err(Error::not_found("no such conversation on this connection"))
-    }
 }
 
 impl Zipchat {
@@ -114,7 +105,7 @@ impl Zipchat {
         query: Option<&MessageQuery>,
     ) -> Result<(wire::Conversation, Value)> {
         let mut call = self
-            .call(op, Method::GET, &["conversations", numeric(id)?])
+            .call(op, Method::GET, &["conversations", native_id(id)?])
             .query("message_page", message_page)
             .query("message_per_page", per_page);
         if let Some(since) = query.and_then(|q| q.since) {
@@ -306,7 +297,7 @@ impl Provider for Zipchat {
             .call(
                 op,
                 Method::PATCH,
-                &["conversations", numeric(id)?, "assignment"],
+                &["conversations", native_id(id)?, "assignment"],
             )
             .json(json!({ "assignee_id": assignee }));
         let response = self.upstream.send(&call).await?;
@@ -323,7 +314,7 @@ impl Provider for Zipchat {
     }
 
     async fn send_message(&self, id: &str, message: NewMessage) -> Result<Message> {
-        let id = numeric(id)?;
+        let id = native_id(id)?;
         // Zipchat needs a sender: default to the agent the conversation is assigned to.
         let sender = match message.sender {
             Some(s) => s,

@@ -9,6 +9,8 @@ use serde::Serialize;
 use switchboard_core::{BreakerState, ConnectionHealth};
 use utoipa::ToSchema;
 
+use crate::auth::Operator;
+use crate::problem::Problem;
 use crate::state::AppState;
 
 /// Liveness / readiness.
@@ -45,13 +47,18 @@ pub struct Readiness {
 }
 
 /// Readiness: the gateway serves, and how each connection is doing. 503 only when every
-/// connection's breaker is open.
-#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "system", security(()),
+/// connection's breaker is open. Needs the ops token when `[server] ops_token` is set.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "system", security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Ready (possibly degraded)", body = Readiness),
+        (status = 401, description = "An ops token is configured and this is not it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests without a valid token from this address", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Every connection is failing", body = Readiness),
     ))]
-pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
+pub async fn readyz(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+) -> (StatusCode, Json<Readiness>) {
     let connections: Vec<ConnectionReadiness> = state
         .registry
         .iter()
@@ -80,9 +87,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
 
 /// Metrics in Prometheus text format: requests by route and status, upstream calls by
 /// connection and outcome, retries, coalesced calls, cache hits, quota waits, breaker states.
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "system", security(()),
-    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
-pub async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+/// Needs the ops token when `[server] ops_token` is set.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "system", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 401, description = "An ops token is configured and this is not it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests without a valid token from this address", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn metrics(_: Operator) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     (
         [(
             axum::http::header::CONTENT_TYPE,
