@@ -805,6 +805,76 @@ async fn traversals_with_latency(bench: &Bench, l: u64) {
     println!();
 }
 
+/// Pages per scenario of section 5.
+const DOWN_REPS: usize = 60;
+
+/// Section 5: page 1 with one of the four vendors failing, hanging or rate-limited, against
+/// all four healthy, through a fresh cache-off gateway each (default breaker and page deadline).
+async fn one_vendor_down(bench: &Bench) {
+    println!(
+        "## 5. One vendor of four failing, hanging or rate-limited (page 1, cache off, {DOWN_REPS} sequential pages each)\n"
+    );
+    println!(
+        "Each scenario gets a fresh gateway with the defaults: breaker opens after 5 failures and \
+cools down 10 s, page deadline 2500 ms. Zipchat gets the fault; the other three stay healthy.\n"
+    );
+    println!(
+        "| Zipchat | pages 1-5 | median | p99 | max | median ÷ healthy | pages with Zipchat in `partial` |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let scenarios = [
+        ("healthy", serde_json::json!({})),
+        (
+            "failing (500)",
+            serde_json::json!({"error_rate": 1.0, "error_status": 500}),
+        ),
+        (
+            "hanging (1 h)",
+            serde_json::json!({"latency_ms": 3_600_000}),
+        ),
+        (
+            "rate-limited (429, Retry-After 1 h)",
+            serde_json::json!({"rate_limit_rate": 1.0, "retry_after_secs": 3600}),
+        ),
+    ];
+    let mut healthy_median = None;
+    for (label, faults) in scenarios {
+        let gateway = start_gateway(&config(&bench.sim_url, "cache_ttl_ms = 0"), label).await;
+        repeat(bench, &gateway, None, 5).await;
+        let status = bench
+            .http
+            .put(format!("{}/_control/faults/zipchat", bench.sim_url))
+            .json(&faults)
+            .send()
+            .await
+            .expect("simulator answers PUT /_control/faults")
+            .status();
+        assert!(status.is_success(), "setting zipchat's faults: {status}");
+        let pages = repeat(bench, &gateway, None, DOWN_REPS).await;
+        let first: Vec<String> = pages.iter().take(5).map(|p| ms(p.elapsed)).collect();
+        let stats = latencies(&pages);
+        let median = *healthy_median.get_or_insert(stats.median);
+        let partial = pages.iter().filter(|p| p.partial > 0).count();
+        println!(
+            "| {label} | {} | {} | {} | {} | {:.2}x | {partial} of {DOWN_REPS} |",
+            first.join(" / "),
+            ms(stats.median),
+            ms(stats.p99),
+            ms(stats.max),
+            stats.median.as_secs_f64() / median.as_secs_f64(),
+        );
+    }
+    let cleared = bench
+        .http
+        .put(format!("{}/_control/faults/zipchat", bench.sim_url))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("simulator answers PUT /_control/faults");
+    assert!(cleared.status().is_success());
+    println!();
+}
+
 #[tokio::main]
 async fn main() {
     let run_start = Instant::now();
@@ -844,6 +914,7 @@ async fn main() {
     fixed_positions(&bench, &t.cursors).await;
     injected_latency(&bench, &t.cursors).await;
     traversals_with_latency(&bench, 50).await;
+    one_vendor_down(&bench).await;
     println!(
         "Total run time: {:.1} s; load average at the end {}",
         run_start.elapsed().as_secs_f64(),

@@ -5,6 +5,8 @@
 mod support;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::Query;
@@ -86,6 +88,8 @@ async fn chatbotx_documented_examples() {
 
 #[tokio::test]
 async fn octopush_documented_examples() {
+    let sends = Arc::new(AtomicUsize::new(0));
+    let counter = sends.clone();
     let app = Router::new()
         .route(
             "/v1/public/conversations/list",
@@ -103,7 +107,10 @@ async fn octopush_documented_examples() {
         )
         .route(
             "/v1/public/sms-campaign/send",
-            post(|| async { axum::Json(fixture("octopush", "sms_campaign_send.json")) }),
+            post(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                axum::Json(fixture("octopush", "sms_campaign_send.json"))
+            }),
         );
     let base = serve(app).await;
     let gw = gateway(&format!(
@@ -123,14 +130,36 @@ async fn octopush_documented_examples() {
         data.iter()
             .all(|c| c["mode"].is_null() && c["status"] == "open")
     );
-    // A masked id cannot be read back; that is a clear 404, not a 5xx.
-    let id = data[0]["id"].as_str().expect("id");
-    let (status, _) = fetch(
-        &gw,
-        &format!("/v1/conversations/{}", support::urlencode(id)),
-    )
-    .await;
-    assert!(status < 500, "{status}");
+    // Every listed id is addressable, masked ones (`***`) included: read it, its messages,
+    // reply with an Idempotency-Key, and replay that reply without a second send.
+    let masked = data[1]["id"].as_str().expect("id");
+    assert_eq!(masked, "sms:***");
+    let path = format!("/v1/conversations/{}", support::urlencode(masked));
+    let (status, conversation) = fetch(&gw, &path).await;
+    assert_eq!(status, 200, "{conversation}");
+    assert_eq!(conversation["id"], masked);
+    let (status, messages) = fetch(&gw, &format!("{path}/messages")).await;
+    assert_eq!(status, 200, "{messages}");
+    let reply = || {
+        reqwest::Client::new()
+            .post(format!("{gw}{path}/messages"))
+            .bearer_auth(ADMIN)
+            .header("idempotency-key", "masked-1")
+            .json(&json!({"text": "Your order shipped"}))
+            .send()
+    };
+    let first = reply().await.expect("answers");
+    assert_eq!(first.status(), 201);
+    let again = reply().await.expect("answers");
+    assert_eq!(again.status(), 201);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotency-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(sends.load(Ordering::SeqCst), 1, "the replay sent nothing");
 }
 
 #[tokio::test]

@@ -32,9 +32,11 @@ pub async fn start_gateway(config_text: &str) -> String {
         .await
         .expect("bind");
     let addr: SocketAddr = listener.local_addr().expect("addr");
-    tokio::spawn(switchboard_server::serve(
+    tokio::spawn(switchboard_server::serve_with(
         listener,
         switchboard_server::app(state),
+        switchboard_server::ServerLimits::from_config(&config.server),
+        std::future::pending(),
     ));
     format!("http://{addr}")
 }

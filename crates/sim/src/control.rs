@@ -33,12 +33,20 @@ pub struct Faults {
     pub malformed_rate: f64,
     /// Fraction of requests whose connection is dropped mid-body.
     pub drop_rate: f64,
+    /// The `Retry-After` of injected 429s, in seconds (default 1).
+    pub retry_after_secs: Option<u64>,
+    /// Answer every request 200 with a JSON body of this many bytes, streamed in chunks (0: off).
+    pub oversized_body_bytes: u64,
+    /// Send that oversized body without a `Content-Length` (chunked), so only reading it tells
+    /// its size.
+    pub oversized_without_length: bool,
 }
 
 /// Request counters and faults, per vendor.
 #[derive(Debug, Default)]
 pub struct Control {
     counters: BTreeMap<&'static str, AtomicU64>,
+    oversized_bytes_sent: Arc<AtomicU64>,
     faults: Mutex<BTreeMap<String, Faults>>,
     rng: Mutex<Option<fastrand::Rng>>,
 }
@@ -50,6 +58,10 @@ pub struct Report {
     pub requests: BTreeMap<String, u64>,
     /// Faults in force per vendor.
     pub faults: BTreeMap<String, Faults>,
+    /// Bytes of oversized bodies actually written to clients (a client that stops reading
+    /// stops the stream).
+    #[serde(default)]
+    pub oversized_bytes_sent: u64,
 }
 
 impl Control {
@@ -57,6 +69,7 @@ impl Control {
     pub fn new() -> Control {
         Control {
             counters: VENDORS.iter().map(|v| (*v, AtomicU64::new(0))).collect(),
+            oversized_bytes_sent: Arc::default(),
             faults: Mutex::new(BTreeMap::new()),
             rng: Mutex::new(Some(fastrand::Rng::with_seed(7))),
         }
@@ -78,6 +91,7 @@ impl Control {
                 .map(|(k, v)| ((*k).to_owned(), v.load(Ordering::Relaxed)))
                 .collect(),
             faults: self.faults.lock().map(|f| f.clone()).unwrap_or_default(),
+            oversized_bytes_sent: self.oversized_bytes_sent.load(Ordering::Relaxed),
         }
     }
 
@@ -97,6 +111,7 @@ impl Control {
         for c in self.counters.values() {
             c.store(0, Ordering::Relaxed);
         }
+        self.oversized_bytes_sent.store(0, Ordering::Relaxed);
         if let Ok(mut all) = self.faults.lock() {
             all.clear();
         }
@@ -135,10 +150,16 @@ pub async fn vendor_middleware(
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return (status, Json(serde_json::json!({"error": "injected fault"}))).into_response();
     }
+    if faults.oversized_body_bytes > 0 {
+        return oversized(&faults, control.oversized_bytes_sent.clone());
+    }
     if faults.rate_limit_rate > 0.0 && control.roll() < faults.rate_limit_rate {
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
+            [(
+                header::RETRY_AFTER,
+                faults.retry_after_secs.unwrap_or(1).to_string(),
+            )],
             Json(serde_json::json!({"error": "Too many requests"})),
         )
             .into_response();
@@ -166,6 +187,41 @@ pub async fn vendor_middleware(
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
     next.run(request).await
+}
+
+/// A valid (empty, blank-padded) JSON array of `faults.oversized_body_bytes` bytes, made and sent 64 KiB at a time, so
+/// the simulator never holds it; what was actually written is counted in `sent`.
+fn oversized(faults: &Faults, sent: Arc<AtomicU64>) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let total = faults.oversized_body_bytes.max(2);
+    // `[`, blanks, `]`: valid JSON of exactly `total` bytes.
+    let stream = futures::stream::unfold(0u64, move |written| {
+        let sent = sent.clone();
+        async move {
+            if written >= total {
+                return None;
+            }
+            let n = (total - written).min(CHUNK as u64);
+            let mut chunk = vec![b' '; n as usize];
+            if written == 0 {
+                chunk[0] = b'[';
+            }
+            if written + n == total {
+                chunk[n as usize - 1] = b']';
+            }
+            sent.fetch_add(n, Ordering::Relaxed);
+            Some((Ok::<_, std::io::Error>(chunk), written + n))
+        }
+    });
+    let mut response = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json");
+    if !faults.oversized_without_length {
+        response = response.header(header::CONTENT_LENGTH, total);
+    }
+    response
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// `GET /_control`.

@@ -408,11 +408,17 @@ impl Upstream {
             .with_jitter()
             .build();
         let mut attempt = 0usize;
+        let mut previous: Option<Error> = None;
         loop {
             attempt += 1;
             let attempt_deadline = deadline.min(Instant::now() + attempt_budget);
             let error = match self.attempt(call, url, deadline, attempt_deadline).await {
                 Ok(response) => return Ok(response),
+                // This request's own failures opened the breaker: the caller hears what the
+                // vendor did, not that the gateway stopped asking.
+                Err(e) if e.code() == codes::UPSTREAM_CIRCUIT_OPEN && previous.is_some() => {
+                    return Err(self.finish(previous.take().unwrap_or(e), call));
+                }
                 Err(e) => e,
             };
             let delay = match backoff.next() {
@@ -436,6 +442,7 @@ impl Upstream {
                 "retrying upstream read"
             );
             tokio::time::sleep(delay).await;
+            previous = Some(error);
         }
     }
 
