@@ -296,8 +296,9 @@ impl Upstream {
         url
     }
 
-    fn cache_prefix(&self) -> String {
-        format!("cache:{}:", self.connection)
+    /// The store bucket of this connection's quota and vendor block.
+    fn bucket(&self) -> String {
+        format!("quota:{}", self.connection)
     }
 
     /// How the connection is doing.
@@ -329,19 +330,30 @@ impl Upstream {
         let ttl = self.options.shared.cache_ttl;
         if !call.is_read() {
             let result = self.send_now(call, &url).await;
-            self.options
+            // A new generation hides the connection's cached pages from every replica. When the
+            // store fails here the write has been sent already: its answer stands.
+            if let Err(e) = self
+                .options
                 .shared
                 .store
-                .delete_prefix(&self.cache_prefix())
-                .await;
+                .bump_generation(&self.connection)
+                .await
+            {
+                tracing::warn!(connection = %self.connection, error = %e, "could not invalidate cached pages after a write; they expire with their TTL");
+            }
             return result;
         }
         if ttl.is_zero() {
             return self.send_now(call, &url).await;
         }
-        let key = format!("{}{}", self.cache_prefix(), url);
         let store = &self.options.shared.store;
-        if let Some(hit) = store.get(&key).await.and_then(decode_cached) {
+        let generation = store
+            .generation(&self.connection)
+            .await
+            .map_err(|e| self.finish(e, call))?;
+        let key = format!("cache:{}:{generation}:{url}", self.connection);
+        let cached = store.get(&key).await.map_err(|e| self.finish(e, call))?;
+        if let Some(hit) = cached.and_then(decode_cached) {
             metrics::counter!("switchboard_upstream_cache_hits_total", "connection" => self.connection.clone())
                 .increment(1);
             return Ok(hit);
@@ -374,8 +386,10 @@ impl Upstream {
             key: &key,
         };
         let result = self.send_now(call, &url).await;
-        if let Ok(response) = &result {
-            store.put(&key, encode_cached(response), ttl).await;
+        if let Ok(response) = &result
+            && let Err(e) = store.put(&key, encode_cached(response), ttl).await
+        {
+            tracing::debug!(connection = %self.connection, error = %e, "could not cache a page");
         }
         flight.finish(&result);
         result
@@ -458,12 +472,19 @@ impl Upstream {
                 tokio::time::sleep(until - now).await;
             }
         }
-        let Some(limit) = self.options.rate_limit else {
-            return Ok(());
-        };
-        let bucket = format!("quota:{}", self.connection);
+        // The store's answer is the shared budget and block: when it cannot answer, no request
+        // goes out (`store_unavailable`).
+        let bucket = self.bucket();
+        let store = &self.options.shared.store;
         loop {
-            match self.options.shared.store.take(&bucket, limit).await {
+            let taken = match self.options.rate_limit {
+                Some(limit) => store.take(&bucket, limit).await?,
+                None => match store.blocked_for(&bucket).await? {
+                    Some(wait) => Err(wait),
+                    None => return Ok(()),
+                },
+            };
+            match taken {
                 Ok(left) => {
                     lock(&self.last).quota_remaining = Some(left.remaining);
                     return Ok(());
@@ -499,6 +520,14 @@ impl Upstream {
         };
         if let Some(wait) = wait {
             vendor.blocked_until = Some(Instant::now() + wait);
+            // Every replica holds back too; this replica already does (above) while it lands.
+            let store = self.options.shared.store.clone();
+            let (bucket, connection) = (self.bucket(), self.connection.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.block(&bucket, wait).await {
+                    tracing::warn!(connection = %connection, error = %e, "could not share the vendor's block with other replicas");
+                }
+            });
         }
     }
 

@@ -12,12 +12,15 @@ mod secret;
 mod store;
 
 pub use breaker::{Breaker, BreakerSettings};
-pub use budget::{Budget, RateLimit};
+pub use budget::{Budget, Gcra, GcraDecision, RateLimit};
 pub use client::{
     Call, ErrorParser, Response, Shared, Upstream, UpstreamOptions, retry_after_from_headers,
 };
 pub use endpoint::{Timeouts, options};
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
-pub use store::{MemoryStore, QuotaLeft, Store};
+pub use store::{
+    Claim, EmbeddedStore, GENERATION_TTL, MemoryStore, QuotaLeft, RedisStore, STORE_RETRY_AFTER,
+    Store, unavailable,
+};
 pub use url::Url;

@@ -1,6 +1,7 @@
 //! Health endpoints.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -34,22 +35,38 @@ pub struct ConnectionReadiness {
     pub health: ConnectionHealth,
 }
 
-/// Readiness, with each connection's state.
+/// The store in the readiness report.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Readiness {
-    /// `ok`; `degraded` when some connection's breaker is open; `unavailable` when all are.
+pub struct StoreReadiness {
+    /// `memory`, `embedded` or `redis`.
+    #[schema(example = "redis")]
+    pub kind: &'static str,
+    /// `ok`, or `unavailable` when it does not answer (then nothing that needs it is served).
     #[schema(example = "ok")]
     pub status: &'static str,
+    /// Why it is unavailable.
+    pub error: Option<String>,
+}
+
+/// Readiness, with the store's and each connection's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok`; `degraded` when some connection's breaker is open; `unavailable` when all are, or
+    /// when the store does not answer.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The store behind quotas, idempotency and the page cache.
+    pub store: StoreReadiness,
     /// Every connection.
     pub connections: Vec<ConnectionReadiness>,
 }
 
-/// Readiness: the gateway serves, and how each connection is doing. 503 only when every
-/// connection's breaker is open.
+/// Readiness: the gateway serves, and how the store and each connection are doing. 503 when the
+/// store does not answer or every connection's breaker is open.
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "system", security(()),
     responses(
         (status = 200, description = "Ready (possibly degraded)", body = Readiness),
-        (status = 503, description = "Every connection is failing", body = Readiness),
+        (status = 503, description = "The store does not answer, or every connection is failing", body = Readiness),
     ))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
     let connections: Vec<ConnectionReadiness> = state
@@ -64,15 +81,32 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
         .iter()
         .filter(|c| c.health.breaker == BreakerState::Open)
         .count();
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    let store_error = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.message().to_owned()),
+        Err(_) => Some("the store did not answer within 2 s".to_owned()),
+    };
     let (code, status) = match open {
+        _ if store_error.is_some() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         0 => (StatusCode::OK, "ok"),
         n if n == connections.len() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         _ => (StatusCode::OK, "degraded"),
+    };
+    let store = StoreReadiness {
+        kind: state.store.kind(),
+        status: if store_error.is_some() {
+            "unavailable"
+        } else {
+            "ok"
+        },
+        error: store_error,
     };
     (
         code,
         Json(Readiness {
             status,
+            store,
             connections,
         }),
     )
