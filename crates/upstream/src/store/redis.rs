@@ -21,8 +21,10 @@ use crate::budget::{Gcra, RateLimit};
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// GCRA, the same steps as [`Gcra::check`]. KEYS: TAT, blocked-until. ARGV: period and tolerance
-/// (µs), and optionally `now` (µs; tests inject a clock, otherwise Redis's `TIME` from a recent
-/// epoch keeps the numbers exact in Lua's doubles). Returns `{1, remaining}` or `{0, wait_us}`.
+/// (µs), and optionally `now` (µs; tests inject a clock, and as their clock is not Redis's the key
+/// then lives a minute longer; otherwise Redis's `TIME` from a recent epoch keeps the numbers
+/// exact in Lua's doubles). The TAT key expires when the TAT passes. Returns `{1, remaining}` or
+/// `{0, wait_us}`.
 const TAKE: &str = r"
 local blocked = redis.call('PTTL', KEYS[2])
 if blocked > 0 then return {0, blocked * 1000} end
@@ -43,7 +45,9 @@ if now < earliest then return {0, earliest - now} end
 local nxt = tat + period
 local capacity = tolerance + period
 local remaining = math.floor(math.min(math.max(now + capacity - nxt, 0), capacity) / period)
-redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000))
+local ttl = math.ceil((nxt - now) / 1000)
+if ARGV[3] then ttl = ttl + 60000 end
+redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', ttl)
 return {1, remaining}
 ";
 
