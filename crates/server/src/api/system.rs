@@ -44,7 +44,8 @@ pub struct StoreReadiness {
     /// `ok`, or `unavailable` when it does not answer (then nothing that needs it is served).
     #[schema(example = "ok")]
     pub status: &'static str,
-    /// Why it is unavailable.
+    /// Why it is unavailable; null when it answers.
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 
