@@ -275,3 +275,35 @@ async fn serve_refuses_redis_without_a_shared_cursor_secret_and_names_a_bad_stor
     let err = run("[store]\npath = \"/nonexistent-dir/state.db\"\n");
     assert!(err.contains("/nonexistent-dir/state.db"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_started_before_its_redis_is_not_ready_until_redis_answers() {
+    let dir = TempDir::new();
+    let mut redis = RedisServer::not_started();
+    let mut env = simulators().await;
+    let config_path = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config_path,
+        config(&env, &format!("[store]\nredis_url = \"{}\"", redis.url())),
+    )
+    .expect("config written");
+    let gateway = Gateway::start(&config_path, free_port(), &dir.path().join("g.log")).await;
+    env.gateway = gateway.url.clone();
+    let (status, ready) = readyz(&env).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["store"]["kind"], "redis");
+
+    redis.restart();
+    let mut ready = false;
+    for _ in 0..100 {
+        if readyz(&env).await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready once Redis answers");
+    let (id, _) = chatbotx_conversation(&env).await;
+    let r = reply(&env, &id, "late-redis", "Hello").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

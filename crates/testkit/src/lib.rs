@@ -37,6 +37,15 @@ impl RedisServer {
         server
     }
 
+    /// A server not running yet, on a free port: `restart` starts it (a gateway that starts
+    /// before its Redis).
+    pub fn not_started() -> RedisServer {
+        RedisServer {
+            port: free_port(),
+            child: None,
+        }
+    }
+
     /// The server's port.
     pub fn port(&self) -> u16 {
         self.port

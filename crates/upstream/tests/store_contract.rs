@@ -301,10 +301,32 @@ async fn embedded_store_keeps_the_contract() {
 async fn redis_store_keeps_the_contract() {
     let redis = RedisServer::start();
     let url = redis.url();
+    let handles_url = url.clone();
     contract(Arc::new(move || {
-        Arc::new(RedisStore::connect(&url, "test:").expect("connects")) as Arc<dyn Store>
+        Arc::new(RedisStore::connect(&handles_url, "test:").expect("connects")) as Arc<dyn Store>
     }))
     .await;
+    // Every key the contract left is under the prefix and has a TTL.
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .expect("KEYS");
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(key.starts_with("test:"), "{key} is outside the prefix");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .expect("PTTL");
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
 }
 
 #[tokio::test]
@@ -334,7 +356,20 @@ async fn embedded_records_survive_reopening_and_expired_ones_are_swept() {
             .await
             .expect("claim");
     }
+    let limit = RateLimit {
+        requests: 4,
+        per_seconds: 60,
+    };
+    {
+        let store = EmbeddedStore::open(&path).expect("reopens");
+        assert!(store.take("q", limit).await.expect("take").is_ok());
+        assert!(store.take("q", limit).await.expect("take").is_err());
+    }
     let store = EmbeddedStore::open(&path).expect("reopens");
+    assert!(
+        store.take("q", limit).await.expect("take").is_err(),
+        "a restart continues the same budget"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(store.sweep().await.expect("sweep"), 1, "the expired claim");
     assert_eq!(
