@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 use switchboard_server::Config;
+use switchboard_server::config::{StoreConfig, StoreKind};
 use switchboard_sim::{Sim, SimOptions};
 
 #[derive(Debug, Parser)]
@@ -89,13 +90,29 @@ fn client_section(token: &str) -> String {
     )
 }
 
-async fn serve(config: Config, bind: SocketAddr) -> anyhow::Result<()> {
+async fn serve(mut config: Config, bind: SocketAddr) -> anyhow::Result<()> {
     if config.server.cursor_secret.is_none() {
         tracing::warn!(
             "no [server] cursor_secret: using a random one; cursors will not survive a restart"
         );
     }
+    let store = config
+        .store
+        .get_or_insert_with(StoreConfig::embedded_default);
+    match store.kind() {
+        StoreKind::Memory => {
+            tracing::warn!("store: memory; idempotency records and quotas do not survive a restart")
+        }
+        StoreKind::Embedded => {
+            tracing::info!(path = %store.path().display(), "store: embedded file")
+        }
+        StoreKind::Redis => tracing::info!(key_prefix = store.key_prefix(), "store: Redis"),
+    }
     let state = switchboard_server::state_from_config(&config, &random_secret()?)?;
+    if let Err(e) = state.store.ping().await {
+        // Start anyway: the store reconnects by itself, and /readyz says 503 until it answers.
+        tracing::warn!(error = %e, "the store does not answer yet; /readyz answers 503 and requests that need it get 503 store_unavailable until it does");
+    }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -131,7 +148,8 @@ async fn demo(
     let addr = listener.local_addr()?;
     let auth = format!("-H 'Authorization: Bearer {token}'");
     println!("Switchboard demo: simulated vendors on http://{sim_addr}, gateway on http://{addr}");
-    println!("Token: {token}\n");
+    println!("Token: {token}");
+    println!("Store: memory (quotas and idempotency records last as long as this process)\n");
     println!("  curl {auth} http://{addr}/v1/connections");
     println!("  curl {auth} 'http://{addr}/v1/conversations?limit=5'");
     if let Some(id) = newest {

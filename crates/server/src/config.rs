@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
@@ -26,6 +26,97 @@ pub struct Config {
     /// `[[connections]]`: the vendor accounts behind the gateway.
     #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
+    /// `[store]`: where quotas, idempotency records and cached pages live. Absent: `serve` uses
+    /// the embedded file `switchboard.db`; a gateway built in-process (tests) uses memory.
+    pub store: Option<StoreConfig>,
+}
+
+/// Which store implementation holds the gateway's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In the process; nothing survives it (tests, the demo).
+    Memory,
+    /// A redb file: one replica, survives restarts and `kill -9`.
+    Embedded,
+    /// Redis: several replicas share quotas, blocks, idempotency and the page cache.
+    Redis,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory`, `embedded` or `redis`; omitted: `redis` when `redis_url` is set, else `embedded`.
+    pub kind: Option<StoreKind>,
+    /// The embedded store's file (default `switchboard.db`, relative to the working directory).
+    pub path: Option<PathBuf>,
+    /// The Redis URL (`redis://[:password@]host:6379[/db]`), literal or `{ env = "NAME" }`.
+    pub redis_url: Option<Secret>,
+    /// The prefix of every Redis key (default `switchboard:`), so gateways can share a Redis.
+    pub key_prefix: Option<String>,
+}
+
+/// The embedded store's file when `[store] path` is not set.
+pub const DEFAULT_STORE_PATH: &str = "switchboard.db";
+/// The Redis key prefix when `[store] key_prefix` is not set.
+pub const DEFAULT_KEY_PREFIX: &str = "switchboard:";
+
+impl StoreConfig {
+    /// The store `serve` uses when the config has no `[store]`: the embedded file.
+    pub fn embedded_default() -> StoreConfig {
+        StoreConfig {
+            kind: Some(StoreKind::Embedded),
+            ..StoreConfig::default()
+        }
+    }
+
+    /// The kind, explicit or inferred (`redis_url` set: redis; otherwise embedded).
+    pub fn kind(&self) -> StoreKind {
+        match (self.kind, &self.redis_url) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => StoreKind::Redis,
+            (None, None) => StoreKind::Embedded,
+        }
+    }
+
+    /// The embedded store's file.
+    pub fn path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH))
+    }
+
+    /// The Redis key prefix.
+    pub fn key_prefix(&self) -> &str {
+        self.key_prefix.as_deref().unwrap_or(DEFAULT_KEY_PREFIX)
+    }
+
+    fn validate(&self, server: &ServerConfig) -> anyhow::Result<()> {
+        let kind = self.kind();
+        if kind == StoreKind::Redis && self.redis_url.is_none() {
+            bail!(
+                "[store] kind = \"redis\" needs `redis_url` (e.g. redis_url = {{ env = \"SWITCHBOARD_REDIS_URL\" }})"
+            );
+        }
+        if kind != StoreKind::Redis && self.redis_url.is_some() {
+            bail!("[store] `redis_url` is set but kind is not \"redis\"; remove one of them");
+        }
+        if kind != StoreKind::Embedded && self.path.is_some() {
+            bail!(
+                "[store] `path` is for the embedded store only; remove it or set kind = \"embedded\""
+            );
+        }
+        if self.key_prefix.as_deref() == Some("") {
+            bail!("[store] `key_prefix` is empty; use e.g. \"switchboard:\" (or omit it)");
+        }
+        if kind == StoreKind::Redis && server.cursor_secret.is_none() {
+            bail!(
+                "[store] is Redis, so several replicas may serve the same callers, but [server] has no `cursor_secret`: every replica must share one cursor secret, or a cursor from one replica fails on another. Set [server] cursor_secret = {{ env = \"SWITCHBOARD_CURSOR_SECRET\" }} on every replica"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `[server]`.
@@ -290,6 +381,9 @@ impl Config {
                 bail!("[server] {key} must be above 0");
             }
         }
+        if let Some(store) = &self.store {
+            store.validate(&self.server)?;
+        }
         for origin in &self.server.cors.allowed_origins {
             let url = url::Url::parse(origin).ok().filter(|u| {
                 matches!(u.scheme(), "http" | "https") && u.path() == "/" && !origin.ends_with('/')
@@ -380,5 +474,28 @@ mod tests {
             "a".repeat(64)
         );
         assert!(err(&unknown).contains("ghost"));
+    }
+
+    #[test]
+    fn store_section() {
+        assert!(err("[store]\nkind = \"redis\"").contains("redis_url"));
+        assert!(err("[store]\nkind = \"disk\"").contains("disk"));
+        assert!(err("[store]\npth = \"x.db\"").contains("pth"));
+        assert!(err("[store]\nkind = \"memory\"\npath = \"x.db\"").contains("path"));
+        let no_secret = err("[store]\nredis_url = \"redis://127.0.0.1:6379\"");
+        assert!(
+            no_secret.contains("cursor_secret") && no_secret.contains("every replica"),
+            "{no_secret}"
+        );
+        let redis = Config::parse(
+            "[server]\ncursor_secret = \"s\"\n[store]\nredis_url = \"redis://:hunter2@127.0.0.1:6379\"",
+        )
+        .expect("a redis store config parses");
+        let store = redis.store.expect("a [store]");
+        assert_eq!(store.kind(), StoreKind::Redis);
+        assert_eq!(store.key_prefix(), "switchboard:");
+        assert!(!format!("{store:?}").contains("hunter2"));
+        let embedded = Config::parse("[store]\npath = \"/tmp/x.db\"").expect("parses");
+        assert_eq!(embedded.store.map(|s| s.kind()), Some(StoreKind::Embedded));
     }
 }

@@ -1,6 +1,8 @@
 //! `Idempotency-Key` on replies: a repeat with the same key and body returns the first answer
 //! without a second send; the same key with another body is 422; a repeat while the first is in
-//! flight is 409. Records live in the shared store for 24 hours, scoped to the caller.
+//! flight is 409. Records live in the shared store for 24 hours, scoped to the caller. The claim
+//! comes first and is atomic in the store (of two replicas given the same key at once, one sends):
+//! when the store cannot answer, nothing is sent (503 `store_unavailable`).
 
 use std::time::Duration;
 
@@ -10,20 +12,14 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use switchboard_core::{Error, ErrorKind, codes};
+use switchboard_upstream::Claim as Held;
 use switchboard_upstream::Store;
 
 /// How long a finished record is kept.
 pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-/// How long an in-flight record blocks its key if its request never finishes (a crash): longer
-/// than any request may take.
-const IN_FLIGHT: Duration = Duration::from_secs(120);
-
-#[derive(Serialize, Deserialize)]
-struct Record {
-    fingerprint: String,
-    #[serde(default)]
-    done: Option<Stored>,
-}
+/// How long an in-flight claim blocks its key if its request never finishes (a crash): longer
+/// than any request may take (the gateway's own timeout is 30 s).
+pub const IN_FLIGHT: Duration = Duration::from_secs(120);
 
 /// A finished answer, replayed as it was.
 #[derive(Serialize, Deserialize)]
@@ -71,24 +67,20 @@ pub async fn begin(
     fingerprint: String,
 ) -> Result<Begin, Error> {
     let store_key = store_key(caller, key);
-    let record = serde_json::to_vec(&Record {
-        fingerprint: fingerprint.clone(),
-        done: None,
-    })
-    .unwrap_or_default();
-    let Some(existing) = store
-        .put_if_absent(&store_key, Bytes::from(record), IN_FLIGHT)
-        .await
-    else {
-        return Ok(Begin::Fresh(Claim {
-            key: store_key,
+    let (held_by, done) = match store.claim(&store_key, &fingerprint, IN_FLIGHT).await? {
+        Held::Claimed => {
+            return Ok(Begin::Fresh(Claim {
+                key: store_key,
+                fingerprint,
+            }));
+        }
+        Held::InFlight { fingerprint } => (fingerprint, None),
+        Held::Done {
             fingerprint,
-        }));
+            record,
+        } => (fingerprint, Some(record)),
     };
-    let existing: Record = serde_json::from_slice(&existing).map_err(|e| {
-        Error::new(ErrorKind::Unexpected, "unreadable idempotency record").with_source(e)
-    })?;
-    if existing.fingerprint != fingerprint {
+    if held_by != fingerprint {
         return Err(Error::new(
             ErrorKind::Unprocessable,
             "this Idempotency-Key was used for a different request; use a new key for a new reply",
@@ -96,14 +88,19 @@ pub async fn begin(
         .with_code(codes::IDEMPOTENCY_KEY_REUSED)
         .with_parameter("idempotency_key"));
     }
-    match existing.done {
+    match done {
         None => Err(Error::new(
             ErrorKind::Conflict,
             "a request with this Idempotency-Key is still in progress; retry when it has finished",
         )
         .with_code(codes::IDEMPOTENCY_IN_PROGRESS)
         .with_retry_after(Duration::from_secs(1))),
-        Some(stored) => Ok(Begin::Replay(replay(stored))),
+        Some(record) => {
+            let stored: Stored = serde_json::from_slice(&record).map_err(|e| {
+                Error::new(ErrorKind::Unexpected, "unreadable idempotency record").with_source(e)
+            })?;
+            Ok(Begin::Replay(replay(stored)))
+        }
     }
 }
 
@@ -142,7 +139,9 @@ pub async fn finish(
         }
     };
     if !keep {
-        store.delete(&claim.key).await;
+        if let Err(e) = store.release(&claim.key).await {
+            tracing::warn!(error = %e, "could not release an idempotency key; it frees itself when its lease ends");
+        }
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -159,11 +158,18 @@ pub async fn finish(
             .to_owned(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let record = serde_json::to_vec(&Record {
-        fingerprint: claim.fingerprint,
-        done: Some(stored),
-    })
-    .unwrap_or_default();
-    store.put(&claim.key, Bytes::from(record), RETENTION).await;
+    let record = serde_json::to_vec(&stored).unwrap_or_default();
+    if let Err(e) = store
+        .complete(
+            &claim.key,
+            &claim.fingerprint,
+            Bytes::from(record),
+            RETENTION,
+        )
+        .await
+    {
+        // The answer was sent: the caller gets it. Until the lease ends a retry gets 409.
+        tracing::error!(error = %e, "could not store an idempotency record; a retry after the lease ends may send again");
+    }
     Response::from_parts(parts, axum::body::Body::from(body))
 }

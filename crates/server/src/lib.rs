@@ -32,7 +32,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::Config;
 pub use state::AppState;
-use switchboard_upstream::{MemoryStore, Shared, Store};
+use switchboard_upstream::{EmbeddedStore, MemoryStore, RedisStore, Shared, Store};
+
+use config::{StoreConfig, StoreKind};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -125,10 +127,31 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
+/// Builds the configured store; no `[store]` is the in-memory one. An embedded file that cannot
+/// be opened is an error naming its path; a Redis that does not answer is not (the store
+/// connects lazily and reconnects by itself; `/readyz` says 503 meanwhile). Must run inside a
+/// Tokio runtime.
+pub fn build_store(config: Option<&StoreConfig>) -> anyhow::Result<Arc<dyn Store>> {
+    let Some(config) = config else {
+        return Ok(Arc::new(MemoryStore::default()));
+    };
+    Ok(match config.kind() {
+        StoreKind::Memory => Arc::new(MemoryStore::default()),
+        StoreKind::Embedded => Arc::new(EmbeddedStore::open(&config.path())?),
+        StoreKind::Redis => {
+            let url = config
+                .redis_url
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("[store] kind = \"redis\" needs `redis_url`"))?;
+            Arc::new(RedisStore::connect(url.expose(), config.key_prefix())?)
+        }
+    })
+}
+
 /// Builds the state from a config; `cursor_secret` is used when the config has none.
 pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Result<Arc<AppState>> {
     metrics::install();
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let store = build_store(config.store.as_ref())?;
     let shared = Shared {
         store: store.clone(),
         cache_ttl: Duration::from_millis(config.server.cache_ttl_ms),

@@ -59,6 +59,65 @@ impl Budget {
     }
 }
 
+/// The GCRA of [`Budget`] as a pure function over integer microseconds, for stores that keep the
+/// theoretical arrival time (TAT) themselves (the embedded file; Redis runs the same steps in
+/// Lua): the same burst, period and answers as the in-memory budget, with the clock passed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    /// Microseconds between two requests once the burst is spent.
+    pub period_us: u64,
+    /// How far ahead of now the TAT may run: `period × (burst − 1)`.
+    pub tolerance_us: u64,
+}
+
+/// One decision of [`Gcra::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcraDecision {
+    /// Allowed: the new TAT to keep, and how many more requests could go at once.
+    Allow {
+        /// The TAT to store (microseconds, same clock as `now`).
+        tat_us: u64,
+        /// Requests that may still be sent at once.
+        remaining: u32,
+    },
+    /// Refused: microseconds until one request is allowed.
+    Wait(u64),
+}
+
+impl Gcra {
+    /// The GCRA for `limit`; `None` when the limit is zero (no budget).
+    pub fn new(limit: RateLimit) -> Option<Gcra> {
+        if limit.requests == 0 || limit.per_seconds == 0 {
+            return None;
+        }
+        let burst = u64::from((limit.requests / 4).max(1));
+        let spread = u64::from((limit.requests - (limit.requests / 4).max(1)).max(1));
+        let window_us = u64::from(limit.per_seconds) * 1_000_000;
+        // Rounded up: the budget may only ever be slower than the quota, never faster.
+        let period_us = window_us.div_ceil(spread);
+        Some(Gcra {
+            period_us,
+            tolerance_us: period_us * (burst - 1),
+        })
+    }
+
+    /// Takes one request at `now_us` given the stored TAT (`None`: never used, or expired).
+    pub fn check(&self, tat_us: Option<u64>, now_us: u64) -> GcraDecision {
+        let tat = tat_us.unwrap_or(now_us);
+        let earliest = tat.saturating_sub(self.tolerance_us);
+        if now_us < earliest {
+            return GcraDecision::Wait(earliest - now_us);
+        }
+        let next = tat.max(now_us) + self.period_us;
+        let capacity = self.tolerance_us + self.period_us;
+        let remaining = (now_us + capacity).saturating_sub(next).min(capacity) / self.period_us;
+        GcraDecision::Allow {
+            tat_us: next,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

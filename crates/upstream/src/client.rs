@@ -19,7 +19,7 @@ use url::Url;
 use crate::breaker::{Admission, Breaker, BreakerSettings, gauge};
 use crate::budget::RateLimit;
 use crate::deadline;
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, NotYet, Store};
 
 /// Parses a vendor's non-2xx response into a gateway error. Pure; each adapter has one.
 pub type ErrorParser = fn(StatusCode, &HeaderMap, &[u8]) -> Error;
@@ -306,8 +306,9 @@ impl Upstream {
         url
     }
 
-    fn cache_prefix(&self) -> String {
-        format!("cache:{}:", self.connection)
+    /// The store bucket of this connection's quota and vendor block.
+    fn bucket(&self) -> String {
+        format!("quota:{}", self.connection)
     }
 
     /// How the connection is doing.
@@ -339,19 +340,30 @@ impl Upstream {
         let ttl = self.options.shared.cache_ttl;
         if !call.is_read() {
             let result = self.send_now(call, &url).await;
-            self.options
+            // A new generation hides the connection's cached pages from every replica. When the
+            // store fails here the write has been sent already: its answer stands.
+            if let Err(e) = self
+                .options
                 .shared
                 .store
-                .delete_prefix(&self.cache_prefix())
-                .await;
+                .bump_generation(&self.connection)
+                .await
+            {
+                tracing::warn!(connection = %self.connection, error = %e, "could not invalidate cached pages after a write; they expire with their TTL");
+            }
             return result;
         }
         if ttl.is_zero() {
             return self.send_now(call, &url).await;
         }
-        let key = format!("{}{}", self.cache_prefix(), url);
         let store = &self.options.shared.store;
-        if let Some(hit) = store.get(&key).await.and_then(decode_cached) {
+        let generation = store
+            .generation(&self.connection)
+            .await
+            .map_err(|e| self.finish(e, call))?;
+        let key = format!("cache:{}:{generation}:{url}", self.connection);
+        let cached = store.get(&key).await.map_err(|e| self.finish(e, call))?;
+        if let Some(hit) = cached.and_then(decode_cached) {
             metrics::counter!("switchboard_upstream_cache_hits_total", "connection" => self.connection.clone())
                 .increment(1);
             return Ok(hit);
@@ -384,8 +396,10 @@ impl Upstream {
             key: &key,
         };
         let result = self.send_now(call, &url).await;
-        if let Ok(response) = &result {
-            store.put(&key, encode_cached(response), ttl).await;
+        if let Ok(response) = &result
+            && let Err(e) = store.put(&key, encode_cached(response), ttl).await
+        {
+            tracing::debug!(connection = %self.connection, error = %e, "could not cache a page");
         }
         flight.finish(&result);
         result
@@ -465,17 +479,26 @@ impl Upstream {
                 return Err(self.rate_limited(until - now));
             }
         }
-        let Some(limit) = self.options.rate_limit else {
-            return Ok(());
-        };
-        let bucket = format!("quota:{}", self.connection);
+        // The store's answer is the shared budget and block: when it cannot answer, no request
+        // goes out (`store_unavailable`).
+        let bucket = self.bucket();
+        let store = &self.options.shared.store;
         loop {
-            match self.options.shared.store.take(&bucket, limit).await {
+            let taken = match self.options.rate_limit {
+                Some(limit) => store.take(&bucket, limit).await?,
+                None => match store.blocked_for(&bucket).await? {
+                    Some(wait) => Err(NotYet::blocked(wait)),
+                    None => return Ok(()),
+                },
+            };
+            match taken {
                 Ok(left) => {
                     lock(&self.last).quota_remaining = Some(left.remaining);
                     return Ok(());
                 }
-                Err(wait) => {
+                // Another replica heard the vendor close its window.
+                Err(not_yet) if not_yet.blocked => return Err(self.rate_limited(not_yet.wait)),
+                Err(NotYet { wait, .. }) => {
                     if Instant::now() + wait >= deadline {
                         lock(&self.last).quota_remaining = Some(0);
                         return Err(self.rate_limited(wait));
@@ -516,6 +539,14 @@ impl Upstream {
         };
         if let Some(wait) = wait {
             vendor.blocked_until = Some(Instant::now() + wait);
+            // Every replica holds back too; this replica already does (above) while it lands.
+            let store = self.options.shared.store.clone();
+            let (bucket, connection) = (self.bucket(), self.connection.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.block(&bucket, wait).await {
+                    tracing::warn!(connection = %connection, error = %e, "could not share the vendor's block with other replicas");
+                }
+            });
         }
     }
 

@@ -14,7 +14,7 @@ mod secret;
 mod store;
 
 pub use breaker::{Admission, Breaker, BreakerSettings};
-pub use budget::{Budget, RateLimit};
+pub use budget::{Budget, Gcra, GcraDecision, RateLimit};
 pub use client::{
     Call, DEFAULT_MAX_BODY_BYTES, ErrorParser, Response, Shared, Upstream, UpstreamOptions,
     retry_after_from_headers,
@@ -23,5 +23,8 @@ pub use endpoint::{Timeouts, options};
 pub use native::{MAX_NATIVE_ID_BYTES, native_id};
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
-pub use store::{MemoryStore, QuotaLeft, Store};
+pub use store::{
+    Claim, EmbeddedStore, GENERATION_TTL, MemoryStore, NotYet, QuotaLeft, RedisStore,
+    STORE_RETRY_AFTER, Store, unavailable,
+};
 pub use url::Url;

@@ -1,6 +1,7 @@
 //! Health endpoints.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -36,24 +37,42 @@ pub struct ConnectionReadiness {
     pub health: ConnectionHealth,
 }
 
-/// Readiness, with each connection's state.
+/// The store in the readiness report.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Readiness {
-    /// `ok`; `degraded` when some connection's breaker is open; `unavailable` when all are.
+pub struct StoreReadiness {
+    /// `memory`, `embedded` or `redis`.
+    #[schema(example = "redis")]
+    pub kind: &'static str,
+    /// `ok`, or `unavailable` when it does not answer (then nothing that needs it is served).
     #[schema(example = "ok")]
     pub status: &'static str,
+    /// Why it is unavailable; null when it answers.
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// Readiness, with the store's and each connection's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok`; `degraded` when some connection's breaker is open; `unavailable` when all are, or
+    /// when the store does not answer.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The store behind quotas, idempotency and the page cache.
+    pub store: StoreReadiness,
     /// Every connection.
     pub connections: Vec<ConnectionReadiness>,
 }
 
-/// Readiness: the gateway serves, and how each connection is doing. 503 only when every
-/// connection's breaker is open. Needs the ops token when `[server] ops_token` is set.
+/// Readiness: the gateway serves, and how the store and each connection are doing. 503 when the
+/// store does not answer or every connection's breaker is open. Needs the ops token when
+/// `[server] ops_token` is set.
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "system", security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Ready (possibly degraded)", body = Readiness),
         (status = 401, description = "An ops token is configured and this is not it", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests without a valid token from this address", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Every connection is failing", body = Readiness),
+        (status = 503, description = "The store does not answer, or every connection is failing", body = Readiness),
     ))]
 pub async fn readyz(
     _: Operator,
@@ -71,15 +90,32 @@ pub async fn readyz(
         .iter()
         .filter(|c| c.health.breaker == BreakerState::Open)
         .count();
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    let store_error = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.message().to_owned()),
+        Err(_) => Some("the store did not answer within 2 s".to_owned()),
+    };
     let (code, status) = match open {
+        _ if store_error.is_some() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         0 => (StatusCode::OK, "ok"),
         n if n == connections.len() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         _ => (StatusCode::OK, "degraded"),
+    };
+    let store = StoreReadiness {
+        kind: state.store.kind(),
+        status: if store_error.is_some() {
+            "unavailable"
+        } else {
+            "ok"
+        },
+        error: store_error,
     };
     (
         code,
         Json(Readiness {
             status,
+            store,
             connections,
         }),
     )

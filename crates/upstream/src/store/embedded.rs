@@ -1,0 +1,406 @@
+//! The store of one replica in a redb file (the default for `serve`).
+//!
+//! Idempotency claims and records are written with durable commits, so they survive a restart
+//! and a `kill -9`. Quotas keep their GCRA state (the TAT, in Unix microseconds) and vendor
+//! blocks in the file too, with cheaper non-durable commits: a clean restart continues the same
+//! budget; after a crash the last few updates may be lost. Cached pages and their generations stay
+//! in memory: one process owns the file, and a page lives two seconds. Expired entries are
+//! ignored on read and swept from the file every minute, so it does not grow without bound.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+use switchboard_core::{Error, Result};
+
+use super::{Claim, MemoryStore, NotYet, QuotaLeft, Store, unavailable, unix_micros};
+use crate::budget::{Gcra, GcraDecision, RateLimit};
+
+const QUOTAS: TableDefinition<&str, u64> = TableDefinition::new("quota_tat_us");
+const BLOCKS: TableDefinition<&str, u64> = TableDefinition::new("blocked_until_us");
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+
+/// How often expired entries are removed from the file.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// An idempotency entry as stored: expiry, state, fingerprint and the finished record.
+struct StoredRecord {
+    expires_us: u64,
+    fingerprint: String,
+    done: Option<Bytes>,
+}
+
+impl StoredRecord {
+    fn encode(&self) -> Vec<u8> {
+        let fp = self.fingerprint.as_bytes();
+        let record = self.done.as_deref().unwrap_or_default();
+        let mut out = Vec::with_capacity(13 + fp.len() + record.len());
+        out.extend_from_slice(&self.expires_us.to_le_bytes());
+        out.push(u8::from(self.done.is_some()));
+        out.extend_from_slice(&u32::try_from(fp.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(fp);
+        out.extend_from_slice(record);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<StoredRecord> {
+        let expires_us = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        let done = *bytes.get(8)? == 1;
+        let fp_len = u32::from_le_bytes(bytes.get(9..13)?.try_into().ok()?) as usize;
+        let fingerprint = String::from_utf8(bytes.get(13..13 + fp_len)?.to_vec()).ok()?;
+        let record = bytes.get(13 + fp_len..)?;
+        Some(StoredRecord {
+            expires_us,
+            fingerprint,
+            done: done.then(|| Bytes::copy_from_slice(record)),
+        })
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A redb file holding quotas, blocks and idempotency records; pages cached in memory.
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    path: PathBuf,
+    pages: MemoryStore,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the file at `path`; the error names the path. Inside a Tokio runtime,
+    /// also starts the periodic sweep of expired entries.
+    pub fn open(path: &Path) -> Result<EmbeddedStore> {
+        let fail = |e: redb::Error| {
+            Error::new(
+                switchboard_core::ErrorKind::Config,
+                format!(
+                    "cannot open the embedded store {} ({e}); set [store] path to a writable file that no other gateway process has open",
+                    path.display()
+                ),
+            )
+        };
+        let db = Database::create(path).map_err(|e| fail(e.into()))?;
+        let init = || -> std::result::Result<(), redb::Error> {
+            let tx = db.begin_write()?;
+            tx.open_table(QUOTAS)?;
+            tx.open_table(BLOCKS)?;
+            tx.open_table(RECORDS)?;
+            tx.commit()?;
+            Ok(())
+        };
+        init().map_err(fail)?;
+        let store = EmbeddedStore {
+            db: Arc::new(db),
+            path: path.to_owned(),
+            pages: MemoryStore::default(),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(sweep_forever(Arc::downgrade(&store.db), store.path.clone()));
+        }
+        Ok(store)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes every expired entry from the file now; returns how many went.
+    pub async fn sweep(&self) -> Result<usize> {
+        self.run(sweep_expired).await
+    }
+
+    /// Runs `f` on the database off the async threads; a failure is `store_unavailable`.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> std::result::Result<T, redb::Error> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.db.clone();
+        let path = self.path.clone();
+        let failed = move |detail: String| {
+            unavailable(format!(
+                "the embedded store {} failed: {detail}",
+                path.display()
+            ))
+        };
+        match tokio::task::spawn_blocking(move || f(&db)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(failed(e.to_string()).with_source(e)),
+            Err(e) => Err(failed(e.to_string())),
+        }
+    }
+}
+
+fn sweep_expired(db: &Database) -> std::result::Result<usize, redb::Error> {
+    let now = unix_micros();
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::None)?;
+    let mut removed = 0;
+    {
+        let mut quotas = tx.open_table(QUOTAS)?;
+        let before = quotas.len()?;
+        quotas.retain(|_, tat| tat > now)?;
+        removed += before - quotas.len()?;
+        let mut blocks = tx.open_table(BLOCKS)?;
+        let before = blocks.len()?;
+        blocks.retain(|_, until| until > now)?;
+        removed += before - blocks.len()?;
+        let mut records = tx.open_table(RECORDS)?;
+        let before = records.len()?;
+        records.retain(|_, v| StoredRecord::decode(v).is_some_and(|r| r.expires_us > now))?;
+        removed += before - records.len()?;
+    }
+    tx.commit()?;
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+}
+
+async fn sweep_forever(db: Weak<Database>, path: PathBuf) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let Some(db) = db.upgrade() else { return };
+        match tokio::task::spawn_blocking(move || sweep_expired(&db)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(path = %path.display(), error = %e, "sweeping the embedded store failed")
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn read_block(
+    table: &impl ReadableTable<&'static str, u64>,
+    bucket: &str,
+    now: u64,
+) -> std::result::Result<Option<Duration>, redb::Error> {
+    Ok(table
+        .get(bucket)?
+        .map(|v| v.value())
+        .filter(|until| *until > now)
+        .map(|until| Duration::from_micros(until - now)))
+}
+
+fn read_record(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+    now: u64,
+) -> std::result::Result<Option<StoredRecord>, redb::Error> {
+    Ok(table
+        .get(key)?
+        .and_then(|v| StoredRecord::decode(v.value()))
+        .filter(|r| r.expires_us > now))
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.run(|db| {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::None)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        Ok(self.pages.cached(key))
+    }
+
+    async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        self.pages.cache(key, value, ttl);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.pages.uncache(key);
+        Ok(())
+    }
+
+    async fn generation(&self, scope: &str) -> Result<u64> {
+        Ok(self.pages.current_generation(scope))
+    }
+
+    async fn bump_generation(&self, scope: &str) -> Result<u64> {
+        Ok(self.pages.next_generation(scope))
+    }
+
+    async fn take(
+        &self,
+        bucket: &str,
+        limit: RateLimit,
+    ) -> Result<std::result::Result<QuotaLeft, NotYet>> {
+        let bucket = bucket.to_owned();
+        self.run(move |db| {
+            let now = unix_micros();
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::None)?;
+            let block = read_block(&tx.open_table(BLOCKS)?, &bucket, now)?;
+            if let Some(left) = block {
+                tx.abort()?;
+                return Ok(Err(NotYet::blocked(left)));
+            }
+            let Some(gcra) = Gcra::new(limit) else {
+                tx.abort()?;
+                return Ok(Ok(QuotaLeft {
+                    remaining: u32::MAX,
+                }));
+            };
+            let outcome = {
+                let mut quotas = tx.open_table(QUOTAS)?;
+                let tat = quotas
+                    .get(bucket.as_str())?
+                    .map(|v| v.value())
+                    .filter(|tat| *tat > now);
+                match gcra.check(tat, now) {
+                    GcraDecision::Allow { tat_us, remaining } => {
+                        quotas.insert(bucket.as_str(), tat_us)?;
+                        Ok(QuotaLeft { remaining })
+                    }
+                    GcraDecision::Wait(us) => Err(NotYet::spacing(Duration::from_micros(us))),
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn block(&self, bucket: &str, duration: Duration) -> Result<()> {
+        let bucket = bucket.to_owned();
+        self.run(move |db| {
+            let until = unix_micros().saturating_add(micros(duration));
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::None)?;
+            {
+                let mut blocks = tx.open_table(BLOCKS)?;
+                let current = blocks.get(bucket.as_str())?.map(|v| v.value());
+                if current.is_none_or(|c| c < until) {
+                    blocks.insert(bucket.as_str(), until)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blocked_for(&self, bucket: &str) -> Result<Option<Duration>> {
+        let bucket = bucket.to_owned();
+        self.run(move |db| {
+            let tx = db.begin_read()?;
+            read_block(&tx.open_table(BLOCKS)?, &bucket, unix_micros())
+        })
+        .await
+    }
+
+    async fn claim(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<Claim> {
+        let key = key.to_owned();
+        let fingerprint = fingerprint.to_owned();
+        self.run(move |db| {
+            let now = unix_micros();
+            let tx = db.begin_write()?;
+            let claim = {
+                let mut records = tx.open_table(RECORDS)?;
+                match read_record(&records, &key, now)? {
+                    Some(StoredRecord {
+                        fingerprint,
+                        done: None,
+                        ..
+                    }) => Claim::InFlight { fingerprint },
+                    Some(StoredRecord {
+                        fingerprint,
+                        done: Some(record),
+                        ..
+                    }) => Claim::Done {
+                        fingerprint,
+                        record,
+                    },
+                    None => {
+                        let stored = StoredRecord {
+                            expires_us: now.saturating_add(micros(lease)),
+                            fingerprint,
+                            done: None,
+                        };
+                        records.insert(key.as_str(), stored.encode().as_slice())?;
+                        Claim::Claimed
+                    }
+                }
+            };
+            if claim == Claim::Claimed {
+                tx.commit()?;
+            } else {
+                tx.abort()?;
+            }
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        record: Bytes,
+        ttl: Duration,
+    ) -> Result<()> {
+        let key = key.to_owned();
+        let fingerprint = fingerprint.to_owned();
+        self.run(move |db| {
+            let now = unix_micros();
+            let tx = db.begin_write()?;
+            {
+                let mut records = tx.open_table(RECORDS)?;
+                let taken = read_record(&records, &key, now)?
+                    .is_some_and(|r| r.done.is_some() && r.fingerprint != fingerprint);
+                if !taken {
+                    let stored = StoredRecord {
+                        expires_us: now.saturating_add(micros(ttl)),
+                        fingerprint,
+                        done: Some(record),
+                    };
+                    records.insert(key.as_str(), stored.encode().as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.run(move |db| {
+            let now = unix_micros();
+            let tx = db.begin_write()?;
+            {
+                let mut records = tx.open_table(RECORDS)?;
+                if read_record(&records, &key, now)?.is_some_and(|r| r.done.is_none()) {
+                    records.remove(key.as_str())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,297 @@
+//! The in-memory store of one process: a bounded page cache with per-entry TTL, governor GCRA
+//! budgets, blocks and idempotency records in maps. Nothing survives the process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use moka::Expiry;
+use moka::sync::Cache;
+use switchboard_core::Result;
+
+use super::{Claim, GENERATION_TTL, NotYet, QuotaLeft, Store};
+use crate::budget::{Budget, RateLimit};
+
+#[derive(Clone)]
+struct Entry {
+    value: Bytes,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<String, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+#[derive(Debug)]
+struct Record {
+    expires: Instant,
+    fingerprint: String,
+    done: Option<Bytes>,
+}
+
+/// Idempotency records kept in memory; expired ones are dropped on access and swept as the map
+/// grows.
+#[derive(Debug, Default)]
+pub(super) struct Records {
+    map: HashMap<String, Record>,
+    sweep_at: usize,
+}
+
+impl Records {
+    pub(super) fn claim(&mut self, key: &str, fingerprint: &str, lease: Duration) -> Claim {
+        let now = Instant::now();
+        if let Some(r) = self.map.get(key).filter(|r| r.expires > now) {
+            return match &r.done {
+                None => Claim::InFlight {
+                    fingerprint: r.fingerprint.clone(),
+                },
+                Some(record) => Claim::Done {
+                    fingerprint: r.fingerprint.clone(),
+                    record: record.clone(),
+                },
+            };
+        }
+        if self.map.len() >= self.sweep_at {
+            self.map.retain(|_, r| r.expires > now);
+            self.sweep_at = (self.map.len() * 2).max(1024);
+        }
+        self.map.insert(
+            key.to_owned(),
+            Record {
+                expires: now + lease,
+                fingerprint: fingerprint.to_owned(),
+                done: None,
+            },
+        );
+        Claim::Claimed
+    }
+
+    pub(super) fn complete(&mut self, key: &str, fingerprint: &str, record: Bytes, ttl: Duration) {
+        let now = Instant::now();
+        let taken = self
+            .map
+            .get(key)
+            .is_some_and(|r| r.expires > now && r.done.is_some() && r.fingerprint != fingerprint);
+        if !taken {
+            self.map.insert(
+                key.to_owned(),
+                Record {
+                    expires: now + ttl,
+                    fingerprint: fingerprint.to_owned(),
+                    done: Some(record),
+                },
+            );
+        }
+    }
+
+    pub(super) fn release(&mut self, key: &str) {
+        if self.map.get(key).is_some_and(|r| r.done.is_none()) {
+            self.map.remove(key);
+        }
+    }
+}
+
+/// The in-memory store of one replica: a bounded cache with per-entry TTL and GCRA budgets.
+pub struct MemoryStore {
+    entries: Cache<String, Entry>,
+    budgets: Mutex<HashMap<String, Arc<Budget>>>,
+    blocked: Mutex<HashMap<String, Instant>>,
+    generations: Mutex<HashMap<String, (u64, Instant)>>,
+    records: Mutex<Records>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("entries", &self.entries.entry_count())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// A store caching at most `max_entries` pages.
+    pub fn new(max_entries: u64) -> MemoryStore {
+        MemoryStore {
+            entries: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(PerEntryTtl)
+                .build(),
+            budgets: Mutex::default(),
+            blocked: Mutex::default(),
+            generations: Mutex::default(),
+            records: Mutex::default(),
+        }
+    }
+
+    fn budget(&self, bucket: &str, limit: RateLimit) -> Option<Arc<Budget>> {
+        let mut budgets = lock(&self.budgets);
+        if let Some(b) = budgets.get(bucket).filter(|b| b.limit() == limit) {
+            return Some(b.clone());
+        }
+        let budget = Arc::new(Budget::new(limit)?);
+        budgets.insert(bucket.to_owned(), budget.clone());
+        Some(budget)
+    }
+
+    /// The time left on `bucket`'s block, without the store's error wrapping.
+    pub(super) fn block_left(&self, bucket: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let mut blocked = lock(&self.blocked);
+        match blocked.get(bucket) {
+            Some(until) if *until > now => Some(*until - now),
+            Some(_) => {
+                blocked.remove(bucket);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub(super) fn set_block(&self, bucket: &str, duration: Duration) {
+        let until = Instant::now() + duration;
+        let mut blocked = lock(&self.blocked);
+        let entry = blocked.entry(bucket.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    pub(super) fn current_generation(&self, scope: &str) -> u64 {
+        let now = Instant::now();
+        lock(&self.generations)
+            .get(scope)
+            .filter(|(_, expires)| *expires > now)
+            .map_or(0, |(generation, _)| *generation)
+    }
+
+    pub(super) fn next_generation(&self, scope: &str) -> u64 {
+        let now = Instant::now();
+        let mut generations = lock(&self.generations);
+        let entry = generations.entry(scope.to_owned()).or_insert((0, now));
+        if entry.1 <= now {
+            entry.0 = 0;
+        }
+        entry.0 += 1;
+        entry.1 = now + GENERATION_TTL;
+        entry.0
+    }
+
+    pub(super) fn cached(&self, key: &str) -> Option<Bytes> {
+        self.entries.get(key).map(|e| e.value)
+    }
+
+    pub(super) fn cache(&self, key: &str, value: Bytes, ttl: Duration) {
+        if !ttl.is_zero() {
+            self.entries.insert(key.to_owned(), Entry { value, ttl });
+        }
+    }
+
+    pub(super) fn uncache(&self, key: &str) {
+        self.entries.invalidate(key);
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::new(100_000)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        Ok(self.cached(key))
+    }
+
+    async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        self.cache(key, value, ttl);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.uncache(key);
+        Ok(())
+    }
+
+    async fn generation(&self, scope: &str) -> Result<u64> {
+        Ok(self.current_generation(scope))
+    }
+
+    async fn bump_generation(&self, scope: &str) -> Result<u64> {
+        Ok(self.next_generation(scope))
+    }
+
+    async fn take(
+        &self,
+        bucket: &str,
+        limit: RateLimit,
+    ) -> Result<std::result::Result<QuotaLeft, NotYet>> {
+        if let Some(left) = self.block_left(bucket) {
+            return Ok(Err(NotYet::blocked(left)));
+        }
+        Ok(match self.budget(bucket, limit) {
+            Some(budget) => budget
+                .try_acquire()
+                .map(|remaining| QuotaLeft { remaining })
+                .map_err(NotYet::spacing),
+            None => Ok(QuotaLeft {
+                remaining: u32::MAX,
+            }),
+        })
+    }
+
+    async fn block(&self, bucket: &str, duration: Duration) -> Result<()> {
+        self.set_block(bucket, duration);
+        Ok(())
+    }
+
+    async fn blocked_for(&self, bucket: &str) -> Result<Option<Duration>> {
+        Ok(self.block_left(bucket))
+    }
+
+    async fn claim(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<Claim> {
+        Ok(lock(&self.records).claim(key, fingerprint, lease))
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        record: Bytes,
+        ttl: Duration,
+    ) -> Result<()> {
+        lock(&self.records).complete(key, fingerprint, record, ttl);
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<()> {
+        lock(&self.records).release(key);
+        Ok(())
+    }
+}

@@ -1,0 +1,307 @@
+//! The real binary (`switchboard serve`) in front of the simulators, with its state in an
+//! embedded file or in Redis: killed with SIGKILL and started again, or with Redis stopped and
+//! started again under it.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{ADMIN, Env};
+use switchboard_sim::{Sim, SimOptions};
+use switchboard_testkit::{RedisServer, TempDir, free_port};
+
+/// A gateway process; killed (SIGKILL) when dropped.
+struct Gateway {
+    child: Child,
+    url: String,
+}
+
+impl Gateway {
+    /// Starts `switchboard serve` on `config` and waits until `/healthz` answers.
+    async fn start(config: &Path, port: u16, log: &Path) -> Gateway {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .env("SWITCHBOARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the gateway binary starts");
+        let gateway = Gateway {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(format!("{}/healthz", gateway.url)).send().await
+                && r.status().is_success()
+            {
+                return gateway;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway did not start on port {port}");
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would.
+    fn kill_9(&mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Simulators in-process; the env's gateway URL is filled in once a gateway runs.
+async fn simulators() -> Env {
+    let sim = Sim::new(&SimOptions {
+        seed: 7,
+        conversations: 10,
+    });
+    let addr = sim
+        .clone()
+        .spawn("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim starts");
+    Env {
+        gateway: String::new(),
+        sim_url: format!("http://{addr}"),
+        sim,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn config(env: &Env, store: &str) -> String {
+    format!(
+        "[server]\ncursor_secret = \"one-secret-for-every-replica\"\n\n{store}\n\n{}{}",
+        support::clients_toml(&env.sim_url),
+        switchboard_sim::gateway_config(&env.sim_url)
+    )
+}
+
+async fn chatbotx_conversation(env: &Env) -> (String, String) {
+    let (status, page) = env
+        .get(
+            ADMIN,
+            "/v1/conversations?connection=support-chatbotx&limit=1",
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let id = page["data"][0]["id"]
+        .as_str()
+        .expect("a conversation")
+        .to_owned();
+    let native = id.split_once(':').map(|(_, n)| n.to_owned()).expect("id");
+    (id, native)
+}
+
+fn messages_in_sim(env: &Env, native: &str) -> usize {
+    env.sim.chatbotx.lock().expect("sim").message_count(native)
+}
+
+async fn reply(env: &Env, id: &str, key: &str, text: &str) -> reqwest::Response {
+    env.http
+        .post(format!("{}/v1/conversations/{id}/messages", env.gateway))
+        .bearer_auth(ADMIN)
+        .header("Idempotency-Key", key)
+        .json(&json!({ "text": text }))
+        .send()
+        .await
+        .expect("the gateway answers")
+}
+
+/// `/readyz` answers JSON (not problem+json) with 503 too.
+async fn readyz(env: &Env) -> (u16, Value) {
+    let r = env
+        .http
+        .get(format!("{}/readyz", env.gateway))
+        .send()
+        .await
+        .expect("the gateway answers");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_store_replays_a_reply_after_kill_9() {
+    let dir = TempDir::new();
+    let mut env = simulators().await;
+    let config_path = dir.path().join("switchboard.toml");
+    let db = dir.path().join("state.db");
+    std::fs::write(
+        &config_path,
+        config(
+            &env,
+            &format!("[store]\npath = {:?}", db.display().to_string()),
+        ),
+    )
+    .expect("config written");
+    let port = free_port();
+    let mut gateway = Gateway::start(&config_path, port, &dir.path().join("1.log")).await;
+    env.gateway = gateway.url.clone();
+
+    let (id, native) = chatbotx_conversation(&env).await;
+    let before = messages_in_sim(&env, &native);
+    let first = reply(&env, &id, "crash-safe-1", "Sent once, even across a crash").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(messages_in_sim(&env, &native), before + 1);
+
+    gateway.kill_9();
+    let sent = env.sim_requests().await;
+    let gateway = Gateway::start(&config_path, port, &dir.path().join("2.log")).await;
+    assert_eq!(env.gateway, gateway.url);
+
+    let again = reply(&env, &id, "crash-safe-1", "Sent once, even across a crash").await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotency-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["id"], first["id"], "the first answer, replayed");
+    assert_eq!(
+        messages_in_sim(&env, &native),
+        before + 1,
+        "exactly one message"
+    );
+    assert_eq!(
+        env.sim_requests().await["chatbotx"],
+        sent["chatbotx"],
+        "the replay sent nothing"
+    );
+    let other = reply(&env, &id, "crash-safe-1", "Another text").await;
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_run_fails_closed_then_recovers_without_a_restart() {
+    let dir = TempDir::new();
+    let mut redis = RedisServer::start();
+    let mut env = simulators().await;
+    let config_path = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config_path,
+        config(
+            &env,
+            &format!(
+                "[store]\nredis_url = \"{}\"\nkey_prefix = \"e2e:\"",
+                redis.url()
+            ),
+        ),
+    )
+    .expect("config written");
+    let gateway = Gateway::start(&config_path, free_port(), &dir.path().join("g.log")).await;
+    env.gateway = gateway.url.clone();
+
+    let (status, ready) = env.get(ADMIN, "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["store"]["kind"], "redis");
+    let (id, native) = chatbotx_conversation(&env).await;
+    let first = reply(&env, &id, "redis-1", "Before the outage").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+
+    redis.stop();
+    let sent = env.sim_requests().await;
+    let messages = messages_in_sim(&env, &native);
+    let refused = reply(&env, &id, "redis-2", "During the outage").await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem: Value = refused.json().await.expect("json");
+    assert_eq!(problem["code"], "store_unavailable", "{problem}");
+    let (status, problem) = env.get(ADMIN, &format!("/v1/conversations/{id}")).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("store_unavailable"))
+    );
+    let (status, ready) = readyz(&env).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["store"]["status"], "unavailable");
+    assert_eq!(messages_in_sim(&env, &native), messages, "nothing was sent");
+    assert_eq!(env.sim_requests().await["chatbotx"], sent["chatbotx"]);
+
+    redis.restart();
+    let mut ready = false;
+    for _ in 0..100 {
+        if readyz(&env).await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready again once Redis answers");
+    let after = reply(&env, &id, "redis-2", "After the outage").await;
+    assert_eq!(after.status(), StatusCode::CREATED);
+    assert_eq!(messages_in_sim(&env, &native), messages + 1);
+}
+
+#[tokio::test]
+async fn serve_refuses_redis_without_a_shared_cursor_secret_and_names_a_bad_store_path() {
+    let dir = TempDir::new();
+    let run = |text: &str| {
+        let path = dir.path().join(format!("c{}.toml", text.len()));
+        std::fs::write(&path, text).expect("config written");
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .args(["--bind", &format!("127.0.0.1:{}", free_port())])
+            .output()
+            .expect("runs");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run("[store]\nredis_url = \"redis://:hunter2@127.0.0.1:1\"\n");
+    assert!(
+        err.contains("every replica must share one cursor secret"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    let err = run("[store]\npath = \"/nonexistent-dir/state.db\"\n");
+    assert!(err.contains("/nonexistent-dir/state.db"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_started_before_its_redis_is_not_ready_until_redis_answers() {
+    let dir = TempDir::new();
+    let mut redis = RedisServer::not_started();
+    let mut env = simulators().await;
+    let config_path = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config_path,
+        config(&env, &format!("[store]\nredis_url = \"{}\"", redis.url())),
+    )
+    .expect("config written");
+    let gateway = Gateway::start(&config_path, free_port(), &dir.path().join("g.log")).await;
+    env.gateway = gateway.url.clone();
+    let (status, ready) = readyz(&env).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["store"]["kind"], "redis");
+
+    redis.restart();
+    let mut ready = false;
+    for _ in 0..100 {
+        if readyz(&env).await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready once Redis answers");
+    let (id, _) = chatbotx_conversation(&env).await;
+    let r = reply(&env, &id, "late-redis", "Hello").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
