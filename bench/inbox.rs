@@ -53,6 +53,8 @@ struct Page {
     times: Vec<String>,
     next_cursor: Option<String>,
     partial: usize,
+    /// The `code` of each connection in `partial`.
+    partial_codes: Vec<String>,
     /// Upstream requests per vendor caused by this page.
     calls: Counts,
 }
@@ -213,6 +215,10 @@ impl Bench {
             times: data.iter().map(|c| field(c, "last_activity_at")).collect(),
             next_cursor: body["next_cursor"].as_str().map(str::to_owned),
             partial: body["partial"].as_array().map_or(0, Vec::len),
+            partial_codes: body["partial"]
+                .as_array()
+                .map(|p| p.iter().map(|f| field(f, "code")).collect())
+                .unwrap_or_default(),
             calls: after
                 .iter()
                 .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
@@ -819,7 +825,7 @@ async fn one_vendor_down(bench: &Bench) {
 cools down 10 s, page deadline 2500 ms. Zipchat gets the fault; the other three stay healthy.\n"
     );
     println!(
-        "| Zipchat | pages 1-5 | median | p99 | max | median ÷ healthy | pages with Zipchat in `partial` |"
+        "| Zipchat | pages 1-5 (ms) | median (ms) | p99 | max | median ÷ healthy | pages with Zipchat in `partial`, by code |"
     );
     println!("|---|---|---|---|---|---|---|");
     let scenarios = [
@@ -837,10 +843,7 @@ cools down 10 s, page deadline 2500 ms. Zipchat gets the fault; the other three 
             serde_json::json!({"rate_limit_rate": 1.0, "retry_after_secs": 3600}),
         ),
     ];
-    let mut healthy_median = None;
-    for (label, faults) in scenarios {
-        let gateway = start_gateway(&config(&bench.sim_url, "cache_ttl_ms = 0"), label).await;
-        repeat(bench, &gateway, None, 5).await;
+    let set_faults = |faults: Value| async move {
         let status = bench
             .http
             .put(format!("{}/_control/faults/zipchat", bench.sim_url))
@@ -850,13 +853,32 @@ cools down 10 s, page deadline 2500 ms. Zipchat gets the fault; the other three 
             .expect("simulator answers PUT /_control/faults")
             .status();
         assert!(status.is_success(), "setting zipchat's faults: {status}");
+    };
+    let mut healthy_median = None;
+    for (label, faults) in scenarios {
+        set_faults(serde_json::json!({})).await;
+        let gateway = start_gateway(&config(&bench.sim_url, "cache_ttl_ms = 0"), label).await;
+        repeat(bench, &gateway, None, 5).await;
+        set_faults(faults).await;
         let pages = repeat(bench, &gateway, None, DOWN_REPS).await;
         let first: Vec<String> = pages.iter().take(5).map(|p| ms(p.elapsed)).collect();
         let stats = latencies(&pages);
         let median = *healthy_median.get_or_insert(stats.median);
-        let partial = pages.iter().filter(|p| p.partial > 0).count();
+        let mut codes = BTreeMap::<&str, usize>::new();
+        for code in pages.iter().flat_map(|p| &p.partial_codes) {
+            *codes.entry(code).or_default() += 1;
+        }
+        let partial = if codes.is_empty() {
+            "none".to_owned()
+        } else {
+            codes
+                .iter()
+                .map(|(code, n)| format!("{n} `{code}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
-            "| {label} | {} | {} | {} | {} | {:.2}x | {partial} of {DOWN_REPS} |",
+            "| {label} | {} | {} | {} | {} | {:.2}x | {partial} |",
             first.join(" / "),
             ms(stats.median),
             ms(stats.p99),
@@ -864,14 +886,7 @@ cools down 10 s, page deadline 2500 ms. Zipchat gets the fault; the other three 
             stats.median.as_secs_f64() / median.as_secs_f64(),
         );
     }
-    let cleared = bench
-        .http
-        .put(format!("{}/_control/faults/zipchat", bench.sim_url))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .expect("simulator answers PUT /_control/faults");
-    assert!(cleared.status().is_success());
+    set_faults(serde_json::json!({})).await;
     println!();
 }
 
@@ -910,10 +925,13 @@ async fn main() {
         repeat(&bench, gateway, None, 20).await;
     }
 
-    let t = full_traversals(&bench).await;
-    fixed_positions(&bench, &t.cursors).await;
-    injected_latency(&bench, &t.cursors).await;
-    traversals_with_latency(&bench, 50).await;
+    // `SWITCHBOARD_BENCH_ONLY=down` runs section 5 alone.
+    if std::env::var("SWITCHBOARD_BENCH_ONLY").as_deref() != Ok("down") {
+        let t = full_traversals(&bench).await;
+        fixed_positions(&bench, &t.cursors).await;
+        injected_latency(&bench, &t.cursors).await;
+        traversals_with_latency(&bench, 50).await;
+    }
     one_vendor_down(&bench).await;
     println!(
         "Total run time: {:.1} s; load average at the end {}",
