@@ -4,8 +4,8 @@
 # concurrent load (wrk), interleaved in rounds; then the Redis round trips per gateway request,
 # counted with MONITOR. Prints a markdown table (method: bench/README.md, "store").
 #
-#   bench/store.sh                                   # 5 rounds of 6 s per cell, 32 connections
-#   ROUNDS=1 DURATION=5 CONNECTIONS=16 bench/store.sh
+#   bench/store.sh                      # 9 rounds of 4 s per cell
+#   ROUNDS=3 DURATION=2 bench/store.sh  # a quick look
 #
 # Needs the release binary (built when missing: `cargo build --release`, a few minutes); installs
 # wrk and redis-server from Debian's packages when missing. Everything runs on 127.0.0.1 and stops
@@ -13,9 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds="${ROUNDS:-5}"
-duration="${DURATION:-6}"
-connections="${CONNECTIONS:-32}"
+rounds="${ROUNDS:-9}"
+duration="${DURATION:-4}"
 samples="${SAMPLES:-200}"
 bin="${SWITCHBOARD_BIN:-target/release/switchboard}"
 
@@ -79,16 +78,17 @@ auth='Authorization: Bearer demo-token'
 conversation="$(curl -sf -H "$auth" "${url[memory-nocache]}/v1/conversations?connection=shop-zipchat&limit=1" \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"][0]["id"])')"
 
-# workload name | gateway suffix | path
+# workload name | gateway suffix | path | concurrent connections (a page of the inbox costs
+# about a hundred times a single read: fewer callers keep it under the page deadline)
 workloads=(
-    "single read, cache off|nocache|/v1/conversations/$conversation"
-    "inbox page (limit=50), cache off|nocache|/v1/conversations?limit=50"
-    "inbox page (limit=50), default cache (2 s)|cache|/v1/conversations?limit=50"
+    "single read, cache off|nocache|/v1/conversations/$conversation|32"
+    "inbox page (limit=50), cache off|nocache|/v1/conversations?limit=50|8"
+    "inbox page (limit=50), default cache (2 s)|cache|/v1/conversations?limit=50|8"
 )
 
-# wrk's summary as "rps p50_ms p99_ms errors".
-run_wrk() {
-    wrk -t2 -c"$connections" -d"${duration}s" --latency -H "$auth" "$1" | awk '
+# wrk's summary of `url` under `connections` as "rps p50_ms p99_ms errors".
+run_wrk() { # url, connections
+    wrk -t2 -c"$2" -d"${duration}s" --latency -H "$auth" "$1" | awk '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
             if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
@@ -103,19 +103,22 @@ run_wrk() {
         END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors }'
 }
 
-say "load: wrk -t2 -c$connections, ${duration} s per cell, $rounds rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "load: wrk -t2, ${duration} s per cell, $rounds rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for w in "${workloads[@]}"; do
-    IFS='|' read -r _ suffix path <<<"$w"
+    IFS='|' read -r _ suffix path clients <<<"$w"
     for store in "${stores[@]}"; do
-        wrk -t2 -c"$connections" -d2s -H "$auth" "${url[$store-$suffix]}$path" >/dev/null
+        wrk -t2 -c"$clients" -d2s -H "$auth" "${url[$store-$suffix]}$path" >/dev/null
     done
 done
+# Each round measures every store once per workload, in an order that rotates from round to
+# round, so the machine's drift falls on all three alike.
 for round in $(seq "$rounds"); do
     for i in "${!workloads[@]}"; do
-        IFS='|' read -r _ suffix path <<<"${workloads[$i]}"
-        for store in "${stores[@]}"; do
-            result="$(run_wrk "${url[$store-$suffix]}$path")"
-            echo "$i $store $result" >>"$work/results"
+        IFS='|' read -r _ suffix path clients <<<"${workloads[$i]}"
+        for k in 0 1 2; do
+            store="${stores[$(((k + round) % 3))]}"
+            result="$(run_wrk "${url[$store-$suffix]}$path" "$clients")"
+            echo "$round $i $store $result" >>"$work/results"
             say "round $round, ${workloads[$i]%%|*}, $store: $result (req/s p50 p99 non-2xx)"
         done
     done
@@ -143,33 +146,42 @@ round_trips() { # url, key prefix
         }' | tr -d '"'
 }
 declare -A trips
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() {
+    sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 for i in "${!workloads[@]}"; do
-    IFS='|' read -r _ suffix path <<<"${workloads[$i]}"
+    IFS='|' read -r _ suffix path _ <<<"${workloads[$i]}"
     trips[$i]="$(round_trips "${url[redis-$suffix]}$path" "bench-$suffix:")"
 done
 
 echo
-echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Medians of $rounds rounds; wrk -t2 -c$connections -d${duration}s."
+echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Medians of $rounds rounds of wrk -t2 -d${duration}s;"
+echo "\"vs memory\": the median of each round's requests/s against memory's in the same round (lowest … highest)."
 echo
-echo "| request | store | requests/s | p50 ms | p99 ms | vs memory | Redis round trips per request |"
-echo "|---|---|---:|---:|---:|---:|---|"
+echo "| request | connections | store | requests/s | p50 ms | p99 ms | vs memory | Redis round trips per request |"
+echo "|---|---:|---|---:|---:|---:|---:|---|"
 for i in "${!workloads[@]}"; do
-    base=""
+    IFS='|' read -r name _ _ clients <<<"${workloads[$i]}"
     for store in "${stores[@]}"; do
-        column() { awk -v i="$i" -v s="$store" -v c="$1" '$1 == i && $2 == s { print $c }' "$work/results"; }
-        rps="$(column 3 | median)"
-        p50="$(column 4 | median)"
-        p99="$(column 5 | median)"
-        errors="$(column 6 | awk '{ e += $1 } END { print e + 0 }')"
-        [ -z "$base" ] && base="$rps"
-        delta="$(awk -v r="$rps" -v b="$base" 'BEGIN { printf "%+.1f %%", (r - b) * 100 / b }')"
+        column() { awk -v i="$i" -v s="$store" -v c="$1" '$2 == i && $3 == s { print $c }' "$work/results"; }
+        rps="$(column 4 | median)"
+        p50="$(column 5 | median)"
+        p99="$(column 6 | median)"
+        errors="$(column 7 | awk '{ e += $1 } END { print e + 0 }')"
+        delta="$(awk -v i="$i" -v s="$store" '
+            $2 == i && $3 == "memory" { base[$1] = $4 }
+            $2 == i && $3 == s { mine[$1] = $4 }
+            END { for (r in mine) if (base[r] > 0) print (mine[r] - base[r]) * 100 / base[r] }' "$work/results" \
+            | sort -n | awk '{ v[NR] = $1 } END {
+                m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                printf "%+.1f %% (%+.0f … %+.0f)", m, v[1], v[NR] }')"
+        [ "$store" = memory ] && delta="–"
         trip="–"
         if [ "$store" = redis ]; then
             IFS='|' read -r per detail <<<"${trips[$i]}"
             trip="$per ($detail)"
         fi
         [ "$errors" -gt 0 ] && trip="$trip; $errors non-2xx"
-        echo "| ${workloads[$i]%%|*} | $store | $rps | $p50 | $p99 | $delta | $trip |"
+        echo "| $name | $clients | $store | $rps | $p50 | $p99 | $delta | $trip |"
     done
 done
