@@ -38,7 +38,9 @@ trap 'exit 130' INT TERM
 # Redis as docker-compose.yml runs it; the simulators without their own quotas, so only the
 # gateway is measured.
 start_redis "$work"
+redis_pid="${spawned[-1]}"
 start_sim "$bin" "$work" --no-rate-limits
+sim_pid="${spawned[-1]}"
 
 # The connections and client of `sim --print-config`, with quotas far above the load (the GCRA
 # still runs on every upstream call: that is the store's cost being measured).
@@ -48,7 +50,7 @@ unlimited='rate_limit = { requests = 1000000, per_seconds = 1 }'
     | sed "/^provider = /a $unlimited" \
     | sed "/^scopes = /a $unlimited" >"$work/connections.toml"
 
-declare -A url
+declare -A url pid
 start_gateway() { # name, [server] extra, [store] section
     local name="$1" port
     port="$(free_port)"
@@ -59,6 +61,7 @@ start_gateway() { # name, [server] extra, [store] section
     spawn "$work/$name.log" env SWITCHBOARD_LOG=error \
         "$bin" serve --config "$work/$name.toml" --bind "127.0.0.1:$port"
     url[$name]="http://127.0.0.1:$port"
+    pid[$name]="${spawned[-1]}"
     wait_ready "$bin" "${url[$name]}/readyz"
 }
 stores=(memory embedded redis)
@@ -86,9 +89,21 @@ workloads=(
     "inbox page (limit=50), default cache (2 s)|cache|/v1/conversations?limit=50|8"
 )
 
-# wrk's summary of `url` under `connections` as "rps p50_ms p99_ms errors".
-run_wrk() { # url, connections
-    wrk -t2 -c"$2" -d"${duration}s" --latency -H "$auth" "$1" | awk '
+# CPU time a process used so far, in clock ticks (user + system).
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# One cell: `url` under `connections` for the duration, with the CPU time the gateway `pid`,
+# Redis, the simulators and wrk itself spent on it, as "rps p50_ms p99_ms errors" then the
+# microseconds of CPU per request of the gateway, Redis, the simulators and wrk.
+run_wrk() { # url, connections, gateway pid
+    local before_gw before_redis before_sim wrk_cpu tick_us
+    tick_us=$((1000000 / $(getconf CLK_TCK)))
+    before_gw="$(ticks "$3")" before_redis="$(ticks "$redis_pid")" before_sim="$(ticks "$sim_pid")"
+    TIMEFORMAT='%U %S'
+    { time wrk -t2 -c"$2" -d"${duration}s" --latency -H "$auth" "$1" >"$work/wrk.out"; } 2>"$work/wrk.time"
+    wrk_cpu="$(awk '{ print ($1 + $2) * 1000000 }' "$work/wrk.time")"
+    awk -v gw="$(($(ticks "$3") - before_gw))" -v redis="$(($(ticks "$redis_pid") - before_redis))" \
+        -v sim="$(($(ticks "$sim_pid") - before_sim))" -v tick="$tick_us" -v wrk="$wrk_cpu" '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
             if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
@@ -100,7 +115,11 @@ run_wrk() { # url, connections
         /^Requests\/sec:/ { rps = $2 }
         /Non-2xx or 3xx responses:/ { errors = $NF }
         /Socket errors:/ { errors += 1 }
-        END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors }'
+        / requests in / { n = $1 }
+        END {
+            printf "%.0f %.3f %.3f %d %.0f %.0f %.0f %.0f\n", rps, p50, p99, errors,
+                gw * tick / n, redis * tick / n, sim * tick / n, wrk / n
+        }' "$work/wrk.out"
 }
 
 say "load: wrk -t2, ${duration} s per cell, $rounds rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -117,9 +136,9 @@ for round in $(seq "$rounds"); do
         IFS='|' read -r _ suffix path clients <<<"${workloads[$i]}"
         for k in 0 1 2; do
             store="${stores[$(((k + round) % 3))]}"
-            result="$(run_wrk "${url[$store-$suffix]}$path" "$clients")"
+            result="$(run_wrk "${url[$store-$suffix]}$path" "$clients" "${pid[$store-$suffix]}")"
             echo "$round $i $store $result" >>"$work/results"
-            say "round $round, ${workloads[$i]%%|*}, $store: $result (req/s p50 p99 non-2xx)"
+            say "round $round, ${workloads[$i]%%|*}, $store: $result (req/s p50 p99 non-2xx; CPU µs/request: gateway Redis simulators wrk)"
         done
     done
 done
@@ -155,19 +174,29 @@ for i in "${!workloads[@]}"; do
 done
 
 echo
-echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Medians of $rounds rounds of wrk -t2 -d${duration}s;"
-echo "\"vs memory\": the median of each round's requests/s against memory's in the same round (lowest … highest)."
+echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Medians of $rounds rounds of wrk -t2 -d${duration}s."
+echo "\"vs memory\", measured: the median of each round's requests/s against memory's in the same round (lowest … highest)."
+echo "CPU per request: microseconds of CPU (user + system) the gateway and redis-server spent per request; \"all\" adds"
+echo "the simulators and wrk: on a machine whose cores are all busy, requests/s goes as 1 / all, which gives \"vs memory, by CPU\"."
 echo
-echo "| request | connections | store | requests/s | p50 ms | p99 ms | vs memory | Redis round trips per request |"
-echo "|---|---:|---|---:|---:|---:|---:|---|"
+echo "| request | connections | store | requests/s | p50 ms | p99 ms | vs memory, measured | CPU µs per request: gateway + Redis (all) | vs memory, by CPU | Redis round trips per request |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"
 for i in "${!workloads[@]}"; do
     IFS='|' read -r name _ _ clients <<<"${workloads[$i]}"
+    memory_all=""
     for store in "${stores[@]}"; do
         column() { awk -v i="$i" -v s="$store" -v c="$1" '$2 == i && $3 == s { print $c }' "$work/results"; }
         rps="$(column 4 | median)"
         p50="$(column 5 | median)"
         p99="$(column 6 | median)"
         errors="$(column 7 | awk '{ e += $1 } END { print e + 0 }')"
+        gateway_cpu="$(column 8 | median)"
+        redis_cpu="$(column 9 | median)"
+        sim_cpu="$(column 10 | median)"
+        wrk_cpu="$(column 11 | median)"
+        all_cpu="$(awk -v a="$gateway_cpu" -v b="$redis_cpu" -v c="$sim_cpu" -v d="$wrk_cpu" 'BEGIN { print a + b + c + d }')"
+        [ -z "$memory_all" ] && memory_all="$all_cpu"
+        by_cpu="$(awk -v m="$memory_all" -v a="$all_cpu" 'BEGIN { printf "%+.1f %%", (m / a - 1) * 100 }')"
         delta="$(awk -v i="$i" -v s="$store" '
             $2 == i && $3 == "memory" { base[$1] = $4 }
             $2 == i && $3 == s { mine[$1] = $4 }
@@ -175,13 +204,14 @@ for i in "${!workloads[@]}"; do
             | sort -n | awk '{ v[NR] = $1 } END {
                 m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
                 printf "%+.1f %% (%+.0f … %+.0f)", m, v[1], v[NR] }')"
-        [ "$store" = memory ] && delta="–"
+        if [ "$store" = memory ]; then delta="–"; by_cpu="–"; fi
         trip="–"
         if [ "$store" = redis ]; then
             IFS='|' read -r per detail <<<"${trips[$i]}"
             trip="$per ($detail)"
         fi
         [ "$errors" -gt 0 ] && trip="$trip; $errors non-2xx"
-        echo "| $name | $clients | $store | $rps | $p50 | $p99 | $delta | $trip |"
+        cpu="$(awk -v a="$gateway_cpu" -v b="$redis_cpu" -v t="$all_cpu" 'BEGIN { printf "%.0f + %.0f (%.0f)", a, b, t }')"
+        echo "| $name | $clients | $store | $rps | $p50 | $p99 | $delta | $cpu | $by_cpu | $trip |"
     done
 done
