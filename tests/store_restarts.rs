@@ -178,6 +178,17 @@ async fn redis_stopped_mid_run_fails_closed_then_recovers_without_a_restart() {
         (status, problem["code"].as_str()),
         (503, Some("store_unavailable"))
     );
+    // The inbox too: every connection needs the store for its quota check.
+    let (status, problem) = env.get(ADMIN, "/v1/conversations?limit=5").await;
+    assert_eq!(
+        (
+            status,
+            problem["code"].as_str(),
+            problem["retry_after"].as_u64()
+        ),
+        (503, Some("store_unavailable"), Some(1)),
+        "{problem}"
+    );
     let (status, ready) = readyz(&env).await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["store"]["status"], "unavailable");

@@ -366,6 +366,8 @@ fn every_lane_failed(mut failures: Vec<switchboard_core::merge::LaneFailure>) ->
     };
     let message = match kind {
         ErrorKind::RateLimited => "every connection's vendor quota is used up; retry later",
+        ErrorKind::StoreUnavailable => "the gateway's store did not answer; retry later",
+        ErrorKind::UpstreamTimeout => "no connection answered in time; retry later",
         _ => "every connection failed to answer; retry later",
     };
     let error = Error::new(kind, message);
