@@ -5,8 +5,8 @@
 # is installed. It runs until Ctrl-C, then stops everything it started.
 #
 #   deploy/replicas.sh                      # start, print the URLs, wait for Ctrl-C
-#   deploy/replicas.sh --load 2000          # also send 2000 inbox reads round robin, report
-#   deploy/replicas.sh --load 2000 --exit   # ... then stop (a smoke run; CI does this)
+#   deploy/replicas.sh --load 2000          # also 2000 inbox reads round robin (50 at a time), report
+#   deploy/replicas.sh --load 300 --parallel 8 --exit   # ... then stop (a smoke run; CI's)
 #
 # Environment: SWITCHBOARD_BIN (default target/release/switchboard, else target/debug/switchboard,
 # built with `cargo build --release` when neither exists), REPLICAS (default 3), LB_PORT (default
@@ -16,10 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 load=0
+parallel=50
 exit_after=false
 while [ $# -gt 0 ]; do
     case "$1" in
         --load) load="$2"; shift 2 ;;
+        --parallel) parallel="$2"; shift 2 ;;
         --exit) exit_after=true; shift ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "deploy/replicas.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -117,15 +119,15 @@ fi
 say "try: curl -H 'Authorization: Bearer demo-token' '${entry:-${urls[0]}}/v1/conversations?limit=5'"
 
 if [ "$load" -gt 0 ]; then
-    # Inbox reads, through nginx or round robin over the replicas, 50 at a time.
+    # Inbox reads, through nginx or round robin over the replicas, $parallel at a time.
     for i in $(seq 0 $((load - 1))); do
         target="${entry:-${urls[$((i % replicas))]}}"
         printf 'url = "%s/v1/conversations?limit=10"\noutput = "/dev/null"\n' "$target"
     done >"$work/load.curl"
     if [ -n "$entry" ]; then via="through nginx"; else via="round robin over the replicas"; fi
-    say "sending $load inbox reads $via, 50 at a time"
+    say "sending $load inbox reads $via, $parallel at a time"
     started="$(date +%s%N)"
-    curl --silent --no-progress-meter --parallel --parallel-max 50 --config "$work/load.curl" \
+    curl --silent --no-progress-meter --parallel --parallel-max "$parallel" --config "$work/load.curl" \
         -H 'Authorization: Bearer demo-token' \
         --write-out '%{http_code} %header{retry-after}\n' >"$work/load.out"
     elapsed_ms=$((($(date +%s%N) - started) / 1000000))
