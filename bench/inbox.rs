@@ -337,14 +337,7 @@ async fn start() -> Bench {
         seed: 42,
         conversations: CONVERSATIONS,
     });
-    sim.zipchat
-        .lock()
-        .expect("zipchat world lock")
-        .set_quota(u32::MAX);
-    sim.chatbotx
-        .lock()
-        .expect("chatbotx world lock")
-        .set_quota(u32::MAX);
+    sim.lift_rate_limits();
     let sim_addr = sim
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await

@@ -1,8 +1,9 @@
 //! `switchboard`: the gateway (`serve`), the embedded demo (`demo`), the vendor simulators
-//! (`sim`), and the OpenAPI document (`openapi`).
+//! (`sim`), a container health check (`healthcheck`), and the OpenAPI document (`openapi`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -62,6 +63,27 @@ enum Command {
         /// Print a gateway config pointing at this simulator (token `demo-token`) and exit.
         #[arg(long)]
         print_config: bool,
+        /// The simulator's URL as the gateway reaches it, for `--print-config` (default
+        /// `http://<bind>`), e.g. `http://sim:9100` when both run in containers.
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Lift the simulated vendors' own request quotas (Zipchat, ChatbotX), for benchmarks
+        /// that measure the gateway rather than the vendors' windows.
+        #[arg(long)]
+        no_rate_limits: bool,
+    },
+    /// Exit 0 when `url` answers 2xx within the timeout, 1 otherwise (a container's HEALTHCHECK:
+    /// the image needs no curl).
+    Healthcheck {
+        /// What to ask.
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+        /// A bearer token to send (the `[server] ops_token`, when `/readyz` needs it).
+        #[arg(long, env = "SWITCHBOARD_OPS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -159,6 +181,29 @@ async fn demo(
     serve_until_signal(listener, &config, state).await
 }
 
+/// `healthcheck`: one GET, 2xx or an error that says what came back.
+async fn healthcheck(url: &str, token: Option<&str>, timeout: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .context("cannot set up an HTTP client")?;
+    let mut request = client.get(url);
+    if let Some(token) = token.filter(|t| !t.is_empty()) {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    let excerpt: String = body.chars().take(500).collect();
+    anyhow::bail!("{url} answered {status}: {excerpt}")
+}
+
 async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     config: &Config,
@@ -185,6 +230,11 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Healthcheck {
+            url,
+            token,
+            timeout_secs,
+        } => healthcheck(&url, token.as_deref(), Duration::from_secs(timeout_secs)).await,
         Command::Capabilities => {
             print!("{}", switchboard_server::registry::capability_table());
             Ok(())
@@ -209,12 +259,15 @@ async fn main() -> anyhow::Result<()> {
             seed,
             conversations,
             print_config,
+            public_url,
+            no_rate_limits,
         } => {
             if print_config {
+                let base = public_url.unwrap_or_else(|| format!("http://{bind}"));
                 print!(
                     "[server]\nbind = \"127.0.0.1:8080\"\n\n{}\n{}",
                     client_section("demo-token"),
-                    switchboard_sim::gateway_config(&format!("http://{bind}"))
+                    switchboard_sim::gateway_config(base.trim_end_matches('/'))
                 );
                 return Ok(());
             }
@@ -223,6 +276,9 @@ async fn main() -> anyhow::Result<()> {
                 seed,
                 conversations,
             });
+            if no_rate_limits {
+                sim.lift_rate_limits();
+            }
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;

@@ -4,65 +4,15 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::process::Gateway;
 use support::{ADMIN, Env};
 use switchboard_sim::{Sim, SimOptions};
 use switchboard_testkit::{RedisServer, TempDir, free_port};
-
-/// A gateway process; killed (SIGKILL) when dropped.
-struct Gateway {
-    child: Child,
-    url: String,
-}
-
-impl Gateway {
-    /// Starts `switchboard serve` on `config` and waits until `/healthz` answers.
-    async fn start(config: &Path, port: u16, log: &Path) -> Gateway {
-        let log = std::fs::File::create(log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .env("SWITCHBOARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the gateway binary starts");
-        let gateway = Gateway {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(r) = http.get(format!("{}/healthz", gateway.url)).send().await
-                && r.status().is_success()
-            {
-                return gateway;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the gateway did not start on port {port}");
-    }
-
-    /// SIGKILL, as a crash or an OOM kill would.
-    fn kill_9(&mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Simulators in-process; the env's gateway URL is filled in once a gateway runs.
 async fn simulators() -> Env {
@@ -148,7 +98,7 @@ async fn an_embedded_store_replays_a_reply_after_kill_9() {
     )
     .expect("config written");
     let port = free_port();
-    let mut gateway = Gateway::start(&config_path, port, &dir.path().join("1.log")).await;
+    let mut gateway = Gateway::start(&config_path, port, dir.path()).await;
     env.gateway = gateway.url.clone();
 
     let (id, native) = chatbotx_conversation(&env).await;
@@ -160,7 +110,7 @@ async fn an_embedded_store_replays_a_reply_after_kill_9() {
 
     gateway.kill_9();
     let sent = env.sim_requests().await;
-    let gateway = Gateway::start(&config_path, port, &dir.path().join("2.log")).await;
+    gateway.start_again().await;
     assert_eq!(env.gateway, gateway.url);
 
     let again = reply(&env, &id, "crash-safe-1", "Sent once, even across a crash").await;
@@ -205,7 +155,7 @@ async fn redis_stopped_mid_run_fails_closed_then_recovers_without_a_restart() {
         ),
     )
     .expect("config written");
-    let gateway = Gateway::start(&config_path, free_port(), &dir.path().join("g.log")).await;
+    let gateway = Gateway::start(&config_path, free_port(), dir.path()).await;
     env.gateway = gateway.url.clone();
 
     let (status, ready) = env.get(ADMIN, "/readyz").await;
@@ -227,6 +177,17 @@ async fn redis_stopped_mid_run_fails_closed_then_recovers_without_a_restart() {
     assert_eq!(
         (status, problem["code"].as_str()),
         (503, Some("store_unavailable"))
+    );
+    // The inbox too: every connection needs the store for its quota check.
+    let (status, problem) = env.get(ADMIN, "/v1/conversations?limit=5").await;
+    assert_eq!(
+        (
+            status,
+            problem["code"].as_str(),
+            problem["retry_after"].as_u64()
+        ),
+        (503, Some("store_unavailable"), Some(1)),
+        "{problem}"
     );
     let (status, ready) = readyz(&env).await;
     assert_eq!(status, 503, "{ready}");
@@ -285,7 +246,7 @@ async fn a_gateway_started_before_its_redis_is_not_ready_until_redis_answers() {
         config(&env, &format!("[store]\nredis_url = \"{}\"", redis.url())),
     )
     .expect("config written");
-    let gateway = Gateway::start(&config_path, free_port(), &dir.path().join("g.log")).await;
+    let gateway = Gateway::start(&config_path, free_port(), dir.path()).await;
     env.gateway = gateway.url.clone();
     let (status, ready) = readyz(&env).await;
     assert_eq!(status, 503, "{ready}");

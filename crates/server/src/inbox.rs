@@ -339,15 +339,7 @@ pub async fn list_conversations(
     )
     .await;
     if out.lanes > 0 && out.failures.len() == out.lanes && out.items.is_empty() {
-        let mut failures = out.failures;
-        return Err(if failures.len() == 1 {
-            failures.remove(0).error
-        } else {
-            Error::new(
-                ErrorKind::UpstreamUnavailable,
-                "every connection failed to answer; retry later",
-            )
-        });
+        return Err(every_lane_failed(out.failures));
     }
     let mut data = out.items;
     if !query.include_raw {
@@ -358,6 +350,31 @@ pub async fn list_conversations(
         next_cursor: out.next.map(|s| state.cursors.encode(&binding, &s)),
         partial: partials(out.failures),
     })
+}
+
+/// The error of a page none of whose connections answered: one connection's own error; for
+/// several, their common kind (all out of quota: `503 upstream_rate_limited`), else
+/// `502 upstream_unavailable`, with the soonest `Retry-After` any of them gave.
+fn every_lane_failed(mut failures: Vec<switchboard_core::merge::LaneFailure>) -> Error {
+    if failures.len() == 1 {
+        return failures.remove(0).error;
+    }
+    let first = failures.first().map(|f| f.error.kind());
+    let kind = match first {
+        Some(kind) if failures.iter().all(|f| f.error.kind() == kind) => kind,
+        _ => ErrorKind::UpstreamUnavailable,
+    };
+    let message = match kind {
+        ErrorKind::RateLimited => "every connection's vendor quota is used up; retry later",
+        ErrorKind::StoreUnavailable => "the gateway's store did not answer; retry later",
+        ErrorKind::UpstreamTimeout => "no connection answered in time; retry later",
+        _ => "every connection failed to answer; retry later",
+    };
+    let error = Error::new(kind, message);
+    match failures.iter().filter_map(|f| f.error.retry_after()).min() {
+        Some(soonest) => error.with_retry_after(soonest),
+        None => error,
+    }
 }
 
 /// `GET /v1/conversations/{id}`.

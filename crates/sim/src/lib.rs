@@ -163,6 +163,17 @@ api_key = "{zipchat_key}"
 }
 
 impl Sim {
+    /// Lifts the vendors' own request quotas (Zipchat's and ChatbotX's windows), so a benchmark
+    /// measures the gateway rather than the vendors' limits.
+    pub fn lift_rate_limits(&self) {
+        if let Ok(mut world) = self.zipchat.lock() {
+            world.set_quota(u32::MAX);
+        }
+        if let Ok(mut world) = self.chatbotx.lock() {
+            world.set_quota(u32::MAX);
+        }
+    }
+
     /// The gateway id of the newest Zipchat conversation (for the demo's example lines).
     pub fn newest_zipchat_conversation(&self) -> Option<String> {
         let world = self.zipchat.lock().ok()?;

@@ -521,15 +521,12 @@ impl Upstream {
         .with_retry_after(wait.max(Duration::from_secs(1)))
     }
 
-    /// Keeps the budget in step with what the vendor says of its quota.
-    fn observe_vendor_window(&self, status: StatusCode, headers: &HeaderMap) {
+    /// Keeps the budget in step with what the vendor says of its quota. A closed window is
+    /// shared with every replica before the caller hears of it, so once any caller has seen
+    /// the vendor's 429 no replica sends to that connection until the window reopens.
+    async fn observe_vendor_window(&self, status: StatusCode, headers: &HeaderMap) {
         let remaining: Option<u32> = header_number(headers, "x-ratelimit-remaining");
         let reset: Option<i64> = header_number(headers, "x-ratelimit-reset");
-        let mut vendor = lock(&self.vendor);
-        if remaining.is_some() {
-            vendor.remaining = remaining;
-            vendor.reset_at = reset.and_then(|r| DateTime::from_timestamp(r, 0));
-        }
         let wait = if status == StatusCode::TOO_MANY_REQUESTS {
             retry_after_from_headers(headers).or(Some(Duration::from_secs(1)))
         } else if remaining == Some(0) {
@@ -537,16 +534,22 @@ impl Upstream {
         } else {
             None
         };
-        if let Some(wait) = wait {
-            vendor.blocked_until = Some(Instant::now() + wait);
-            // Every replica holds back too; this replica already does (above) while it lands.
-            let store = self.options.shared.store.clone();
-            let (bucket, connection) = (self.bucket(), self.connection.clone());
-            tokio::spawn(async move {
-                if let Err(e) = store.block(&bucket, wait).await {
-                    tracing::warn!(connection = %connection, error = %e, "could not share the vendor's block with other replicas");
-                }
-            });
+        {
+            let mut vendor = lock(&self.vendor);
+            if remaining.is_some() {
+                vendor.remaining = remaining;
+                vendor.reset_at = reset.and_then(|r| DateTime::from_timestamp(r, 0));
+            }
+            if let Some(wait) = wait {
+                vendor.blocked_until = Some(Instant::now() + wait);
+            }
+        }
+        let Some(wait) = wait else {
+            return;
+        };
+        // Every replica holds back too; this replica already does (above) while it lands.
+        if let Err(e) = self.options.shared.store.block(&self.bucket(), wait).await {
+            tracing::warn!(connection = %self.connection, error = %e, "could not share the vendor's block with other replicas");
         }
     }
 
@@ -679,7 +682,7 @@ impl Upstream {
                 return Err(error);
             }
         };
-        self.observe_vendor_window(status, &headers);
+        self.observe_vendor_window(status, &headers).await;
         if status.is_success() {
             // Every vendor speaks JSON: a body that is not is a failure to retry, never a page
             // to cache.

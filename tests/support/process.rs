@@ -1,0 +1,98 @@
+//! The real binary (`switchboard serve`) as a child process on a fixed loopback port: killed
+//! with SIGKILL (as a crash or an OOM kill would) and started again on the same port and config.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A gateway process; killed (SIGKILL) when dropped.
+pub struct Gateway {
+    child: Option<Child>,
+    config: PathBuf,
+    port: u16,
+    logs: PathBuf,
+    env: Vec<(String, String)>,
+    starts: u32,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl Gateway {
+    /// Starts `switchboard serve` on `config` and `port` (logs in `logs/<port>-<n>.log`) and
+    /// waits until `/healthz` answers.
+    pub async fn start(config: &Path, port: u16, logs: &Path) -> Gateway {
+        Gateway::start_with_env(config, port, logs, &[]).await
+    }
+
+    /// [`Gateway::start`] with these environment variables set (secrets a config reads with
+    /// `{ env = "..." }`).
+    pub async fn start_with_env(
+        config: &Path,
+        port: u16,
+        logs: &Path,
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        let mut gateway = Gateway {
+            child: None,
+            config: config.to_owned(),
+            port,
+            logs: logs.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            starts: 0,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        gateway.start_again().await;
+        gateway
+    }
+
+    /// Starts the process again (after [`Gateway::kill_9`]) on the same config and port.
+    pub async fn start_again(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "the gateway on {} still runs",
+            self.port
+        );
+        self.starts += 1;
+        let log = self.logs.join(format!("{}-{}.log", self.port, self.starts));
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .args(["--bind", &format!("127.0.0.1:{}", self.port)])
+            .env("SWITCHBOARD_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the gateway binary starts");
+        self.child = Some(child);
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(format!("{}/healthz", self.url)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway did not start on port {}", self.port);
+    }
+
+    /// SIGKILL, and waits until the process is gone.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("reaped");
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
