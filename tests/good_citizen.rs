@@ -12,7 +12,12 @@ use tokio::task::JoinSet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_callers_polling_stay_within_every_vendor_quota() {
-    let env = Env::start(80).await;
+    // This test is about quotas: a page deadline long enough for a starved 2-core machine keeps
+    // slow-but-answering vendors out of `partial` (the deadline has its own tests in faults.rs).
+    let env = Env::start_with(80, |config| {
+        format!("[server]\npage_deadline_ms = 120000\n\n{config}")
+    })
+    .await;
     let before = env.sim_requests().await;
     let mut callers = JoinSet::new();
     for i in 0..200 {
