@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use support::{ADMIN, Env};
 
 /// Zipchat's connection waits an hour for its vendor, and breakers open after `failures` and
-/// cool down for ten minutes; inbox pages wait 300 ms for a slow connection.
+/// cool down for ten minutes; inbox pages wait 1 s for a slow connection.
 fn patient_vendor_impatient_breaker(failures: u32) -> impl FnOnce(String) -> String {
     move |config: String| {
         let config = config.replacen(
@@ -24,7 +24,7 @@ fn patient_vendor_impatient_breaker(failures: u32) -> impl FnOnce(String) -> Str
             1,
         );
         format!(
-            "[server]\nbreaker = {{ failures = {failures}, cooldown_secs = 600 }}\npage_deadline_ms = 300\n\n{config}"
+            "[server]\nbreaker = {{ failures = {failures}, cooldown_secs = 600 }}\npage_deadline_ms = 1000\n\n{config}"
         )
     }
 }
