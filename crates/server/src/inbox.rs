@@ -1,16 +1,15 @@
 //! The gateway's operations over its connections: the merged inbox, one conversation, its
 //! messages, agents, and the writes routed to the vendor that owns the conversation.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::cursor::Binding;
-use switchboard_core::lanes::{ConversationLane, MessageLane};
+use switchboard_core::inbox::{InboxRequest, inbox_page};
+use switchboard_core::lanes::MessageLane;
 use switchboard_core::merge::{Lane, MergeRequest, MergeState, merge_page};
 use switchboard_core::{
     Agent, Assignment, Channel, Conversation, ConversationFilter, Error, ErrorKind, Message, Mode,
-    NewMessage, Operation, Provider, ProviderKind, Status, UpstreamPage, ids,
+    NewMessage, Provider, ProviderKind, Status, UpstreamPage, ids,
 };
 use utoipa::ToSchema;
 
@@ -62,10 +61,6 @@ fn check_reply_text(text: &str) -> Result<(), Error> {
     }
     Ok(())
 }
-
-/// A vendor whose list is not sorted by activity is read this many upstream pages at a time and
-/// sorted by the gateway: the inbox order is exact within that window.
-pub const UNSORTED_CHUNK_PAGES: u32 = 10;
 
 /// A connection that could not answer; the page holds what the others gave.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -239,15 +234,6 @@ fn partials(failures: Vec<switchboard_core::merge::LaneFailure>) -> Vec<PartialF
         .collect()
 }
 
-/// Fails with 501 naming `op` when the connection's vendor cannot do it.
-pub fn ensure(provider: &dyn Provider, op: Operation) -> Result<(), Error> {
-    if provider.info().capabilities.supports(op) {
-        Ok(())
-    } else {
-        Err(Error::unsupported(op).with_connection(&provider.info().connection))
-    }
-}
-
 /// `GET /v1/conversations`: every visible connection, merged newest first.
 pub async fn list_conversations(
     state: &AppState,
@@ -283,8 +269,9 @@ pub async fn list_conversations(
         .map(|c| state.cursors.decode(&binding, c))
         .transpose()?;
 
-    let providers: Vec<&Arc<dyn Provider>> = state
+    let connections: Vec<&dyn Provider> = state
         .visible(caller)
+        .map(|p| p.as_ref())
         .filter(|p| {
             let info = p.info();
             (query.connections.is_empty() || query.connections.contains(&info.connection))
@@ -292,63 +279,23 @@ pub async fn list_conversations(
                 && assignee.is_none_or(|(conn, _)| conn == info.connection)
         })
         .collect();
-    let sources: Vec<ConversationLane<'_>> = providers
-        .iter()
-        .map(|p| ConversationLane {
-            provider: p.as_ref(),
-            filter: filter.clone(),
-            chunk_pages: if p.info().capabilities.sorted_by_activity {
-                1
-            } else {
-                UNSORTED_CHUNK_PAGES
-            },
-            include_raw: query.include_raw,
-        })
-        .collect();
-    let lanes = sources
-        .iter()
-        .map(|source| {
-            let caps = &source.provider.info().capabilities;
-            let stop_before = if caps.native_filters.updated_since || !caps.sorted_by_activity {
-                None
-            } else {
-                query.updated_since
-            };
-            Lane {
-                source,
-                page_size: caps.max_page_size,
-                stop_before,
-                sorted: caps.sorted_by_activity,
-            }
-        })
-        .collect();
-    let matches = |c: &Conversation| filter.matches(c);
     // Every upstream call of the page ends by the deadline (and is counted against its vendor's
     // breaker when it does not answer in time); the merge stops waiting a moment later.
     let deadline = tokio::time::Instant::now() + state.page_deadline;
     let out = switchboard_upstream::deadline::within(
         deadline,
-        merge_page(MergeRequest {
-            lanes,
+        inbox_page(InboxRequest {
+            connections,
+            filter: &filter,
             state: state_in,
             limit: query.limit,
-            filter: &matches,
+            include_raw: query.include_raw,
             max_calls_per_lane: MAX_CALLS_PER_LANE,
             deadline: Some(deadline + PAGE_DEADLINE_GRACE),
         }),
     )
-    .await;
-    if out.lanes > 0 && out.failures.len() == out.lanes && out.items.is_empty() {
-        let mut failures = out.failures;
-        return Err(if failures.len() == 1 {
-            failures.remove(0).error
-        } else {
-            Error::new(
-                ErrorKind::UpstreamUnavailable,
-                "every connection failed to answer; retry later",
-            )
-        });
-    }
+    .await
+    .map_err(|failed| failed.error)?;
     let mut data = out.items;
     if !query.include_raw {
         strip_raw(&mut data, |c| &mut c.raw);
@@ -368,7 +315,6 @@ pub async fn get_conversation(
     include_raw: bool,
 ) -> Result<Conversation, Error> {
     let (provider, native) = state.resolve(caller, id, "conversation")?;
-    ensure(provider.as_ref(), Operation::GetConversation)?;
     let mut conversation = provider.get_conversation(native).await?;
     if !include_raw {
         conversation.raw = None;
@@ -392,7 +338,6 @@ pub async fn list_messages(
     let include_raw = q.include_raw()?;
     let cursor = q.single("cursor")?;
     let (provider, native) = state.resolve(caller, id, "conversation")?;
-    ensure(provider.as_ref(), Operation::ListMessages)?;
     let binding = Binding::new(&caller.name, "messages", &(id, since));
     let state_in: Option<MergeState> = cursor
         .map(|c| state.cursors.decode(&binding, c))
@@ -441,7 +386,6 @@ pub async fn list_agents(
 ) -> Result<AgentPage, Error> {
     q.only(&["cursor"])?;
     let provider = state.connection(caller, connection)?;
-    ensure(provider.as_ref(), Operation::ListAgents)?;
     let binding = Binding::new(&caller.name, "agents", &connection);
     let page: UpstreamPage = q
         .single("cursor")?
@@ -484,11 +428,6 @@ pub async fn set_assignment(
             Assignment::Agent(agent_native.to_owned())
         }
     };
-    let op = match assignment {
-        Assignment::Agent(_) => Operation::Assign,
-        Assignment::Unassigned => Operation::Unassign,
-    };
-    ensure(provider.as_ref(), op)?;
     let mut conversation = provider.set_assignment(native, assignment).await?;
     conversation.raw = None;
     Ok(conversation)
@@ -526,7 +465,6 @@ pub async fn send_message(
                 })
         })
         .transpose()?;
-    ensure(provider.as_ref(), Operation::SendMessage)?;
     let mut message = provider
         .send_message(
             native,
@@ -549,11 +487,6 @@ pub async fn set_status(
     status: Status,
 ) -> Result<Conversation, Error> {
     let (provider, native) = state.resolve(caller, id, "conversation")?;
-    if !provider.info().capabilities.set_status.contains(&status) {
-        return Err(
-            Error::unsupported(Operation::SetStatus).with_connection(&provider.info().connection)
-        );
-    }
     let mut conversation = provider.set_status(native, status).await?;
     conversation.raw = None;
     Ok(conversation)

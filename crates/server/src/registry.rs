@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use switchboard_core::{Capabilities, PagingStyle, Provider, ProviderKind};
+use switchboard_core::{Capabilities, Checked, PagingStyle, Provider, ProviderKind};
 
 use switchboard_upstream::Shared;
 
@@ -58,10 +58,11 @@ impl Registry {
         Ok(registry)
     }
 
-    /// Adds a connection (tests add in-memory providers).
+    /// Adds a connection (tests add in-memory providers), behind its capability check: an
+    /// operation its vendor cannot do is refused before the adapter is called.
     pub fn insert(&mut self, provider: Arc<dyn Provider>) {
         self.connections
-            .insert(provider.info().connection.clone(), provider);
+            .insert(provider.info().connection.clone(), Checked::wrap(provider));
     }
 
     /// The connection with `id`.
