@@ -164,6 +164,13 @@ impl Env {
     }
 }
 
+/// Whether a reply's answer is the replay of an earlier one (`Idempotency-Replayed: true`).
+pub fn replayed(r: &reqwest::Response) -> bool {
+    r.headers()
+        .get("idempotency-replayed")
+        .is_some_and(|v| v == "true")
+}
+
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -13,14 +13,9 @@ use switchboard_core::{
 };
 use utoipa::ToSchema;
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
 use crate::auth::Caller;
 use crate::idempotency::{self, Begin};
 use crate::params::QueryPairs;
-use crate::problem::ApiError;
 use crate::state::AppState;
 
 /// Upstream calls one connection may make for one page before the page stops short (only
@@ -492,8 +487,37 @@ pub async fn set_status(
     Ok(conversation)
 }
 
+/// What a reply came to: the message as stored, and whether an earlier request with the same
+/// `Idempotency-Key` sent it (this one sent nothing).
+#[derive(Debug)]
+pub struct Reply {
+    /// The message.
+    pub message: Message,
+    /// Whether it is the answer of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// A reply that failed, and whether the failure is the one an earlier request with the same
+/// `Idempotency-Key` met (its outcome unknown, this one sent nothing).
+#[derive(Debug)]
+pub struct ReplyError {
+    /// What went wrong.
+    pub error: Error,
+    /// Whether it is the answer of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+impl From<Error> for ReplyError {
+    fn from(error: Error) -> ReplyError {
+        ReplyError {
+            error,
+            replayed: false,
+        }
+    }
+}
+
 /// `POST /v1/conversations/{id}/messages` with its `Idempotency-Key`: the reply is sent at most
-/// once per key; a repeat gets the first answer.
+/// once per key; a repeat gets the first outcome.
 pub async fn reply(
     state: &AppState,
     caller: &Caller,
@@ -501,28 +525,28 @@ pub async fn reply(
     text: String,
     sender_id: Option<String>,
     idempotency_key: Option<String>,
-) -> Result<Response, Error> {
+) -> Result<Reply, ReplyError> {
     let sender = sender_id.as_deref();
-    let send = |key: Option<String>, text: String| async move {
-        send_message(state, caller, id, text, sender, key)
-            .await
-            .map(|message| (StatusCode::CREATED, Json(message)).into_response())
-    };
     let Some(key) = idempotency_key else {
-        return send(None, text).await;
+        let message = send_message(state, caller, id, text, sender, None).await?;
+        return Ok(Reply {
+            message,
+            replayed: false,
+        });
     };
     let fingerprint = idempotency::fingerprint(&[id, &text, sender.unwrap_or("")]);
-    match idempotency::begin(state.store.as_ref(), &caller.name, &key, fingerprint).await? {
-        Begin::Replay(response) => Ok(response),
-        Begin::Fresh(claim) => {
-            // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
-            let result = send(Some(idempotency::fingerprint(&[&caller.name, &key])), text).await;
-            Ok(
-                idempotency::finish(state.store.as_ref(), claim, result, |e| {
-                    ApiError(e).into_response()
-                })
-                .await,
-            )
-        }
-    }
+    let store = state.store.as_ref();
+    let (result, replayed) =
+        match idempotency::begin(store, &caller.name, &key, fingerprint).await? {
+            Begin::Replay(first) => (*first, true),
+            Begin::Fresh(claim) => {
+                // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
+                let vendor_key = idempotency::fingerprint(&[&caller.name, &key]);
+                let sent = send_message(state, caller, id, text, sender, Some(vendor_key)).await;
+                (idempotency::finish(store, claim, sent).await, false)
+            }
+        };
+    result
+        .map(|message| Reply { message, replayed })
+        .map_err(|error| ReplyError { error, replayed })
 }
