@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::idempotency::{self, Begin};
 use crate::params::QueryPairs;
+use crate::registry;
 use crate::state::AppState;
 
 /// Upstream calls one connection may make for one page before the page stops short (only
@@ -153,12 +154,9 @@ impl ConversationQuery {
             .collect();
         connections.sort();
         connections.dedup();
-        let mut providers = q.parsed_list(
-            "provider",
-            "zipchat, chatbotx, pingback or octopush",
-            ProviderKind::parse,
-        )?;
-        providers.sort();
+        let mut providers =
+            q.parsed_list("provider", &registry::kinds(", ", " or "), registry::kind)?;
+        providers.sort_by_key(registry::position);
         providers.dedup();
         let mut statuses =
             q.parsed_list("status", "open, pending, resolved or closed", Status::parse)?;

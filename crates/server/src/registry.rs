@@ -1,15 +1,103 @@
-//! The connection registry: connection id -> `Arc<dyn Provider>`. The one place that knows every
-//! vendor; adding one is one line here.
+//! The connection registry: connection id -> `Arc<dyn Provider>`, and the one table of the
+//! vendors this build knows ([`VENDORS`]). Everything that lists vendors derives from that table:
+//! `provider = "..."` in the config, the inbox's `provider` filter, the spec's `ProviderKind`
+//! enum and description, the README's capability table, the demo config, the benchmark and the
+//! gateway behaviour suite. Adding a vendor is one entry in it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use switchboard_core::inbox::UNSORTED_CHUNK_PAGES;
 use switchboard_core::{Capabilities, Checked, PagingStyle, Provider, ProviderKind};
-
-use switchboard_upstream::Shared;
+use switchboard_upstream::{Adapter, Shared, Vendor};
 
 use crate::config::ConnectionConfig;
+
+/// One vendor this build knows.
+#[derive(Debug)]
+pub struct VendorEntry {
+    /// Who it is: kind, name, capabilities, defaults.
+    pub vendor: &'static Vendor,
+    /// Builds a connection from its `[[connections]]` section.
+    connect: fn(&ConnectionConfig, &Shared) -> anyhow::Result<Arc<dyn Provider>>,
+}
+
+impl VendorEntry {
+    /// The entry of adapter `A`.
+    const fn of<A: Adapter>() -> VendorEntry {
+        VendorEntry {
+            vendor: A::VENDOR,
+            connect: connect::<A>,
+        }
+    }
+
+    /// The vendor's `provider = "..."` name.
+    pub fn kind(&self) -> &'static ProviderKind {
+        &self.vendor.kind
+    }
+
+    /// What the vendor can do.
+    pub fn capabilities(&self) -> Capabilities {
+        (self.vendor.capabilities)()
+    }
+}
+
+fn connect<A: Adapter>(c: &ConnectionConfig, shared: &Shared) -> anyhow::Result<Arc<dyn Provider>> {
+    Ok(Arc::new(A::connect(&c.id, &c.settings()?, shared)?))
+}
+
+/// Every vendor this build knows, in a stable order (the order of the README's table and of
+/// the spec's enum).
+pub static VENDORS: &[VendorEntry] = &[
+    VendorEntry::of::<switchboard_zipchat::Zipchat>(),
+    VendorEntry::of::<switchboard_chatbotx::Chatbotx>(),
+    VendorEntry::of::<switchboard_pingback::Pingback>(),
+    VendorEntry::of::<switchboard_octopush::Octopush>(),
+];
+
+/// The vendor named `kind` (its `provider = "..."` name).
+pub fn vendor(kind: &str) -> Option<&'static VendorEntry> {
+    VENDORS.iter().find(|v| v.vendor.kind.as_str() == kind)
+}
+
+/// The kind named `name`, if this build knows it.
+pub fn kind(name: &str) -> Option<ProviderKind> {
+    vendor(name).map(|v| v.kind().clone())
+}
+
+/// Where `kind` stands in [`VENDORS`] (unknown kinds last).
+pub fn position(kind: &ProviderKind) -> usize {
+    VENDORS
+        .iter()
+        .position(|v| v.kind() == kind)
+        .unwrap_or(VENDORS.len())
+}
+
+/// The kinds this build knows, for people: `kinds(", ", " or ")` is
+/// `zipchat, chatbotx, pingback or octopush`.
+pub fn kinds(separator: &str, last: &str) -> String {
+    join(
+        VENDORS.iter().map(|v| v.vendor.kind.as_str()),
+        separator,
+        last,
+    )
+}
+
+/// The vendors' names, for people: `names(", ", " and ")` is
+/// `Zipchat, ChatbotX, PingBack and Octopush`.
+pub fn names(separator: &str, last: &str) -> String {
+    join(VENDORS.iter().map(|v| v.vendor.name), separator, last)
+}
+
+fn join<'a>(items: impl Iterator<Item = &'a str>, separator: &str, last: &str) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((only, [])) => (*only).to_owned(),
+        Some((tail, init)) => format!("{}{last}{tail}", init.join(separator)),
+    }
+}
 
 /// Every configured connection, by id, in id order.
 #[derive(Debug, Clone, Default)]
@@ -18,29 +106,9 @@ pub struct Registry {
 }
 
 fn build(c: &ConnectionConfig, shared: &Shared) -> anyhow::Result<Arc<dyn Provider>> {
-    let provider: Arc<dyn Provider> = match c.provider {
-        ProviderKind::Zipchat => Arc::new(switchboard_zipchat::Zipchat::new(
-            &c.id,
-            &c.settings()?,
-            shared,
-        )?),
-        ProviderKind::Chatbotx => Arc::new(switchboard_chatbotx::Chatbotx::new(
-            &c.id,
-            &c.settings()?,
-            shared,
-        )?),
-        ProviderKind::Pingback => Arc::new(switchboard_pingback::Pingback::new(
-            &c.id,
-            &c.settings()?,
-            shared,
-        )?),
-        ProviderKind::Octopush => Arc::new(switchboard_octopush::Octopush::new(
-            &c.id,
-            &c.settings()?,
-            shared,
-        )?),
-    };
-    Ok(provider)
+    let entry = vendor(c.provider.as_str())
+        .with_context(|| format!("unknown provider `{}`", c.provider))?;
+    (entry.connect)(c, shared)
 }
 
 impl Registry {
@@ -76,25 +144,6 @@ impl Registry {
     }
 }
 
-/// Every vendor this build knows, with its capabilities, in a stable order.
-pub fn vendors() -> Vec<(ProviderKind, Capabilities)> {
-    vec![
-        (ProviderKind::Zipchat, switchboard_zipchat::capabilities()),
-        (ProviderKind::Chatbotx, switchboard_chatbotx::capabilities()),
-        (ProviderKind::Pingback, switchboard_pingback::capabilities()),
-        (ProviderKind::Octopush, switchboard_octopush::capabilities()),
-    ]
-}
-
-fn vendor_name(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::Zipchat => "Zipchat",
-        ProviderKind::Chatbotx => "ChatbotX",
-        ProviderKind::Pingback => "PingBack",
-        ProviderKind::Octopush => "Octopush",
-    }
-}
-
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no (501)" }.to_owned()
 }
@@ -105,7 +154,10 @@ type Cell = fn(&Capabilities) -> String;
 /// What each vendor supports, as a Markdown table rendered from the adapters' `Capabilities`
 /// (the README's table is this, checked by a test).
 pub fn capability_table() -> String {
-    let vendors = vendors();
+    let vendors: Vec<(&str, Capabilities)> = VENDORS
+        .iter()
+        .map(|v| (v.vendor.name, v.capabilities()))
+        .collect();
     let rows: Vec<(&str, Cell)> = vec![
         ("list the inbox", |c| yes_no(c.list_conversations)),
         ("read one conversation", |c| yes_no(c.get_conversation)),
@@ -153,19 +205,18 @@ pub fn capability_table() -> String {
         }),
         ("list sorted by activity", |c| {
             if c.sorted_by_activity {
-                "yes"
+                "yes".to_owned()
             } else {
-                "no: sorted by the gateway in windows of 10 pages"
+                format!("no: sorted by the gateway in windows of {UNSORTED_CHUNK_PAGES} pages")
             }
-            .to_owned()
         }),
         ("upstream page size (conversations / messages)", |c| {
             format!("{} / {}", c.max_page_size, c.max_message_page_size)
         }),
     ];
     let mut out = String::from("| |");
-    for (kind, _) in &vendors {
-        out.push_str(&format!(" {} |", vendor_name(*kind)));
+    for (name, _) in &vendors {
+        out.push_str(&format!(" {name} |"));
     }
     out.push_str("\n|---|");
     out.push_str(&"---|".repeat(vendors.len()));

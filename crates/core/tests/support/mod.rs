@@ -21,7 +21,7 @@ use switchboard_core::{
 };
 
 /// The kind of every in-memory vendor.
-const KIND: ProviderKind = ProviderKind::Zipchat;
+const KIND: ProviderKind = ProviderKind::new("memory");
 
 /// Every generated time is an offset from this instant.
 pub const BASE_SECS: i64 = 1_700_000_000;

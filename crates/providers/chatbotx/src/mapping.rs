@@ -9,7 +9,7 @@ use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::tolerant::parse_timestamp;
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, DeliveryStatus, Direction,
-    LastMessage, Message, Mode, ProviderKind, Status, ids,
+    LastMessage, Message, Mode, Status, ids,
 };
 
 use crate::wire;
@@ -41,7 +41,7 @@ fn bare_agent(connection: &str, id: &str) -> Agent {
     Agent {
         id: ids::join(connection, id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Chatbotx,
+        provider: crate::KIND,
         native_id: id.to_owned(),
         name: None,
         email: None,
@@ -163,7 +163,7 @@ pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>)
     Conversation {
         id: ids::join(connection, &c.id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Chatbotx,
+        provider: crate::KIND,
         channel: native.as_deref().map_or(Channel::Other, channel),
         native_channel: native,
         status: if c.archived_at.as_deref().is_some_and(|a| !a.is_empty()) {
@@ -263,7 +263,7 @@ pub fn message(
         id: ids::join(connection, &m.id),
         conversation_id: ids::join(connection, conversation_native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Chatbotx,
+        provider: crate::KIND,
         native_id: m.id,
         author,
         sender,
@@ -307,7 +307,7 @@ mod tests {
         let c = conversation("cbx", items[0].clone(), None);
         assert_eq!(c.id, "cbx:…");
         assert_eq!(c.native_id, "…");
-        assert_eq!(c.provider, ProviderKind::Chatbotx);
+        assert_eq!(c.provider, crate::KIND);
         assert_eq!(c.channel, Channel::Whatsapp);
         assert_eq!(c.native_channel.as_deref(), Some("whatsapp"));
         assert_eq!(c.status, Status::Open);

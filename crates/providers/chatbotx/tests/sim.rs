@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use switchboard_upstream::Adapter;
 use switchboard_upstream::Shared as UpstreamShared;
 
 use chrono::Utc;
@@ -12,7 +13,7 @@ use switchboard_core::{
     MessageQuery, Mode, NewMessage, Operation, Provider, Status, UpstreamPage,
 };
 use switchboard_sim::chatbotx::{PREFIX, READ_ONLY_TOKEN, Shared, TOKEN, World, router};
-use switchboard_upstream::{RateLimit, Secret, Url};
+use switchboard_upstream::{ConnectionSettings, RateLimit, Secret, Url};
 
 const CONVERSATIONS: usize = 150;
 
@@ -39,15 +40,18 @@ async fn sim() -> (String, Shared) {
 fn adapter(base: &str, token: &str, timeout_secs: u64) -> Chatbotx {
     let config = Config {
         token: Secret::literal(token),
-        base_url: Some(Url::parse(base).expect("base URL")),
-        rate_limit: Some(RateLimit {
-            requests: 100_000,
-            per_seconds: 1,
-        }),
-        timeout_secs: Some(timeout_secs),
-        connect_timeout_secs: None,
+        connection: ConnectionSettings {
+            base_url: Some(Url::parse(base).expect("base URL")),
+            rate_limit: Some(RateLimit {
+                requests: 100_000,
+                per_seconds: 1,
+            }),
+            timeout_secs: Some(timeout_secs),
+            connect_timeout_secs: None,
+        },
     };
-    Chatbotx::new("support-chatbotx", &config, &UpstreamShared::default()).expect("adapter builds")
+    Chatbotx::connect("support-chatbotx", &config, &UpstreamShared::default())
+        .expect("adapter builds")
 }
 
 fn world(shared: &Shared) -> std::sync::MutexGuard<'_, World> {

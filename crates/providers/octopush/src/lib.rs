@@ -20,7 +20,22 @@ pub mod wire;
 pub use client::{MAX_LOOKUP_PAGES, Octopush};
 pub use config::Config;
 
-use switchboard_core::{Capabilities, NativeFilters, PagingStyle};
+use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind};
+use switchboard_upstream::Vendor;
+
+/// `provider = "octopush"`.
+pub const KIND: ProviderKind = ProviderKind::new("octopush");
+
+/// Octopush, as the gateway knows it.
+pub static VENDOR: Vendor = Vendor {
+    kind: KIND,
+    name: "Octopush",
+    base_url: config::DEFAULT_BASE_URL,
+    rate_limit: config::DEFAULT_RATE_LIMIT,
+    capabilities,
+    parse_error: error::parse_error,
+    statuses: error::STATUSES,
+};
 
 /// The largest conversation page requested: the documented default `per_page`, treated as the cap
 /// (a larger request could be silently cut, and a short page would then end the list early).

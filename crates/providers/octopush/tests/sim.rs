@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use switchboard_upstream::Adapter;
 use switchboard_upstream::Shared as UpstreamShared;
 
 use chrono::Utc;
@@ -63,7 +64,7 @@ fn config(base: &str, credentials: Option<(&str, &str)>) -> Config {
 async fn setup() -> (Octopush, sim::Shared, String) {
     let world: sim::Shared = Arc::new(Mutex::new(World::generate(11, CONVERSATIONS, Utc::now())));
     let base = serve(world.clone()).await;
-    let provider = Octopush::new("sms", &config(&base, None), &UpstreamShared::default())
+    let provider = Octopush::connect("sms", &config(&base, None), &UpstreamShared::default())
         .expect("adapter builds");
     (provider, world, base)
 }
@@ -474,7 +475,7 @@ async fn rejected_or_restricted_credentials_are_upstream_auth_errors() {
         ("someone@example.com", sim::API_KEY),
         (sim::RESTRICTED_LOGIN, sim::RESTRICTED_API_KEY),
     ] {
-        let provider = Octopush::new(
+        let provider = Octopush::connect(
             "sms",
             &config(&base, Some(credentials)),
             &UpstreamShared::default(),

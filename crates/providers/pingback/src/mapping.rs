@@ -7,7 +7,7 @@ use serde_json::Value;
 use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, Direction, LastMessage, Message,
-    ProviderKind, Status, ids,
+    Status, ids,
 };
 
 use crate::wire;
@@ -27,7 +27,7 @@ pub fn bare_agent(connection: &str, user_id: &str) -> Agent {
     Agent {
         id: ids::join(connection, user_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Pingback,
+        provider: crate::KIND,
         native_id: user_id.to_owned(),
         name: None,
         email: None,
@@ -136,7 +136,7 @@ pub fn conversation(
     Conversation {
         id: ids::join(connection, &c.id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Pingback,
+        provider: crate::KIND,
         channel: c
             .channel_type
             .as_deref()
@@ -186,7 +186,7 @@ pub fn message(
         id: ids::join(connection, &m.id),
         conversation_id: ids::join(connection, conversation_native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Pingback,
+        provider: crate::KIND,
         author,
         sender,
         text,
@@ -216,7 +216,7 @@ mod tests {
         let messages = wire.messages.clone();
         let c = conversation("helpdesk", wire, true, None);
         assert_eq!(c.id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
-        assert_eq!(c.provider, ProviderKind::Pingback);
+        assert_eq!(c.provider, crate::KIND);
         assert_eq!(c.channel, Channel::Web);
         assert_eq!(c.native_channel.as_deref(), Some("widget"));
         assert_eq!(c.status, Status::Open);

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use switchboard_upstream::Adapter;
 use switchboard_upstream::Shared as UpstreamShared;
 
 use chrono::Utc;
@@ -45,7 +46,7 @@ impl Sim {
             "base_url": format!("{}{PREFIX}", self.base),
         }))
         .expect("a valid config");
-        Pingback::new("helpdesk", &config, &UpstreamShared::default()).expect("a connection")
+        Pingback::connect("helpdesk", &config, &UpstreamShared::default()).expect("a connection")
     }
 
     fn connect(&self) -> Pingback {

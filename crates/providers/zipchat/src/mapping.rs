@@ -7,7 +7,7 @@ use serde_json::Value;
 use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, Direction, Escalation, Message,
-    Mode, ProviderKind, Status, ids,
+    Mode, Status, ids,
 };
 
 use crate::wire;
@@ -17,7 +17,7 @@ pub fn agent(connection: &str, u: &wire::User) -> Agent {
     Agent {
         id: ids::join(connection, &u.id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: crate::KIND,
         native_id: u.id.clone(),
         name: u.name.clone(),
         email: u.email.clone(),
@@ -29,7 +29,7 @@ fn bare_agent(connection: &str, id: &str) -> Agent {
     Agent {
         id: ids::join(connection, id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: crate::KIND,
         native_id: id.to_owned(),
         name: None,
         email: None,
@@ -87,7 +87,7 @@ pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>)
     Conversation {
         id: ids::join(connection, &c.id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: crate::KIND,
         channel: c
             .channel
             .as_deref()
@@ -186,7 +186,7 @@ pub fn message(
         id: ids::join(connection, &m.id),
         conversation_id: ids::join(connection, conversation_native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: crate::KIND,
         native_id: m.id,
         author,
         sender,
