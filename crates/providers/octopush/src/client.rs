@@ -147,17 +147,12 @@ impl Provider for Octopush {
             .conversations_page(Operation::ListConversations, page, per_page)
             .await?;
         let next = next_page(page, per_page, raw.len());
-        let mut items: Vec<Conversation> =
-            tolerant::items_with_raw::<wire::Conversation>(raw, query.include_raw)
-                .into_iter()
-                .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
-                .collect();
-        // The order is undocumented (INFERRED newest first): the page is sorted to be sure.
-        items.sort_by(|a, b| {
-            b.last_activity_at
-                .cmp(&a.last_activity_at)
-                .then_with(|| b.id.cmp(&a.id))
-        });
+        // In the vendor's order, which is undocumented: the capabilities say so, and the gateway
+        // sorts.
+        let items = tolerant::items_with_raw::<wire::Conversation>(raw, query.include_raw)
+            .into_iter()
+            .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
+            .collect();
         Ok(Page { items, next })
     }
 

@@ -61,7 +61,8 @@ pub fn capabilities() -> Capabilities {
         paging: PagingStyle::PageNumber,
         max_page_size: MAX_PAGE_SIZE,
         max_message_page_size: MAX_MESSAGE_PAGE_SIZE,
-        // INFERRED: the order is not documented; `last_message_at` desc is assumed.
-        sorted_by_activity: true,
+        // The order is not documented (INFERRED `last_message_at` desc): the gateway sorts the
+        // list itself, a window of pages at a time.
+        sorted_by_activity: false,
     }
 }
