@@ -66,3 +66,25 @@ pub fn capabilities() -> Capabilities {
         sorted_by_activity: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::Operation;
+
+    #[test]
+    fn reads_and_replies_but_has_no_agents_assignment_or_status() {
+        let caps = capabilities();
+        assert_eq!(
+            caps.operations(),
+            [
+                Operation::ListConversations,
+                Operation::GetConversation,
+                Operation::ListMessages,
+                Operation::SendMessage,
+            ]
+        );
+        assert!(caps.set_status.is_empty() && caps.idempotent_replies);
+        assert!(!caps.sorted_by_activity, "the order is not documented");
+    }
+}
