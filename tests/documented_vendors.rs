@@ -15,11 +15,8 @@ use serde_json::{Value, json};
 use support::ADMIN;
 
 fn fixture(vendor: &str, name: &str) -> Value {
-    let path = format!(
-        "{}/crates/providers/{vendor}/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture JSON")
+    let dir = format!("{}/crates/providers/{vendor}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&switchboard_behaviour::fixture(&dir, name)).expect("fixture JSON")
 }
 
 async fn serve(app: Router) -> String {

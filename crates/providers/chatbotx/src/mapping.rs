@@ -280,15 +280,11 @@ pub fn message(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use switchboard_behaviour::fixture;
 
     fn parse_conversations(name: &str) -> (Vec<wire::Conversation>, wire::ConversationList) {
         let list: wire::ConversationList =
-            serde_json::from_str(&fixture(name)).expect("documented JSON parses");
+            serde_json::from_str(&fixture!(name)).expect("documented JSON parses");
         let items = list
             .data
             .iter()
@@ -339,7 +335,7 @@ mod tests {
     #[test]
     fn maps_the_documented_members_example_to_user_ids() {
         let list: wire::MemberList =
-            serde_json::from_str(&fixture("list_members.json")).expect("documented JSON parses");
+            serde_json::from_str(&fixture!("list_members.json")).expect("documented JSON parses");
         assert_eq!(list.page_count, Some(1));
         let agent = member_agent("cbx", &list.data[0]).expect("a member with a user id");
         assert_eq!(agent.native_id, "…");
@@ -383,7 +379,7 @@ mod tests {
     #[test]
     fn maps_every_sender_type_newest_first() {
         let list: wire::MessageList =
-            serde_json::from_str(&fixture("list_messages_code_shape.json")).expect("parses");
+            serde_json::from_str(&fixture!("list_messages_code_shape.json")).expect("parses");
         assert!(list.next_cursor.is_some());
         let messages: Vec<wire::Message> = list
             .data

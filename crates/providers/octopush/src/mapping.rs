@@ -235,14 +235,10 @@ pub fn sent_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use switchboard_behaviour::fixture;
 
     fn items<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
-        let body: Value = serde_json::from_str(&fixture(name)).expect("documented JSON parses");
+        let body: Value = serde_json::from_str(&fixture!(name)).expect("documented JSON parses");
         wire::list_items(body)
             .expect("a list")
             .into_iter()
@@ -358,7 +354,7 @@ mod tests {
 
     #[test]
     fn maps_the_send_response_to_the_new_message() {
-        let sent: wire::SendResponse = serde_json::from_str(&fixture("sms_campaign_send.json"))
+        let sent: wire::SendResponse = serde_json::from_str(&fixture!("sms_campaign_send.json"))
             .expect("documented JSON parses");
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let m = sent_message("sms", "cid_1", &sent, "On it!", now).expect("ticket");

@@ -113,11 +113,7 @@ fn unprocessable(body: &Body) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use switchboard_behaviour::fixture;
 
     fn parse(status: u16, body: &str) -> Error {
         parse_error(
@@ -129,8 +125,8 @@ mod tests {
 
     #[test]
     fn maps_every_documented_error() {
-        let limit = fixture("plan_limit_exceeded.json");
-        let locked = fixture("plan_feature_locked.json");
+        let limit = fixture!("plan_limit_exceeded.json");
+        let locked = fixture!("plan_feature_locked.json");
         let table: &[(u16, &str, u16, &str)] = &[
             (
                 401,
