@@ -32,6 +32,46 @@ macro_rules! fixture {
     };
 }
 
+/// What a vendor's `parse_error` makes of a non-2xx answer with `body` and no headers.
+pub fn vendor_error(
+    parse_error: switchboard_upstream::ErrorParser,
+    status: u16,
+    body: &str,
+) -> switchboard_core::Error {
+    let status = switchboard_upstream::StatusCode::from_u16(status)
+        .unwrap_or(switchboard_upstream::StatusCode::IM_A_TEAPOT);
+    parse_error(
+        status,
+        &switchboard_upstream::header::HeaderMap::new(),
+        body.as_bytes(),
+    )
+}
+
+/// Checks a vendor's `parse_error` against its table of `(vendor status, vendor body, gateway
+/// status, gateway code)`, and that no gateway message repeats any of `never_shown` (words of the
+/// vendor's bodies).
+pub fn assert_error_table(
+    parse_error: switchboard_upstream::ErrorParser,
+    table: &[(u16, &str, u16, &str)],
+    never_shown: &[&str],
+) {
+    for (status, body, http, code) in table {
+        let e = vendor_error(parse_error, *status, body);
+        assert_eq!(
+            (e.kind().http_status(), e.code()),
+            (*http, *code),
+            "{status} {body}"
+        );
+        for vendor_text in never_shown {
+            assert!(
+                !e.message().contains(vendor_text),
+                "{status} {body}: {}",
+                e.message()
+            );
+        }
+    }
+}
+
 /// One `#[tokio::test]` per behaviour case for adapter `$adapter` on simulator `$simulator` (a
 /// `switchboard_sim::SimVendor`).
 #[macro_export]

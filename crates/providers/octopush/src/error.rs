@@ -94,11 +94,7 @@ mod tests {
     use super::*;
 
     fn parse(status: u16, body: &str) -> Error {
-        parse_error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            &HeaderMap::new(),
-            body.as_bytes(),
-        )
+        switchboard_behaviour::vendor_error(parse_error, status, body)
     }
 
     #[test]
@@ -159,27 +155,14 @@ mod tests {
                 "upstream_unavailable",
             ),
         ];
-        for (status, body, http, code) in table {
-            let e = parse(*status, body);
-            assert_eq!(
-                (e.kind().http_status(), e.code()),
-                (*http, *code),
-                "{status} {body}"
-            );
-            for vendor_text in [
-                "oops",
-                "Forbidden to view",
-                "maintenance",
-                "Insufficient",
-                "not found",
-            ] {
-                assert!(
-                    !e.message().contains(vendor_text),
-                    "{status} {body}: {}",
-                    e.message()
-                );
-            }
-        }
+        let never_shown = [
+            "oops",
+            "Forbidden to view",
+            "maintenance",
+            "Insufficient",
+            "not found",
+        ];
+        switchboard_behaviour::assert_error_table(parse_error, table, &never_shown);
     }
 
     #[test]

@@ -67,14 +67,6 @@ fn unprocessable(message: &str) -> Error {
 mod tests {
     use super::*;
 
-    fn parse(status: u16, body: &str) -> Error {
-        parse_error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            &HeaderMap::new(),
-            body.as_bytes(),
-        )
-    }
-
     #[test]
     fn maps_every_documented_error() {
         let table: &[(u16, &str, u16, &str)] = &[
@@ -142,15 +134,7 @@ mod tests {
             (500, "<html>oops</html>", 502, "upstream_unavailable"),
             (400, "not json", 502, "upstream_rejected"),
         ];
-        for (status, body, http, code) in table {
-            let e = parse(*status, body);
-            assert_eq!(
-                (e.kind().http_status(), e.code()),
-                (*http, *code),
-                "{status} {body}"
-            );
-            assert!(!e.message().contains("oops"));
-        }
+        switchboard_behaviour::assert_error_table(parse_error, table, &["oops"]);
     }
 
     #[test]
