@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_server::Config;
-use switchboard_sim::{Sim, SimOptions};
+use switchboard_server::registry::{self, VENDORS};
+use switchboard_sim::{DirectRequest, SimOptions};
 
 /// Conversations per simulated vendor: page 200 at limit 50 needs more than 10 000 in all.
 const CONVERSATIONS: usize = 3000;
@@ -36,13 +37,22 @@ const OVERHEAD_REPS: usize = 200;
 const SINGLE_REPS: usize = 100;
 /// The caller's bearer token.
 const TOKEN: &str = "bench-token";
-/// Gateway connection id -> simulator vendor (the `/_control` counter name).
-const CONNECTIONS: [(&str, &str); 4] = [
-    ("shop-zipchat", "zipchat"),
-    ("support-chatbotx", "chatbotx"),
-    ("sms", "octopush"),
-    ("helpdesk-pingback", "pingback"),
-];
+/// Injected latencies of section 3's uneven scenario, per vendor in the registry's order (cycled).
+const UNEVEN_MS: [u64; 4] = [50, 100, 200, 150];
+
+/// Gateway connection id -> simulator vendor (the `/_control` counter name), one per vendor of
+/// the registry's table.
+fn connections() -> Vec<(&'static str, &'static str)> {
+    VENDORS
+        .iter()
+        .map(|v| (v.demo_connection, v.simulator.name))
+        .collect()
+}
+
+/// The same latency for every vendor.
+fn every(ms: u64) -> Vec<u64> {
+    vec![ms; VENDORS.len()]
+}
 
 type Counts = BTreeMap<String, u64>;
 
@@ -76,8 +86,8 @@ struct Gateway {
 struct Bench {
     http: reqwest::Client,
     sim_url: String,
-    /// A PingBack JWT for the direct (floor) requests.
-    pingback_token: String,
+    /// Page 1's vendor requests, by vendor, with their credentials (the floor).
+    floor: Vec<(&'static str, DirectRequest)>,
     /// Page cache off: each page pays its upstream calls.
     cold: Gateway,
     /// Page cache at its default.
@@ -103,8 +113,8 @@ impl Bench {
             .collect()
     }
 
-    async fn set_latencies(&self, ms: [u64; 4]) {
-        for ((_, vendor), ms) in CONNECTIONS.iter().zip(ms) {
+    async fn set_latencies(&self, ms: &[u64]) {
+        for ((_, vendor), ms) in connections().into_iter().zip(ms) {
             let status = self
                 .http
                 .put(format!("{}/_control/faults/{vendor}", self.sim_url))
@@ -117,58 +127,29 @@ impl Bench {
         }
     }
 
-    /// The upstream floor of page 1: the five vendor requests the gateway makes for it
-    /// (Zipchat page 1, ChatbotX open and archived lists, Octopush page 1, PingBack page 1),
+    /// The upstream floor of page 1: the vendor requests the gateway makes for it (each
+    /// simulator says which: ChatbotX's open and archived lists, one list page of the others),
     /// sent straight to the simulator, concurrently; timed until the last body is read. Also
     /// gives the body bytes per vendor.
-    async fn upstream_floor(&self) -> (Duration, [(&'static str, usize); 4]) {
-        use switchboard_sim::{chatbotx, octopush, pingback, zipchat};
-        let s = &self.sim_url;
-        let zipchat = self
-            .http
-            .get(format!(
-                "{s}{}/chats/{}/conversations",
-                zipchat::PREFIX,
-                zipchat::CHAT_ID
-            ))
-            .bearer_auth(zipchat::API_KEY)
-            .query(&[("page", "1"), ("per_page", "100")]);
-        let chatbotx_list = || {
-            self.http
-                .get(format!("{s}{}/v1/conversations", chatbotx::PREFIX))
-                .bearer_auth(chatbotx::TOKEN)
-                .query(&[("perPage", "100")])
-        };
-        let open = chatbotx_list();
-        let archived = chatbotx_list().query(&[("tags", r#"["archived"]"#)]);
-        let octopush = self
-            .http
-            .get(format!("{s}{}/conversations/list", octopush::PREFIX))
-            .header("api-login", octopush::API_LOGIN)
-            .header("api-key", octopush::API_KEY)
-            .query(&[("page", "1"), ("per_page", "100")]);
-        let pingback = self
-            .http
-            .get(format!("{s}{}/api/v1/conversations/", pingback::PREFIX))
-            .bearer_auth(&self.pingback_token)
-            .query(&[("page", "1"), ("limit", "100")]);
+    async fn upstream_floor(&self) -> (Duration, Vec<(&'static str, usize)>) {
+        let requests = self.floor.iter().map(|(vendor, direct)| {
+            let mut request = self.http.get(&direct.url);
+            for (name, value) in &direct.headers {
+                request = request.header(*name, value);
+            }
+            async move { (*vendor, read_all(request).await) }
+        });
         let start = Instant::now();
-        let (z, o, a, s, p) = tokio::join!(
-            read_all(zipchat),
-            read_all(open),
-            read_all(archived),
-            read_all(octopush),
-            read_all(pingback)
-        );
-        (
-            start.elapsed(),
-            [
-                ("zipchat", z),
-                ("chatbotx", o + a),
-                ("octopush", s),
-                ("pingback", p),
-            ],
-        )
+        let sizes = futures::future::join_all(requests).await;
+        let elapsed = start.elapsed();
+        let mut by_vendor: Vec<(&'static str, usize)> = Vec::new();
+        for (vendor, size) in sizes {
+            match by_vendor.iter_mut().find(|(v, _)| *v == vendor) {
+                Some((_, total)) => *total += size,
+                None => by_vendor.push((vendor, size)),
+            }
+        }
+        (elapsed, by_vendor)
     }
 
     /// One inbox page, timed from sending the request to the last byte of the body.
@@ -251,8 +232,11 @@ fn sha(token: &str) -> String {
 /// connections' quotas out of the way;
 /// `server` is the `[server]` table's body.
 fn config(sim_url: &str, server: &str) -> String {
-    use switchboard_sim::{chatbotx, octopush, pingback, zipchat};
     let quota = "rate_limit = { requests = 1000000, per_seconds = 1 }";
+    let connections: Vec<String> = VENDORS
+        .iter()
+        .map(|v| format!("{}{quota}\n", v.demo_section(sim_url)))
+        .collect();
     format!(
         r#"[server]
 {server}
@@ -263,51 +247,9 @@ token_sha256 = "{token}"
 scopes = ["read"]
 {quota}
 
-[[connections]]
-id = "shop-zipchat"
-provider = "zipchat"
-base_url = "{sim_url}{zp}"
-chat_id = "{chat}"
-api_key = "{zk}"
-{quota}
-
-[[connections]]
-id = "support-chatbotx"
-provider = "chatbotx"
-base_url = "{sim_url}{cp}"
-token = "{ct}"
-{quota}
-
-[[connections]]
-id = "sms"
-provider = "octopush"
-base_url = "{sim_url}{op}"
-api_login = "{ol}"
-api_key = "{ok}"
-sender = "{os}"
-{quota}
-
-[[connections]]
-id = "helpdesk-pingback"
-provider = "pingback"
-base_url = "{sim_url}{pp}"
-email = "{pe}"
-password = "{pw}"
-{quota}
-"#,
+{}"#,
+        connections.join("\n"),
         token = sha(TOKEN),
-        zp = zipchat::PREFIX,
-        chat = zipchat::CHAT_ID,
-        zk = zipchat::API_KEY,
-        cp = chatbotx::PREFIX,
-        ct = chatbotx::TOKEN,
-        op = octopush::PREFIX,
-        ol = octopush::API_LOGIN,
-        ok = octopush::API_KEY,
-        os = octopush::SENDER,
-        pp = pingback::PREFIX,
-        pe = pingback::EMAIL,
-        pw = pingback::PASSWORD,
     )
 }
 
@@ -333,16 +275,26 @@ async fn start_gateway(config: &str, label: &str) -> Gateway {
 }
 
 async fn start() -> Bench {
-    let sim = Sim::new(&SimOptions {
+    let sim = registry::simulators(&SimOptions {
         seed: 42,
         conversations: CONVERSATIONS,
     });
-    sim.lift_rate_limits();
+    let simulated: Vec<_> = VENDORS
+        .iter()
+        .filter_map(|v| Some((v.simulator.name, sim.vendor(v.simulator.name)?.clone())))
+        .collect();
+    for (_, s) in &simulated {
+        s.lift_quota();
+    }
     let sim_addr = sim
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .expect("simulator binds 127.0.0.1:0");
     let sim_url = format!("http://{sim_addr}");
+    let floor = simulated
+        .iter()
+        .flat_map(|(name, s)| s.first_page(&sim_url).into_iter().map(|r| (*name, r)))
+        .collect();
 
     let cold = start_gateway(&config(&sim_url, "cache_ttl_ms = 0"), "cache off").await;
     let cached = start_gateway(&config(&sim_url, ""), "default cache").await;
@@ -350,29 +302,10 @@ async fn start() -> Bench {
         .no_proxy()
         .build()
         .expect("HTTP client builds");
-    let login: Value = http
-        .post(format!(
-            "{sim_url}{}/api/v1/auth/login",
-            switchboard_sim::pingback::PREFIX
-        ))
-        .json(&serde_json::json!({
-            "email": switchboard_sim::pingback::EMAIL,
-            "password": switchboard_sim::pingback::PASSWORD,
-        }))
-        .send()
-        .await
-        .expect("PingBack simulator answers the login")
-        .json()
-        .await
-        .expect("PingBack login answers JSON");
-    let pingback_token = login["access_token"]
-        .as_str()
-        .expect("PingBack login gives an access_token")
-        .to_owned();
     Bench {
         http,
         sim_url,
-        pingback_token,
+        floor,
         cold,
         cached,
     }
@@ -431,15 +364,15 @@ fn range(values: impl Iterator<Item = u64>) -> String {
     }
 }
 
-/// Upstream requests per page: `4 (zipchat 1 · chatbotx 2 · …)`; a count that varied between
+/// Upstream requests per page: `5 (zipchat 1 · chatbotx 2 · …)`; a count that varied between
 /// repetitions shows its range.
 fn calls(pages: &[Page]) -> String {
-    let by_vendor = CONNECTIONS
-        .iter()
+    let by_vendor = connections()
+        .into_iter()
         .map(|(_, vendor)| {
             let counts = pages
                 .iter()
-                .map(|p| p.calls.get(*vendor).copied().unwrap_or(0));
+                .map(|p| p.calls.get(vendor).copied().unwrap_or(0));
             format!("{vendor} {}", range(counts))
         })
         .collect::<Vec<_>>()
@@ -628,19 +561,20 @@ async fn fixed_positions(bench: &Bench, cursors: &[Option<String>]) {
         "## 2. Fixed positions, no injected latency ({OVERHEAD_REPS} sequential requests each)\n"
     );
     let mut floor = Vec::with_capacity(OVERHEAD_REPS);
-    let mut bytes = [("", 0); 4];
+    let mut bytes = Vec::new();
     for _ in 0..OVERHEAD_REPS {
         let (elapsed, sizes) = bench.upstream_floor().await;
         floor.push(elapsed);
         bytes = sizes;
     }
     let floor = summary(&floor);
+    let n = bench.floor.len();
     println!(
         "| gateway | page | median (ms) | p99 (ms) | min (ms) | max (ms) | median − floor median (ms) | upstream requests per page |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| none: page 1's 5 vendor requests sent straight to the simulator, concurrently (the floor) | 1 | {} | {} | {} | {} | – | 5 |",
+        "| none: page 1's {n} vendor requests sent straight to the simulator, concurrently (the floor) | 1 | {} | {} | {} | {} | – | {n} |",
         ms(floor.median),
         ms(floor.p99),
         ms(floor.min),
@@ -670,7 +604,7 @@ async fn fixed_positions(bench: &Bench, cursors: &[Option<String>]) {
         "| connection | upstream body bytes of its page 1 | gateway | median (ms) | p99 (ms) | upstream requests per page |"
     );
     println!("|---|---|---|---|---|---|");
-    for (connection, vendor) in CONNECTIONS {
+    for (connection, vendor) in connections() {
         let size = bytes
             .iter()
             .find(|(v, _)| *v == vendor)
@@ -699,47 +633,52 @@ async fn injected_latency(bench: &Bench, cursors: &[Option<String>]) {
         "## 3. Injected upstream latency per vendor request, {}\n",
         bench.cold.label
     );
+    let names: Vec<&str> = connections().into_iter().map(|(_, v)| v).collect();
+    let n = bench.floor.len();
     println!(
-        "| injected (zipchat / chatbotx / octopush / pingback) | page | requests | median (ms) | max (ms) | upstream requests per page | one call (slowest vendor) | sum of the page's calls | median − one call (ms) |"
+        "| injected ({}) | page | requests | median (ms) | max (ms) | upstream requests per page | one call (slowest vendor) | sum of the page's calls | median − one call (ms) |",
+        names.join(" / ")
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (injected, reps) in [
-        ([50, 50, 50, 50], 20),
-        ([200, 200, 200, 200], 10),
-        ([50, 100, 200, 150], 10),
-    ] {
-        bench.set_latencies(injected).await;
-        let slowest = Duration::from_millis(injected.into_iter().max().unwrap_or(0));
+    let uneven: Vec<u64> = UNEVEN_MS
+        .iter()
+        .copied()
+        .cycle()
+        .take(VENDORS.len())
+        .collect();
+    for (injected, reps) in [(every(50), 20), (every(200), 10), (uneven, 10)] {
+        bench.set_latencies(&injected).await;
+        let slowest = Duration::from_millis(injected.iter().copied().max().unwrap_or(0));
         let mut floor = Vec::with_capacity(reps);
         for _ in 0..reps {
             floor.push(bench.upstream_floor().await.0);
         }
         let f = summary(&floor);
         println!(
-            "| {} ms | floor: page 1's 5 vendor requests straight to the simulator | {reps} | {} | {} | 5 | {} ms | – | {} |",
-            injected.map(|l| l.to_string()).join(" / "),
+            "| {} ms | floor: page 1's {n} vendor requests straight to the simulator | {reps} | {} | {} | {n} | {} ms | – | {} |",
+            latencies_of(&injected),
             ms(f.median),
             ms(f.max),
             slowest.as_millis(),
             ms(f.median.saturating_sub(slowest)),
         );
-        for n in POSITIONS {
-            let pages = repeat(bench, &bench.cold, cursors[n - 1].as_deref(), reps).await;
+        for position in POSITIONS {
+            let pages = repeat(bench, &bench.cold, cursors[position - 1].as_deref(), reps).await;
             let s = latencies(&pages);
             // What the page would wait for if it made its upstream calls one after another.
             let sum_ms: u64 = pages
                 .first()
                 .map(|p| {
-                    CONNECTIONS
-                        .iter()
-                        .zip(injected)
-                        .map(|((_, v), l)| p.calls.get(*v).copied().unwrap_or(0) * l)
+                    connections()
+                        .into_iter()
+                        .zip(&injected)
+                        .map(|((_, v), l)| p.calls.get(v).copied().unwrap_or(0) * l)
                         .sum()
                 })
                 .unwrap_or(0);
             println!(
-                "| {} ms | {n} | {reps} | {} | {} | {} | {} ms | {sum_ms} ms | {} |",
-                injected.map(|l| l.to_string()).join(" / "),
+                "| {} ms | {position} | {reps} | {} | {} | {} | {} ms | {sum_ms} ms | {} |",
+                latencies_of(&injected),
                 ms(s.median),
                 ms(s.max),
                 calls(&pages),
@@ -748,14 +687,19 @@ async fn injected_latency(bench: &Bench, cursors: &[Option<String>]) {
             );
         }
     }
-    bench.set_latencies([0; 4]).await;
+    bench.set_latencies(&every(0)).await;
     println!();
+}
+
+fn latencies_of(injected: &[u64]) -> String {
+    let each: Vec<String> = injected.iter().map(u64::to_string).collect();
+    each.join(" / ")
 }
 
 /// Section 4: full traversals with `l` ms on every vendor: round trips waited for per page.
 async fn traversals_with_latency(bench: &Bench, l: u64) {
     println!("## 4. Full traversal with {l} ms on every vendor\n");
-    bench.set_latencies([l; 4]).await;
+    bench.set_latencies(&every(l)).await;
     let mut histograms = Vec::new();
     println!("| gateway | pages | wall time | page median / p99 / max (ms) | upstream requests |");
     println!("|---|---|---|---|---|");
@@ -783,7 +727,7 @@ async fn traversals_with_latency(bench: &Bench, l: u64) {
         }
         histograms.push((gateway.label.clone(), by_rounds));
     }
-    bench.set_latencies([0; 4]).await;
+    bench.set_latencies(&every(0)).await;
     println!(
         "\nPages by latency, in steps of {l} ms (≈ upstream round trips waited for one after another):\n"
     );
@@ -807,18 +751,23 @@ async fn traversals_with_latency(bench: &Bench, l: u64) {
 /// Pages per scenario of section 5.
 const DOWN_REPS: usize = 60;
 
-/// Section 5: page 1 with one of the four vendors failing, hanging or rate-limited, against
-/// all four healthy, through a fresh cache-off gateway each (default breaker and page deadline).
+/// Section 5: page 1 with the first vendor of the table failing, hanging or rate-limited,
+/// against all healthy, through a fresh cache-off gateway each (default breaker and page
+/// deadline).
 async fn one_vendor_down(bench: &Bench) {
+    let Some(down) = VENDORS.first() else { return };
+    let (name, counter) = (down.vendor.name, down.simulator.name);
+    let total = VENDORS.len();
     println!(
-        "## 5. One vendor of four failing, hanging or rate-limited (page 1, cache off, {DOWN_REPS} sequential pages each)\n"
+        "## 5. One vendor of {total} failing, hanging or rate-limited (page 1, cache off, {DOWN_REPS} sequential pages each)\n"
     );
     println!(
         "Each scenario gets a fresh gateway with the defaults: breaker opens after 5 failures and \
-cools down 10 s, page deadline 2500 ms. Zipchat gets the fault; the other three stay healthy.\n"
+cools down 10 s, page deadline 2500 ms. {name} gets the fault; the other {} stay healthy.\n",
+        total - 1
     );
     println!(
-        "| Zipchat | pages 1-5 (ms) | median (ms) | p99 | max | median ÷ healthy | pages with Zipchat in `partial`, by code |"
+        "| {name} | pages 1-5 (ms) | median (ms) | p99 | max | median ÷ healthy | pages with {name} in `partial`, by code |"
     );
     println!("|---|---|---|---|---|---|---|");
     let scenarios = [
@@ -839,13 +788,13 @@ cools down 10 s, page deadline 2500 ms. Zipchat gets the fault; the other three 
     let set_faults = |faults: Value| async move {
         let status = bench
             .http
-            .put(format!("{}/_control/faults/zipchat", bench.sim_url))
+            .put(format!("{}/_control/faults/{counter}", bench.sim_url))
             .json(&faults)
             .send()
             .await
             .expect("simulator answers PUT /_control/faults")
             .status();
-        assert!(status.is_success(), "setting zipchat's faults: {status}");
+        assert!(status.is_success(), "setting {counter}'s faults: {status}");
     };
     let mut healthy_median = None;
     for (label, faults) in scenarios {
@@ -891,8 +840,8 @@ async fn main() {
     println!("# Switchboard inbox benchmark\n");
     println!(
         "- {} connections ({}), {CONVERSATIONS} conversations each, `limit={LIMIT}`, one sequential client",
-        CONNECTIONS.len(),
-        CONNECTIONS
+        VENDORS.len(),
+        connections()
             .iter()
             .map(|(id, vendor)| format!("`{id}` → {vendor}"))
             .collect::<Vec<_>>()

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 use switchboard_server::Config;
 use switchboard_server::config::{StoreConfig, StoreKind};
-use switchboard_sim::{Sim, SimOptions};
+use switchboard_server::registry;
+use switchboard_sim::SimOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -148,11 +149,15 @@ async fn demo(
     seed: u64,
     conversations: usize,
 ) -> anyhow::Result<()> {
-    let sim = Sim::new(&SimOptions {
+    let sim = registry::simulators(&SimOptions {
         seed,
         conversations,
     });
-    let newest = sim.newest_zipchat_conversation();
+    // An example conversation: the newest of the first vendor's demo connection.
+    let newest = registry::VENDORS.first().and_then(|v| {
+        let id = sim.vendor(v.simulator.name)?.newest_conversation()?;
+        Some(format!("{}:{id}", v.demo_connection))
+    });
     let sim_addr = sim
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -160,7 +165,7 @@ async fn demo(
     let config_text = format!(
         "{}\n{}",
         client_section(&token),
-        switchboard_sim::gateway_config(&format!("http://{sim_addr}"))
+        registry::demo_config(&format!("http://{sim_addr}"))
     );
     let config = Config::parse(&config_text).context("the demo config is invalid")?;
     let state = switchboard_server::state_from_config(&config, &random_secret()?)?;
@@ -236,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
             timeout_secs,
         } => healthcheck(&url, token.as_deref(), Duration::from_secs(timeout_secs)).await,
         Command::Capabilities => {
-            print!("{}", switchboard_server::registry::capability_table());
+            print!("{}", registry::capability_table());
             Ok(())
         }
         Command::Serve { config, bind } => {
@@ -267,12 +272,12 @@ async fn main() -> anyhow::Result<()> {
                 print!(
                     "[server]\nbind = \"127.0.0.1:8080\"\n\n{}\n{}",
                     client_section("demo-token"),
-                    switchboard_sim::gateway_config(base.trim_end_matches('/'))
+                    registry::demo_config(base.trim_end_matches('/'))
                 );
                 return Ok(());
             }
             init_tracing()?;
-            let sim = Sim::new(&SimOptions {
+            let sim = registry::simulators(&SimOptions {
                 seed,
                 conversations,
             });

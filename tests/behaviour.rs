@@ -1,7 +1,7 @@
 //! One behaviour suite, run against every vendor adapter through its simulator, over HTTP through
 //! the gateway. Each case runs where the connection's capabilities allow it; where they do not,
-//! the suite asserts the clear 501 naming the operation. A new vendor gets the whole suite by
-//! adding one line at the bottom.
+//! the suite asserts the clear 501 naming the operation. The vendors are the registry's table: a
+//! new vendor gets the whole suite without a line here.
 
 mod support;
 
@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN, Env};
+use switchboard_server::registry::VENDORS;
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()
@@ -238,47 +239,17 @@ fn prefixed(connection: &str, ids: impl IntoIterator<Item = impl ToString>) -> H
         .collect()
 }
 
-#[tokio::test]
-async fn zipchat() {
+/// Every vendor of the registry's table, through its demo connection to its simulator, whose
+/// account lists exactly the conversations the simulator says (e.g. ChatbotX hides those of
+/// blocked contacts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_vendor_behaves_as_its_capabilities_say() {
     let env = Env::start(60).await;
-    let expected = prefixed(
-        "shop-zipchat",
-        env.sim.zipchat.lock().expect("sim").conversation_ids(1),
-    );
-    behaviour_suite(&env, "shop-zipchat", expected).await;
-}
-
-#[tokio::test]
-async fn octopush() {
-    let env = Env::start(60).await;
-    let expected = prefixed(
-        "sms",
-        env.sim.octopush.lock().expect("sim").conversation_ids(),
-    );
-    behaviour_suite(&env, "sms", expected).await;
-}
-
-#[tokio::test]
-async fn chatbotx() {
-    let env = Env::start(60).await;
-    // ChatbotX hides conversations of blocked contacts from its lists.
-    let expected = prefixed(
-        "support-chatbotx",
-        env.sim
-            .chatbotx
-            .lock()
-            .expect("sim")
-            .listed_conversation_ids(),
-    );
-    behaviour_suite(&env, "support-chatbotx", expected).await;
-}
-
-#[tokio::test]
-async fn pingback() {
-    let env = Env::start(60).await;
-    let expected = prefixed(
-        "helpdesk-pingback",
-        env.sim.pingback.lock().expect("sim").conversation_ids(),
-    );
-    behaviour_suite(&env, "helpdesk-pingback", expected).await;
+    let suites = VENDORS.iter().map(|vendor| {
+        let connection = vendor.demo_connection;
+        let (_, simulated) = env.simulated(connection);
+        let expected = prefixed(connection, simulated.listed_conversations());
+        behaviour_suite(&env, connection, expected)
+    });
+    futures::future::join_all(suites).await;
 }

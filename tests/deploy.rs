@@ -7,6 +7,7 @@ mod support;
 use std::process::Output;
 
 use support::process::Gateway;
+use switchboard_server::registry;
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 
 const CLIENT_TOKEN: &str = "client-token-from-the-env-file";
@@ -36,7 +37,7 @@ async fn the_compose_gateway_config_serves_on_redis_and_the_health_check_follows
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/gateway.toml");
     let committed = std::fs::read_to_string(config).expect("deploy/gateway.toml");
     assert!(
-        committed.contains(&switchboard_sim::gateway_config("http://sim:9100")),
+        committed.contains(&registry::demo_config("http://sim:9100")),
         "deploy/gateway.toml's connections must be the output of `switchboard sim --print-config --public-url http://sim:9100`"
     );
 
@@ -105,13 +106,13 @@ async fn sim_prints_a_gateway_config_for_the_url_gateways_reach_it_at() {
     assert!(out.status.success());
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        printed.contains(&switchboard_sim::gateway_config("http://sim:9100")),
+        printed.contains(&registry::demo_config("http://sim:9100")),
         "{printed}"
     );
     let out = switchboard(&["sim", "--bind", "127.0.0.1:9555", "--print-config"], &[]).await;
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        printed.contains(&switchboard_sim::gateway_config("http://127.0.0.1:9555")),
+        printed.contains(&registry::demo_config("http://127.0.0.1:9555")),
         "{printed}"
     );
 }

@@ -8,6 +8,8 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN, Env, OUTSIDER, READER};
+use switchboard_server::registry;
+use switchboard_sim::zipchat;
 
 fn ids(items: &[Value]) -> Vec<String> {
     items
@@ -20,7 +22,8 @@ fn ids(items: &[Value]) -> Vec<String> {
 async fn pages_through_the_whole_inbox_exactly_once_in_order() {
     let env = Env::start(130).await;
     let expected: HashSet<String> = {
-        let world = env.sim.zipchat.lock().expect("sim");
+        let world = env.sim.world::<zipchat::World>().expect("zipchat runs");
+        let world = world.lock().expect("sim");
         let shop = world
             .conversation_ids(1)
             .into_iter()
@@ -447,7 +450,7 @@ async fn request_ids_go_in_and_out() {
 
 #[tokio::test]
 async fn a_failing_connection_does_not_fail_the_page() {
-    let sim = switchboard_sim::Sim::new(&switchboard_sim::SimOptions {
+    let sim = registry::simulators(&switchboard_sim::SimOptions {
         seed: 3,
         conversations: 12,
     });
@@ -460,7 +463,7 @@ async fn a_failing_connection_does_not_fail_the_page() {
     let config = format!(
         "{}{}[[connections]]\nid = \"dead\"\nprovider = \"zipchat\"\nchat_id = \"1\"\napi_key = \"zc-x\"\nbase_url = \"http://127.0.0.1:9/\"\ntimeout_secs = 2\n",
         support::clients_toml(&format!("http://{addr}")),
-        switchboard_sim::gateway_config(&format!("http://{addr}")),
+        registry::demo_config(&format!("http://{addr}")),
     );
     let gateway = support::start_gateway(&config).await;
     let r = reqwest::Client::new()

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use support::Env;
 use support::process::Gateway;
+use switchboard_server::registry;
 use switchboard_sim::{Sim, SimOptions};
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 
@@ -153,7 +154,7 @@ impl Answer {
 }
 
 fn sim(conversations: usize) -> Sim {
-    Sim::new(&SimOptions {
+    registry::simulators(&SimOptions {
         seed: 7,
         conversations,
     })
@@ -171,8 +172,16 @@ const BURST: u64 = QUOTA as u64 / 4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn callers_spread_over_three_replicas_never_exceed_a_vendor_quota() {
     let sim = sim(20);
-    sim.zipchat.lock().expect("sim").set_quota(QUOTA);
-    sim.chatbotx.lock().expect("sim").set_quota(QUOTA);
+    sim.world::<switchboard_sim::zipchat::World>()
+        .expect("zipchat")
+        .lock()
+        .expect("sim")
+        .set_quota(QUOTA);
+    sim.world::<switchboard_sim::chatbotx::World>()
+        .expect("chatbotx")
+        .lock()
+        .expect("sim")
+        .set_quota(QUOTA);
     let quota = format!("rate_limit = {{ requests = {QUOTA}, per_seconds = {WINDOW_SECS} }}\n");
     let topology = Topology::start(3, sim, "cache_ttl_ms = 0", |sim_url| {
         format!(
@@ -180,7 +189,7 @@ async fn callers_spread_over_three_replicas_never_exceed_a_vendor_quota() {
             switchboard_sim::zipchat::PREFIX,
             switchboard_sim::zipchat::CHAT_ID,
             switchboard_sim::zipchat::API_KEY,
-            switchboard_sim::chatbotx::config_snippet(sim_url),
+            registry::vendor("chatbotx").expect("chatbotx").demo_section(sim_url),
         )
     })
     .await;
@@ -248,12 +257,13 @@ async fn reply(topology: &Topology, replica: usize, id: &str, key: &str, text: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_key_sent_to_every_replica_at_once_sends_one_message_even_after_restarts() {
-    let mut topology = Topology::start(3, sim(10), "", switchboard_sim::gateway_config).await;
+    let mut topology = Topology::start(3, sim(10), "", registry::demo_config).await;
     let (id, native) = topology.first_conversation("support-chatbotx").await;
     let messages = |t: &Topology| {
         t.env
             .sim
-            .chatbotx
+            .world::<switchboard_sim::chatbotx::World>()
+            .expect("chatbotx")
             .lock()
             .expect("sim")
             .message_count(&native)
@@ -312,13 +322,7 @@ async fn one_key_sent_to_every_replica_at_once_sends_one_message_even_after_rest
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_vendor_429_seen_by_one_replica_closes_the_connection_on_every_replica() {
     // Cache off: every read below needs the vendor (a cached page would be served without it).
-    let topology = Topology::start(
-        3,
-        sim(10),
-        "cache_ttl_ms = 0",
-        switchboard_sim::gateway_config,
-    )
-    .await;
+    let topology = Topology::start(3, sim(10), "cache_ttl_ms = 0", registry::demo_config).await;
     let (id, _) = topology.first_conversation("shop-zipchat").await;
     topology
         .env

@@ -11,12 +11,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::process::Gateway;
 use support::{ADMIN, Env};
-use switchboard_sim::{Sim, SimOptions};
+use switchboard_server::registry;
+use switchboard_sim::SimOptions;
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 
 /// Simulators in-process; the env's gateway URL is filled in once a gateway runs.
 async fn simulators() -> Env {
-    let sim = Sim::new(&SimOptions {
+    let sim = registry::simulators(&SimOptions {
         seed: 7,
         conversations: 10,
     });
@@ -37,7 +38,7 @@ fn config(env: &Env, store: &str) -> String {
     format!(
         "[server]\ncursor_secret = \"one-secret-for-every-replica\"\n\n{store}\n\n{}{}",
         support::clients_toml(&env.sim_url),
-        switchboard_sim::gateway_config(&env.sim_url)
+        registry::demo_config(&env.sim_url)
     )
 }
 
@@ -58,7 +59,12 @@ async fn chatbotx_conversation(env: &Env) -> (String, String) {
 }
 
 fn messages_in_sim(env: &Env, native: &str) -> usize {
-    env.sim.chatbotx.lock().expect("sim").message_count(native)
+    env.sim
+        .world::<switchboard_sim::chatbotx::World>()
+        .expect("chatbotx")
+        .lock()
+        .expect("sim")
+        .message_count(native)
 }
 
 async fn reply(env: &Env, id: &str, key: &str, text: &str) -> reqwest::Response {

@@ -14,11 +14,8 @@ use support::ADMIN;
 const KEY: &str = "zc-documented";
 
 fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/crates/providers/zipchat/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/providers/zipchat");
+    serde_json::from_str(&switchboard_behaviour::fixture(dir, name)).expect("fixture JSON")
 }
 
 fn authorized(headers: &HeaderMap) -> bool {

@@ -7,8 +7,11 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
 use switchboard_server::Config;
-use switchboard_sim::{Sim, SimOptions};
+use switchboard_server::registry::{self, VENDORS, VendorEntry};
+use switchboard_sim::{Sim, SimOptions, Simulated};
 
 /// Tokens of the test clients.
 pub const ADMIN: &str = "admin-token";
@@ -66,7 +69,7 @@ impl Env {
 
     /// Like `start`, with the gateway config text passed through `edit` first.
     pub async fn start_with(conversations: usize, edit: impl FnOnce(String) -> String) -> Env {
-        let sim = Sim::new(&SimOptions {
+        let sim = registry::simulators(&SimOptions {
             seed: 7,
             conversations,
         });
@@ -79,7 +82,7 @@ impl Env {
         let config = format!(
             "{}{}",
             clients_toml(&sim_url),
-            switchboard_sim::gateway_config(&sim_url)
+            registry::demo_config(&sim_url)
         );
         let gateway = start_gateway(&edit(config)).await;
         Env {
@@ -88,6 +91,19 @@ impl Env {
             sim,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The simulator behind demo connection `connection`, and its vendor.
+    pub fn simulated(&self, connection: &str) -> (&'static VendorEntry, &Arc<dyn Simulated>) {
+        let entry = VENDORS
+            .iter()
+            .find(|v| v.demo_connection == connection)
+            .unwrap_or_else(|| panic!("{connection} is a demo connection"));
+        let simulated = self
+            .sim
+            .vendor(entry.simulator.name)
+            .unwrap_or_else(|| panic!("{} is simulated", entry.simulator.name));
+        (entry, simulated)
     }
 
     /// Requests each simulated vendor received so far.
@@ -164,6 +180,13 @@ impl Env {
         }
         panic!("paging {path} never ended");
     }
+}
+
+/// Whether a reply's answer is the replay of an earlier one (`Idempotency-Replayed: true`).
+pub fn replayed(r: &reqwest::Response) -> bool {
+    r.headers()
+        .get("idempotency-replayed")
+        .is_some_and(|v| v == "true")
 }
 
 pub fn urlencode(s: &str) -> String {

@@ -6,10 +6,12 @@
 #![deny(missing_docs)]
 
 pub mod capabilities;
+pub mod checked;
 pub mod codes;
 pub mod cursor;
 pub mod error;
 pub mod ids;
+pub mod inbox;
 pub mod lanes;
 pub mod merge;
 pub mod model;
@@ -18,6 +20,7 @@ pub mod text;
 pub mod tolerant;
 
 pub use capabilities::{Capabilities, NativeFilters, Operation, PagingStyle};
+pub use checked::Checked;
 pub use error::{Error, ErrorKind, Result};
 pub use model::*;
 pub use provider::{

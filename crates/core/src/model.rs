@@ -3,6 +3,7 @@
 //! A field a vendor does not have is `null`, never invented. Timestamps are UTC and serialize as
 //! RFC 3339.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -10,43 +11,41 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Which vendor API a connection talks to.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// Zipchat Backend API.
-    Zipchat,
-    /// ChatbotX public API.
-    Chatbotx,
-    /// PingBack helpdesk API.
-    Pingback,
-    /// Octopush SMS / RCS API.
-    Octopush,
-}
+///
+/// The vendor's lowercase name (`zipchat`), as written in `provider = "..."` and in the API. The
+/// names this build knows are the registry's vendor table; the spec's enum is generated from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ProviderKind(Cow<'static, str>);
 
 impl ProviderKind {
-    /// Every provider kind Switchboard knows, in a stable order.
-    pub const ALL: [ProviderKind; 4] = [
-        ProviderKind::Zipchat,
-        ProviderKind::Chatbotx,
-        ProviderKind::Pingback,
-        ProviderKind::Octopush,
-    ];
-
-    /// The lowercase name used in the API and the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Zipchat => "zipchat",
-            ProviderKind::Chatbotx => "chatbotx",
-            ProviderKind::Pingback => "pingback",
-            ProviderKind::Octopush => "octopush",
-        }
+    /// The kind named `name`: 1 to 32 lowercase ASCII letters and digits, starting with a
+    /// letter. Checked at compile time where used in a `const`.
+    pub const fn new(name: &'static str) -> ProviderKind {
+        assert!(ProviderKind::is_valid(name), "not a provider kind name");
+        ProviderKind(Cow::Borrowed(name))
     }
 
-    /// Parses the lowercase name.
-    pub fn parse(s: &str) -> Option<ProviderKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    /// Whether `name` can name a vendor: 1 to 32 lowercase ASCII letters and digits, starting
+    /// with a letter.
+    pub const fn is_valid(name: &str) -> bool {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() > 32 || !bytes[0].is_ascii_lowercase() {
+            return false;
+        }
+        let mut i = 1;
+        while i < bytes.len() {
+            if !(bytes[i].is_ascii_lowercase() || bytes[i].is_ascii_digit()) {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// The lowercase name used in the API and the config.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -55,6 +54,31 @@ impl std::fmt::Display for ProviderKind {
         f.write_str(self.as_str())
     }
 }
+
+impl<'de> Deserialize<'de> for ProviderKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ProviderKind, D::Error> {
+        let name = String::deserialize(d)?;
+        if ProviderKind::is_valid(&name) {
+            Ok(ProviderKind(Cow::Owned(name)))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "`{name}` is not a provider name"
+            )))
+        }
+    }
+}
+
+impl utoipa::PartialSchema for ProviderKind {
+    /// A string; the server's spec lists the names of its vendor table as the enum.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("Which vendor API a connection talks to."))
+            .into()
+    }
+}
+
+impl ToSchema for ProviderKind {}
 
 /// The channel a conversation happens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::Capabilities;
+use crate::capabilities::{Capabilities, Operation};
 use crate::error::Result;
 use crate::model::{
     Agent, Channel, ConnectionHealth, Conversation, Message, Mode, ProviderKind, Status,
@@ -112,6 +112,16 @@ pub enum Assignment {
     Agent(String),
     /// Hand the conversation back to the bot / leave it unassigned.
     Unassigned,
+}
+
+impl Assignment {
+    /// The operation it asks for: `assign` or `unassign`.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Assignment::Agent(_) => Operation::Assign,
+            Assignment::Unassigned => Operation::Unassign,
+        }
+    }
 }
 
 /// A reply to send.

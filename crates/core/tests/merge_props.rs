@@ -663,6 +663,12 @@ async fn check_failures(
             .map(|f| f.connection.as_str())
             .collect();
         prop_assert_eq!(&reported, &failed);
+        // The caller gets an error instead of the page exactly when every lane failed and none
+        // gave anything (the lanes' state is still checked below, as the engine kept it).
+        let all_failed = page.out.lanes > 0
+            && page.out.failures.len() == page.out.lanes
+            && page.out.items.is_empty();
+        prop_assert_eq!(page.error.is_some(), all_failed, "page {}", n);
         for f in &page.out.failures {
             let expect_given_up =
                 streak.get(&f.connection).copied().unwrap_or(0) >= MAX_LANE_FAILURES;

@@ -13,6 +13,8 @@ use switchboard_core::ProviderKind;
 use switchboard_core::ids::is_valid_connection_id;
 use switchboard_upstream::{BreakerSettings, RateLimit, Secret};
 
+use crate::registry;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,14 +305,16 @@ impl<'de> Deserialize<'de> for ConnectionConfig {
             )));
         }
         let provider = match table.remove("provider") {
-            Some(toml::Value::String(s)) => ProviderKind::parse(&s).ok_or_else(|| {
+            Some(toml::Value::String(s)) => registry::kind(&s).ok_or_else(|| {
                 D::Error::custom(format!(
-                    "connection `{id}`: unknown provider `{s}` (expected one of zipchat, chatbotx, pingback, octopush)"
+                    "connection `{id}`: unknown provider `{s}` (expected one of {})",
+                    registry::kinds(", ", ", ")
                 ))
             })?,
             _ => {
                 return Err(D::Error::custom(format!(
-                    "connection `{id}`: missing `provider` (zipchat, chatbotx, pingback or octopush)"
+                    "connection `{id}`: missing `provider` ({})",
+                    registry::kinds(", ", " or ")
                 )));
             }
         };

@@ -1,27 +1,22 @@
 //! The gateway's operations over its connections: the merged inbox, one conversation, its
 //! messages, agents, and the writes routed to the vendor that owns the conversation.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::cursor::Binding;
-use switchboard_core::lanes::{ConversationLane, MessageLane};
+use switchboard_core::inbox::{InboxRequest, inbox_page};
+use switchboard_core::lanes::MessageLane;
 use switchboard_core::merge::{Lane, MergeRequest, MergeState, merge_page};
 use switchboard_core::{
     Agent, Assignment, Channel, Conversation, ConversationFilter, Error, ErrorKind, Message, Mode,
-    NewMessage, Operation, Provider, ProviderKind, Status, UpstreamPage, ids,
+    NewMessage, Provider, ProviderKind, Status, UpstreamPage, ids,
 };
 use utoipa::ToSchema;
-
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
 use crate::idempotency::{self, Begin};
 use crate::params::QueryPairs;
-use crate::problem::ApiError;
+use crate::registry;
 use crate::state::AppState;
 
 /// Upstream calls one connection may make for one page before the page stops short (only
@@ -62,10 +57,6 @@ fn check_reply_text(text: &str) -> Result<(), Error> {
     }
     Ok(())
 }
-
-/// A vendor whose list is not sorted by activity is read this many upstream pages at a time and
-/// sorted by the gateway: the inbox order is exact within that window.
-pub const UNSORTED_CHUNK_PAGES: u32 = 10;
 
 /// A connection that could not answer; the page holds what the others gave.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -163,12 +154,9 @@ impl ConversationQuery {
             .collect();
         connections.sort();
         connections.dedup();
-        let mut providers = q.parsed_list(
-            "provider",
-            "zipchat, chatbotx, pingback or octopush",
-            ProviderKind::parse,
-        )?;
-        providers.sort();
+        let mut providers =
+            q.parsed_list("provider", &registry::kinds(", ", " or "), registry::kind)?;
+        providers.sort_by_key(registry::position);
         providers.dedup();
         let mut statuses =
             q.parsed_list("status", "open, pending, resolved or closed", Status::parse)?;
@@ -239,15 +227,6 @@ fn partials(failures: Vec<switchboard_core::merge::LaneFailure>) -> Vec<PartialF
         .collect()
 }
 
-/// Fails with 501 naming `op` when the connection's vendor cannot do it.
-pub fn ensure(provider: &dyn Provider, op: Operation) -> Result<(), Error> {
-    if provider.info().capabilities.supports(op) {
-        Ok(())
-    } else {
-        Err(Error::unsupported(op).with_connection(&provider.info().connection))
-    }
-}
-
 /// `GET /v1/conversations`: every visible connection, merged newest first.
 pub async fn list_conversations(
     state: &AppState,
@@ -283,8 +262,9 @@ pub async fn list_conversations(
         .map(|c| state.cursors.decode(&binding, c))
         .transpose()?;
 
-    let providers: Vec<&Arc<dyn Provider>> = state
+    let connections: Vec<&dyn Provider> = state
         .visible(caller)
+        .map(|p| p.as_ref())
         .filter(|p| {
             let info = p.info();
             (query.connections.is_empty() || query.connections.contains(&info.connection))
@@ -292,55 +272,23 @@ pub async fn list_conversations(
                 && assignee.is_none_or(|(conn, _)| conn == info.connection)
         })
         .collect();
-    let sources: Vec<ConversationLane<'_>> = providers
-        .iter()
-        .map(|p| ConversationLane {
-            provider: p.as_ref(),
-            filter: filter.clone(),
-            chunk_pages: if p.info().capabilities.sorted_by_activity {
-                1
-            } else {
-                UNSORTED_CHUNK_PAGES
-            },
-            include_raw: query.include_raw,
-        })
-        .collect();
-    let lanes = sources
-        .iter()
-        .map(|source| {
-            let caps = &source.provider.info().capabilities;
-            let stop_before = if caps.native_filters.updated_since || !caps.sorted_by_activity {
-                None
-            } else {
-                query.updated_since
-            };
-            Lane {
-                source,
-                page_size: caps.max_page_size,
-                stop_before,
-                sorted: caps.sorted_by_activity,
-            }
-        })
-        .collect();
-    let matches = |c: &Conversation| filter.matches(c);
     // Every upstream call of the page ends by the deadline (and is counted against its vendor's
     // breaker when it does not answer in time); the merge stops waiting a moment later.
     let deadline = tokio::time::Instant::now() + state.page_deadline;
     let out = switchboard_upstream::deadline::within(
         deadline,
-        merge_page(MergeRequest {
-            lanes,
+        inbox_page(InboxRequest {
+            connections,
+            filter: &filter,
             state: state_in,
             limit: query.limit,
-            filter: &matches,
+            include_raw: query.include_raw,
             max_calls_per_lane: MAX_CALLS_PER_LANE,
             deadline: Some(deadline + PAGE_DEADLINE_GRACE),
         }),
     )
-    .await;
-    if out.lanes > 0 && out.failures.len() == out.lanes && out.items.is_empty() {
-        return Err(every_lane_failed(out.failures));
-    }
+    .await
+    .map_err(|failed| failed.error)?;
     let mut data = out.items;
     if !query.include_raw {
         strip_raw(&mut data, |c| &mut c.raw);
@@ -352,31 +300,6 @@ pub async fn list_conversations(
     })
 }
 
-/// The error of a page none of whose connections answered: one connection's own error; for
-/// several, their common kind (all out of quota: `503 upstream_rate_limited`), else
-/// `502 upstream_unavailable`, with the soonest `Retry-After` any of them gave.
-fn every_lane_failed(mut failures: Vec<switchboard_core::merge::LaneFailure>) -> Error {
-    if failures.len() == 1 {
-        return failures.remove(0).error;
-    }
-    let first = failures.first().map(|f| f.error.kind());
-    let kind = match first {
-        Some(kind) if failures.iter().all(|f| f.error.kind() == kind) => kind,
-        _ => ErrorKind::UpstreamUnavailable,
-    };
-    let message = match kind {
-        ErrorKind::RateLimited => "every connection's vendor quota is used up; retry later",
-        ErrorKind::StoreUnavailable => "the gateway's store did not answer; retry later",
-        ErrorKind::UpstreamTimeout => "no connection answered in time; retry later",
-        _ => "every connection failed to answer; retry later",
-    };
-    let error = Error::new(kind, message);
-    match failures.iter().filter_map(|f| f.error.retry_after()).min() {
-        Some(soonest) => error.with_retry_after(soonest),
-        None => error,
-    }
-}
-
 /// `GET /v1/conversations/{id}`.
 pub async fn get_conversation(
     state: &AppState,
@@ -385,7 +308,6 @@ pub async fn get_conversation(
     include_raw: bool,
 ) -> Result<Conversation, Error> {
     let (provider, native) = state.resolve(caller, id, "conversation")?;
-    ensure(provider.as_ref(), Operation::GetConversation)?;
     let mut conversation = provider.get_conversation(native).await?;
     if !include_raw {
         conversation.raw = None;
@@ -409,7 +331,6 @@ pub async fn list_messages(
     let include_raw = q.include_raw()?;
     let cursor = q.single("cursor")?;
     let (provider, native) = state.resolve(caller, id, "conversation")?;
-    ensure(provider.as_ref(), Operation::ListMessages)?;
     let binding = Binding::new(&caller.name, "messages", &(id, since));
     let state_in: Option<MergeState> = cursor
         .map(|c| state.cursors.decode(&binding, c))
@@ -458,7 +379,6 @@ pub async fn list_agents(
 ) -> Result<AgentPage, Error> {
     q.only(&["cursor"])?;
     let provider = state.connection(caller, connection)?;
-    ensure(provider.as_ref(), Operation::ListAgents)?;
     let binding = Binding::new(&caller.name, "agents", &connection);
     let page: UpstreamPage = q
         .single("cursor")?
@@ -501,11 +421,6 @@ pub async fn set_assignment(
             Assignment::Agent(agent_native.to_owned())
         }
     };
-    let op = match assignment {
-        Assignment::Agent(_) => Operation::Assign,
-        Assignment::Unassigned => Operation::Unassign,
-    };
-    ensure(provider.as_ref(), op)?;
     let mut conversation = provider.set_assignment(native, assignment).await?;
     conversation.raw = None;
     Ok(conversation)
@@ -543,7 +458,6 @@ pub async fn send_message(
                 })
         })
         .transpose()?;
-    ensure(provider.as_ref(), Operation::SendMessage)?;
     let mut message = provider
         .send_message(
             native,
@@ -566,18 +480,42 @@ pub async fn set_status(
     status: Status,
 ) -> Result<Conversation, Error> {
     let (provider, native) = state.resolve(caller, id, "conversation")?;
-    if !provider.info().capabilities.set_status.contains(&status) {
-        return Err(
-            Error::unsupported(Operation::SetStatus).with_connection(&provider.info().connection)
-        );
-    }
     let mut conversation = provider.set_status(native, status).await?;
     conversation.raw = None;
     Ok(conversation)
 }
 
+/// What a reply came to: the message as stored, and whether an earlier request with the same
+/// `Idempotency-Key` sent it (this one sent nothing).
+#[derive(Debug)]
+pub struct Reply {
+    /// The message.
+    pub message: Message,
+    /// Whether it is the answer of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// A reply that failed, and whether the failure is the one an earlier request with the same
+/// `Idempotency-Key` met (its outcome unknown, this one sent nothing).
+#[derive(Debug)]
+pub struct ReplyError {
+    /// What went wrong.
+    pub error: Error,
+    /// Whether it is the answer of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+impl From<Error> for ReplyError {
+    fn from(error: Error) -> ReplyError {
+        ReplyError {
+            error,
+            replayed: false,
+        }
+    }
+}
+
 /// `POST /v1/conversations/{id}/messages` with its `Idempotency-Key`: the reply is sent at most
-/// once per key; a repeat gets the first answer.
+/// once per key; a repeat gets the first outcome.
 pub async fn reply(
     state: &AppState,
     caller: &Caller,
@@ -585,28 +523,28 @@ pub async fn reply(
     text: String,
     sender_id: Option<String>,
     idempotency_key: Option<String>,
-) -> Result<Response, Error> {
+) -> Result<Reply, ReplyError> {
     let sender = sender_id.as_deref();
-    let send = |key: Option<String>, text: String| async move {
-        send_message(state, caller, id, text, sender, key)
-            .await
-            .map(|message| (StatusCode::CREATED, Json(message)).into_response())
-    };
     let Some(key) = idempotency_key else {
-        return send(None, text).await;
+        let message = send_message(state, caller, id, text, sender, None).await?;
+        return Ok(Reply {
+            message,
+            replayed: false,
+        });
     };
     let fingerprint = idempotency::fingerprint(&[id, &text, sender.unwrap_or("")]);
-    match idempotency::begin(state.store.as_ref(), &caller.name, &key, fingerprint).await? {
-        Begin::Replay(response) => Ok(response),
-        Begin::Fresh(claim) => {
-            // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
-            let result = send(Some(idempotency::fingerprint(&[&caller.name, &key])), text).await;
-            Ok(
-                idempotency::finish(state.store.as_ref(), claim, result, |e| {
-                    ApiError(e).into_response()
-                })
-                .await,
-            )
-        }
-    }
+    let store = state.store.as_ref();
+    let (result, replayed) =
+        match idempotency::begin(store, &caller.name, &key, fingerprint).await? {
+            Begin::Replay(first) => (*first, true),
+            Begin::Fresh(claim) => {
+                // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
+                let vendor_key = idempotency::fingerprint(&[&caller.name, &key]);
+                let sent = send_message(state, caller, id, text, sender, Some(vendor_key)).await;
+                (idempotency::finish(store, claim, sent).await, false)
+            }
+        };
+    result
+        .map(|message| Reply { message, replayed })
+        .map_err(|error| ReplyError { error, replayed })
 }

@@ -6,7 +6,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchboard_core::{Error, ErrorKind, Operation};
 use utoipa::{IntoResponses, ToSchema};
 
@@ -14,7 +14,7 @@ use utoipa::{IntoResponses, ToSchema};
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An RFC 9457 problem: what went wrong, with a stable machine `code`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type: `https://switchboard.dev/problems/{code}`.
     #[serde(rename = "type")]
@@ -121,22 +121,44 @@ fn render(status: StatusCode, problem: &Problem) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.kind().http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        with_status(status, self.0)
+        with_status(status_of(&self.0), self.0)
     }
 }
 
 /// `e` as problem+json with `status` (for statuses no error kind maps to, such as 414 and 431).
 pub fn with_status(status: StatusCode, e: Error) -> Response {
-    {
+    let problem = Problem::of(status, &e);
+    let retry_after = problem.retry_after;
+    let mut response = render(status, &problem);
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"switchboard\""),
+        );
+    }
+    response.extensions_mut().insert(ErrorLog {
+        status: status.as_u16(),
+        code: e.code(),
+        detail: e.to_string().into(),
+        connection: e.connection().map(Into::into),
+    });
+    response
+}
+
+impl Problem {
+    /// What the caller is told of `e`, answered with `status`: never an internal detail.
+    pub fn of(status: StatusCode, e: &Error) -> Problem {
         let detail = match e.kind() {
             // Internal details stay in the log.
             ErrorKind::Unexpected | ErrorKind::Config => "an internal error occurred".to_owned(),
             _ => e.message().to_owned(),
         };
-        let retry_after = e.retry_after().map(|d| d.as_secs().max(1));
-        let problem = Problem {
+        Problem {
             type_: problem_type(e.code()),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
@@ -145,28 +167,14 @@ pub fn with_status(status: StatusCode, e: Error) -> Response {
             parameter: e.parameter().map(str::to_owned),
             connection: e.connection().map(str::to_owned),
             operation: e.operation().map(|op| op.as_str().to_owned()),
-            retry_after,
-        };
-        let mut response = render(status, &problem);
-        if let Some(secs) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            retry_after: e.retry_after().map(|d| d.as_secs().max(1)),
         }
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"switchboard\""),
-            );
-        }
-        response.extensions_mut().insert(ErrorLog {
-            status: status.as_u16(),
-            code: e.code(),
-            detail: e.to_string().into(),
-            connection: e.connection().map(Into::into),
-        });
-        response
     }
+}
+
+/// The status `ApiError` answers `e` with.
+pub fn status_of(e: &Error) -> StatusCode {
+    StatusCode::from_u16(e.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// Turns error responses made outside the handlers (unknown route, wrong method, body too large,

@@ -1,15 +1,147 @@
-//! The connection registry: connection id -> `Arc<dyn Provider>`. The one place that knows every
-//! vendor; adding one is one line here.
+//! The connection registry: connection id -> `Arc<dyn Provider>`, and the one table of the
+//! vendors this build knows ([`VENDORS`]). Everything that lists vendors derives from that table:
+//! `provider = "..."` in the config, the inbox's `provider` filter, the spec's `ProviderKind`
+//! enum and description, the README's capability table, the simulators that run and the demo
+//! config pointing at them, the benchmark and the gateway behaviour suite. Adding a vendor is one
+//! entry in it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use switchboard_core::{Capabilities, PagingStyle, Provider, ProviderKind};
-
-use switchboard_upstream::Shared;
+use switchboard_core::inbox::UNSORTED_CHUNK_PAGES;
+use switchboard_core::{Capabilities, Checked, PagingStyle, Provider, ProviderKind};
+use switchboard_sim::{Sim, SimOptions, SimVendor};
+use switchboard_upstream::{Adapter, Shared, Vendor};
 
 use crate::config::ConnectionConfig;
+
+/// One vendor this build knows.
+#[derive(Debug)]
+pub struct VendorEntry {
+    /// Who it is: kind, name, capabilities, defaults.
+    pub vendor: &'static Vendor,
+    /// Builds a connection from its `[[connections]]` section.
+    connect: fn(&ConnectionConfig, &Shared) -> anyhow::Result<Arc<dyn Provider>>,
+    /// Its simulator (the demo, the tests, the benchmark).
+    pub simulator: SimVendor,
+    /// The id of the demo's connection to its simulator.
+    pub demo_connection: &'static str,
+}
+
+impl VendorEntry {
+    /// The entry of adapter `A`, simulated by `simulator`, whose demo connection is
+    /// `demo_connection`.
+    const fn of<A: Adapter>(simulator: SimVendor, demo_connection: &'static str) -> VendorEntry {
+        VendorEntry {
+            vendor: A::VENDOR,
+            connect: connect::<A>,
+            simulator,
+            demo_connection,
+        }
+    }
+
+    /// The demo's `[[connections]]` section for its simulator on `base`.
+    pub fn demo_section(&self, base: &str) -> String {
+        format!(
+            "[[connections]]\nid = \"{}\"\nprovider = \"{}\"\n{}",
+            self.demo_connection,
+            self.vendor.kind,
+            (self.simulator.settings)(base)
+        )
+    }
+
+    /// The vendor's `provider = "..."` name.
+    pub fn kind(&self) -> &'static ProviderKind {
+        &self.vendor.kind
+    }
+
+    /// What the vendor can do.
+    pub fn capabilities(&self) -> Capabilities {
+        (self.vendor.capabilities)()
+    }
+}
+
+fn connect<A: Adapter>(c: &ConnectionConfig, shared: &Shared) -> anyhow::Result<Arc<dyn Provider>> {
+    Ok(Arc::new(A::connect(&c.id, &c.settings()?, shared)?))
+}
+
+/// Every vendor this build knows, in a stable order (the order of the README's table and of
+/// the spec's enum).
+pub static VENDORS: &[VendorEntry] = &[
+    VendorEntry::of::<switchboard_zipchat::Zipchat>(
+        switchboard_sim::zipchat::VENDOR,
+        "shop-zipchat",
+    ),
+    VendorEntry::of::<switchboard_chatbotx::Chatbotx>(
+        switchboard_sim::chatbotx::VENDOR,
+        "support-chatbotx",
+    ),
+    VendorEntry::of::<switchboard_pingback::Pingback>(
+        switchboard_sim::pingback::VENDOR,
+        "helpdesk-pingback",
+    ),
+    VendorEntry::of::<switchboard_octopush::Octopush>(switchboard_sim::octopush::VENDOR, "sms"),
+];
+
+/// The simulators of every vendor, generated from `options`, on one router.
+pub fn simulators(options: &SimOptions) -> Sim {
+    let vendors: Vec<SimVendor> = VENDORS.iter().map(|v| v.simulator).collect();
+    Sim::new(options, &vendors)
+}
+
+/// A gateway config (TOML) whose connections point at the simulators on `base` (e.g.
+/// `http://127.0.0.1:9100`): one demo connection per vendor.
+pub fn demo_config(base: &str) -> String {
+    let sections: Vec<String> = VENDORS.iter().map(|v| v.demo_section(base)).collect();
+    format!(
+        "# Connections to the Switchboard simulator at {base}.\n{}",
+        sections.join("\n")
+    )
+}
+
+/// The vendor named `kind` (its `provider = "..."` name).
+pub fn vendor(kind: &str) -> Option<&'static VendorEntry> {
+    VENDORS.iter().find(|v| v.vendor.kind.as_str() == kind)
+}
+
+/// The kind named `name`, if this build knows it.
+pub fn kind(name: &str) -> Option<ProviderKind> {
+    vendor(name).map(|v| v.kind().clone())
+}
+
+/// Where `kind` stands in [`VENDORS`] (unknown kinds last).
+pub fn position(kind: &ProviderKind) -> usize {
+    VENDORS
+        .iter()
+        .position(|v| v.kind() == kind)
+        .unwrap_or(VENDORS.len())
+}
+
+/// The kinds this build knows, for people: `kinds(", ", " or ")` is
+/// `zipchat, chatbotx, pingback or octopush`.
+pub fn kinds(separator: &str, last: &str) -> String {
+    join(
+        VENDORS.iter().map(|v| v.vendor.kind.as_str()),
+        separator,
+        last,
+    )
+}
+
+/// The vendors' names, for people: `names(", ", " and ")` is
+/// `Zipchat, ChatbotX, PingBack and Octopush`.
+pub fn names(separator: &str, last: &str) -> String {
+    join(VENDORS.iter().map(|v| v.vendor.name), separator, last)
+}
+
+fn join<'a>(items: impl Iterator<Item = &'a str>, separator: &str, last: &str) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((only, [])) => (*only).to_owned(),
+        Some((tail, init)) => format!("{}{last}{tail}", init.join(separator)),
+    }
+}
 
 /// Every configured connection, by id, in id order.
 #[derive(Debug, Clone, Default)]
@@ -18,29 +150,9 @@ pub struct Registry {
 }
 
 fn build(c: &ConnectionConfig, shared: &Shared) -> anyhow::Result<Arc<dyn Provider>> {
-    let provider: Arc<dyn Provider> = match c.provider {
-        ProviderKind::Zipchat => Arc::new(switchboard_zipchat::Zipchat::new(
-            &c.id,
-            &c.settings()?,
-            shared,
-        )?),
-        ProviderKind::Chatbotx => Arc::new(switchboard_chatbotx::Chatbotx::new(
-            &c.id,
-            &c.settings()?,
-            shared,
-        )?),
-        ProviderKind::Pingback => Arc::new(switchboard_pingback::Pingback::new(
-            &c.id,
-            &c.settings()?,
-            shared,
-        )?),
-        ProviderKind::Octopush => Arc::new(switchboard_octopush::Octopush::new(
-            &c.id,
-            &c.settings()?,
-            shared,
-        )?),
-    };
-    Ok(provider)
+    let entry = vendor(c.provider.as_str())
+        .with_context(|| format!("unknown provider `{}`", c.provider))?;
+    (entry.connect)(c, shared)
 }
 
 impl Registry {
@@ -58,10 +170,11 @@ impl Registry {
         Ok(registry)
     }
 
-    /// Adds a connection (tests add in-memory providers).
+    /// Adds a connection (tests add in-memory providers), behind its capability check: an
+    /// operation its vendor cannot do is refused before the adapter is called.
     pub fn insert(&mut self, provider: Arc<dyn Provider>) {
         self.connections
-            .insert(provider.info().connection.clone(), provider);
+            .insert(provider.info().connection.clone(), Checked::wrap(provider));
     }
 
     /// The connection with `id`.
@@ -75,25 +188,6 @@ impl Registry {
     }
 }
 
-/// Every vendor this build knows, with its capabilities, in a stable order.
-pub fn vendors() -> Vec<(ProviderKind, Capabilities)> {
-    vec![
-        (ProviderKind::Zipchat, switchboard_zipchat::capabilities()),
-        (ProviderKind::Chatbotx, switchboard_chatbotx::capabilities()),
-        (ProviderKind::Pingback, switchboard_pingback::capabilities()),
-        (ProviderKind::Octopush, switchboard_octopush::capabilities()),
-    ]
-}
-
-fn vendor_name(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::Zipchat => "Zipchat",
-        ProviderKind::Chatbotx => "ChatbotX",
-        ProviderKind::Pingback => "PingBack",
-        ProviderKind::Octopush => "Octopush",
-    }
-}
-
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no (501)" }.to_owned()
 }
@@ -104,7 +198,10 @@ type Cell = fn(&Capabilities) -> String;
 /// What each vendor supports, as a Markdown table rendered from the adapters' `Capabilities`
 /// (the README's table is this, checked by a test).
 pub fn capability_table() -> String {
-    let vendors = vendors();
+    let vendors: Vec<(&str, Capabilities)> = VENDORS
+        .iter()
+        .map(|v| (v.vendor.name, v.capabilities()))
+        .collect();
     let rows: Vec<(&str, Cell)> = vec![
         ("list the inbox", |c| yes_no(c.list_conversations)),
         ("read one conversation", |c| yes_no(c.get_conversation)),
@@ -152,19 +249,18 @@ pub fn capability_table() -> String {
         }),
         ("list sorted by activity", |c| {
             if c.sorted_by_activity {
-                "yes"
+                "yes".to_owned()
             } else {
-                "no: sorted by the gateway in windows of 10 pages"
+                format!("no: sorted by the gateway in windows of {UNSORTED_CHUNK_PAGES} pages")
             }
-            .to_owned()
         }),
         ("upstream page size (conversations / messages)", |c| {
             format!("{} / {}", c.max_page_size, c.max_message_page_size)
         }),
     ];
     let mut out = String::from("| |");
-    for (kind, _) in &vendors {
-        out.push_str(&format!(" {} |", vendor_name(*kind)));
+    for (name, _) in &vendors {
+        out.push_str(&format!(" {name} |"));
     }
     out.push_str("\n|---|");
     out.push_str(&"---|".repeat(vendors.len()));
@@ -177,4 +273,44 @@ pub fn capability_table() -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_vendor_is_named_once_and_its_demo_section_connects_to_it() {
+        let unique = |names: Vec<&str>| names.iter().collect::<HashSet<_>>().len() == names.len();
+        assert!(unique(VENDORS.iter().map(|v| v.kind().as_str()).collect()));
+        assert!(unique(VENDORS.iter().map(|v| v.demo_connection).collect()));
+        assert!(unique(VENDORS.iter().map(|v| v.simulator.name).collect()));
+        let config = crate::Config::parse(&demo_config("http://127.0.0.1:9100"))
+            .expect("the demo config parses");
+        let registry =
+            Registry::from_config(&config.connections, &Shared::default()).expect("it connects");
+        for v in VENDORS {
+            let provider = registry.get(v.demo_connection).expect("a demo connection");
+            assert_eq!(provider.info().kind, *v.kind());
+            assert!(
+                v.demo_section("http://127.0.0.1:9100").contains(&format!(
+                    "base_url = \"http://127.0.0.1:9100/{}",
+                    v.simulator.name
+                )),
+                "{}: its simulator's routes are under its name",
+                v.kind()
+            );
+        }
+    }
+
+    #[test]
+    fn lists_read_like_a_sentence() {
+        let list = |items: &[&'static str]| join(items.iter().copied(), ", ", " or ");
+        assert_eq!(list(&["a", "b", "c"]), "a, b or c");
+        assert_eq!(list(&["a", "b"]), "a or b");
+        assert_eq!(list(&["a"]), "a");
+        assert_eq!(list(&[]), "");
+        assert_eq!(kinds(", ", ", ").split(", ").count(), VENDORS.len());
+    }
 }

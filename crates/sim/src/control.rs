@@ -14,9 +14,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-/// The vendors the simulator serves, by their URL prefix.
-pub const VENDORS: [&str; 4] = ["zipchat", "chatbotx", "pingback", "octopush"];
-
 /// Faults injected into one vendor's responses.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,7 +40,7 @@ pub struct Faults {
 }
 
 /// Request counters and faults, per vendor.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Control {
     counters: BTreeMap<&'static str, AtomicU64>,
     oversized_bytes_sent: Arc<AtomicU64>,
@@ -65,10 +62,13 @@ pub struct Report {
 }
 
 impl Control {
-    /// Counters at zero, no faults.
-    pub fn new() -> Control {
+    /// Counters at zero for each of `vendors`, no faults.
+    pub fn new(vendors: impl IntoIterator<Item = &'static str>) -> Control {
         Control {
-            counters: VENDORS.iter().map(|v| (*v, AtomicU64::new(0))).collect(),
+            counters: vendors
+                .into_iter()
+                .map(|v| (v, AtomicU64::new(0)))
+                .collect(),
             oversized_bytes_sent: Arc::default(),
             faults: Mutex::new(BTreeMap::new()),
             rng: Mutex::new(Some(fastrand::Rng::with_seed(7))),
@@ -235,7 +235,7 @@ pub async fn put_faults(
     Path(vendor): Path<String>,
     Json(faults): Json<Faults>,
 ) -> Response {
-    if !VENDORS.contains(&vendor.as_str()) {
+    if !control.counters.contains_key(vendor.as_str()) {
         return (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"error": "unknown vendor"})),

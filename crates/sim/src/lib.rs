@@ -1,6 +1,9 @@
 //! Deterministic simulators of the vendor APIs Switchboard talks to, served on one port, each
 //! under its own prefix followed by the vendor's real path, from one seeded world, with a
-//! `/_control` endpoint that counts requests and injects faults.
+//! `/_control` endpoint that counts requests and injects faults. Each vendor is a module
+//! (`mod.rs`: its objects and its [`SimVendor`]; `world.rs`: generation and state; `json.rs`:
+//! its JSON and error bodies; `routes.rs`: its endpoints); the gateway's registry lists which
+//! run.
 //!
 //! This crate depends on no adapter: it implements the vendors as their public documents describe
 //! them, so the adapters are tested against an independent reading.
@@ -10,17 +13,18 @@
 
 pub mod chatbotx;
 pub mod control;
+mod generator;
 pub mod octopush;
 pub mod pingback;
-pub mod world;
 pub mod zipchat;
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::{get, post, put};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 pub use control::{Control, Faults, Report};
 
@@ -42,81 +46,112 @@ impl Default for SimOptions {
     }
 }
 
+/// One simulated vendor, as the simulator's router, its `/_control` and a gateway's config see
+/// it. Each vendor module has one (`zipchat::VENDOR`, ...).
+#[derive(Debug, Clone, Copy)]
+pub struct SimVendor {
+    /// Its name in `/_control` (`/_control/faults/{name}`, the request counters).
+    pub name: &'static str,
+    /// Where its routes live: `/{name}` followed by the vendor's own base path.
+    pub prefix: &'static str,
+    /// Generates it from the options, with times before `now`.
+    pub generate: fn(&SimOptions, DateTime<Utc>) -> Arc<dyn Simulated>,
+    /// The keys of a gateway `[[connections]]` section for its account on a simulator at `base`
+    /// (`http://127.0.0.1:9100`), other than `id` and `provider`, one per line.
+    pub settings: fn(base: &str) -> String,
+}
+
+/// A request sent straight to a simulated vendor (the benchmark's floor).
+#[derive(Debug, Clone)]
+pub struct DirectRequest {
+    /// The whole URL.
+    pub url: String,
+    /// The headers it needs (its credentials).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// One running simulated vendor.
+pub trait Simulated: Send + Sync + std::fmt::Debug {
+    /// Its routes, to be nested under its prefix.
+    fn router(&self) -> Router;
+    /// The native ids of the conversations its account's list shows.
+    fn listed_conversations(&self) -> Vec<String>;
+    /// The native id of its account's most recently active conversation.
+    fn newest_conversation(&self) -> Option<String>;
+    /// How many messages conversation `id` holds.
+    fn message_count(&self, id: &str) -> usize;
+    /// Lifts its request quota out of the way (benchmarks).
+    fn lift_quota(&self);
+    /// The requests a client sends for the first page of its account's conversations, with
+    /// valid credentials, to a simulator at `base`.
+    fn first_page(&self, base: &str) -> Vec<DirectRequest>;
+    /// Its world (an `Arc<Mutex<World>>` of its module), for tests that read or change it.
+    fn world(&self) -> &dyn Any;
+}
+
 /// The simulators and their shared control.
 #[derive(Debug, Clone)]
 pub struct Sim {
     /// Request counters and faults.
     pub control: Arc<Control>,
-    /// The Zipchat account.
-    pub zipchat: zipchat::Shared,
-    /// The ChatbotX workspace.
-    pub chatbotx: chatbotx::Shared,
-    /// The PingBack business.
-    pub pingback: pingback::Shared,
-    /// The Octopush account.
-    pub octopush: octopush::Shared,
+    vendors: Vec<(SimVendor, Arc<dyn Simulated>)>,
 }
 
 impl Sim {
-    /// Generates the world.
-    pub fn new(options: &SimOptions) -> Sim {
+    /// Generates the world of each of `vendors`.
+    pub fn new(options: &SimOptions, vendors: &[SimVendor]) -> Sim {
         let now = Utc::now();
         Sim {
-            control: Arc::new(Control::new()),
-            zipchat: Arc::new(Mutex::new(zipchat::World::generate(
-                options.seed,
-                options.conversations,
-                now,
-            ))),
-            chatbotx: Arc::new(Mutex::new(chatbotx::World::generate(
-                options.seed,
-                options.conversations,
-                now,
-            ))),
-            pingback: Arc::new(Mutex::new(pingback::World::generate(
-                options.seed,
-                options.conversations,
-                now,
-            ))),
-            octopush: Arc::new(Mutex::new(octopush::World::generate(
-                options.seed,
-                options.conversations,
-                now,
-            ))),
+            control: Arc::new(Control::new(vendors.iter().map(|v| v.name))),
+            vendors: vendors
+                .iter()
+                .map(|v| (*v, (v.generate)(options, now)))
+                .collect(),
         }
+    }
+
+    /// The simulated vendor named `name`.
+    pub fn vendor(&self, name: &str) -> Option<&Arc<dyn Simulated>> {
+        self.vendors
+            .iter()
+            .find(|(v, _)| v.name == name)
+            .map(|(_, s)| s)
+    }
+
+    /// The world of type `W` (e.g. `sim.world::<zipchat::World>()`), if that vendor runs.
+    pub fn world<W: Send + 'static>(&self) -> Option<Arc<Mutex<W>>> {
+        self.vendors
+            .iter()
+            .find_map(|(_, s)| s.world().downcast_ref::<Arc<Mutex<W>>>())
+            .cloned()
     }
 
     /// Every vendor's routes under its prefix, plus `/_control`.
     pub fn router(&self) -> Router {
-        let vendor = |name: &'static str, routes: Router| {
-            routes.layer(axum::middleware::from_fn_with_state(
-                (self.control.clone(), name),
-                control::vendor_middleware,
-            ))
-        };
         let control_routes = Router::new()
             .route("/_control", get(control::get_report))
             .route("/_control/faults/{vendor}", put(control::put_faults))
             .route("/_control/reset", post(control::reset))
             .with_state(self.control.clone());
-        Router::new()
-            .nest(
-                zipchat::PREFIX,
-                vendor("zipchat", zipchat::router(self.zipchat.clone())),
-            )
-            .nest(
-                chatbotx::PREFIX,
-                vendor("chatbotx", chatbotx::router(self.chatbotx.clone())),
-            )
-            .nest(
-                pingback::PREFIX,
-                vendor("pingback", pingback::router(self.pingback.clone())),
-            )
-            .nest(
-                octopush::PREFIX,
-                vendor("octopush", octopush::router(self.octopush.clone())),
-            )
-            .merge(control_routes)
+        let mut router = Router::new();
+        for (vendor, simulated) in &self.vendors {
+            let routes = simulated
+                .router()
+                .layer(axum::middleware::from_fn_with_state(
+                    (self.control.clone(), vendor.name),
+                    control::vendor_middleware,
+                ));
+            router = router.nest(vendor.prefix, routes);
+        }
+        router.merge(control_routes)
+    }
+
+    /// Lifts every vendor's own request quota, so a benchmark measures the gateway rather than
+    /// the vendors' limits.
+    pub fn lift_rate_limits(&self) {
+        for (_, simulated) in &self.vendors {
+            simulated.lift_quota();
+        }
     }
 
     /// Serves the simulators on `listener` until the task is dropped.
@@ -137,48 +172,69 @@ impl Sim {
     }
 }
 
-/// A gateway config (TOML) whose connections point at a simulator on `base` (e.g.
-/// `http://127.0.0.1:9100`), one connection per vendor.
-pub fn gateway_config(base: &str) -> String {
-    let zipchat = format!(
-        r#"# Connections to the Switchboard simulator at {base}.
-[[connections]]
-id = "shop-zipchat"
-provider = "zipchat"
-base_url = "{base}{zipchat_prefix}"
-chat_id = "{chat}"
-api_key = "{zipchat_key}"
-"#,
-        zipchat_prefix = zipchat::PREFIX,
-        chat = zipchat::CHAT_ID,
-        zipchat_key = zipchat::API_KEY,
-    );
-    [
-        zipchat,
-        chatbotx::config_snippet(base),
-        pingback::config_snippet(base),
-        octopush::config_snippet(base),
-    ]
-    .join("\n")
+/// What each vendor's world tells the simulator about itself; [`simulator`] makes a running
+/// [`Simulated`] of it.
+trait SimWorld: Send + std::fmt::Debug + Sized + 'static {
+    /// Generates the world from the options, with times before `now`.
+    fn generate(options: &SimOptions, now: DateTime<Utc>) -> Self;
+    /// Its routes over the shared world.
+    fn routes(world: Arc<Mutex<Self>>) -> Router;
+    /// See [`Simulated::listed_conversations`].
+    fn listed(&self) -> Vec<String>;
+    /// See [`Simulated::newest_conversation`].
+    fn newest(&self) -> Option<String>;
+    /// See [`Simulated::message_count`].
+    fn messages_in(&self, id: &str) -> usize;
+    /// See [`Simulated::lift_quota`].
+    fn lift_quota(&mut self);
+    /// See [`Simulated::first_page`].
+    fn first_page(&mut self, base: &str) -> Vec<DirectRequest>;
 }
 
-impl Sim {
-    /// Lifts the vendors' own request quotas (Zipchat's and ChatbotX's windows), so a benchmark
-    /// measures the gateway rather than the vendors' limits.
-    pub fn lift_rate_limits(&self) {
-        if let Ok(mut world) = self.zipchat.lock() {
-            world.set_quota(u32::MAX);
-        }
-        if let Ok(mut world) = self.chatbotx.lock() {
-            world.set_quota(u32::MAX);
-        }
+/// A running simulated vendor: its world, shared by its routes and the tests.
+#[derive(Debug)]
+struct Simulator<W>(Arc<Mutex<W>>);
+
+impl<W: SimWorld> Simulator<W> {
+    /// Locks the world, even after a panic elsewhere.
+    fn lock(&self) -> std::sync::MutexGuard<'_, W> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<W: SimWorld> Simulated for Simulator<W> {
+    fn router(&self) -> Router {
+        W::routes(self.0.clone())
     }
 
-    /// The gateway id of the newest Zipchat conversation (for the demo's example lines).
-    pub fn newest_zipchat_conversation(&self) -> Option<String> {
-        let world = self.zipchat.lock().ok()?;
-        world
-            .newest_conversation(zipchat::CHAT_ID)
-            .map(|id| format!("shop-zipchat:{id}"))
+    fn listed_conversations(&self) -> Vec<String> {
+        self.lock().listed()
     }
+
+    fn newest_conversation(&self) -> Option<String> {
+        self.lock().newest()
+    }
+
+    fn message_count(&self, id: &str) -> usize {
+        self.lock().messages_in(id)
+    }
+
+    fn lift_quota(&self) {
+        self.lock().lift_quota();
+    }
+
+    fn first_page(&self, base: &str) -> Vec<DirectRequest> {
+        self.lock().first_page(base)
+    }
+
+    fn world(&self) -> &dyn Any {
+        &self.0
+    }
+}
+
+/// A running simulator of world `W` (each vendor's [`SimVendor::generate`]).
+fn simulator<W: SimWorld>(options: &SimOptions, now: DateTime<Utc>) -> Arc<dyn Simulated> {
+    Arc::new(Simulator(Arc::new(Mutex::new(W::generate(options, now)))))
 }

@@ -1,14 +1,16 @@
 //! What every Switchboard adapter shares to talk to its vendor: one HTTP client per connection,
 //! a quota budget, deadlines, retries of reads with backoff, and the mapping of transport failures
-//! and unreadable bodies to the gateway's errors. Vendor-specific error bodies are parsed by each
-//! adapter's own `error.rs` and handed in as an [`ErrorParser`].
+//! and unreadable bodies to the gateway's errors; the settings every connection has, who a vendor
+//! is ([`Vendor`], [`Adapter`]), the one constructor of a connection's client and identity
+//! ([`Edge`]), and the status skeleton of vendor errors ([`Vendor::classify`]). Vendor-specific
+//! error bodies are read by each adapter's own `error.rs`.
 #![deny(missing_docs)]
 
 mod breaker;
 mod budget;
 mod client;
 pub mod deadline;
-mod endpoint;
+mod edge;
 mod native;
 mod secret;
 mod store;
@@ -19,7 +21,10 @@ pub use client::{
     Call, DEFAULT_MAX_BODY_BYTES, ErrorParser, Response, Shared, Upstream, UpstreamOptions,
     retry_after_from_headers,
 };
-pub use endpoint::{Timeouts, options};
+pub use edge::{
+    Adapter, ConnectionSettings, Edge, StatusMessages, Vendor, invalid_assignee, invalid_cursor,
+    invalid_sender, next_page_number, page_number,
+};
 pub use native::{MAX_NATIVE_ID_BYTES, native_id};
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;

@@ -1,6 +1,6 @@
 //! Secrets in the config: a literal string or `{ env = "NAME" }`, read at start-up; never printed.
 
-use reqwest::header::HeaderValue;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use switchboard_core::{Error, ErrorKind};
@@ -44,6 +44,14 @@ impl Secret {
             })?;
         value.set_sensitive(true);
         Ok(value)
+    }
+
+    /// Headers carrying the secret as `Authorization: Bearer <secret>`, marked sensitive; `what`
+    /// names the config key in the error.
+    pub fn bearer(&self, what: &str) -> Result<HeaderMap, Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, self.header_value("Bearer ", what)?);
+        Ok(headers)
     }
 }
 

@@ -1,7 +1,7 @@
-//! In-memory vendors for the merge engine's property tests, and a gateway page driven the way
-//! `switchboard-server`'s `list_conversations` drives the engine: cursor decoded, one
-//! `ConversationLane` per connection, `updated_since` as `stop_before` on sorted lanes that lack it
-//! natively, the full filter applied by the gateway, the next state signed into a cursor.
+//! In-memory vendors for the merge engine's property tests, and a gateway page made the way
+//! `switchboard-server`'s `list_conversations` makes it: cursor decoded, every connection behind
+//! its capability check, the page assembled by `switchboard_core::inbox::inbox_page` (the
+//! server's own code path), the next state signed into a cursor.
 //!
 //! Every vendor call is logged (connection, upstream page, ids served, next page), so a test can
 //! check what the engine fetched and when.
@@ -12,13 +12,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use switchboard_core::cursor::{Binding, CursorCodec};
-use switchboard_core::lanes::ConversationLane;
-use switchboard_core::merge::{Lane, MergeOutput, MergeRequest, MergeState, Sortable, merge_page};
+use switchboard_core::inbox::{InboxRequest, inbox_page};
+use switchboard_core::merge::{MergeOutput, MergeState, Sortable};
 use switchboard_core::{
-    Agent, Assignment, Capabilities, Channel, Conversation, ConversationFilter, Error, ErrorKind,
-    ListQuery, Message, MessageQuery, Mode, NativeFilters, NewMessage, Operation, Page,
+    Agent, Assignment, Capabilities, Channel, Checked, Conversation, ConversationFilter, Error,
+    ErrorKind, ListQuery, Message, MessageQuery, Mode, NativeFilters, NewMessage, Operation, Page,
     PagingStyle, Provider, ProviderInfo, ProviderKind, Result, Status, UpstreamPage,
 };
+
+/// The kind of every in-memory vendor.
+const KIND: ProviderKind = ProviderKind::new("memory");
 
 /// Every generated time is an offset from this instant.
 pub const BASE_SECS: i64 = 1_700_000_000;
@@ -142,7 +145,7 @@ fn conversation(connection: &str, native: usize, spec: &ConvSpec) -> Conversatio
     Conversation {
         id: format!("{connection}:{native}"),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: KIND,
         native_id: native.to_string(),
         channel: spec.channel,
         native_channel: Some(spec.channel.as_str().to_owned()),
@@ -223,7 +226,7 @@ impl Vendor {
         }
         Vendor {
             info: ProviderInfo {
-                kind: ProviderKind::Zipchat,
+                kind: KIND,
                 connection: connection.to_owned(),
                 capabilities: capabilities(spec),
             },
@@ -483,7 +486,9 @@ impl Provider for Vendor {
 #[derive(Debug)]
 pub struct World {
     /// The connections, named `c0`, `c1`, ...
-    pub vendors: Vec<Vendor>,
+    pub vendors: Vec<Arc<Vendor>>,
+    /// The same connections behind their capability check, as the server's registry holds them.
+    checked: Vec<Arc<dyn Provider>>,
     /// Every vendor call, in order.
     pub log: Arc<Mutex<Vec<Fetch>>>,
     codec: CursorCodec,
@@ -496,6 +501,8 @@ pub struct GatewayPage {
     pub state_in: Option<MergeState>,
     /// What the engine returned.
     pub out: MergeOutput<Conversation>,
+    /// The error the caller got instead of the page, when every connection failed.
+    pub error: Option<Error>,
     /// The signed cursor for the next page.
     pub cursor: Option<String>,
     /// The vendor calls this page made, in order.
@@ -507,12 +514,17 @@ impl World {
     pub fn new(specs: &[VendorSpec]) -> World {
         let log = Arc::new(Mutex::new(Vec::new()));
         let clock = Arc::new(Mutex::new(0));
+        let vendors: Vec<Arc<Vendor>> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Arc::new(Vendor::new(&format!("c{i}"), s, log.clone(), clock.clone())))
+            .collect();
         World {
-            vendors: specs
+            checked: vendors
                 .iter()
-                .enumerate()
-                .map(|(i, s)| Vendor::new(&format!("c{i}"), s, log.clone(), clock.clone()))
+                .map(|v| Checked::wrap(v.clone() as Arc<dyn Provider>))
                 .collect(),
+            vendors,
             log,
             codec: CursorCodec::new(b"merge-props-secret"),
         }
@@ -523,7 +535,7 @@ impl World {
         let mut all: Vec<Conversation> = self
             .vendors
             .iter()
-            .flat_map(Vendor::conversations)
+            .flat_map(|v| v.conversations())
             .filter(|c| filter.matches(c))
             .collect();
         all.sort_by_key(|c| std::cmp::Reverse(c.sort_key()));
@@ -543,44 +555,21 @@ impl World {
             .map(|c| self.codec.decode(&binding, c))
             .transpose()
             .map_err(|e| format!("the engine's own cursor does not decode: {e:?}"))?;
-        let sources: Vec<ConversationLane<'_>> = self
-            .vendors
-            .iter()
-            .map(|v| ConversationLane {
-                provider: v,
-                filter: filter.clone(),
-                chunk_pages: 1,
-                include_raw: false,
-            })
-            .collect();
-        let lanes = sources
-            .iter()
-            .map(|source| {
-                let caps = &source.provider.info().capabilities;
-                let stop_before = if caps.native_filters.updated_since || !caps.sorted_by_activity {
-                    None
-                } else {
-                    filter.updated_since
-                };
-                Lane {
-                    source,
-                    page_size: caps.max_page_size,
-                    stop_before,
-                    sorted: caps.sorted_by_activity,
-                }
-            })
-            .collect();
-        let matches = |c: &Conversation| filter.matches(c);
         let log_start = lock(&self.log).len();
-        let out = merge_page(MergeRequest {
-            lanes,
+        let (out, error) = match inbox_page(InboxRequest {
+            connections: self.checked.iter().map(|p| p.as_ref()).collect(),
+            filter,
             state: state_in.clone(),
             limit,
-            filter: &matches,
+            include_raw: false,
             max_calls_per_lane,
             deadline: None,
         })
-        .await;
+        .await
+        {
+            Ok(out) => (out, None),
+            Err(failed) => (failed.output, Some(failed.error)),
+        };
         let fetches = lock(&self.log)[log_start..].to_vec();
         let cursor = match &out.next {
             None => None,
@@ -601,6 +590,7 @@ impl World {
         Ok(GatewayPage {
             state_in,
             out,
+            error,
             cursor,
             fetches,
         })

@@ -5,17 +5,20 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, ConversationFilter, Error, ErrorKind, ListQuery, Message,
-    MessageQuery, Mode, NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result,
-    Status, UpstreamPage, codes, tolerant,
+    MessageQuery, Mode, NewMessage, Operation, Page, Provider, ProviderInfo, Result, Status,
+    UpstreamPage, codes, tolerant,
 };
-use switchboard_upstream::{Call, Shared, Timeouts, Upstream, native_id, options};
+use switchboard_upstream::{
+    Adapter, Call, Edge, Shared, Vendor, invalid_assignee, invalid_cursor, native_id,
+    next_page_number, page_number,
+};
 
-use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
-use crate::{capabilities, error, mapping, wire};
+use crate::config::Config;
+use crate::{mapping, wire};
 
 /// Largest conversation page asked for (ChatbotX sets no cap; the gateway's own limit is 100).
 pub(crate) const MAX_CONVERSATION_PAGE: u32 = 100;
@@ -31,20 +34,11 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// A ChatbotX connection.
 #[derive(Debug)]
 pub struct Chatbotx {
-    info: ProviderInfo,
-    upstream: Upstream,
+    edge: Edge,
 }
 
 fn is_numeric(id: &str) -> bool {
     !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn invalid_cursor() -> Error {
-    Error::new(
-        ErrorKind::InvalidRequest,
-        "the cursor does not fit this connection",
-    )
-    .with_code(codes::INVALID_CURSOR)
 }
 
 /// The vendor cursor to continue from (`None`: the first page).
@@ -76,44 +70,20 @@ fn lists_for(filter: &ConversationFilter) -> Lists {
     }
 }
 
-fn unreadable(e: serde_json::Error) -> Error {
-    Error::new(
-        ErrorKind::UpstreamUnavailable,
-        "ChatbotX answered with a body the gateway could not read",
-    )
-    .with_source(e)
+impl Adapter for Chatbotx {
+    type Config = Config;
+    const VENDOR: &'static Vendor = &crate::VENDOR;
+
+    fn connect(connection: &str, config: &Config, shared: &Shared) -> Result<Chatbotx> {
+        let auth = config.token.bearer("token")?;
+        let edge = Edge::new(Self::VENDOR, connection, &config.connection, shared, auth)?;
+        Ok(Chatbotx { edge })
+    }
 }
 
 impl Chatbotx {
-    /// A connection with id `connection` from its config section.
-    pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Chatbotx> {
-        let options = options(
-            config.base_url.as_ref(),
-            DEFAULT_BASE_URL,
-            config.rate_limit,
-            Some(DEFAULT_RATE_LIMIT),
-            Timeouts {
-                total_secs: config.timeout_secs,
-                connect_secs: config.connect_timeout_secs,
-            },
-            shared,
-        )
-        .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
-        let auth = config.token.header_value("Bearer ", "token")?;
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
-        Ok(Chatbotx {
-            info: ProviderInfo {
-                kind: ProviderKind::Chatbotx,
-                connection: connection.to_owned(),
-                capabilities: capabilities(),
-            },
-            upstream: Upstream::new(connection, options, headers, error::parse_error)?,
-        })
-    }
-
     fn connection(&self) -> &str {
-        &self.info.connection
+        self.edge.connection()
     }
 
     fn call(op: Operation, method: Method, rest: &[&str]) -> Call {
@@ -162,7 +132,7 @@ impl Chatbotx {
         call: Call,
         include_raw: bool,
     ) -> Result<(Vec<(wire::Conversation, Option<Value>)>, Option<String>)> {
-        let list: wire::ConversationList = self.upstream.send(&call).await?.json()?;
+        let list: wire::ConversationList = self.edge.upstream.send(&call).await?.json()?;
         let items = tolerant::items_with_raw(list.data, include_raw);
         Ok((items, list.next_cursor))
     }
@@ -219,14 +189,10 @@ impl Chatbotx {
 
     async fn fetch_conversation(&self, op: Operation, id: &str) -> Result<Conversation> {
         let call = Self::call(op, Method::GET, &["conversations", native_id(id)?]);
-        let response = self.upstream.send(&call).await?;
+        let response = self.edge.upstream.send(&call).await?;
         let raw = response.json::<wire::Envelope>()?.into_inner();
-        let conversation: wire::Conversation =
-            serde_json::from_value(raw.clone()).map_err(|e| {
-                unreadable(e)
-                    .with_connection(self.connection())
-                    .with_operation(op)
-            })?;
+        let conversation: wire::Conversation = serde_json::from_value(raw.clone())
+            .map_err(|e| self.edge.unreadable().with_operation(op).with_source(e))?;
         Ok(mapping::conversation(
             self.connection(),
             conversation,
@@ -246,7 +212,7 @@ impl Chatbotx {
         if let Some(body) = body {
             call = call.json(body);
         }
-        self.upstream.send(&call).await.map(drop)
+        self.edge.upstream.send(&call).await.map(drop)
     }
 
     fn map_messages(&self, id: &str, items: Vec<Value>, include_raw: bool) -> Vec<Message> {
@@ -290,11 +256,11 @@ fn idempotency_header(key: Option<&str>) -> Result<HeaderMap> {
 #[async_trait]
 impl Provider for Chatbotx {
     fn info(&self) -> &ProviderInfo {
-        &self.info
+        &self.edge.info
     }
 
     fn health(&self) -> switchboard_core::ConnectionHealth {
-        self.upstream.health()
+        self.edge.upstream.health()
     }
 
     async fn list_conversations(
@@ -349,7 +315,7 @@ impl Provider for Chatbotx {
         if let Some(c) = cursor(page)? {
             call = call.query("cursor", c);
         }
-        let list: wire::MessageList = self.upstream.send(&call).await?.json()?;
+        let list: wire::MessageList = self.edge.upstream.send(&call).await?.json()?;
         let mut items = self.map_messages(id, list.data, query.include_raw);
         let mut next = list.next_cursor.map(UpstreamPage::Cursor);
         // Newest first: once a message is older than `since`, so is everything after it.
@@ -363,29 +329,19 @@ impl Provider for Chatbotx {
     }
 
     async fn list_agents(&self, page: &UpstreamPage) -> Result<Page<Agent>> {
-        let number = match page {
-            UpstreamPage::First => 1,
-            UpstreamPage::Number(n) if *n >= 1 => *n,
-            _ => return Err(invalid_cursor()),
-        };
+        let number = page_number(page)?;
         let call = Self::call(Operation::ListAgents, Method::GET, &["members"])
             .query("page", number)
             .query("perPage", MEMBERS_PER_PAGE)
             .query("keyword", "");
-        let list: wire::MemberList = self.upstream.send(&call).await?.json()?;
-        let more = match list.page_count {
-            Some(pages) => u64::from(number) < pages,
-            None => list.data.len() >= MEMBERS_PER_PAGE as usize,
-        };
+        let list: wire::MemberList = self.edge.upstream.send(&call).await?.json()?;
+        let next = next_page_number(number, list.data.len(), MEMBERS_PER_PAGE, list.page_count);
         let items = list
             .data
             .iter()
             .filter_map(|m| mapping::member_agent(self.connection(), m))
             .collect();
-        Ok(Page {
-            items,
-            next: more.then_some(UpstreamPage::Number(number + 1)),
-        })
+        Ok(Page { items, next })
     }
 
     async fn set_assignment(&self, id: &str, assignment: Assignment) -> Result<Conversation> {
@@ -393,15 +349,7 @@ impl Provider for Chatbotx {
         match assignment {
             Assignment::Agent(agent) => {
                 let op = Operation::Assign;
-                let invalid_assignee = || {
-                    Error::new(
-                        ErrorKind::Unprocessable,
-                        "the agent cannot be assigned on this connection",
-                    )
-                    .with_code(codes::INVALID_ASSIGNEE)
-                    .with_parameter("assignee_id")
-                    .with_operation(op)
-                };
+                let invalid_assignee = || invalid_assignee().with_operation(op);
                 if !is_numeric(&agent) {
                     return Err(invalid_assignee());
                 }
@@ -451,7 +399,7 @@ impl Provider for Chatbotx {
         )
         .json(json!({ "text": text }));
         call.headers = idempotency_header(message.idempotency_key.as_deref())?;
-        let response = self.upstream.send(&call).await?;
+        let response = self.edge.upstream.send(&call).await?;
         // The reply is sent: an empty or unreadable answer is looked up rather than failed.
         let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         if !body.is_null() {
@@ -470,23 +418,11 @@ impl Provider for Chatbotx {
             }
         }
         // ChatbotX may answer `null`: find the reply among the newest messages.
-        let query = MessageQuery {
-            since: None,
-            page_size: 20,
-            include_raw: false,
-        };
-        let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
-        newest
-            .items
-            .into_iter()
-            .find(|m| m.text == text && m.author == switchboard_core::Author::Agent)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UpstreamUnavailable,
-                    "the reply was sent, but ChatbotX's answer could not be read",
-                )
-                .set_temporary(false)
+        self.edge
+            .find_sent_reply(self, id, |m| {
+                m.text == text && m.author == switchboard_core::Author::Agent
             })
+            .await
     }
 
     async fn set_status(&self, id: &str, status: Status) -> Result<Conversation> {
@@ -495,6 +431,7 @@ impl Provider for Chatbotx {
         let action = match status {
             Status::Closed => "archive",
             Status::Open => "unarchive",
+            // Refused by the capability check before it gets here.
             Status::Pending | Status::Resolved => {
                 return Err(Error::invalid_parameter(
                     "status",

@@ -1,7 +1,7 @@
 //! The `[[connections]]` section of a ChatbotX connection.
 
 use serde::Deserialize;
-use switchboard_upstream::{RateLimit, Secret, Url};
+use switchboard_upstream::{ConnectionSettings, RateLimit, Secret};
 
 /// ChatbotX's cloud API (self-hosted: `https://{YOUR_DOMAIN}/api`); paths are `/v1/...`.
 pub const DEFAULT_BASE_URL: &str = "https://app.chatbotx.io/api";
@@ -20,14 +20,10 @@ pub struct Config {
     /// The workspace API token (Settings > Integrations > ChatbotX API Access Token), with the
     /// `inbox` scope and write access.
     pub token: Secret,
-    /// Overrides the API's base URL (self-hosted ChatbotX, the simulator).
-    pub base_url: Option<Url>,
-    /// Overrides the quota.
-    pub rate_limit: Option<RateLimit>,
-    /// Overrides the per-request deadline, in seconds.
-    pub timeout_secs: Option<u64>,
-    /// Overrides the time to connect to the vendor, in seconds.
-    pub connect_timeout_secs: Option<u64>,
+    /// `base_url` (self-hosted ChatbotX, the simulator), `rate_limit`, `timeout_secs`,
+    /// `connect_timeout_secs`.
+    #[serde(flatten)]
+    pub connection: ConnectionSettings,
 }
 
 #[cfg(test)]
@@ -42,7 +38,10 @@ mod tests {
         .expect("valid config");
         assert_eq!(config.token.expose(), "cbx-secret-token");
         assert!(!format!("{config:?}").contains("cbx-secret-token"));
-        assert_eq!(config.rate_limit.map(|r| r.per_seconds), Some(3600));
+        assert_eq!(
+            config.connection.rate_limit.map(|r| r.per_seconds),
+            Some(3600)
+        );
 
         let unknown = serde_json::from_str::<Config>(r#"{"token": "t", "api_key": "x"}"#);
         assert!(unknown.is_err());

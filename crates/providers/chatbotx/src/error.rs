@@ -7,72 +7,62 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use switchboard_core::{Error, ErrorKind, codes};
-use switchboard_upstream::retry_after_from_headers;
+use switchboard_upstream::StatusMessages;
+use switchboard_upstream::invalid_assignee;
 
 use crate::wire::ErrorBody;
+
+/// What ChatbotX's error statuses mean when its body says nothing more.
+pub(crate) const STATUSES: StatusMessages = StatusMessages {
+    unauthorized: "ChatbotX rejected this connection's workspace API token; check the connection's token",
+    forbidden: "ChatbotX refused this connection's token for this call; it needs the `inbox` scope and write access",
+    not_found: "no such conversation, message or member on this connection",
+    rate_limited: "ChatbotX's request quota for this workspace is used up; retry later",
+};
 
 /// Maps a non-2xx ChatbotX response.
 pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
     let envelope: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
     let code = envelope.code.as_deref().unwrap_or("");
-    match (status.as_u16(), code) {
-        (401, _) => Error::new(
-            ErrorKind::UpstreamAuth,
-            "ChatbotX rejected this connection's workspace API token; check the connection's token",
+    let own = match (status.as_u16(), code) {
+        (403, "trialExpired" | "macLimitReached") => Some(
+            Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "the ChatbotX workspace's plan does not allow this now (trial expired or contact limit reached)",
+            )
+            .with_code(codes::UPSTREAM_PLAN_LIMIT)
+            .set_temporary(false),
         ),
-        (403, "trialExpired" | "macLimitReached") => Error::new(
-            ErrorKind::UpstreamUnavailable,
-            "the ChatbotX workspace's plan does not allow this now (trial expired or contact limit reached)",
-        )
-        .with_code(codes::UPSTREAM_PLAN_LIMIT)
-        .set_temporary(false),
-        (403, _) => Error::new(
-            ErrorKind::UpstreamAuth,
-            "ChatbotX refused this connection's token for this call; it needs the `inbox` scope and write access",
+        // The wait in the body, unless the headers say one.
+        (429, _) => envelope.retry_after_secs().map(|secs| {
+            Error::new(ErrorKind::RateLimited, STATUSES.rate_limited)
+                .with_retry_after(Duration::from_secs(secs))
+        }),
+        (400, "invalidCursor") => Some(vendor_refused_cursor()),
+        (409, "idempotencyKeyConflict") => Some(
+            Error::new(
+                ErrorKind::Conflict,
+                "a request with this Idempotency-Key is still in progress; retry later",
+            )
+            .with_parameter("idempotency_key"),
         ),
-        (404, _) => Error::not_found("no such conversation, message or member on this connection"),
-        (429, _) => {
-            let mut e = Error::new(
-                ErrorKind::RateLimited,
-                "ChatbotX's request quota for this workspace is used up; retry later",
-            );
-            let after = retry_after_from_headers(headers)
-                .or_else(|| envelope.retry_after_secs().map(Duration::from_secs));
-            if let Some(after) = after {
-                e = e.with_retry_after(after);
-            }
-            e
-        }
-        (400, "invalidCursor") => invalid_cursor(),
-        (409, "idempotencyKeyConflict") => Error::new(
-            ErrorKind::Conflict,
-            "a request with this Idempotency-Key is still in progress; retry later",
-        )
-        .with_parameter("idempotency_key"),
-        (422, "idempotencyKeyInvalid") => Error::invalid_parameter(
+        (422, "idempotencyKeyInvalid") => Some(Error::invalid_parameter(
             "idempotency_key",
             "ChatbotX accepts an Idempotency-Key of 1 to 255 characters",
-        ),
-        (422, "idempotencyKeyReused") => Error::invalid_parameter(
+        )),
+        (422, "idempotencyKeyReused") => Some(Error::invalid_parameter(
             "idempotency_key",
             "this Idempotency-Key was already used with a different request",
-        ),
-        (422, "invalidRequestData") => invalid_request_data(&envelope),
-        (400 | 422, _) => Error::new(
-            ErrorKind::Unprocessable,
-            "ChatbotX rejected the request as invalid",
-        )
-        .with_code(codes::UPSTREAM_REJECTED),
-        (s, _) if s >= 500 => {
-            Error::new(ErrorKind::UpstreamUnavailable, "ChatbotX failed to answer")
-        }
-        _ => Error::new(ErrorKind::UpstreamUnavailable, "ChatbotX rejected the request")
-            .with_code(codes::UPSTREAM_REJECTED)
-            .set_temporary(false),
-    }
+        )),
+        (422, "invalidRequestData") => Some(invalid_request_data(&envelope)),
+        (400 | 422, _) => Some(crate::VENDOR.rejected_as_invalid()),
+        _ => None,
+    };
+    crate::VENDOR.classify(status, headers, own)
 }
 
-fn invalid_cursor() -> Error {
+/// ChatbotX itself refused the cursor (it expired, or the list changed under it).
+fn vendor_refused_cursor() -> Error {
     Error::new(
         ErrorKind::InvalidRequest,
         "the cursor does not fit this connection; start again without a cursor",
@@ -87,22 +77,13 @@ fn invalid_request_data(envelope: &ErrorBody) -> Error {
     if has("text") {
         Error::invalid_parameter("text", "ChatbotX accepts a reply of 1 to 1000 characters")
     } else if has("assignedId") {
-        Error::new(
-            ErrorKind::Unprocessable,
-            "the agent cannot be assigned on this connection",
-        )
-        .with_code(codes::INVALID_ASSIGNEE)
-        .with_parameter("assignee_id")
+        invalid_assignee()
     } else if has("cursor") {
-        invalid_cursor()
+        vendor_refused_cursor()
     } else if has("id") || has("conversationId") || has("messageId") || has("memberId") {
         Error::not_found("no such conversation, message or member on this connection")
     } else {
-        Error::new(
-            ErrorKind::Unprocessable,
-            "ChatbotX rejected the request as invalid",
-        )
-        .with_code(codes::UPSTREAM_REJECTED)
+        crate::VENDOR.rejected_as_invalid()
     }
 }
 
@@ -111,11 +92,7 @@ mod tests {
     use super::*;
 
     fn parse(status: u16, body: &str) -> Error {
-        parse_error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            &HeaderMap::new(),
-            body.as_bytes(),
-        )
+        switchboard_behaviour::vendor_error(parse_error, status, body)
     }
 
     #[test]
@@ -238,19 +215,7 @@ mod tests {
             (502, "<html>oops</html>", 502, "upstream_unavailable"),
             (418, "not json", 502, "upstream_rejected"),
         ];
-        for (status, body, http, code) in table {
-            let e = parse(*status, body);
-            assert_eq!(
-                (e.kind().http_status(), e.code()),
-                (*http, *code),
-                "{status} {body}"
-            );
-            assert!(
-                !e.message().contains("oops") && !e.message().contains("secret"),
-                "{}",
-                e.message()
-            );
-        }
+        switchboard_behaviour::assert_error_table(parse_error, table, &["oops", "secret"]);
         assert!(parse(503, "").is_temporary());
         assert!(!parse(403, r#"{"code":"trialExpired"}"#).is_temporary());
     }

@@ -18,7 +18,22 @@ pub mod wire;
 pub use client::Chatbotx;
 pub use config::Config;
 
-use switchboard_core::{Capabilities, NativeFilters, PagingStyle, Status};
+use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind, Status};
+use switchboard_upstream::Vendor;
+
+/// `provider = "chatbotx"`.
+pub const KIND: ProviderKind = ProviderKind::new("chatbotx");
+
+/// ChatbotX, as the gateway knows it.
+pub static VENDOR: Vendor = Vendor {
+    kind: KIND,
+    name: "ChatbotX",
+    base_url: config::DEFAULT_BASE_URL,
+    rate_limit: Some(config::DEFAULT_RATE_LIMIT),
+    capabilities,
+    parse_error: error::parse_error,
+    statuses: error::STATUSES,
+};
 
 /// What ChatbotX can do.
 pub fn capabilities() -> Capabilities {

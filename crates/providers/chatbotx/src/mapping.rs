@@ -9,7 +9,7 @@ use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::tolerant::parse_timestamp;
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, DeliveryStatus, Direction,
-    LastMessage, Message, Mode, ProviderKind, Status, ids,
+    LastMessage, Message, Mode, Status, ids,
 };
 
 use crate::wire;
@@ -41,7 +41,7 @@ fn bare_agent(connection: &str, id: &str) -> Agent {
     Agent {
         id: ids::join(connection, id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Chatbotx,
+        provider: crate::KIND,
         native_id: id.to_owned(),
         name: None,
         email: None,
@@ -163,7 +163,7 @@ pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>)
     Conversation {
         id: ids::join(connection, &c.id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Chatbotx,
+        provider: crate::KIND,
         channel: native.as_deref().map_or(Channel::Other, channel),
         native_channel: native,
         status: if c.archived_at.as_deref().is_some_and(|a| !a.is_empty()) {
@@ -263,7 +263,7 @@ pub fn message(
         id: ids::join(connection, &m.id),
         conversation_id: ids::join(connection, conversation_native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Chatbotx,
+        provider: crate::KIND,
         native_id: m.id,
         author,
         sender,
@@ -280,15 +280,11 @@ pub fn message(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use switchboard_behaviour::fixture;
 
     fn parse_conversations(name: &str) -> (Vec<wire::Conversation>, wire::ConversationList) {
         let list: wire::ConversationList =
-            serde_json::from_str(&fixture(name)).expect("documented JSON parses");
+            serde_json::from_str(&fixture!(name)).expect("documented JSON parses");
         let items = list
             .data
             .iter()
@@ -307,7 +303,7 @@ mod tests {
         let c = conversation("cbx", items[0].clone(), None);
         assert_eq!(c.id, "cbx:…");
         assert_eq!(c.native_id, "…");
-        assert_eq!(c.provider, ProviderKind::Chatbotx);
+        assert_eq!(c.provider, crate::KIND);
         assert_eq!(c.channel, Channel::Whatsapp);
         assert_eq!(c.native_channel.as_deref(), Some("whatsapp"));
         assert_eq!(c.status, Status::Open);
@@ -339,7 +335,7 @@ mod tests {
     #[test]
     fn maps_the_documented_members_example_to_user_ids() {
         let list: wire::MemberList =
-            serde_json::from_str(&fixture("list_members.json")).expect("documented JSON parses");
+            serde_json::from_str(&fixture!("list_members.json")).expect("documented JSON parses");
         assert_eq!(list.page_count, Some(1));
         let agent = member_agent("cbx", &list.data[0]).expect("a member with a user id");
         assert_eq!(agent.native_id, "…");
@@ -383,7 +379,7 @@ mod tests {
     #[test]
     fn maps_every_sender_type_newest_first() {
         let list: wire::MessageList =
-            serde_json::from_str(&fixture("list_messages_code_shape.json")).expect("parses");
+            serde_json::from_str(&fixture!("list_messages_code_shape.json")).expect("parses");
         assert!(list.next_cursor.is_some());
         let messages: Vec<wire::Message> = list
             .data

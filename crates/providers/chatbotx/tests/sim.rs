@@ -2,52 +2,37 @@
 //! method, the writes read back, and the errors a user would see.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use switchboard_upstream::Shared as UpstreamShared;
 
-use chrono::Utc;
-use switchboard_chatbotx::{Chatbotx, Config, capabilities};
+use switchboard_behaviour::Harness;
+use switchboard_chatbotx::Chatbotx;
 use switchboard_core::{
     Assignment, Author, Conversation, ConversationFilter, Direction, ErrorKind, ListQuery,
-    MessageQuery, Mode, NewMessage, Operation, Provider, Status, UpstreamPage,
+    MessageQuery, Mode, NewMessage, Provider, Status, UpstreamPage,
 };
-use switchboard_sim::chatbotx::{PREFIX, READ_ONLY_TOKEN, Shared, TOKEN, World, router};
-use switchboard_upstream::{RateLimit, Secret, Url};
+use switchboard_sim::SimOptions;
+use switchboard_sim::chatbotx::{READ_ONLY_TOKEN, Shared, TOKEN, VENDOR, World};
 
 const CONVERSATIONS: usize = 150;
 
-async fn serve(world: World) -> (String, Shared) {
-    let shared: Shared = Arc::new(Mutex::new(world));
-    let app = axum::Router::new().nest(PREFIX, router(shared.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("bound address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}{PREFIX}"), shared)
-}
-
-/// A simulator with room for every call the tests make.
-async fn sim() -> (String, Shared) {
-    let mut world = World::generate(42, CONVERSATIONS, Utc::now());
-    world.set_quota(1_000_000);
-    serve(world).await
-}
-
-fn adapter(base: &str, token: &str, timeout_secs: u64) -> Chatbotx {
-    let config = Config {
-        token: Secret::literal(token),
-        base_url: Some(Url::parse(base).expect("base URL")),
-        rate_limit: Some(RateLimit {
-            requests: 100_000,
-            per_seconds: 1,
-        }),
-        timeout_secs: Some(timeout_secs),
-        connect_timeout_secs: None,
+/// The simulator with room for every call the tests make (connection `support-chatbotx`).
+async fn sim() -> (Harness<Chatbotx>, Shared) {
+    let options = SimOptions {
+        seed: 42,
+        conversations: CONVERSATIONS,
     };
-    Chatbotx::new("support-chatbotx", &config, &UpstreamShared::default()).expect("adapter builds")
+    let harness = Harness::start_with(VENDOR, &options, "support-chatbotx").await;
+    let shared = harness.world::<World>();
+    (harness, shared)
+}
+
+/// A connection with `token` and a deadline of `timeout_secs`.
+fn adapter(harness: &Harness<Chatbotx>, token: &str, timeout_secs: u64) -> Chatbotx {
+    harness
+        .connect(|settings| {
+            settings.insert("token".into(), token.into());
+            settings.insert("timeout_secs".into(), (timeout_secs as i64).into());
+        })
+        .expect("adapter builds")
 }
 
 fn world(shared: &Shared) -> std::sync::MutexGuard<'_, World> {
@@ -97,8 +82,8 @@ fn assert_newest_first(list: &[Conversation]) {
 
 #[tokio::test]
 async fn pages_through_every_conversation_once_newest_first() {
-    let (base, shared) = sim().await;
-    let provider = adapter(&base, TOKEN, 10);
+    let (harness, shared) = sim().await;
+    let provider = adapter(&harness, TOKEN, 10);
     let expected: HashSet<String> = world(&shared)
         .listed_conversation_ids()
         .into_iter()
@@ -147,8 +132,8 @@ async fn pages_through_every_conversation_once_newest_first() {
 
 #[tokio::test]
 async fn applies_native_filters_and_reads_one_conversation() {
-    let (base, _shared) = sim().await;
-    let provider = adapter(&base, TOKEN, 10);
+    let (harness, _shared) = sim().await;
+    let provider = adapter(&harness, TOKEN, 10);
     let all = traverse(&provider, &ConversationFilter::default(), 100).await;
 
     let human = ConversationFilter {
@@ -206,8 +191,8 @@ async fn applies_native_filters_and_reads_one_conversation() {
 
 #[tokio::test]
 async fn lists_messages_newest_first_across_pages() {
-    let (base, shared) = sim().await;
-    let provider = adapter(&base, TOKEN, 10);
+    let (harness, shared) = sim().await;
+    let provider = adapter(&harness, TOKEN, 10);
     let (id, total) = {
         let w = world(&shared);
         w.conversation_ids()
@@ -281,8 +266,8 @@ async fn lists_messages_newest_first_across_pages() {
 
 #[tokio::test]
 async fn lists_members_as_agents_by_user_id() {
-    let (base, shared) = sim().await;
-    let provider = adapter(&base, TOKEN, 10);
+    let (harness, shared) = sim().await;
+    let provider = adapter(&harness, TOKEN, 10);
     let page = provider
         .list_agents(&UpstreamPage::First)
         .await
@@ -299,8 +284,8 @@ async fn lists_members_as_agents_by_user_id() {
 
 #[tokio::test]
 async fn takes_over_hands_back_replies_and_archives() {
-    let (base, shared) = sim().await;
-    let provider = adapter(&base, TOKEN, 10);
+    let (harness, shared) = sim().await;
+    let provider = adapter(&harness, TOKEN, 10);
     let all = traverse(&provider, &ConversationFilter::default(), 100).await;
     let target = all
         .iter()
@@ -475,19 +460,9 @@ async fn takes_over_hands_back_replies_and_archives() {
 }
 
 #[tokio::test]
-async fn every_operation_is_supported() {
-    // ChatbotX has every operation, so no call answers `Unsupported`; the capabilities say so.
-    let caps = capabilities();
-    assert_eq!(caps.operations(), Operation::ALL.to_vec());
-    let (base, _shared) = sim().await;
-    let provider = adapter(&base, TOKEN, 10);
-    assert_eq!(provider.info().capabilities, caps);
-}
-
-#[tokio::test]
 async fn reports_bad_credentials_unknown_ids_and_cursors() {
-    let (base, _shared) = sim().await;
-    let wrong = adapter(&base, "cbx-not-the-token", 10);
+    let (harness, _shared) = sim().await;
+    let wrong = adapter(&harness, "cbx-not-the-token", 10);
     let filter = ConversationFilter::default();
     let query = ListQuery {
         filter: &filter,
@@ -501,7 +476,7 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
     assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
     assert_eq!(e.connection(), Some("support-chatbotx"));
 
-    let provider = adapter(&base, TOKEN, 10);
+    let provider = adapter(&harness, TOKEN, 10);
     let some = provider
         .list_conversations(&query, &UpstreamPage::First)
         .await
@@ -509,7 +484,7 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
     let id = some.items[0].native_id.clone();
 
     // A read-only token reads, but cannot write.
-    let read_only = adapter(&base, READ_ONLY_TOKEN, 10);
+    let read_only = adapter(&harness, READ_ONLY_TOKEN, 10);
     assert!(read_only.get_conversation(&id).await.is_ok());
     let e = read_only
         .set_status(&id, Status::Closed)
@@ -560,11 +535,10 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
 
 #[tokio::test]
 async fn reports_the_quota_with_retry_after() {
-    let mut world = World::generate(42, 10, Utc::now());
-    world.set_quota(0);
-    let (base, _shared) = serve(world).await;
+    let (harness, shared) = sim().await;
+    world(&shared).set_quota(0);
     // A 1 s deadline: the wait the vendor asks for does not fit, so the error comes back.
-    let provider = adapter(&base, TOKEN, 1);
+    let provider = adapter(&harness, TOKEN, 1);
     let e = provider
         .list_agents(&UpstreamPage::First)
         .await

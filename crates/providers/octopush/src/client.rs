@@ -6,13 +6,15 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
-    UpstreamPage, codes, tolerant,
+    NewMessage, Operation, Page, Provider, ProviderInfo, Result, Status, UpstreamPage, codes,
+    tolerant,
 };
-use switchboard_upstream::{Call, Shared, Timeouts, Upstream, native_id, options};
+use switchboard_upstream::{
+    Adapter, Call, Edge, Shared, Vendor, native_id, next_page_number, page_number,
+};
 
-use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
-use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, capabilities, error, mapping, wire};
+use crate::config::Config;
+use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, mapping, wire};
 
 /// Octopush has no endpoint for one conversation: it is looked up in the conversation list, at
 /// most this many pages of [`MAX_PAGE_SIZE`] deep, i.e. among the 1,000 most recently active
@@ -29,30 +31,13 @@ const SMS_PURPOSE: &str = "alert";
 /// An Octopush connection.
 #[derive(Debug)]
 pub struct Octopush {
-    info: ProviderInfo,
+    edge: Edge,
     sender: String,
-    upstream: Upstream,
-}
-
-fn page_number(page: &UpstreamPage) -> Result<u32> {
-    match page {
-        UpstreamPage::First => Ok(1),
-        UpstreamPage::Number(n) if *n >= 1 => Ok(*n),
-        _ => Err(Error::new(
-            ErrorKind::InvalidRequest,
-            "the cursor does not fit this connection",
-        )
-        .with_code(codes::INVALID_CURSOR)),
-    }
 }
 
 /// The page after `page` when this one was full (the list is a bare array: a short page ends it).
 fn next_page(page: u32, per_page: u32, len: usize) -> Option<UpstreamPage> {
-    if len >= per_page as usize {
-        page.checked_add(1).map(UpstreamPage::Number)
-    } else {
-        None
-    }
+    next_page_number(page, len, per_page, None)
 }
 
 fn header(value: &str, what: &str) -> Result<HeaderValue> {
@@ -66,28 +51,11 @@ fn header(value: &str, what: &str) -> Result<HeaderValue> {
     Ok(v)
 }
 
-fn unreadable() -> Error {
-    Error::new(
-        ErrorKind::UpstreamUnavailable,
-        "Octopush answered with a body the gateway could not read",
-    )
-}
+impl Adapter for Octopush {
+    type Config = Config;
+    const VENDOR: &'static Vendor = &crate::VENDOR;
 
-impl Octopush {
-    /// A connection with id `connection` from its config section.
-    pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Octopush> {
-        let options = options(
-            config.base_url.as_ref(),
-            DEFAULT_BASE_URL,
-            config.rate_limit,
-            DEFAULT_RATE_LIMIT,
-            Timeouts {
-                total_secs: config.timeout_secs,
-                connect_secs: config.connect_timeout_secs,
-            },
-            shared,
-        )
-        .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
+    fn connect(connection: &str, config: &Config, shared: &Shared) -> Result<Octopush> {
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static("api-login"),
@@ -99,19 +67,21 @@ impl Octopush {
         );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        Ok(Octopush {
-            info: ProviderInfo {
-                kind: ProviderKind::Octopush,
-                connection: connection.to_owned(),
-                capabilities: capabilities(),
-            },
-            sender: config.sender.clone(),
-            upstream: Upstream::new(connection, options, headers, error::parse_error)?,
-        })
+        let edge = Edge::new(
+            Self::VENDOR,
+            connection,
+            &config.connection,
+            shared,
+            headers,
+        )?;
+        let sender = config.sender.clone();
+        Ok(Octopush { edge, sender })
     }
+}
 
+impl Octopush {
     fn connection(&self) -> &str {
-        &self.info.connection
+        self.edge.connection()
     }
 
     /// One raw page of `GET /conversations/list`.
@@ -124,8 +94,8 @@ impl Octopush {
         let call = Call::new(op, Method::GET, ["conversations", "list"])
             .query("page", page)
             .query("per_page", per_page);
-        let body: Value = self.upstream.send(&call).await?.json()?;
-        wire::list_items(body).ok_or_else(|| unreadable().with_connection(self.connection()))
+        let body: Value = self.edge.upstream.send(&call).await?.json()?;
+        wire::list_items(body).ok_or_else(|| self.edge.unreadable())
     }
 
     /// Finds conversation `id` (with or without its `cid_` prefix) in the first
@@ -159,11 +129,11 @@ impl Octopush {
 #[async_trait]
 impl Provider for Octopush {
     fn info(&self) -> &ProviderInfo {
-        &self.info
+        &self.edge.info
     }
 
     fn health(&self) -> switchboard_core::ConnectionHealth {
-        self.upstream.health()
+        self.edge.upstream.health()
     }
 
     async fn list_conversations(
@@ -177,17 +147,12 @@ impl Provider for Octopush {
             .conversations_page(Operation::ListConversations, page, per_page)
             .await?;
         let next = next_page(page, per_page, raw.len());
-        let mut items: Vec<Conversation> =
-            tolerant::items_with_raw::<wire::Conversation>(raw, query.include_raw)
-                .into_iter()
-                .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
-                .collect();
-        // The order is undocumented (INFERRED newest first): the page is sorted to be sure.
-        items.sort_by(|a, b| {
-            b.last_activity_at
-                .cmp(&a.last_activity_at)
-                .then_with(|| b.id.cmp(&a.id))
-        });
+        // In the vendor's order, which is undocumented: the capabilities say so, and the gateway
+        // sorts.
+        let items = tolerant::items_with_raw::<wire::Conversation>(raw, query.include_raw)
+            .into_iter()
+            .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
+            .collect();
         Ok(Page { items, next })
     }
 
@@ -215,9 +180,8 @@ impl Provider for Octopush {
         .query("conversation_id", id)
         .query("page", page)
         .query("per_page", per_page);
-        let body: Value = self.upstream.send(&call).await?.json()?;
-        let raw = wire::list_items(body)
-            .ok_or_else(|| unreadable().with_connection(self.connection()))?;
+        let body: Value = self.edge.upstream.send(&call).await?.json()?;
+        let raw = wire::list_items(body).ok_or_else(|| self.edge.unreadable())?;
         let raw_len = raw.len();
         let mut items: Vec<Message> =
             tolerant::items_with_raw::<wire::Message>(raw, query.include_raw)
@@ -306,7 +270,7 @@ impl Provider for Octopush {
             ["sms-campaign", "send"],
         )
         .json(body);
-        let response = self.upstream.send(&call).await?;
+        let response = self.edge.upstream.send(&call).await?;
         let sent_but_unreadable = || {
             Error::new(
                 ErrorKind::UpstreamUnavailable,

@@ -1,7 +1,7 @@
 //! The `[[connections]]` section of an Octopush connection.
 
 use serde::{Deserialize, Deserializer};
-use switchboard_upstream::{RateLimit, Secret, Url};
+use switchboard_upstream::{ConnectionSettings, RateLimit, Secret};
 
 /// Octopush's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.octopush.com/v1/public";
@@ -21,14 +21,9 @@ pub struct Config {
     /// The SMS sender name replies go out under: 3 to 11 letters or digits.
     #[serde(deserialize_with = "sender")]
     pub sender: String,
-    /// Overrides the API's base URL.
-    pub base_url: Option<Url>,
-    /// Overrides the quota (none by default).
-    pub rate_limit: Option<RateLimit>,
-    /// Overrides the per-request deadline, in seconds.
-    pub timeout_secs: Option<u64>,
-    /// Overrides the time to connect to the vendor, in seconds.
-    pub connect_timeout_secs: Option<u64>,
+    /// `base_url`, `rate_limit` (none by default), `timeout_secs`, `connect_timeout_secs`.
+    #[serde(flatten)]
+    pub connection: ConnectionSettings,
 }
 
 /// Whether `s` is a valid Octopush sender: 3 to 11 ASCII letters or digits.
@@ -76,7 +71,7 @@ mod tests {
             .expect("valid");
         assert_eq!(c.api_login, "ops@example.com");
         assert_eq!(c.sender, "MyShop");
-        assert!(c.base_url.is_none() && c.rate_limit.is_none());
+        assert_eq!(c.connection, ConnectionSettings::default());
         assert!(!format!("{c:?}").contains("k-secret"));
     }
 

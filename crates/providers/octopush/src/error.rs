@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use switchboard_core::{Error, ErrorKind, codes};
-use switchboard_upstream::retry_after_from_headers;
+use switchboard_upstream::StatusMessages;
 
 use crate::wire;
 
@@ -35,65 +35,57 @@ fn vendor_words(body: &[u8]) -> String {
     words.join(" ").to_ascii_lowercase()
 }
 
-fn auth_failed() -> Error {
-    Error::new(
-        ErrorKind::UpstreamAuth,
-        "Octopush rejected this connection's credentials, or they may not view conversations; check the connection's api_login and api_key",
-    )
-}
+/// 403 is "forbidden to view" (DOC): the stored credential lacks the right.
+const AUTH_FAILED: &str = "Octopush rejected this connection's credentials, or they may not view conversations; check the connection's api_login and api_key";
+
+/// What Octopush's error statuses mean when its body says nothing more.
+pub(crate) const STATUSES: StatusMessages = StatusMessages {
+    unauthorized: AUTH_FAILED,
+    forbidden: AUTH_FAILED,
+    not_found: "no such conversation on this connection",
+    rate_limited: "Octopush is limiting this connection's requests; retry later",
+};
 
 /// Maps a non-2xx Octopush response.
 pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
-    let words = vendor_words(body);
-    match status.as_u16() {
-        // 403 is "forbidden to view" (DOC): the stored credential lacks the right.
-        401 | 403 => auth_failed(),
-        404 => Error::not_found("no such conversation on this connection"),
-        429 => {
-            let mut e = Error::new(
-                ErrorKind::RateLimited,
-                "Octopush is limiting this connection's requests; retry later",
-            );
-            if let Some(after) = retry_after_from_headers(headers) {
-                e = e.with_retry_after(after);
-            }
-            e
-        }
-        s if s >= 500 => Error::new(ErrorKind::UpstreamUnavailable, "Octopush failed to answer"),
-        _ => rejected(&words),
-    }
+    let own = match status.as_u16() {
+        401 | 403 | 404 | 429 => None,
+        s if s < 500 => rejected(&vendor_words(body)),
+        _ => None,
+    };
+    crate::VENDOR.classify(status, headers, own)
 }
 
 /// A 400 (or another 4xx): the vendor refused the request. The few causes worth telling apart
-/// are recognised from its words (INFERRED: the body is undocumented).
-fn rejected(words: &str) -> Error {
+/// are recognised from its words (INFERRED: the body is undocumented); the others are the
+/// status skeleton's "rejected".
+fn rejected(words: &str) -> Option<Error> {
     if words.contains("credit") || words.contains("balance") {
-        Error::new(
-            ErrorKind::Conflict,
-            "the Octopush account has not enough credit to send this SMS",
+        Some(
+            Error::new(
+                ErrorKind::Conflict,
+                "the Octopush account has not enough credit to send this SMS",
+            )
+            .with_code(codes::UPSTREAM_PLAN_LIMIT),
         )
-        .with_code(codes::UPSTREAM_PLAN_LIMIT)
     } else if words.contains("api-key")
         || words.contains("api_key")
         || words.contains("api-login")
         || words.contains("authentication")
         || words.contains("unauthori")
     {
-        auth_failed()
+        Some(Error::new(ErrorKind::UpstreamAuth, AUTH_FAILED))
     } else if words.contains("sender") {
-        Error::new(
-            ErrorKind::UpstreamUnavailable,
-            "Octopush rejected the SMS sender; check the connection's sender",
+        Some(
+            Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "Octopush rejected the SMS sender; check the connection's sender",
+            )
+            .with_code(codes::UPSTREAM_REJECTED)
+            .set_temporary(false),
         )
-        .with_code(codes::UPSTREAM_REJECTED)
-        .set_temporary(false)
     } else {
-        Error::new(
-            ErrorKind::UpstreamUnavailable,
-            "Octopush rejected the request",
-        )
-        .with_code(codes::UPSTREAM_REJECTED)
-        .set_temporary(false)
+        None
     }
 }
 
@@ -102,11 +94,7 @@ mod tests {
     use super::*;
 
     fn parse(status: u16, body: &str) -> Error {
-        parse_error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            &HeaderMap::new(),
-            body.as_bytes(),
-        )
+        switchboard_behaviour::vendor_error(parse_error, status, body)
     }
 
     #[test]
@@ -167,27 +155,14 @@ mod tests {
                 "upstream_unavailable",
             ),
         ];
-        for (status, body, http, code) in table {
-            let e = parse(*status, body);
-            assert_eq!(
-                (e.kind().http_status(), e.code()),
-                (*http, *code),
-                "{status} {body}"
-            );
-            for vendor_text in [
-                "oops",
-                "Forbidden to view",
-                "maintenance",
-                "Insufficient",
-                "not found",
-            ] {
-                assert!(
-                    !e.message().contains(vendor_text),
-                    "{status} {body}: {}",
-                    e.message()
-                );
-            }
-        }
+        let never_shown = [
+            "oops",
+            "Forbidden to view",
+            "maintenance",
+            "Insufficient",
+            "not found",
+        ];
+        switchboard_behaviour::assert_error_table(parse_error, table, &never_shown);
     }
 
     #[test]

@@ -20,7 +20,22 @@ pub mod wire;
 pub use client::{MAX_LOOKUP_PAGES, Octopush};
 pub use config::Config;
 
-use switchboard_core::{Capabilities, NativeFilters, PagingStyle};
+use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind};
+use switchboard_upstream::Vendor;
+
+/// `provider = "octopush"`.
+pub const KIND: ProviderKind = ProviderKind::new("octopush");
+
+/// Octopush, as the gateway knows it.
+pub static VENDOR: Vendor = Vendor {
+    kind: KIND,
+    name: "Octopush",
+    base_url: config::DEFAULT_BASE_URL,
+    rate_limit: config::DEFAULT_RATE_LIMIT,
+    capabilities,
+    parse_error: error::parse_error,
+    statuses: error::STATUSES,
+};
 
 /// The largest conversation page requested: the documented default `per_page`, treated as the cap
 /// (a larger request could be silently cut, and a short page would then end the list early).
@@ -46,7 +61,30 @@ pub fn capabilities() -> Capabilities {
         paging: PagingStyle::PageNumber,
         max_page_size: MAX_PAGE_SIZE,
         max_message_page_size: MAX_MESSAGE_PAGE_SIZE,
-        // INFERRED: the order is not documented; `last_message_at` desc is assumed.
-        sorted_by_activity: true,
+        // The order is not documented (INFERRED `last_message_at` desc): the gateway sorts the
+        // list itself, a window of pages at a time.
+        sorted_by_activity: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::Operation;
+
+    #[test]
+    fn reads_and_replies_but_has_no_agents_assignment_or_status() {
+        let caps = capabilities();
+        assert_eq!(
+            caps.operations(),
+            [
+                Operation::ListConversations,
+                Operation::GetConversation,
+                Operation::ListMessages,
+                Operation::SendMessage,
+            ]
+        );
+        assert!(caps.set_status.is_empty() && caps.idempotent_replies);
+        assert!(!caps.sorted_by_activity, "the order is not documented");
     }
 }

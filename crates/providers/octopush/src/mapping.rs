@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use switchboard_core::{
     Agent, Author, Channel, Contact, Conversation, DeliveryStatus, Direction, LastMessage, Message,
-    ProviderKind, Status, ids,
+    Status, ids,
 };
 
 use crate::wire;
@@ -29,7 +29,7 @@ fn bare_agent(connection: &str, id: &str, name: Option<String>, email: Option<St
     Agent {
         id: ids::join(connection, id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Octopush,
+        provider: crate::KIND,
         native_id: id.to_owned(),
         name,
         email,
@@ -112,7 +112,7 @@ pub fn conversation(
     Some(Conversation {
         id: ids::join(connection, &native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Octopush,
+        provider: crate::KIND,
         channel: c
             .last_user_channel
             .as_deref()
@@ -188,7 +188,7 @@ pub fn message(
         id: ids::join(connection, &native_id),
         conversation_id: ids::join(connection, conversation_native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Octopush,
+        provider: crate::KIND,
         author,
         // Octopush does not say which person sent an outbound message.
         sender: None,
@@ -217,7 +217,7 @@ pub fn sent_message(
         id: ids::join(connection, &ticket),
         conversation_id: ids::join(connection, conversation_native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Octopush,
+        provider: crate::KIND,
         native_id: ticket,
         author: Author::Agent,
         sender: None,
@@ -235,14 +235,10 @@ pub fn sent_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use switchboard_behaviour::fixture;
 
     fn items<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
-        let body: Value = serde_json::from_str(&fixture(name)).expect("documented JSON parses");
+        let body: Value = serde_json::from_str(&fixture!(name)).expect("documented JSON parses");
         wire::list_items(body)
             .expect("a list")
             .into_iter()
@@ -257,7 +253,7 @@ mod tests {
         let rcs = conversation("sms", list[0].clone(), None).expect("has an id");
         assert_eq!(rcs.id, "sms:****");
         assert_eq!(rcs.native_id, "****");
-        assert_eq!(rcs.provider, ProviderKind::Octopush);
+        assert_eq!(rcs.provider, crate::KIND);
         assert_eq!(rcs.channel, Channel::Rcs);
         assert_eq!(rcs.native_channel.as_deref(), Some("rcs"));
         assert_eq!(rcs.status, Status::Open);
@@ -358,7 +354,7 @@ mod tests {
 
     #[test]
     fn maps_the_send_response_to_the_new_message() {
-        let sent: wire::SendResponse = serde_json::from_str(&fixture("sms_campaign_send.json"))
+        let sent: wire::SendResponse = serde_json::from_str(&fixture!("sms_campaign_send.json"))
             .expect("documented JSON parses");
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let m = sent_message("sms", "cid_1", &sent, "On it!", now).expect("ticket");

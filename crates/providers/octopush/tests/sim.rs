@@ -1,71 +1,28 @@
 //! The Octopush adapter against the Octopush simulator on a loopback port.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
-use switchboard_upstream::Shared as UpstreamShared;
 
 use chrono::Utc;
+use switchboard_behaviour::Harness;
 use switchboard_core::{
-    Assignment, Author, Channel, ConversationFilter, Direction, ErrorKind, ListQuery, Message,
-    MessageQuery, NewMessage, Operation, Page, Provider, Status, UpstreamPage,
+    Author, Channel, ConversationFilter, Direction, ErrorKind, ListQuery, Message, MessageQuery,
+    NewMessage, Page, Provider, Status, UpstreamPage,
 };
-use switchboard_octopush::{Config, Octopush, capabilities};
+use switchboard_octopush::Octopush;
+use switchboard_sim::SimOptions;
 use switchboard_sim::octopush::{self as sim, World};
 
 const CONVERSATIONS: usize = 230;
 
-async fn serve(world: sim::Shared) -> String {
-    let app = axum::Router::new().nest(sim::PREFIX, sim::router(world));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("bound address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
-/// The connection the simulator's own `config_snippet` describes, read the way the server reads
-/// it (`id` and `provider` taken out, the rest into the adapter's `Config`), optionally with
-/// other credentials.
-fn config(base: &str, credentials: Option<(&str, &str)>) -> Config {
-    let mut snippet = sim::config_snippet(base);
-    if let Some((login, key)) = credentials {
-        snippet = snippet
-            .replace(sim::API_LOGIN, login)
-            .replace(sim::API_KEY, key);
-    }
-    let parsed: toml::Table = toml::from_str(&snippet).expect("the snippet is TOML");
-    let mut section = parsed["connections"]
-        .as_array()
-        .and_then(|c| c.first())
-        .and_then(toml::Value::as_table)
-        .cloned()
-        .expect("one [[connections]] block");
-    assert_eq!(
-        section
-            .remove("id")
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .as_deref(),
-        Some("sms")
-    );
-    assert_eq!(
-        section
-            .remove("provider")
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .as_deref(),
-        Some("octopush")
-    );
-    toml::Value::Table(section)
-        .try_into()
-        .expect("the simulator's config snippet is a valid Octopush section")
-}
-
-async fn setup() -> (Octopush, sim::Shared, String) {
-    let world: sim::Shared = Arc::new(Mutex::new(World::generate(11, CONVERSATIONS, Utc::now())));
-    let base = serve(world.clone()).await;
-    let provider = Octopush::new("sms", &config(&base, None), &UpstreamShared::default())
-        .expect("adapter builds");
-    (provider, world, base)
+/// The adapter (connection `sms`) against its simulator, with the world the tests read.
+async fn setup() -> (Harness<Octopush>, sim::Shared) {
+    let options = SimOptions {
+        seed: 11,
+        conversations: CONVERSATIONS,
+    };
+    let harness = Harness::start_with(sim::VENDOR, &options, "sms").await;
+    let world = harness.world::<World>();
+    (harness, world)
 }
 
 fn world_ids(world: &sim::Shared) -> Vec<String> {
@@ -105,7 +62,8 @@ async fn all_messages(
 
 #[tokio::test]
 async fn pages_through_every_conversation_exactly_once_newest_first() {
-    let (provider, world, _) = setup().await;
+    let (harness, world) = setup().await;
+    let provider = harness.adapter.as_ref();
     let filter = ConversationFilter::default();
     // Asking for more than the cap still pages by 100.
     let query = ListQuery {
@@ -174,7 +132,8 @@ async fn pages_through_every_conversation_exactly_once_newest_first() {
 
 #[tokio::test]
 async fn gets_one_conversation_with_or_without_the_cid_prefix() {
-    let (provider, world, _) = setup().await;
+    let (harness, world) = setup().await;
+    let provider = harness.adapter.as_ref();
     let ids = world_ids(&world);
     // On the second page of the list: the lookup pages on.
     let id = &ids[150];
@@ -229,7 +188,8 @@ fn without_raw(mut c: switchboard_core::Conversation) -> switchboard_core::Conve
 
 #[tokio::test]
 async fn lists_messages_newest_first_across_pages() {
-    let (provider, world, _) = setup().await;
+    let (harness, world) = setup().await;
+    let provider = harness.adapter.as_ref();
     let ids = world_ids(&world);
     let id = ids
         .iter()
@@ -239,7 +199,7 @@ async fn lists_messages_newest_first_across_pages() {
     let count = message_count(&world, &id);
     assert!(count >= 5, "{count}");
 
-    let messages = all_messages(&provider, &id, 2, None).await;
+    let messages = all_messages(provider, &id, 2, None).await;
     assert_eq!(messages.len(), count);
     let unique: BTreeSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(unique.len(), count);
@@ -273,9 +233,9 @@ async fn lists_messages_newest_first_across_pages() {
 
     // The bare uuid reads the same messages; `since` keeps the newer ones and stops early.
     let bare = id.strip_prefix("cid_").expect("prefix");
-    assert_eq!(all_messages(&provider, bare, 50, None).await.len(), count);
+    assert_eq!(all_messages(provider, bare, 50, None).await.len(), count);
     let since = messages[2].created_at;
-    let recent = all_messages(&provider, &id, 1, Some(since)).await;
+    let recent = all_messages(provider, &id, 1, Some(since)).await;
     assert_eq!(
         recent.len(),
         messages.iter().filter(|m| m.created_at >= since).count()
@@ -297,7 +257,8 @@ async fn lists_messages_newest_first_across_pages() {
 
 #[tokio::test]
 async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
-    let (provider, world, _) = setup().await;
+    let (harness, world) = setup().await;
+    let provider = harness.adapter.as_ref();
     let id = world_ids(&world)[42].clone();
     let before = provider.get_conversation(&id).await.expect("get");
     let count = message_count(&world, &id);
@@ -413,56 +374,8 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
 }
 
 #[tokio::test]
-async fn unsupported_operations_agree_with_capabilities() {
-    let (provider, world, _) = setup().await;
-    let id = world_ids(&world)[0].clone();
-    let caps = capabilities();
-    assert_eq!(&provider.info().capabilities, &caps);
-    let results = [
-        (
-            Operation::ListAgents,
-            provider.list_agents(&UpstreamPage::First).await.err(),
-        ),
-        (
-            Operation::Assign,
-            provider
-                .set_assignment(&id, Assignment::Agent("1".into()))
-                .await
-                .err(),
-        ),
-        (
-            Operation::Unassign,
-            provider
-                .set_assignment(&id, Assignment::Unassigned)
-                .await
-                .err(),
-        ),
-        (
-            Operation::SetStatus,
-            provider.set_status(&id, Status::Resolved).await.err(),
-        ),
-    ];
-    for (op, error) in results {
-        let error = error.expect("unsupported");
-        assert_eq!(
-            (error.kind(), error.operation()),
-            (ErrorKind::Unsupported, Some(op))
-        );
-        assert!(!caps.supports(op));
-    }
-    for op in [
-        Operation::ListConversations,
-        Operation::GetConversation,
-        Operation::ListMessages,
-        Operation::SendMessage,
-    ] {
-        assert!(caps.supports(op), "{op:?}");
-    }
-}
-
-#[tokio::test]
 async fn rejected_or_restricted_credentials_are_upstream_auth_errors() {
-    let (_, _, base) = setup().await;
+    let (harness, _) = setup().await;
     let filter = ConversationFilter::default();
     let query = ListQuery {
         filter: &filter,
@@ -474,12 +387,12 @@ async fn rejected_or_restricted_credentials_are_upstream_auth_errors() {
         ("someone@example.com", sim::API_KEY),
         (sim::RESTRICTED_LOGIN, sim::RESTRICTED_API_KEY),
     ] {
-        let provider = Octopush::new(
-            "sms",
-            &config(&base, Some(credentials)),
-            &UpstreamShared::default(),
-        )
-        .expect("adapter builds");
+        let provider = harness
+            .connect(|settings| {
+                settings.insert("api_login".into(), credentials.0.into());
+                settings.insert("api_key".into(), credentials.1.into());
+            })
+            .expect("adapter builds");
         let e = provider
             .list_conversations(&query, &UpstreamPage::First)
             .await

@@ -6,16 +6,17 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
-    UpstreamPage, codes, tolerant,
+    NewMessage, Operation, Page, Provider, ProviderInfo, Result, Status, UpstreamPage, codes,
+    tolerant,
 };
 use switchboard_upstream::{
-    Call, Response, Secret, Shared, Timeouts, Upstream, native_id, options,
+    Adapter, Call, Edge, Response, Secret, Shared, Vendor, invalid_assignee, invalid_cursor,
+    native_id, next_page_number, page_number,
 };
 use tokio::sync::{OnceCell, RwLock};
 
-use crate::config::{Config, DEFAULT_BASE_URL};
-use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, capabilities, error, mapping, wire};
+use crate::config::Config;
+use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, mapping, wire};
 
 /// The cached login: the `Authorization` value (marked sensitive, so it never prints) and a
 /// generation that tells a stale token from one another call already renewed.
@@ -28,29 +29,12 @@ struct Session {
 /// A PingBack connection.
 #[derive(Debug)]
 pub struct Pingback {
-    info: ProviderInfo,
+    edge: Edge,
     email: String,
     password: Secret,
-    upstream: Upstream,
     session: RwLock<Session>,
     /// The logged-in user's id (the sender of every reply), read once from `/auth/me`.
     user_id: OnceCell<String>,
-}
-
-fn page_number(page: &UpstreamPage) -> Result<u32> {
-    match page {
-        UpstreamPage::First => Ok(1),
-        UpstreamPage::Number(n) if *n >= 1 => Ok(*n),
-        _ => Err(invalid_cursor()),
-    }
-}
-
-fn invalid_cursor() -> Error {
-    Error::new(
-        ErrorKind::InvalidRequest,
-        "the cursor does not fit this connection",
-    )
-    .with_code(codes::INVALID_CURSOR)
 }
 
 /// Whether `id` can be a PingBack id: a UUID (32 alphanumerics, hyphenated 8-4-4-4-12 or not;
@@ -64,27 +48,9 @@ fn is_pingback_id(id: &str) -> bool {
     integer || uuid
 }
 
-fn invalid_assignee() -> Error {
-    Error::new(
-        ErrorKind::Unprocessable,
-        "the agent cannot be assigned on this connection",
-    )
-    .with_code(codes::INVALID_ASSIGNEE)
-    .with_parameter("assignee_id")
-}
-
 /// A call to `/api/v1/{rest}`; a trailing `""` segment gives a collection's trailing slash.
 fn call(op: Operation, method: Method, rest: &[&str]) -> Call {
     Call::new(op, method, ["api", "v1"].iter().chain(rest).copied())
-}
-
-fn unreadable(e: serde_json::Error, connection: &str) -> Error {
-    Error::new(
-        ErrorKind::UpstreamUnavailable,
-        "PingBack answered with a body the gateway could not read",
-    )
-    .with_connection(connection)
-    .with_source(e)
 }
 
 /// The JSON of each message of a conversation's detail, by id (for `include=raw`).
@@ -111,51 +77,41 @@ fn raw_messages(
         .collect()
 }
 
-impl Pingback {
-    /// A connection with id `connection` from its config section. Nothing is sent until the
-    /// first call: the login happens then.
-    pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Pingback> {
-        let options = options(
-            config.base_url.as_ref(),
-            DEFAULT_BASE_URL,
-            config.rate_limit,
-            None,
-            Timeouts {
-                total_secs: config.timeout_secs,
-                connect_secs: config.connect_timeout_secs,
-            },
-            shared,
-        )
-        .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
+impl Adapter for Pingback {
+    type Config = Config;
+    const VENDOR: &'static Vendor = &crate::VENDOR;
+
+    /// Nothing is sent until the first call: the login happens then.
+    fn connect(connection: &str, config: &Config, shared: &Shared) -> Result<Pingback> {
         if config.email.trim().is_empty() {
             return Err(Error::new(
                 ErrorKind::Config,
                 "the email of a PingBack connection is empty",
             ));
         }
+        // No credential header: the token comes from the login.
+        let none = HeaderMap::new();
+        let edge = Edge::new(Self::VENDOR, connection, &config.connection, shared, none)?;
         Ok(Pingback {
-            info: ProviderInfo {
-                kind: ProviderKind::Pingback,
-                connection: connection.to_owned(),
-                capabilities: capabilities(),
-            },
+            edge,
             email: config.email.trim().to_owned(),
             password: config.password.clone(),
-            upstream: Upstream::new(connection, options, HeaderMap::new(), error::parse_error)?,
             session: RwLock::new(Session::default()),
             user_id: OnceCell::new(),
         })
     }
+}
 
+impl Pingback {
     fn connection(&self) -> &str {
-        &self.info.connection
+        self.edge.connection()
     }
 
     /// `POST /api/v1/auth/login` for a fresh token.
     async fn login(&self, op: Operation) -> Result<HeaderValue> {
         let login = call(op, Method::POST, &["auth", "login"])
             .json(json!({ "email": self.email, "password": self.password.expose() }));
-        let response = self.upstream.send(&login).await.map_err(|e| {
+        let response = self.edge.upstream.send(&login).await.map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
                 Error::new(
                     ErrorKind::UpstreamUnavailable,
@@ -236,7 +192,7 @@ impl Pingback {
     async fn send_as(&self, call: &Call, authorization: HeaderValue) -> Result<Response> {
         let mut call = call.clone();
         call.headers.insert(AUTHORIZATION, authorization);
-        self.upstream.send(&call).await
+        self.edge.upstream.send(&call).await
     }
 
     /// `GET /api/v1/conversations/{id}`: the conversation with its full history, and its JSON.
@@ -246,7 +202,7 @@ impl Pingback {
             .await?;
         let raw: Value = response.json()?;
         let conversation = serde_json::from_value::<wire::Conversation>(raw.clone())
-            .map_err(|e| unreadable(e, self.connection()))?;
+            .map_err(|e| self.edge.unreadable().with_source(e))?;
         Ok((conversation, raw))
     }
 
@@ -275,11 +231,11 @@ impl Pingback {
 #[async_trait]
 impl Provider for Pingback {
     fn info(&self) -> &ProviderInfo {
-        &self.info
+        &self.edge.info
     }
 
     fn health(&self) -> switchboard_core::ConnectionHealth {
-        self.upstream.health()
+        self.edge.upstream.health()
     }
 
     async fn list_conversations(
@@ -309,8 +265,7 @@ impl Provider for Pingback {
         }
         let conversations: wire::ConversationList = self.send(list).await?.json()?;
         // A bare array without metadata: a short page is the last one.
-        let next =
-            (conversations.0.len() >= limit as usize).then_some(UpstreamPage::Number(page + 1));
+        let next = next_page_number(page, conversations.0.len(), limit, None);
         let items =
             tolerant::items_with_raw::<wire::Conversation>(conversations.0, query.include_raw)
                 .into_iter()
@@ -441,29 +396,18 @@ impl Provider for Pingback {
             return Ok(mapping::message(self.connection(), id, sent, now, None));
         }
         // The answer was not a message: find the reply among the newest messages.
-        let query = MessageQuery {
-            since: None,
-            page_size: 20,
-            include_raw: false,
-        };
-        let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
-        newest
-            .items
-            .into_iter()
-            .find(|m| m.author == switchboard_core::Author::Agent && m.text == message.text)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UpstreamUnavailable,
-                    "the reply was sent, but PingBack's answer could not be read",
-                )
-                .set_temporary(false)
+        self.edge
+            .find_sent_reply(self, id, |m| {
+                m.author == switchboard_core::Author::Agent && m.text == message.text
             })
+            .await
     }
 
     async fn set_status(&self, id: &str, status: Status) -> Result<Conversation> {
         let action = match status {
             Status::Resolved => "resolve",
             Status::Closed => "close",
+            // Refused by the capability check before it gets here.
             Status::Open | Status::Pending => {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
@@ -487,7 +431,7 @@ impl Provider for Pingback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_upstream::{UpstreamOptions, Url};
+    use switchboard_upstream::{Upstream, UpstreamOptions, Url};
 
     #[test]
     fn collection_paths_keep_their_trailing_slash() {
@@ -501,7 +445,7 @@ mod tests {
                 "hd",
                 UpstreamOptions::new(url, Shared::default()),
                 HeaderMap::new(),
-                error::parse_error,
+                crate::error::parse_error,
             )
             .expect("a client");
             let list = call(
@@ -555,7 +499,7 @@ mod tests {
             "password": "hunter2-very-secret",
         }))
         .expect("a config");
-        let pingback = Pingback::new("hd", &config, &Shared::default()).expect("a connection");
+        let pingback = Pingback::connect("hd", &config, &Shared::default()).expect("a connection");
         {
             let mut session = pingback.session.write().await;
             let mut token = HeaderValue::from_static("Bearer eyJ-the-token");

@@ -1,7 +1,7 @@
 //! The `[[connections]]` section of a PingBack connection.
 
 use serde::Deserialize;
-use switchboard_upstream::{RateLimit, Secret, Url};
+use switchboard_upstream::{ConnectionSettings, Secret};
 
 /// PingBack's production API (paths `/api/v1/...` follow it).
 pub const DEFAULT_BASE_URL: &str = "https://api.pingback.live";
@@ -16,12 +16,8 @@ pub struct Config {
     pub email: String,
     /// That user's password.
     pub password: Secret,
-    /// Overrides the API's base URL.
-    pub base_url: Option<Url>,
-    /// Sets a quota (none is documented).
-    pub rate_limit: Option<RateLimit>,
-    /// Overrides the per-request deadline, in seconds.
-    pub timeout_secs: Option<u64>,
-    /// Overrides the time to connect to the vendor, in seconds.
-    pub connect_timeout_secs: Option<u64>,
+    /// `base_url`, `rate_limit` (none is documented, so none by default), `timeout_secs`,
+    /// `connect_timeout_secs`.
+    #[serde(flatten)]
+    pub connection: ConnectionSettings,
 }

@@ -8,7 +8,15 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use switchboard_core::{Error, ErrorKind, codes};
-use switchboard_upstream::retry_after_from_headers;
+use switchboard_upstream::{StatusMessages, invalid_assignee};
+
+/// What PingBack's error statuses mean when its body says nothing more.
+pub(crate) const STATUSES: StatusMessages = StatusMessages {
+    unauthorized: "PingBack rejected this connection's login; check the connection's email and password",
+    forbidden: "PingBack refused this connection's user; its role may not do this (assigning needs an owner or admin)",
+    not_found: "no such conversation on this connection",
+    rate_limited: "PingBack's request quota is used up; retry later",
+};
 
 /// What the gateway reads from an error body (never shown to the caller).
 #[derive(Debug, Default)]
@@ -53,68 +61,31 @@ fn read_body(body: &[u8]) -> Body {
     }
 }
 
-fn invalid_assignee() -> Error {
-    Error::new(
-        ErrorKind::Unprocessable,
-        "the agent cannot be assigned on this connection",
-    )
-    .with_code(codes::INVALID_ASSIGNEE)
-    .with_parameter("assignee_id")
-}
-
 /// Maps a non-2xx PingBack response. A vendor body is never passed on to the caller.
 pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
     let body = read_body(body);
-    match status.as_u16() {
-        401 => Error::new(
-            ErrorKind::UpstreamAuth,
-            "PingBack rejected this connection's login; check the connection's email and password",
+    let about_an_agent = body.message.contains("agent") || body.message.contains("member");
+    let own = match status.as_u16() {
+        402 => Some(
+            Error::new(
+                ErrorKind::Conflict,
+                "PingBack's plan for this account does not allow this",
+            )
+            .with_code(codes::UPSTREAM_PLAN_LIMIT),
         ),
-        403 => Error::new(
-            ErrorKind::UpstreamAuth,
-            "PingBack refused this connection's user; its role may not do this (assigning needs an owner or admin)",
+        400 | 404 if about_an_agent => Some(invalid_assignee()),
+        422 => Some(unprocessable(&body)),
+        429 if body.plan_error.is_some() || body.message.contains("month") => Some(
+            Error::new(
+                ErrorKind::RateLimited,
+                "PingBack's monthly message quota for this account is used up",
+            )
+            .with_code(codes::UPSTREAM_PLAN_LIMIT)
+            .set_temporary(false),
         ),
-        402 => Error::new(
-            ErrorKind::Conflict,
-            "PingBack's plan for this account does not allow this",
-        )
-        .with_code(codes::UPSTREAM_PLAN_LIMIT),
-        404 if body.message.contains("agent") || body.message.contains("member") => {
-            invalid_assignee()
-        }
-        404 => Error::not_found("no such conversation on this connection"),
-        400 if body.message.contains("agent") || body.message.contains("member") => {
-            invalid_assignee()
-        }
-        422 => unprocessable(&body),
-        429 => {
-            let monthly = body.plan_error.is_some() || body.message.contains("month");
-            let mut e = if monthly {
-                Error::new(
-                    ErrorKind::RateLimited,
-                    "PingBack's monthly message quota for this account is used up",
-                )
-                .with_code(codes::UPSTREAM_PLAN_LIMIT)
-                .set_temporary(false)
-            } else {
-                Error::new(
-                    ErrorKind::RateLimited,
-                    "PingBack's request quota is used up; retry later",
-                )
-            };
-            if let Some(after) = retry_after_from_headers(headers) {
-                e = e.with_retry_after(after);
-            }
-            e
-        }
-        s if s >= 500 => Error::new(ErrorKind::UpstreamUnavailable, "PingBack failed to answer"),
-        _ => Error::new(
-            ErrorKind::UpstreamUnavailable,
-            "PingBack rejected the request",
-        )
-        .with_code(codes::UPSTREAM_REJECTED)
-        .set_temporary(false),
-    }
+        _ => None,
+    };
+    crate::VENDOR.classify(status, headers, own)
 }
 
 /// A 422: which field PingBack's validation named decides the error.
@@ -135,35 +106,23 @@ fn unprocessable(body: &Body) -> Error {
     } else if named("status") {
         Error::invalid_parameter("status", "PingBack rejected the status filter")
     } else {
-        Error::new(
-            ErrorKind::Unprocessable,
-            "PingBack rejected the request as invalid",
-        )
-        .with_code(codes::UPSTREAM_REJECTED)
+        crate::VENDOR.rejected_as_invalid()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use switchboard_behaviour::fixture;
 
     fn parse(status: u16, body: &str) -> Error {
-        parse_error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            &HeaderMap::new(),
-            body.as_bytes(),
-        )
+        switchboard_behaviour::vendor_error(parse_error, status, body)
     }
 
     #[test]
     fn maps_every_documented_error() {
-        let limit = fixture("plan_limit_exceeded.json");
-        let locked = fixture("plan_feature_locked.json");
+        let limit = fixture!("plan_limit_exceeded.json");
+        let locked = fixture!("plan_feature_locked.json");
         let table: &[(u16, &str, u16, &str)] = &[
             (
                 401,
@@ -255,17 +214,8 @@ mod tests {
             (500, "<html>oops</html>", 502, "upstream_unavailable"),
             (418, "not json", 502, "upstream_rejected"),
         ];
-        for (status, body, http, code) in table {
-            let e = parse(*status, body);
-            assert_eq!(
-                (e.kind().http_status(), e.code()),
-                (*http, *code),
-                "{status} {body}"
-            );
-            for secret in ["oops", "Incorrect", "Upgrade", "Omnichannel", "validate"] {
-                assert!(!e.message().contains(secret), "{status}: {}", e.message());
-            }
-        }
+        let never_shown = ["oops", "Incorrect", "Upgrade", "Omnichannel", "validate"];
+        switchboard_behaviour::assert_error_table(parse_error, table, &never_shown);
     }
 
     #[test]

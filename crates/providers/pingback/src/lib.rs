@@ -16,7 +16,22 @@ pub mod wire;
 pub use client::Pingback;
 pub use config::Config;
 
-use switchboard_core::{Capabilities, NativeFilters, PagingStyle, Status};
+use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind, Status};
+use switchboard_upstream::Vendor;
+
+/// `provider = "pingback"`.
+pub const KIND: ProviderKind = ProviderKind::new("pingback");
+
+/// PingBack, as the gateway knows it. It documents no request quota.
+pub static VENDOR: Vendor = Vendor {
+    kind: KIND,
+    name: "PingBack",
+    base_url: config::DEFAULT_BASE_URL,
+    rate_limit: None,
+    capabilities,
+    parse_error: error::parse_error,
+    statuses: error::STATUSES,
+};
 
 /// The largest conversation page the adapter asks for (PingBack documents no maximum `limit`).
 pub const MAX_PAGE_SIZE: u32 = 100;

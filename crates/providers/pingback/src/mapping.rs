@@ -7,7 +7,7 @@ use serde_json::Value;
 use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, Direction, LastMessage, Message,
-    ProviderKind, Status, ids,
+    Status, ids,
 };
 
 use crate::wire;
@@ -27,7 +27,7 @@ pub fn bare_agent(connection: &str, user_id: &str) -> Agent {
     Agent {
         id: ids::join(connection, user_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Pingback,
+        provider: crate::KIND,
         native_id: user_id.to_owned(),
         name: None,
         email: None,
@@ -136,7 +136,7 @@ pub fn conversation(
     Conversation {
         id: ids::join(connection, &c.id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Pingback,
+        provider: crate::KIND,
         channel: c
             .channel_type
             .as_deref()
@@ -186,7 +186,7 @@ pub fn message(
         id: ids::join(connection, &m.id),
         conversation_id: ids::join(connection, conversation_native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Pingback,
+        provider: crate::KIND,
         author,
         sender,
         text,
@@ -203,20 +203,16 @@ pub fn message(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use switchboard_behaviour::fixture;
 
     #[test]
     fn maps_the_documented_conversation() {
-        let wire: wire::Conversation = serde_json::from_str(&fixture("get_conversation.json"))
+        let wire: wire::Conversation = serde_json::from_str(&fixture!("get_conversation.json"))
             .expect("documented JSON parses");
         let messages = wire.messages.clone();
         let c = conversation("helpdesk", wire, true, None);
         assert_eq!(c.id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
-        assert_eq!(c.provider, ProviderKind::Pingback);
+        assert_eq!(c.provider, crate::KIND);
         assert_eq!(c.channel, Channel::Web);
         assert_eq!(c.native_channel.as_deref(), Some("widget"));
         assert_eq!(c.status, Status::Open);
@@ -261,7 +257,7 @@ mod tests {
     #[test]
     fn maps_the_documented_list_without_messages() {
         let list: wire::ConversationList =
-            serde_json::from_str(&fixture("list_conversations.json"))
+            serde_json::from_str(&fixture!("list_conversations.json"))
                 .expect("documented JSON parses");
         assert_eq!(list.0.len(), 1);
         let first = serde_json::from_value(list.0[0].clone()).expect("the item parses");
@@ -277,7 +273,8 @@ mod tests {
 
     #[test]
     fn maps_the_documented_reply() {
-        let m: wire::Message = serde_json::from_str(&fixture("send_message.json")).expect("parses");
+        let m: wire::Message =
+            serde_json::from_str(&fixture!("send_message.json")).expect("parses");
         let m = message(
             "helpdesk",
             "c3d4e5f6-a7b8-9012-cdef-123456789012",
@@ -298,7 +295,7 @@ mod tests {
     #[test]
     fn maps_the_documented_team_members_by_user_id() {
         let list: wire::MemberList =
-            serde_json::from_str(&fixture("team_members.json")).expect("parses");
+            serde_json::from_str(&fixture!("team_members.json")).expect("parses");
         let agents: Vec<Agent> = list.0.iter().filter_map(|m| agent("helpdesk", m)).collect();
         assert_eq!(agents.len(), 2);
         assert_eq!(agents[0].native_id, "f0e1d2c3-b4a5-9687-fedc-ba9876543210");
@@ -312,12 +309,12 @@ mod tests {
 
     #[test]
     fn reads_the_documented_login_and_me() {
-        let login: wire::Login = serde_json::from_str(&fixture("login.json")).expect("parses");
+        let login: wire::Login = serde_json::from_str(&fixture!("login.json")).expect("parses");
         assert_eq!(
             login.access_token.as_deref(),
             Some("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...")
         );
-        let me: wire::Me = serde_json::from_str(&fixture("me.json")).expect("parses");
+        let me: wire::Me = serde_json::from_str(&fixture!("me.json")).expect("parses");
         assert_eq!(
             me.user.and_then(|u| u.id).as_deref(),
             Some("a1b2c3d4-e5f6-7890-abcd-ef1234567890")

@@ -2,50 +2,49 @@
 //! the login and its renewal, and the vendor's errors.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use switchboard_upstream::Shared as UpstreamShared;
 
-use chrono::Utc;
 use serde_json::{Value, json};
+use switchboard_behaviour::Harness;
 use switchboard_core::{
     Assignment, Author, ConversationFilter, ErrorKind, ListQuery, MessageQuery, NewMessage,
     Operation, Provider, Status, UpstreamPage,
 };
 use switchboard_pingback::{Config, Pingback, capabilities};
+use switchboard_sim::SimOptions;
 use switchboard_sim::pingback::{
-    self, AGENT_EMAIL, AGENT_PASSWORD, EMAIL, PASSWORD, PREFIX, Shared, World,
+    self, AGENT_EMAIL, AGENT_PASSWORD, EMAIL, PASSWORD, PREFIX, Shared, VENDOR, World,
 };
 
 const CONVERSATIONS: usize = 137;
 
+/// The simulator (connection `helpdesk`), and the world the tests read.
 struct Sim {
+    harness: Harness<Pingback>,
     base: String,
     world: Shared,
 }
 
 impl Sim {
     async fn start() -> Sim {
-        let world: Shared = Arc::new(Mutex::new(World::generate(42, CONVERSATIONS, Utc::now())));
-        let app = axum::Router::new().nest(PREFIX, pingback::router(world.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let addr = listener.local_addr().expect("bound");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let options = SimOptions {
+            seed: 42,
+            conversations: CONVERSATIONS,
+        };
+        let harness = Harness::start_with(VENDOR, &options, "helpdesk").await;
         Sim {
-            base: format!("http://{addr}"),
-            world,
+            base: harness.base.clone(),
+            world: harness.world::<World>(),
+            harness,
         }
     }
 
     fn connect_as(&self, email: &str, password: &str) -> Pingback {
-        let config: Config = serde_json::from_value(json!({
-            "email": email,
-            "password": password,
-            "base_url": format!("{}{PREFIX}", self.base),
-        }))
-        .expect("a valid config");
-        Pingback::new("helpdesk", &config, &UpstreamShared::default()).expect("a connection")
+        self.harness
+            .connect(|settings| {
+                settings.insert("email".into(), email.into());
+                settings.insert("password".into(), password.into());
+            })
+            .expect("a connection")
     }
 
     fn connect(&self) -> Pingback {
@@ -403,7 +402,6 @@ async fn what_pingback_lacks_is_unsupported_and_agrees_with_capabilities() {
     let p = sim.connect();
     let id = sim.world().conversation_ids()[0].clone();
     let caps = capabilities();
-    assert_eq!(p.info().capabilities, caps);
 
     assert!(!caps.supports(Operation::Unassign));
     let e = p
@@ -610,17 +608,12 @@ async fn the_simulator_answers_like_fastapi() {
 }
 
 #[test]
-fn the_config_snippet_is_a_connection_of_this_adapter() {
-    let snippet = pingback::config_snippet("http://127.0.0.1:9100");
-    assert!(
-        snippet.contains("id = \"helpdesk-pingback\"")
-            && snippet.contains("provider = \"pingback\"")
-    );
-    assert!(snippet.contains("base_url = \"http://127.0.0.1:9100/pingback\""));
-    // The section minus the gateway's own keys is this adapter's config.
-    let section: String = snippet
+fn the_settings_are_a_section_of_this_adapter() {
+    let settings = pingback::settings("http://127.0.0.1:9100");
+    assert!(settings.contains("base_url = \"http://127.0.0.1:9100/pingback\""));
+    // The keys are this adapter's config.
+    let section: String = settings
         .lines()
-        .filter(|l| !l.starts_with("[[") && !l.starts_with("id =") && !l.starts_with("provider ="))
         .map(|l| {
             let (key, value) = l.split_once(" = ").expect("key = value");
             format!("\"{key}\": {value}")

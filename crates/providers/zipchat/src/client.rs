@@ -3,17 +3,19 @@
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, Provider, ProviderInfo, ProviderKind, Result, Status,
-    UpstreamPage, codes, tolerant,
+    NewMessage, Operation, Page, Provider, ProviderInfo, Result, Status, UpstreamPage, codes,
+    tolerant,
 };
-use switchboard_upstream::{Call, Shared, Timeouts, Upstream, native_id, options};
+use switchboard_upstream::{
+    Adapter, Call, Edge, Shared, Vendor, invalid_assignee, invalid_sender, native_id,
+    next_page_number, page_number,
+};
 
-use crate::config::{Config, DEFAULT_BASE_URL, DEFAULT_RATE_LIMIT};
-use crate::{capabilities, error, mapping, wire};
+use crate::config::Config;
+use crate::{mapping, wire};
 
 /// Largest `per_page` for conversations and users.
 const MAX_PER_PAGE: u32 = 100;
@@ -26,68 +28,35 @@ const MAX_MESSAGE_PAGES_WITHOUT_METADATA: u32 = 10;
 /// A Zipchat connection.
 #[derive(Debug)]
 pub struct Zipchat {
-    info: ProviderInfo,
+    edge: Edge,
     chat_id: String,
-    upstream: Upstream,
 }
 
-fn page_number(page: &UpstreamPage) -> Result<u32> {
-    match page {
-        UpstreamPage::First => Ok(1),
-        UpstreamPage::Number(n) if *n >= 1 => Ok(*n),
-        _ => Err(Error::new(
-            ErrorKind::InvalidRequest,
-            "the cursor does not fit this connection",
-        )
-        .with_code(codes::INVALID_CURSOR)),
+impl Adapter for Zipchat {
+    type Config = Config;
+    const VENDOR: &'static Vendor = &crate::VENDOR;
+
+    fn connect(connection: &str, config: &Config, shared: &Shared) -> Result<Zipchat> {
+        let auth = config.api_key.bearer("api_key")?;
+        let edge = Edge::new(Self::VENDOR, connection, &config.connection, shared, auth)?;
+        let chat_id = config.chat_id.clone();
+        Ok(Zipchat { edge, chat_id })
     }
 }
 
-/// The next page after `page`, from metadata when present, else from a full page.
+/// The page after `page`, from the list's metadata when present, else while pages come full.
 fn next_page(
     page: u32,
     per_page: u32,
     len: usize,
     pagination: Option<&wire::Pagination>,
 ) -> Option<UpstreamPage> {
-    let more = match pagination.and_then(|p| p.total_pages) {
-        Some(total) => u64::from(page) < total,
-        None => len >= per_page as usize,
-    };
-    more.then_some(UpstreamPage::Number(page + 1))
+    next_page_number(page, len, per_page, pagination.and_then(|p| p.total_pages))
 }
 
 impl Zipchat {
-    /// A connection with id `connection` from its config section.
-    pub fn new(connection: &str, config: &Config, shared: &Shared) -> Result<Zipchat> {
-        let options = options(
-            config.base_url.as_ref(),
-            DEFAULT_BASE_URL,
-            config.rate_limit,
-            Some(DEFAULT_RATE_LIMIT),
-            Timeouts {
-                total_secs: config.timeout_secs,
-                connect_secs: config.connect_timeout_secs,
-            },
-            shared,
-        )
-        .map_err(|e| Error::new(ErrorKind::Config, "invalid base_url").with_source(e))?;
-        let auth = config.api_key.header_value("Bearer ", "api_key")?;
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
-        Ok(Zipchat {
-            info: ProviderInfo {
-                kind: ProviderKind::Zipchat,
-                connection: connection.to_owned(),
-                capabilities: capabilities(),
-            },
-            chat_id: config.chat_id.clone(),
-            upstream: Upstream::new(connection, options, headers, error::parse_error)?,
-        })
-    }
-
     fn connection(&self) -> &str {
-        &self.info.connection
+        self.edge.connection()
     }
 
     fn call(&self, op: Operation, method: Method, rest: &[&str]) -> Call {
@@ -114,10 +83,10 @@ impl Zipchat {
                 since.to_rfc3339_opts(SecondsFormat::Secs, true),
             );
         }
-        let response = self.upstream.send(&call).await?;
+        let response = self.edge.upstream.send(&call).await?;
         let raw: Value = response.json()?;
         let conversation = serde_json::from_value::<wire::ConversationEnvelope>(raw.clone())
-            .map_err(|e| unreadable(e, self.connection()))?
+            .map_err(|e| self.edge.unreadable().with_source(e))?
             .into_inner();
         Ok((conversation, raw))
     }
@@ -143,23 +112,14 @@ impl Zipchat {
     }
 }
 
-fn unreadable(e: serde_json::Error, connection: &str) -> Error {
-    Error::new(
-        ErrorKind::UpstreamUnavailable,
-        "Zipchat answered with a body the gateway could not read",
-    )
-    .with_connection(connection)
-    .with_source(e)
-}
-
 #[async_trait]
 impl Provider for Zipchat {
     fn info(&self) -> &ProviderInfo {
-        &self.info
+        &self.edge.info
     }
 
     fn health(&self) -> switchboard_core::ConnectionHealth {
-        self.upstream.health()
+        self.edge.upstream.health()
     }
 
     async fn list_conversations(
@@ -183,7 +143,7 @@ impl Provider for Zipchat {
                 since.to_rfc3339_opts(SecondsFormat::Secs, true),
             );
         }
-        let list: wire::ConversationList = self.upstream.send(&call).await?.json()?;
+        let list: wire::ConversationList = self.edge.upstream.send(&call).await?.json()?;
         let next = next_page(
             page,
             per_page,
@@ -263,7 +223,7 @@ impl Provider for Zipchat {
             .call(Operation::ListAgents, Method::GET, &["users"])
             .query("page", page)
             .query("per_page", MAX_PER_PAGE);
-        let list: wire::UserList = self.upstream.send(&call).await?.json()?;
+        let list: wire::UserList = self.edge.upstream.send(&call).await?.json()?;
         let next = next_page(
             page,
             MAX_PER_PAGE,
@@ -281,14 +241,7 @@ impl Provider for Zipchat {
     async fn set_assignment(&self, id: &str, assignment: Assignment) -> Result<Conversation> {
         let (op, assignee) = match &assignment {
             Assignment::Agent(agent) => {
-                let agent: u64 = agent.parse().map_err(|_| {
-                    Error::new(
-                        ErrorKind::Unprocessable,
-                        "the agent cannot be assigned on this connection",
-                    )
-                    .with_code(codes::INVALID_ASSIGNEE)
-                    .with_parameter("assignee_id")
-                })?;
+                let agent: u64 = agent.parse().map_err(|_| invalid_assignee())?;
                 (Operation::Assign, json!(agent))
             }
             Assignment::Unassigned => (Operation::Unassign, Value::Null),
@@ -300,7 +253,7 @@ impl Provider for Zipchat {
                 &["conversations", native_id(id)?, "assignment"],
             )
             .json(json!({ "assignee_id": assignee }));
-        let response = self.upstream.send(&call).await?;
+        let response = self.edge.upstream.send(&call).await?;
         // The response body is not documented: use it when it is the conversation, else re-read.
         match response
             .json::<wire::ConversationEnvelope>()
@@ -332,14 +285,7 @@ impl Provider for Zipchat {
                 }
             }
         };
-        let sender_id: u64 = sender.parse().map_err(|_| {
-            Error::new(
-                ErrorKind::Unprocessable,
-                "the sender is not an agent of this connection",
-            )
-            .with_code(codes::INVALID_SENDER)
-            .with_parameter("sender_id")
-        })?;
+        let sender_id: u64 = sender.parse().map_err(|_| invalid_sender())?;
         let call = self
             .call(
                 Operation::SendMessage,
@@ -347,7 +293,7 @@ impl Provider for Zipchat {
                 &["conversations", id, "messages"],
             )
             .json(json!({ "message": message.text, "sender_id": sender_id }));
-        let response = self.upstream.send(&call).await?;
+        let response = self.edge.upstream.send(&call).await?;
         let now = chrono::Utc::now();
         if let Ok(sent) = response.json::<wire::MessageEnvelope>() {
             return Ok(mapping::message(
@@ -359,25 +305,11 @@ impl Provider for Zipchat {
             ));
         }
         // The response body is not documented: find the reply among the newest messages.
-        let query = MessageQuery {
-            since: None,
-            page_size: 20,
-            include_raw: false,
-        };
-        let newest = self.list_messages(id, &query, &UpstreamPage::First).await?;
-        newest
-            .items
-            .into_iter()
-            .find(|m| {
+        self.edge
+            .find_sent_reply(self, id, |m| {
                 m.text == message.text && m.sender.as_ref().is_some_and(|s| s.native_id == sender)
             })
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UpstreamUnavailable,
-                    "the reply was sent, but Zipchat's answer could not be read",
-                )
-                .set_temporary(false)
-            })
+            .await
     }
 
     async fn set_status(&self, _id: &str, _status: Status) -> Result<Conversation> {

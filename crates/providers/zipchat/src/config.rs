@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use switchboard_core::tolerant;
-use switchboard_upstream::{RateLimit, Secret, Url};
+use switchboard_upstream::{ConnectionSettings, RateLimit, Secret};
 
 /// Zipchat's production API.
 pub const DEFAULT_BASE_URL: &str = "https://app.zipchat.ai/api/integrations/backend_api/v1";
@@ -22,12 +22,7 @@ pub struct Config {
     pub chat_id: String,
     /// The Backend API key (`zc-…`).
     pub api_key: Secret,
-    /// Overrides the API's base URL.
-    pub base_url: Option<Url>,
-    /// Overrides the quota.
-    pub rate_limit: Option<RateLimit>,
-    /// Overrides the per-request deadline, in seconds.
-    pub timeout_secs: Option<u64>,
-    /// Overrides the time to connect to the vendor, in seconds.
-    pub connect_timeout_secs: Option<u64>,
+    /// `base_url`, `rate_limit`, `timeout_secs`, `connect_timeout_secs`.
+    #[serde(flatten)]
+    pub connection: ConnectionSettings,
 }

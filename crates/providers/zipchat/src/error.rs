@@ -4,7 +4,15 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use switchboard_core::{Error, ErrorKind, codes};
-use switchboard_upstream::retry_after_from_headers;
+use switchboard_upstream::{StatusMessages, invalid_assignee, invalid_sender};
+
+/// What Zipchat's error statuses mean when its body says nothing more.
+pub(crate) const STATUSES: StatusMessages = StatusMessages {
+    unauthorized: "Zipchat rejected this connection's API key; check the connection's api_key",
+    forbidden: "Zipchat rejected this connection's API key; check the connection's api_key",
+    not_found: "no such conversation or user on this connection",
+    rate_limited: "Zipchat's request quota for this connection is used up; retry later",
+};
 
 /// The vendor's error message: `error`, `message` or `detail`, in that order (envelope INFERRED).
 fn vendor_message(body: &[u8]) -> Option<String> {
@@ -18,32 +26,9 @@ fn vendor_message(body: &[u8]) -> Option<String> {
 /// Maps a non-2xx Zipchat response. Only the documented messages are recognised; a vendor body
 /// is never passed on to the caller.
 pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
-    let message = vendor_message(body).unwrap_or_default();
-    match status.as_u16() {
-        401 | 403 => Error::new(
-            ErrorKind::UpstreamAuth,
-            "Zipchat rejected this connection's API key; check the connection's api_key",
-        ),
-        404 => Error::not_found("no such conversation or user on this connection"),
-        429 => {
-            let mut e = Error::new(
-                ErrorKind::RateLimited,
-                "Zipchat's request quota for this connection is used up; retry later",
-            );
-            if let Some(after) = retry_after_from_headers(headers) {
-                e = e.with_retry_after(after);
-            }
-            e
-        }
-        422 => unprocessable(&message),
-        s if s >= 500 => Error::new(ErrorKind::UpstreamUnavailable, "Zipchat failed to answer"),
-        _ => Error::new(
-            ErrorKind::UpstreamUnavailable,
-            "Zipchat rejected the request",
-        )
-        .with_code(codes::UPSTREAM_REJECTED)
-        .set_temporary(false),
-    }
+    let own = (status == StatusCode::UNPROCESSABLE_ENTITY)
+        .then(|| unprocessable(&vendor_message(body).unwrap_or_default()));
+    crate::VENDOR.classify(status, headers, own)
 }
 
 fn unprocessable(message: &str) -> Error {
@@ -61,19 +46,9 @@ fn unprocessable(message: &str) -> Error {
         )
         .with_code(codes::REPLY_WINDOW_CLOSED)
     } else if m.contains("assignee_id is not an assignable user") {
-        Error::new(
-            ErrorKind::Unprocessable,
-            "the agent cannot be assigned on this connection",
-        )
-        .with_code(codes::INVALID_ASSIGNEE)
-        .with_parameter("assignee_id")
+        invalid_assignee()
     } else if m.contains("sender_id is not an assignable user") {
-        Error::new(
-            ErrorKind::Unprocessable,
-            "the sender is not an agent of this connection",
-        )
-        .with_code(codes::INVALID_SENDER)
-        .with_parameter("sender_id")
+        invalid_sender()
     } else if m.contains("sender_id is required") {
         Error::invalid_parameter(
             "sender_id",
@@ -84,25 +59,13 @@ fn unprocessable(message: &str) -> Error {
     } else if m.contains("assignee_id is required") {
         Error::invalid_parameter("assignee_id", "assignee_id is required")
     } else {
-        Error::new(
-            ErrorKind::Unprocessable,
-            "Zipchat rejected the request as invalid",
-        )
-        .with_code(codes::UPSTREAM_REJECTED)
+        crate::VENDOR.rejected_as_invalid()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(status: u16, body: &str) -> Error {
-        parse_error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
-            &HeaderMap::new(),
-            body.as_bytes(),
-        )
-    }
 
     #[test]
     fn maps_every_documented_error() {
@@ -171,15 +134,7 @@ mod tests {
             (500, "<html>oops</html>", 502, "upstream_unavailable"),
             (400, "not json", 502, "upstream_rejected"),
         ];
-        for (status, body, http, code) in table {
-            let e = parse(*status, body);
-            assert_eq!(
-                (e.kind().http_status(), e.code()),
-                (*http, *code),
-                "{status} {body}"
-            );
-            assert!(!e.message().contains("oops"));
-        }
+        switchboard_behaviour::assert_error_table(parse_error, table, &["oops"]);
     }
 
     #[test]

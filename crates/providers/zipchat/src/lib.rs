@@ -15,7 +15,22 @@ pub mod wire;
 pub use client::Zipchat;
 pub use config::Config;
 
-use switchboard_core::{Capabilities, NativeFilters, PagingStyle};
+use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind};
+use switchboard_upstream::Vendor;
+
+/// `provider = "zipchat"`.
+pub const KIND: ProviderKind = ProviderKind::new("zipchat");
+
+/// Zipchat, as the gateway knows it.
+pub static VENDOR: Vendor = Vendor {
+    kind: KIND,
+    name: "Zipchat",
+    base_url: config::DEFAULT_BASE_URL,
+    rate_limit: Some(config::DEFAULT_RATE_LIMIT),
+    capabilities,
+    parse_error: error::parse_error,
+    statuses: error::STATUSES,
+};
 
 /// What Zipchat can do.
 pub fn capabilities() -> Capabilities {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, Direction, Escalation, Message,
-    Mode, ProviderKind, Status, ids,
+    Mode, Status, ids,
 };
 
 use crate::wire;
@@ -17,7 +17,7 @@ pub fn agent(connection: &str, u: &wire::User) -> Agent {
     Agent {
         id: ids::join(connection, &u.id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: crate::KIND,
         native_id: u.id.clone(),
         name: u.name.clone(),
         email: u.email.clone(),
@@ -29,7 +29,7 @@ fn bare_agent(connection: &str, id: &str) -> Agent {
     Agent {
         id: ids::join(connection, id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: crate::KIND,
         native_id: id.to_owned(),
         name: None,
         email: None,
@@ -87,7 +87,7 @@ pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>)
     Conversation {
         id: ids::join(connection, &c.id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: crate::KIND,
         channel: c
             .channel
             .as_deref()
@@ -186,7 +186,7 @@ pub fn message(
         id: ids::join(connection, &m.id),
         conversation_id: ids::join(connection, conversation_native_id),
         connection: connection.to_owned(),
-        provider: ProviderKind::Zipchat,
+        provider: crate::KIND,
         native_id: m.id,
         author,
         sender,
@@ -203,16 +203,12 @@ pub fn message(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use switchboard_behaviour::fixture;
 
     #[test]
     fn maps_the_documented_list_example() {
         let list: wire::ConversationList =
-            serde_json::from_str(&fixture("list_conversations.json"))
+            serde_json::from_str(&fixture!("list_conversations.json"))
                 .expect("documented JSON parses");
         assert!(list.pagination.is_none());
         let first = serde_json::from_value(list.conversations[0].clone()).expect("the item parses");
@@ -238,7 +234,7 @@ mod tests {
     #[test]
     fn maps_the_show_example_with_messages() {
         let show: wire::ConversationEnvelope =
-            serde_json::from_str(&fixture("show_conversation.json")).expect("show JSON parses");
+            serde_json::from_str(&fixture!("show_conversation.json")).expect("show JSON parses");
         let wire = show.into_inner();
         let messages = wire.messages.clone();
         let c = conversation("shop", wire, None);
@@ -275,7 +271,7 @@ mod tests {
     #[test]
     fn tolerates_string_ids_old_channels_naive_times_and_unknown_fields() {
         let list: wire::ConversationList =
-            serde_json::from_str(&fixture("list_conversations_old_channel.json")).expect("parses");
+            serde_json::from_str(&fixture!("list_conversations_old_channel.json")).expect("parses");
         let first = serde_json::from_value(list.conversations[0].clone()).expect("the item parses");
         let c = conversation("shop", first, None);
         assert_eq!(c.id, "shop:12346");
@@ -293,7 +289,7 @@ mod tests {
     #[test]
     fn splits_block_messages_into_text_and_attachments() {
         let m: wire::Message =
-            serde_json::from_str(&fixture("message_blocks.json")).expect("parses");
+            serde_json::from_str(&fixture!("message_blocks.json")).expect("parses");
         let m = message("shop", "1", m, DateTime::<Utc>::UNIX_EPOCH, None);
         assert_eq!(m.text, "Here it is");
         assert_eq!(m.attachments.len(), 1);

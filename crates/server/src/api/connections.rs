@@ -64,7 +64,7 @@ pub async fn list_connections(
             let info = p.info();
             ConnectionInfo {
                 id: info.connection.clone(),
-                provider: info.kind,
+                provider: info.kind.clone(),
                 operations: info.capabilities.operations(),
                 capabilities: info.capabilities.clone(),
                 health: p.health(),

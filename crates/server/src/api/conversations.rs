@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_core::{Conversation, Message, Status};
 use utoipa::{IntoParams, ToSchema};
@@ -260,7 +261,26 @@ pub async fn reply_to_conversation(
     JsonBody(body): JsonBody<ReplyRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
-    Ok(inbox::reply(&state, &caller, &id, body.text, body.sender_id, key).await?)
+    let (response, replayed) =
+        match inbox::reply(&state, &caller, &id, body.text, body.sender_id, key).await {
+            Ok(reply) => (
+                (StatusCode::CREATED, Json(reply.message)).into_response(),
+                reply.replayed,
+            ),
+            Err(failed) => (ApiError(failed.error).into_response(), failed.replayed),
+        };
+    Ok(replayed_if(response, replayed))
+}
+
+/// Marks the answer of a repeated `Idempotency-Key` (`Idempotency-Replayed: true`).
+fn replayed_if(mut response: Response, replayed: bool) -> Response {
+    if replayed {
+        response.headers_mut().insert(
+            HeaderName::from_static("idempotency-replayed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
 }
 
 /// Take a conversation over (assign it to an agent) or hand it back to the bot (`null`).

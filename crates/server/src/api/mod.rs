@@ -13,15 +13,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::registry;
 use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Switchboard",
-        description = "One normalized, paginated API in front of Zipchat, ChatbotX, PingBack and Octopush: \
-one inbox merged across every connection, and writes (take over, hand back, reply, resolve) routed to \
-the vendors that support them. Errors are RFC 9457 problem+json with a stable `code`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     servers((url = "/", description = "The gateway serving this document")),
@@ -73,10 +71,29 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(system::openapi))
 }
 
+/// The API's description, naming the vendors of the registry's table.
+fn description() -> String {
+    format!(
+        "One normalized, paginated API in front of {}: one inbox merged across every \
+connection, and writes (take over, hand back, reply, resolve) routed to the vendors that support \
+them. Errors are RFC 9457 problem+json with a stable `code`.",
+        registry::names(", ", " and ")
+    )
+}
+
 /// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/openapi.json`.
 pub fn openapi_json() -> serde_json::Value {
-    let (_, api) = router().split_for_parts();
+    let (_, mut api) = router().split_for_parts();
+    api.info.description = Some(description());
     let mut spec = serde_json::to_value(&api).unwrap_or_default();
+    // The vendors this build knows, from the registry's table.
+    if let Some(kind) = spec.pointer_mut("/components/schemas/ProviderKind") {
+        let kinds: Vec<&str> = registry::VENDORS
+            .iter()
+            .map(|v| v.kind().as_str())
+            .collect();
+        kind["enum"] = serde_json::json!(kinds);
+    }
     // Every stable error code, so generated clients can switch on them.
     if let Some(code) = spec.pointer_mut("/components/schemas/Problem/properties/code") {
         code["enum"] = serde_json::json!(switchboard_core::codes::all());
