@@ -21,6 +21,11 @@ use crate::snapshot::{ListScan, MAX_TRACKED_CONVERSATIONS, MessageMark, Snapshot
 /// How far below the high-water mark a scan reads again when not configured otherwise.
 pub const DEFAULT_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A change the vendor stamped less than this ago, with no gateway echo, waits for the next pass:
+/// a write made through the gateway is at the vendor a moment before its echo is recorded, and
+/// this is far longer than that moment.
+pub const ECHO_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Upstream calls one pass may make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallBudget {
@@ -182,6 +187,14 @@ impl Pass<'_> {
         &self.provider.info().connection
     }
 
+    /// Whether a change stamped `at` is too recent to tell from a gateway write whose echo is
+    /// not recorded yet (never when the vendor's clock is ahead of this one).
+    fn too_fresh(&self, at: DateTime<Utc>) -> bool {
+        let age = self.now - at;
+        age >= chrono::Duration::zero()
+            && age < chrono::Duration::from_std(ECHO_GRACE).unwrap_or_default()
+    }
+
     fn emit_conversation(&mut self, kind: EventType, c: &Conversation, changed: Option<Vec<&str>>) {
         let mut event = Event::conversation(kind, c.clone(), self.now);
         if let Some(changed) = changed {
@@ -203,18 +216,13 @@ impl Pass<'_> {
         budget: &mut CallBudget,
     ) -> Result<(), Error> {
         let caps = self.provider.info().capabilities.clone();
-        let mut scan = snapshot.scan.take().unwrap_or_else(|| {
-            if !snapshot.baseline_done && snapshot.baseline_started.is_none() {
-                snapshot.baseline_started = Some(self.now);
-            }
-            ListScan {
-                next: UpstreamPage::First,
-                floor: snapshot
-                    .high
-                    .filter(|_| snapshot.baseline_done)
-                    .map(|h| h - self.settings.lookback),
-                max_seen: None,
-            }
+        let mut scan = snapshot.scan.take().unwrap_or_else(|| ListScan {
+            next: UpstreamPage::First,
+            floor: snapshot
+                .high
+                .filter(|_| snapshot.baseline_done)
+                .map(|h| h - self.settings.lookback),
+            max_seen: None,
         });
         loop {
             if !budget.take() {
@@ -265,7 +273,10 @@ impl Pass<'_> {
                         (Some(h), Some(m)) => Some(h.max(m)),
                         (h, m) => h.or(m),
                     };
-                    snapshot.baseline_done = true;
+                    if !snapshot.baseline_done {
+                        snapshot.baseline_high = snapshot.high;
+                        snapshot.baseline_done = true;
+                    }
                     return Ok(());
                 }
             }
@@ -303,6 +314,11 @@ impl Pass<'_> {
             .iter()
             .filter(|e| !tracked.applied_echoes.contains(&e.id))
             .collect();
+        if fresh.is_empty() && self.too_fresh(c.last_activity_at) {
+            // Read again by the next scan (it is above the next floor): its echo, if it is a
+            // gateway write, is recorded by then.
+            return Ok(());
+        }
         for e in &fresh {
             apply_echo(tracked, e);
         }
@@ -315,6 +331,10 @@ impl Pass<'_> {
         }
         let moved = c.last_activity_at > before.activity
             || c.message_count.unwrap_or(0) > before.message_count.unwrap_or(0);
+        if moved && tracked.messages.next.is_some() {
+            // The read under way started before this move; what moved may sit above it.
+            tracked.messages.again = true;
+        }
         tracked.update_from(c);
         if !changed.is_empty() {
             self.emit_conversation(EventType::ConversationUpdated, c, Some(changed));
@@ -338,7 +358,7 @@ impl Pass<'_> {
             None => true,
             Some(created) => {
                 snapshot
-                    .baseline_started
+                    .baseline_high
                     .is_none_or(|b| created >= b - self.settings.lookback)
                     && snapshot.evicted_created.is_none_or(|e| created > e)
             }
@@ -387,7 +407,10 @@ impl Pass<'_> {
             };
             match self.read_messages(&native, tracked, budget, reserve).await {
                 Ok(true) => {
-                    snapshot.message_queue.remove(0);
+                    let queued = snapshot.message_queue.remove(0);
+                    if std::mem::take(&mut tracked.messages.again) {
+                        snapshot.message_queue.push(queued);
+                    }
                 }
                 Ok(false) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -416,12 +439,6 @@ impl Pass<'_> {
             }
         }
         let mark = &mut tracked.messages;
-        let expected_at_floor = match (tracked.message_count, mark.count_at_floor) {
-            (Some(now), Some(then)) => {
-                usize::try_from(now.saturating_sub(then)).unwrap_or(usize::MAX)
-            }
-            _ => 0,
-        };
         let mut found = Vec::new();
         let mut next = mark.next.clone().unwrap_or(UpstreamPage::First);
         let complete = loop {
@@ -451,17 +468,12 @@ impl Pass<'_> {
                 if mark.known.iter().any(|(k, _)| *k == m.native_id) {
                     continue;
                 }
-                mark.learn(&m.native_id, m.created_at);
-                let added_since_baseline = mark.known.len() - 1 - mark.preexisting;
-                if mark.baseline
-                    && Some(m.created_at) == mark.floor
-                    && added_since_baseline >= expected_at_floor
-                {
-                    // Stamped exactly when the baseline was taken, beyond the count of messages
-                    // added since: it was there already.
-                    mark.preexisting += 1;
+                if self.too_fresh(m.created_at) {
+                    // Possibly a reply through the gateway whose echo is not recorded yet.
+                    mark.again = true;
                     continue;
                 }
+                mark.learn(&m.native_id, m.created_at);
                 found.push(m);
             }
             match page.next {

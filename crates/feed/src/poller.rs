@@ -316,3 +316,70 @@ impl Poller {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spend_passes(
+        share: &mut QuotaShare,
+        interval: Duration,
+        passes: u32,
+        start: Instant,
+    ) -> Vec<(Instant, u32)> {
+        (0..passes)
+            .map(|i| {
+                let at = start + interval * i;
+                let budget = share.budget(at).left();
+                share.spend(budget, at);
+                (at, budget)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_documented_quota_is_shared_evenly_and_no_window_sees_more_than_the_share() {
+        // Zipchat: 120 per 60 s, half of it, every 5 s: 5 calls a pass, 60 a minute.
+        let interval = Duration::from_secs(5);
+        let mut share = QuotaShare::new(Some((120, 60)), 0.5, interval);
+        assert_eq!(share.allowance(), Some(60));
+        assert_eq!(share.per_pass(), 5);
+        let start = Instant::now();
+        let passes = spend_passes(&mut share, interval, 60, start);
+        for (i, (at, _)) in passes.iter().enumerate() {
+            let in_window: u32 = passes[i..]
+                .iter()
+                .filter(|(later, _)| later.duration_since(*at) < Duration::from_secs(60))
+                .map(|(_, n)| n)
+                .sum();
+            assert!(
+                in_window <= 60,
+                "{in_window} calls in a minute from pass {i}"
+            );
+        }
+        // Passes closer together than planned still stay within the window's share.
+        let mut share = QuotaShare::new(Some((120, 60)), 0.5, interval);
+        let crowded = spend_passes(&mut share, Duration::from_millis(100), 100, start);
+        let total: u32 = crowded.iter().map(|(_, n)| n).sum();
+        assert_eq!(
+            total, 60,
+            "100 passes within 10 s spend the minute's share and no more"
+        );
+    }
+
+    #[test]
+    fn a_short_interval_gets_at_least_one_call_and_an_undocumented_quota_a_fixed_few() {
+        let share = QuotaShare::new(Some((120, 60)), 0.5, Duration::from_secs(1));
+        assert_eq!(share.per_pass(), 1);
+        let share = QuotaShare::new(Some((120, 10)), 0.5, Duration::from_secs(5));
+        assert_eq!((share.allowance(), share.per_pass()), (Some(60), 30));
+        let mut share = QuotaShare::new(None, 0.5, Duration::from_secs(5));
+        assert_eq!(share.allowance(), None);
+        assert_eq!(
+            share.budget(Instant::now()).left(),
+            UNDOCUMENTED_QUOTA_CALLS_PER_PASS
+        );
+        let tiny = QuotaShare::new(Some((1, 3600)), 0.1, Duration::from_secs(5));
+        assert_eq!((tiny.allowance(), tiny.per_pass()), (Some(1), 1));
+    }
+}

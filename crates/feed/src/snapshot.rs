@@ -21,10 +21,10 @@ pub struct Snapshot {
     /// Set once the first complete scan (the silent baseline) is done.
     #[serde(rename = "b")]
     pub baseline_done: bool,
-    /// When the baseline scan began (this gateway's clock): a conversation created after it and
-    /// not tracked is new.
-    #[serde(rename = "bs", default)]
-    pub baseline_started: Option<DateTime<Utc>>,
+    /// The newest activity the baseline saw (the vendor's clock): a conversation not tracked and
+    /// created after it, less the lookback, is new.
+    #[serde(rename = "bh", default)]
+    pub baseline_high: Option<DateTime<Utc>>,
     /// The newest activity seen by a completed scan: the next scan reads down to it, less the
     /// lookback.
     #[serde(rename = "h", default)]
@@ -96,19 +96,12 @@ pub struct MessageMark {
     /// Known messages at or above `floor`: native id and `created_at`.
     #[serde(rename = "k", default)]
     pub known: Vec<(String, DateTime<Utc>)>,
-    /// Recorded by the baseline without reading messages: those stamped exactly at `floor`
-    /// were there, except as many as `message_count` says were added since `count_at_floor`.
-    #[serde(rename = "b", default)]
-    pub baseline: bool,
-    /// `message_count` when the baseline recorded the floor.
-    #[serde(rename = "bc", default)]
-    pub count_at_floor: Option<u64>,
-    /// How many of `known` a baseline mark learned as already there (stamped at the floor).
-    #[serde(rename = "bp", default)]
-    pub preexisting: usize,
     /// The upstream page a message read continues from, when a pass's budget ended it early.
     #[serde(rename = "n", default)]
     pub next: Option<UpstreamPage>,
+    /// The conversation moved again while a read was under way: read it once more after.
+    #[serde(rename = "g", default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
 }
 
 impl Tracked {
@@ -139,13 +132,11 @@ impl Tracked {
 }
 
 impl MessageMark {
-    /// The baseline's mark for a conversation whose messages were not read: every message up to
-    /// its activity time is there.
+    /// The baseline's mark for a conversation whose messages were not read: every message
+    /// stamped up to its activity time (included) was there.
     pub fn baseline(c: &Conversation) -> MessageMark {
         MessageMark {
-            floor: Some(c.last_activity_at),
-            baseline: true,
-            count_at_floor: c.message_count,
+            floor: Some(c.last_activity_at + chrono::Duration::microseconds(1)),
             ..MessageMark::default()
         }
     }
@@ -161,9 +152,6 @@ impl MessageMark {
     /// (never down), and the known list keeps at most [`MAX_KNOWN_MESSAGES`] entries; when it
     /// must drop some, the floor rises above them so none is mistaken for new.
     pub fn settle(&mut self, lookback: chrono::Duration) {
-        self.baseline = false;
-        self.count_at_floor = None;
-        self.preexisting = 0;
         self.next = None;
         self.known
             .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
