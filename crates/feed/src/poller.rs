@@ -273,6 +273,7 @@ impl Poller {
         let mut budget = self.share.budget(Instant::now());
         let settings = DetectSettings {
             lookback: chrono::Duration::from_std(self.settings.lookback).unwrap_or_default(),
+            ..DetectSettings::default()
         };
         let outcome = detect::run_pass(
             self.provider.as_ref(),
