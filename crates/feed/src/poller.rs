@@ -149,6 +149,11 @@ impl PollerHandle {
         &self.connection
     }
 
+    /// Who this poller is when it holds the lease (`{replica}/{connection}`).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// Stops the task at once without giving the lease up (as a crash would).
     pub fn abort(&self) {
         self.task.abort();
