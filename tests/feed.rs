@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use support::{ADMIN, clients_toml};
 use switchboard_core::{Event, EventType};
 use switchboard_feed::snapshot::{Snapshot, Tracked};
-use switchboard_server::{AppState, Config};
+use switchboard_server::AppState;
 use switchboard_sim::{Sim, SimOptions};
 use switchboard_testkit::RedisServer;
 
@@ -24,19 +24,7 @@ struct Gateway {
 }
 
 async fn gateway(config_text: &str) -> Gateway {
-    let config = Config::parse(config_text).expect("test config parses");
-    let state =
-        switchboard_server::state_from_config(&config, b"test-secret").expect("state builds");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(switchboard_server::serve_with(
-        listener,
-        switchboard_server::app(state.clone()),
-        switchboard_server::ServerLimits::default(),
-        std::future::pending(),
-    ));
+    let (url, state) = support::start_gateway_with_state(config_text).await;
     Gateway { url, state }
 }
 
@@ -118,6 +106,15 @@ async fn sim_requests(http: &reqwest::Client, sim_url: &str, vendor: &str) -> u6
         .await
         .expect("control JSON");
     report["requests"][vendor].as_u64().expect("a counter")
+}
+
+/// Waits until the simulated `vendor` received `n` more requests (a poller's next passes).
+async fn more_passes(http: &reqwest::Client, sim_url: &str, vendor: &str, n: u64) {
+    let calls = sim_requests(http, sim_url, vendor).await;
+    until("more poll passes", || async {
+        sim_requests(http, sim_url, vendor).await >= calls + n
+    })
+    .await;
 }
 
 async fn call(
@@ -291,11 +288,7 @@ async fn writes_through_the_gateway_are_one_event_each_stamped_with_the_client_a
                 .is_some_and(|s| s.message_queue.is_empty())
     })
     .await;
-    let calls = sim_requests(&http, &sim_url, "zipchat").await;
-    until("three more poll passes", || async {
-        sim_requests(&http, &sim_url, "zipchat").await >= calls + 3
-    })
-    .await;
+    more_passes(&http, &sim_url, "zipchat", 3).await;
 
     let events = events_of(&gw.state, &id).await;
     assert_eq!(
@@ -323,11 +316,7 @@ async fn writes_through_the_gateway_are_one_event_each_stamped_with_the_client_a
         !message_events(&events_of(&gw.state, &id).await, &outside).is_empty()
     })
     .await;
-    let calls = sim_requests(&http, &sim_url, "zipchat").await;
-    until("three more poll passes", || async {
-        sim_requests(&http, &sim_url, "zipchat").await >= calls + 3
-    })
-    .await;
+    more_passes(&http, &sim_url, "zipchat", 3).await;
     let events = events_of(&gw.state, &id).await;
     let reported = message_events(&events, &outside);
     assert_eq!(reported.len(), 1, "{events:#?}");
@@ -435,11 +424,7 @@ async fn two_replicas_on_one_redis_poll_a_connection_once_and_the_survivor_takes
         !message_events(&events_of(&survivor.state, &id).await, &after).is_empty()
     })
     .await;
-    let calls = sim_requests(&http, &sim_url, "zipchat").await;
-    until("three more poll passes", || async {
-        sim_requests(&http, &sim_url, "zipchat").await >= calls + 3
-    })
-    .await;
+    more_passes(&http, &sim_url, "zipchat", 3).await;
 
     let events = events_of(&survivor.state, &id).await;
     for message in [&before, &during, &after] {
