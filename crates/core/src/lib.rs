@@ -10,6 +10,7 @@ pub mod checked;
 pub mod codes;
 pub mod cursor;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod inbox;
 pub mod lanes;
@@ -22,6 +23,7 @@ pub mod tolerant;
 pub use capabilities::{Capabilities, NativeFilters, Operation, PagingStyle};
 pub use checked::Checked;
 pub use error::{Error, ErrorKind, Result};
+pub use event::{Event, EventData, EventType, PerformedBy};
 pub use model::*;
 pub use provider::{
     Assignment, ConversationFilter, ListQuery, MessageQuery, NewMessage, Page, Provider,

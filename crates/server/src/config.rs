@@ -31,6 +31,41 @@ pub struct Config {
     /// `[store]`: where quotas, idempotency records and cached pages live. Absent: `serve` uses
     /// the embedded file `switchboard.db`; a gateway built in-process (tests) uses memory.
     pub store: Option<StoreConfig>,
+    /// `[feed]`: the change feed's event log.
+    #[serde(default)]
+    pub feed: FeedSection,
+}
+
+/// `[feed]`: how long the change feed keeps its events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSection {
+    /// Days events are kept (default 7); a consumer's cursor older than that is
+    /// `410 cursor_expired`.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    7
+}
+
+impl Default for FeedSection {
+    fn default() -> FeedSection {
+        FeedSection {
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+impl FeedSection {
+    /// The event log's settings.
+    pub fn event_log(&self) -> switchboard_feed::FeedConfig {
+        switchboard_feed::FeedConfig {
+            retention: std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400),
+            ..switchboard_feed::FeedConfig::default()
+        }
+    }
 }
 
 /// Which store implementation holds the gateway's state.
@@ -282,8 +317,77 @@ pub struct ConnectionConfig {
     pub id: String,
     /// The vendor.
     pub provider: ProviderKind,
+    /// How the change feed polls the connection.
+    pub poll: PollConfig,
     /// The remaining keys, for the adapter.
     pub settings: toml::Table,
+}
+
+/// A connection's `poll_interval_secs` and `poll_quota_share`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollConfig {
+    /// Seconds between polls of the inbox for the change feed; `None` (the default in `serve`):
+    /// not polled.
+    pub interval_secs: Option<u64>,
+    /// The largest share of the vendor's quota the poller spends, in (0, 1] (default 0.5).
+    pub quota_share: f64,
+}
+
+/// The quota share a poller spends when `poll_quota_share` is not set.
+pub const DEFAULT_POLL_QUOTA_SHARE: f64 = 0.5;
+
+impl Default for PollConfig {
+    fn default() -> PollConfig {
+        PollConfig {
+            interval_secs: None,
+            quota_share: DEFAULT_POLL_QUOTA_SHARE,
+        }
+    }
+}
+
+impl PollConfig {
+    /// The poller's settings, when polling is on.
+    pub fn settings(&self) -> Option<switchboard_feed::PollSettings> {
+        self.interval_secs.map(|secs| {
+            switchboard_feed::PollSettings::new(
+                std::time::Duration::from_secs(secs),
+                self.quota_share,
+            )
+        })
+    }
+
+    /// Takes the poll keys out of a connection's table (the adapters deny unknown keys).
+    fn take(table: &mut toml::Table, id: &str) -> Result<PollConfig, String> {
+        let mut poll = PollConfig::default();
+        match table.remove("poll_interval_secs") {
+            None => {}
+            Some(toml::Value::Integer(secs)) if secs >= 1 => {
+                poll.interval_secs = u64::try_from(secs).ok();
+            }
+            Some(_) => {
+                return Err(format!(
+                    "connection `{id}`: `poll_interval_secs` must be a whole number of seconds, at least 1 (e.g. poll_interval_secs = 10)"
+                ));
+            }
+        }
+        match table.remove("poll_quota_share") {
+            None => {}
+            Some(value) => {
+                let share = match value {
+                    toml::Value::Float(f) => f,
+                    toml::Value::Integer(i) => i as f64,
+                    _ => f64::NAN,
+                };
+                if !(share > 0.0 && share <= 1.0) {
+                    return Err(format!(
+                        "connection `{id}`: `poll_quota_share` must be above 0 and at most 1 (e.g. poll_quota_share = 0.5)"
+                    ));
+                }
+                poll.quota_share = share;
+            }
+        }
+        Ok(poll)
+    }
 }
 
 impl<'de> Deserialize<'de> for ConnectionConfig {
@@ -318,9 +422,11 @@ impl<'de> Deserialize<'de> for ConnectionConfig {
                 )));
             }
         };
+        let poll = PollConfig::take(&mut table, &id).map_err(D::Error::custom)?;
         Ok(ConnectionConfig {
             id,
             provider,
+            poll,
             settings: table,
         })
     }
@@ -387,6 +493,9 @@ impl Config {
         }
         if let Some(store) = &self.store {
             store.validate(&self.server)?;
+        }
+        if self.feed.retention_days == 0 {
+            bail!("[feed] retention_days must be at least 1 (the default is 7)");
         }
         for origin in &self.server.cors.allowed_origins {
             let url = url::Url::parse(origin).ok().filter(|u| {
@@ -478,6 +587,69 @@ mod tests {
             "a".repeat(64)
         );
         assert!(err(&unknown).contains("ghost"));
+    }
+
+    #[test]
+    fn poll_keys_are_taken_before_the_adapter_reads_its_settings() {
+        let conn = |extra: &str| {
+            format!(
+                "[[connections]]\nid = \"z\"\nprovider = \"zipchat\"\nchat_id = \"1\"\napi_key = \"k\"\n{extra}"
+            )
+        };
+        let off = Config::parse(&conn("")).expect("parses");
+        assert_eq!(off.connections[0].poll, PollConfig::default());
+        assert_eq!(off.connections[0].poll.settings(), None, "off by default");
+        let on = Config::parse(&conn("poll_interval_secs = 10\npoll_quota_share = 0.25"))
+            .expect("parses");
+        let c = &on.connections[0];
+        assert_eq!(c.poll.interval_secs, Some(10));
+        assert_eq!(c.poll.quota_share, 0.25);
+        assert!(!c.settings.contains_key("poll_interval_secs"));
+        assert!(!c.settings.contains_key("poll_quota_share"));
+        assert_eq!(
+            Config::parse(&conn("poll_quota_share = 1"))
+                .expect("parses")
+                .connections[0]
+                .poll
+                .quota_share,
+            1.0
+        );
+        for bad in [
+            "poll_interval_secs = 0",
+            "poll_interval_secs = -3",
+            "poll_interval_secs = 1.5",
+            "poll_interval_secs = \"10\"",
+        ] {
+            let e = err(&conn(bad));
+            assert!(
+                e.contains("poll_interval_secs") && e.contains("`z`"),
+                "{bad}: {e}"
+            );
+        }
+        for bad in [
+            "poll_quota_share = 0",
+            "poll_quota_share = 1.5",
+            "poll_quota_share = -0.1",
+            "poll_quota_share = \"half\"",
+            "poll_quota_share = nan",
+        ] {
+            let e = err(&conn(bad));
+            assert!(e.contains("poll_quota_share"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn feed_section() {
+        let default = Config::parse("").expect("an empty config parses");
+        assert_eq!(default.feed.retention_days, 7);
+        assert_eq!(
+            default.feed.event_log().retention,
+            std::time::Duration::from_secs(7 * 86_400)
+        );
+        let two = Config::parse("[feed]\nretention_days = 2").expect("parses");
+        assert_eq!(two.feed.retention_days, 2);
+        assert!(err("[feed]\nretention_days = 0").contains("retention_days"));
+        assert!(err("[feed]\nretention = 3").contains("retention"));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use switchboard_core::{
 };
 use utoipa::ToSchema;
 
+use switchboard_feed::GatewayWrite;
+
 use crate::auth::Caller;
 use crate::idempotency::{self, Begin};
 use crate::params::QueryPairs;
@@ -423,6 +425,7 @@ pub async fn set_assignment(
     };
     let mut conversation = provider.set_assignment(native, assignment).await?;
     conversation.raw = None;
+    record_write(state, caller, GatewayWrite::Assignment(&conversation)).await;
     Ok(conversation)
 }
 
@@ -469,6 +472,7 @@ pub async fn send_message(
         )
         .await?;
     message.raw = None;
+    record_write(state, caller, GatewayWrite::Reply(&message)).await;
     Ok(message)
 }
 
@@ -482,7 +486,16 @@ pub async fn set_status(
     let (provider, native) = state.resolve(caller, id, "conversation")?;
     let mut conversation = provider.set_status(native, status).await?;
     conversation.raw = None;
+    record_write(state, caller, GatewayWrite::Status(&conversation)).await;
     Ok(conversation)
+}
+
+/// Appends a write the vendor accepted to the change feed, stamped with the caller; a failure is
+/// logged and never fails the write (the poller then reports the change, without `performed_by`).
+async fn record_write(state: &AppState, caller: &Caller, write: GatewayWrite<'_>) {
+    if let Err(e) = state.feed.record_write(&caller.name, write).await {
+        tracing::warn!(error = %e, "the change feed could not record a gateway write");
+    }
 }
 
 /// What a reply came to: the message as stored, and whether an earlier request with the same

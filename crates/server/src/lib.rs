@@ -165,7 +165,8 @@ pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Res
         .cursor_secret
         .as_ref()
         .map_or(fallback_secret, |s| s.expose().as_bytes());
-    let mut state = AppState::new(registry, clients, secret, store);
+    let mut state = AppState::new(registry, clients, secret, store.clone());
+    state.feed = switchboard_feed::EventLog::new(store, config.feed.event_log());
     state.allowed_origins = config.server.cors.allowed_origins.clone();
     state.page_deadline = Duration::from_millis(config.server.page_deadline_ms);
     state.ops_token = config
@@ -174,7 +175,41 @@ pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Res
         .as_ref()
         .map(|t| auth::sha256(t.expose().as_bytes()));
     state.unauthenticated = auth::Unauthenticated::new(config.server.unauthenticated_rate_limit);
+    state.pollers = start_pollers(config, &state)?;
     Ok(Arc::new(state))
+}
+
+/// Starts a change-feed poller for every connection with `poll_interval_secs`, as one replica
+/// with a random id (so several replicas share the leases).
+fn start_pollers(config: &Config, state: &AppState) -> anyhow::Result<state::Pollers> {
+    let polled: Vec<_> = config
+        .connections
+        .iter()
+        .filter_map(|c| Some((state.registry.get(&c.id)?, c.poll.settings()?)))
+        .collect();
+    if polled.is_empty() {
+        return Ok(state::Pollers::default());
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        anyhow::bail!("the change feed's pollers need a Tokio runtime");
+    }
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id)
+        .map_err(|e| anyhow::anyhow!("cannot read the system's random source: {e}"))?;
+    let replica = hex::encode(id);
+    Ok(state::Pollers::new(
+        polled
+            .into_iter()
+            .map(|(provider, settings)| {
+                switchboard_feed::spawn_poller(
+                    provider.clone(),
+                    state.feed.clone(),
+                    settings,
+                    &replica,
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// How the HTTP server bounds its connections.

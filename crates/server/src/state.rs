@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use switchboard_core::cursor::CursorCodec;
 use switchboard_core::{Error, Provider, ids};
+use switchboard_feed::{EventLog, FeedConfig, PollerHandle};
 use switchboard_upstream::Store;
 
 use crate::auth::{Caller, Clients, Unauthenticated};
@@ -21,6 +22,10 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// Shared state (idempotency records; the connections keep their quotas and pages there).
     pub store: Arc<dyn Store>,
+    /// The change feed's event log, in `store`.
+    pub feed: EventLog,
+    /// The change feed's pollers on this replica (connections with `poll_interval_secs`).
+    pub pollers: Pollers,
     /// Origins whose browser apps may call the gateway (CORS).
     pub allowed_origins: Vec<String>,
     /// How long a multi-connection page waits for a slow connection.
@@ -31,8 +36,39 @@ pub struct AppState {
     pub unauthenticated: Unauthenticated,
 }
 
+/// The pollers a replica runs; they stop when this is dropped.
+#[derive(Debug, Default)]
+pub struct Pollers {
+    handles: Vec<PollerHandle>,
+}
+
+impl Pollers {
+    /// Pollers from their handles.
+    pub fn new(handles: Vec<PollerHandle>) -> Pollers {
+        Pollers { handles }
+    }
+
+    /// The connections polled, in start order.
+    pub fn connections(&self) -> Vec<&str> {
+        self.handles.iter().map(PollerHandle::connection).collect()
+    }
+
+    /// The lease holder name of each poller, in start order.
+    pub fn holders(&self) -> Vec<&str> {
+        self.handles.iter().map(PollerHandle::holder).collect()
+    }
+
+    /// Stops every poller at once without giving its lease up (as a crash would): another
+    /// replica takes over when the leases end.
+    pub fn abort_all(&self) {
+        for handle in &self.handles {
+            handle.abort();
+        }
+    }
+}
+
 impl AppState {
-    /// State from its parts.
+    /// State from its parts; the event log is in `store` with the default retention.
     pub fn new(
         registry: Registry,
         clients: Clients,
@@ -43,6 +79,8 @@ impl AppState {
             registry,
             clients,
             cursors: CursorCodec::new(cursor_secret),
+            feed: EventLog::new(store.clone(), FeedConfig::default()),
+            pollers: Pollers::default(),
             store,
             allowed_origins: Vec::new(),
             page_deadline: Duration::from_millis(2500),
