@@ -46,13 +46,9 @@ impl Caller {
         if self.scopes.contains(&scope) {
             Ok(())
         } else {
-            let what = match scope {
-                Scope::Read => "read",
-                Scope::Write => "write",
-            };
             Err(Error::new(
                 ErrorKind::Forbidden,
-                format!("this token lacks the `{what}` scope"),
+                format!("this token lacks the `{}` scope", scope.as_str()),
             )
             .into())
         }

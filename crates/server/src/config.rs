@@ -13,6 +13,8 @@ use switchboard_core::ProviderKind;
 use switchboard_core::ids::is_valid_connection_id;
 use switchboard_upstream::{BreakerSettings, RateLimit, Secret};
 
+pub use crate::webhooks::WebhookConfig;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +31,9 @@ pub struct Config {
     /// `[store]`: where quotas, idempotency records and cached pages live. Absent: `serve` uses
     /// the embedded file `switchboard.db`; a gateway built in-process (tests) uses memory.
     pub store: Option<StoreConfig>,
+    /// `[[webhooks]]`: where events are delivered, signed.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// Which store implementation holds the gateway's state.
@@ -164,6 +169,10 @@ pub struct ServerConfig {
     /// Requests without a valid token, per client IP; past it, `429 rate_limited`.
     #[serde(default = "default_unauthenticated_rate_limit")]
     pub unauthenticated_rate_limit: RateLimit,
+    /// Whether webhooks may go to loopback, private and link-local addresses (default false;
+    /// each `[[webhooks]]` may override it).
+    #[serde(default)]
+    pub allow_private_targets: bool,
 }
 
 fn default_page_deadline_ms() -> u64 {
@@ -226,6 +235,7 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
             ops_token: None,
             unauthenticated_rate_limit: default_unauthenticated_rate_limit(),
+            allow_private_targets: false,
         }
     }
 }
@@ -238,6 +248,19 @@ pub enum Scope {
     Read,
     /// Assign, reply, change status.
     Write,
+    /// See the webhook endpoints and replay them (`/v1/webhooks`).
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
 }
 
 /// `[[clients]]`: one caller of the gateway.
@@ -427,7 +450,7 @@ impl Config {
                 bail!("{who}: `rate_limit` needs requests and per_seconds above 0");
             }
             if client.scopes.is_empty() {
-                bail!("{who}: `scopes` is empty; use [\"read\"] or [\"read\", \"write\"]");
+                bail!("{who}: `scopes` is empty; use some of [\"read\", \"write\", \"admin\"]");
             }
             for c in client.connections.iter().flatten() {
                 if !ids.contains(c.as_str()) {
@@ -437,6 +460,12 @@ impl Config {
                 }
             }
         }
+        crate::webhooks::config::validate_all(
+            &self.webhooks,
+            self.server.allow_private_targets,
+            &ids,
+            crate::webhooks::EVENT_TYPES,
+        )?;
         Ok(())
     }
 }
@@ -497,5 +526,44 @@ mod tests {
         assert!(!format!("{store:?}").contains("hunter2"));
         let embedded = Config::parse("[store]\npath = \"/tmp/x.db\"").expect("parses");
         assert_eq!(embedded.store.map(|s| s.kind()), Some(StoreKind::Embedded));
+    }
+
+    #[test]
+    fn webhooks_section() {
+        const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let conn = "[[connections]]\nid = \"shop\"\nprovider = \"zipchat\"\n";
+        let hook = |extra: &str| {
+            format!(
+                "{conn}[[webhooks]]\nid = \"crm\"\nurl = \"https://hooks.example.com/in\"\nsecret = \"{SECRET}\"\n{extra}"
+            )
+        };
+        let config = Config::parse(&hook(
+            "events = [\"message.created\"]\nconnections = [\"shop\"]\nretry_schedule_secs = [0, 0.5, 2]",
+        ))
+        .expect("a webhook parses");
+        let webhook = &config.webhooks[0];
+        assert_eq!(webhook.schedule().attempts(), 3);
+        assert!(
+            !format!("{webhook:?}").contains("C2FV"),
+            "the secret never shows"
+        );
+        assert!(err(&hook("events = [\"message.deleted\"]")).contains("message.deleted"));
+        assert!(err(&hook("events = []")).contains("omit it"));
+        assert!(err(&hook("connections = [\"ghost\"]")).contains("ghost"));
+        assert!(err(&hook("timeout_secs = 0")).contains("timeout_secs"));
+        assert!(err(&hook("retry_schedule_secs = [-1]")).contains("retry_schedule_secs"));
+        assert!(err(&hook("colour = \"red\"")).contains("colour"));
+        let short = hook("").replace(SECRET, "whsec_dG9vLXNob3J0LWtleQ==");
+        let short = err(&short);
+        assert!(
+            short.contains("`secret`") && !short.contains("dG9v"),
+            "{short}"
+        );
+        let local = hook("").replace("https://hooks.example.com/in", "http://127.0.0.1:9/in");
+        assert!(err(&local).contains("allow_private_targets"));
+        assert!(Config::parse(&format!("{local}allow_private_targets = true\n")).is_ok());
+        assert!(Config::parse(&format!("[server]\nallow_private_targets = true\n{local}")).is_ok());
+        let twice = format!("{}{}", hook(""), hook("").replace(conn, ""));
+        assert!(err(&twice).contains("used twice"));
     }
 }

@@ -14,6 +14,7 @@ pub mod params;
 pub mod problem;
 pub mod registry;
 pub mod state;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
