@@ -163,6 +163,10 @@ pub struct ServerConfig {
     /// are closed.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// Seconds a write to a client may make no progress (the client reads nothing) before its
+    /// connection is closed; bounds what a stalled event-stream subscriber holds.
+    #[serde(default = "default_write_timeout_secs")]
+    pub write_timeout_secs: u64,
     /// A bearer token `/readyz` and `/metrics` require (omitted: open to anyone who can reach
     /// the port). `/healthz` stays open.
     pub ops_token: Option<Secret>,
@@ -193,6 +197,10 @@ fn default_max_connections() -> usize {
 
 fn default_shutdown_timeout_secs() -> u64 {
     10
+}
+
+fn default_write_timeout_secs() -> u64 {
+    30
 }
 
 /// The default limit on requests without a valid token: 30 a minute per IP.
@@ -233,6 +241,7 @@ impl Default for ServerConfig {
             header_timeout_secs: default_header_timeout_secs(),
             max_connections: default_max_connections(),
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            write_timeout_secs: default_write_timeout_secs(),
             ops_token: None,
             unauthenticated_rate_limit: default_unauthenticated_rate_limit(),
             allow_private_targets: false,
@@ -389,6 +398,7 @@ impl Config {
                 server.max_upstream_body_bytes as u64,
             ),
             ("header_timeout_secs", server.header_timeout_secs),
+            ("write_timeout_secs", server.write_timeout_secs),
             ("max_connections", server.max_connections as u64),
             (
                 "unauthenticated_rate_limit.requests",
