@@ -11,6 +11,8 @@ pub const INVALID_ASSIGNEE: &str = "invalid_assignee";
 pub const INVALID_SENDER: &str = "invalid_sender";
 /// The cursor is malformed, forged, or was made for other filters or another caller.
 pub const INVALID_CURSOR: &str = "invalid_cursor";
+/// The event cursor is older than the event log's retention: resync, then read from the start.
+pub const CURSOR_EXPIRED: &str = "cursor_expired";
 /// The vendor's plan or quota forbids the operation.
 pub const UPSTREAM_PLAN_LIMIT: &str = "upstream_plan_limit";
 /// The vendor rejected the request as invalid for a reason the gateway does not map further.
@@ -78,6 +80,7 @@ pub fn all() -> Vec<&'static str> {
         Forbidden,
         NotFound,
         Conflict,
+        Gone,
         Unsupported,
         TooManyRequests,
         RateLimited,

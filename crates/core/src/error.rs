@@ -22,6 +22,8 @@ pub enum ErrorKind {
     NotFound,
     /// The resource's state forbids the operation: 409.
     Conflict,
+    /// What the request points at is gone for good (an event cursor past the retention): 410.
+    Gone,
     /// The vendor behind the connection cannot do this: 501.
     Unsupported,
     /// The caller exceeded its own request quota at the gateway: 429.
@@ -53,6 +55,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
+            ErrorKind::Gone => 410,
             ErrorKind::Unsupported => 501,
             ErrorKind::TooManyRequests => 429,
             ErrorKind::RateLimited => 503,
@@ -74,6 +77,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::Gone => crate::codes::CURSOR_EXPIRED,
             ErrorKind::Unsupported => "unsupported_operation",
             ErrorKind::TooManyRequests => "rate_limited",
             ErrorKind::RateLimited => "upstream_rate_limited",
@@ -148,6 +152,12 @@ impl Error {
         e.code = crate::codes::invalid_code(parameter);
         e.parameter = Some(parameter);
         e
+    }
+
+    /// An event cursor older than the log's retention: 410 `cursor_expired`; the consumer must
+    /// resync (e.g. with `updated_since`) and start again from the log's beginning.
+    pub fn cursor_expired(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Gone, message).with_code(crate::codes::CURSOR_EXPIRED)
     }
 
     /// A resource that does not exist, or that the caller may not see.

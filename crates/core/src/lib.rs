@@ -9,6 +9,7 @@ pub mod capabilities;
 pub mod codes;
 pub mod cursor;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod lanes;
 pub mod merge;
@@ -19,6 +20,7 @@ pub mod tolerant;
 
 pub use capabilities::{Capabilities, NativeFilters, Operation, PagingStyle};
 pub use error::{Error, ErrorKind, Result};
+pub use event::{Event, EventData, EventType, PerformedBy};
 pub use model::*;
 pub use provider::{
     Assignment, ConversationFilter, ListQuery, MessageQuery, NewMessage, Page, Provider,

@@ -34,6 +34,41 @@ pub struct Config {
     /// `[[webhooks]]`: where events are delivered, signed.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// `[feed]`: the change feed's event log.
+    #[serde(default)]
+    pub feed: FeedSection,
+}
+
+/// `[feed]`: how long the change feed keeps its events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSection {
+    /// Days events are kept (default 7); a consumer's cursor older than that is
+    /// `410 cursor_expired`.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    7
+}
+
+impl Default for FeedSection {
+    fn default() -> FeedSection {
+        FeedSection {
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+impl FeedSection {
+    /// The event log's settings.
+    pub fn event_log(&self) -> switchboard_feed::FeedConfig {
+        switchboard_feed::FeedConfig {
+            retention: std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400),
+            ..switchboard_feed::FeedConfig::default()
+        }
+    }
 }
 
 /// Which store implementation holds the gateway's state.
@@ -417,6 +452,9 @@ impl Config {
         if let Some(store) = &self.store {
             store.validate(&self.server)?;
         }
+        if self.feed.retention_days == 0 {
+            bail!("[feed] retention_days must be at least 1 (the default is 7)");
+        }
         for origin in &self.server.cors.allowed_origins {
             let url = url::Url::parse(origin).ok().filter(|u| {
                 matches!(u.scheme(), "http" | "https") && u.path() == "/" && !origin.ends_with('/')
@@ -513,6 +551,20 @@ mod tests {
             "a".repeat(64)
         );
         assert!(err(&unknown).contains("ghost"));
+    }
+
+    #[test]
+    fn feed_section() {
+        let default = Config::parse("").expect("an empty config parses");
+        assert_eq!(default.feed.retention_days, 7);
+        assert_eq!(
+            default.feed.event_log().retention,
+            std::time::Duration::from_secs(7 * 86_400)
+        );
+        let two = Config::parse("[feed]\nretention_days = 2").expect("parses");
+        assert_eq!(two.feed.retention_days, 2);
+        assert!(err("[feed]\nretention_days = 0").contains("retention_days"));
+        assert!(err("[feed]\nretention = 3").contains("retention"));
     }
 
     #[test]

@@ -167,7 +167,8 @@ pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Res
         .cursor_secret
         .as_ref()
         .map_or(fallback_secret, |s| s.expose().as_bytes());
-    let mut state = AppState::new(registry, clients, secret, store);
+    let mut state = AppState::new(registry, clients, secret, store.clone());
+    state.feed = switchboard_feed::EventLog::new(store, config.feed.event_log());
     state.allowed_origins = config.server.cors.allowed_origins.clone();
     state.page_deadline = Duration::from_millis(config.server.page_deadline_ms);
     state.ops_token = config

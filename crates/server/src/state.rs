@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use switchboard_core::cursor::CursorCodec;
 use switchboard_core::{Error, Provider, ids};
+use switchboard_feed::{EventLog, FeedConfig};
 use switchboard_upstream::Store;
 
 use crate::auth::{Caller, Clients, Unauthenticated};
@@ -21,6 +22,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// Shared state (idempotency records; the connections keep their quotas and pages there).
     pub store: Arc<dyn Store>,
+    /// The change feed's event log, in `store`.
+    pub feed: EventLog,
     /// Origins whose browser apps may call the gateway (CORS).
     pub allowed_origins: Vec<String>,
     /// How long a multi-connection page waits for a slow connection.
@@ -32,7 +35,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State from its parts.
+    /// State from its parts; the event log is in `store` with the default retention.
     pub fn new(
         registry: Registry,
         clients: Clients,
@@ -43,6 +46,7 @@ impl AppState {
             registry,
             clients,
             cursors: CursorCodec::new(cursor_secret),
+            feed: EventLog::new(store.clone(), FeedConfig::default()),
             store,
             allowed_origins: Vec::new(),
             page_deadline: Duration::from_millis(2500),

@@ -4,8 +4,13 @@
 //! and a `kill -9`. Quotas keep their GCRA state (the TAT, in Unix microseconds) and vendor
 //! blocks in the file too, with cheaper non-durable commits: a clean restart continues the same
 //! budget; after a crash the last few updates may be lost. Cached pages and their generations stay
-//! in memory: one process owns the file, and a page lives two seconds. Expired entries are
+//! in memory: one process owns the file, and a page lives two seconds; blobs meant to last
+//! ([`LASTING_TTL`] or more: poller snapshots) are written to the file. Expired entries are
 //! ignored on read and swept from the file every minute, so it does not grow without bound.
+//!
+//! Event logs are one table each (`log:{name}`), keyed by id, written with durable commits and
+//! trimmed to their retention at every append; leases and their fencing counters are a table too,
+//! so tokens keep increasing across restarts.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -18,12 +23,57 @@ use redb::{
 };
 use switchboard_core::{Error, Result};
 
-use super::{Claim, MemoryStore, NotYet, QuotaLeft, Store, unavailable, unix_micros};
+use super::{
+    Claim, LASTING_TTL, LeaseState, LogEntry, LogId, MemoryStore, NotYet, QuotaLeft, Store,
+    next_log_id, retention_floor, unavailable, unix_micros, unix_millis,
+};
 use crate::budget::{Gcra, GcraDecision, RateLimit};
 
 const QUOTAS: TableDefinition<&str, u64> = TableDefinition::new("quota_tat_us");
 const BLOCKS: TableDefinition<&str, u64> = TableDefinition::new("blocked_until_us");
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+
+/// The table of event log `log`: (ms, seq) -> body.
+fn log_table(name: &str) -> TableDefinition<'_, (u64, u64), &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+fn log_table_name(log: &str) -> String {
+    format!("log:{log}")
+}
+
+fn log_id((ms, seq): (u64, u64)) -> LogId {
+    LogId { ms, seq }
+}
+
+/// An event log table opened for reading.
+type LogTable = redb::ReadOnlyTable<(u64, u64), &'static [u8]>;
+
+/// The event log table `name` for reading, or `None` when nothing was ever appended to it.
+fn open_log(
+    tx: &redb::ReadTransaction,
+    name: &str,
+) -> std::result::Result<Option<LogTable>, redb::Error> {
+    match tx.open_table(log_table(name)) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A lasting blob as stored: expiry (µs) then the value.
+fn encode_blob(expires_us: u64, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&expires_us.to_le_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn blob_expiry(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+}
 
 /// How often expired entries are removed from the file.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -100,6 +150,8 @@ impl EmbeddedStore {
             tx.open_table(QUOTAS)?;
             tx.open_table(BLOCKS)?;
             tx.open_table(RECORDS)?;
+            tx.open_table(BLOBS)?;
+            tx.open_table(LEASES)?;
             tx.commit()?;
             Ok(())
         };
@@ -164,6 +216,10 @@ fn sweep_expired(db: &Database) -> std::result::Result<usize, redb::Error> {
         let before = records.len()?;
         records.retain(|_, v| StoredRecord::decode(v).is_some_and(|r| r.expires_us > now))?;
         removed += before - records.len()?;
+        let mut blobs = tx.open_table(BLOBS)?;
+        let before = blobs.len()?;
+        blobs.retain(|_, v| blob_expiry(v).is_some_and(|e| e > now))?;
+        removed += before - blobs.len()?;
     }
     tx.commit()?;
     Ok(usize::try_from(removed).unwrap_or(usize::MAX))
@@ -223,17 +279,52 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        Ok(self.pages.cached(key))
+        if let Some(page) = self.pages.cached(key) {
+            return Ok(Some(page));
+        }
+        let key = key.to_owned();
+        self.run(move |db| {
+            let tx = db.begin_read()?;
+            let blobs = tx.open_table(BLOBS)?;
+            let now = unix_micros();
+            Ok(blobs.get(key.as_str())?.and_then(|v| {
+                let bytes = v.value();
+                blob_expiry(bytes)
+                    .filter(|e| *e > now)
+                    .map(|_| Bytes::copy_from_slice(&bytes[8..]))
+            }))
+        })
+        .await
     }
 
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
-        self.pages.cache(key, value, ttl);
-        Ok(())
+        if ttl < LASTING_TTL {
+            self.pages.cache(key, value, ttl);
+            return Ok(());
+        }
+        self.pages.uncache(key);
+        let key = key.to_owned();
+        self.run(move |db| {
+            let expires = unix_micros().saturating_add(micros(ttl));
+            let tx = db.begin_write()?;
+            tx.open_table(BLOBS)?
+                .insert(key.as_str(), encode_blob(expires, &value).as_slice())?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         self.pages.uncache(key);
-        Ok(())
+        let key = key.to_owned();
+        self.run(move |db| {
+            let tx = db.begin_write()?;
+            tx.open_table(BLOBS)?.remove(key.as_str())?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn generation(&self, scope: &str) -> Result<u64> {
@@ -396,6 +487,130 @@ impl Store for EmbeddedStore {
                 let mut records = tx.open_table(RECORDS)?;
                 if read_record(&records, &key, now)?.is_some_and(|r| r.done.is_none()) {
                     records.remove(key.as_str())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_log(
+        &self,
+        log: &str,
+        bodies: Vec<Bytes>,
+        retention: Duration,
+    ) -> Result<Vec<LogId>> {
+        let name = log_table_name(log);
+        self.run(move |db| {
+            let now = unix_millis();
+            let tx = db.begin_write()?;
+            let ids = {
+                let mut table = tx.open_table(log_table(&name))?;
+                let mut last = table.last()?.map(|(k, _)| {
+                    let (ms, seq) = k.value();
+                    LogId { ms, seq }
+                });
+                let mut ids = Vec::with_capacity(bodies.len());
+                for body in &bodies {
+                    let id = next_log_id(last, now);
+                    table.insert((id.ms, id.seq), body.as_ref())?;
+                    last = Some(id);
+                    ids.push(id);
+                }
+                let floor = retention_floor(now, retention);
+                table.retain_in(..(floor, 0), |_, _| false)?;
+                ids
+            };
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn read_log(
+        &self,
+        log: &str,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let name = log_table_name(log);
+        self.run(move |db| {
+            let tx = db.begin_read()?;
+            let Some(table) = open_log(&tx, &name)? else {
+                return Ok(Vec::new());
+            };
+            let range = match after {
+                Some(after) => table.range((
+                    std::ops::Bound::Excluded((after.ms, after.seq)),
+                    std::ops::Bound::Unbounded,
+                ))?,
+                None => table.range::<(u64, u64)>(..)?,
+            };
+            let mut entries = Vec::new();
+            for item in range.take(limit) {
+                let (k, v) = item?;
+                entries.push(LogEntry {
+                    id: log_id(k.value()),
+                    body: Bytes::copy_from_slice(v.value()),
+                });
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn last_log_id(&self, log: &str) -> Result<Option<LogId>> {
+        let name = log_table_name(log);
+        self.run(move |db| {
+            let tx = db.begin_read()?;
+            let Some(table) = open_log(&tx, &name)? else {
+                return Ok(None);
+            };
+            Ok(table.last()?.map(|(k, _)| log_id(k.value())))
+        })
+        .await
+    }
+
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<Option<u64>> {
+        let key = key.to_owned();
+        let holder = holder.to_owned();
+        self.run(move |db| {
+            let tx = db.begin_write()?;
+            let granted = {
+                let mut leases = tx.open_table(LEASES)?;
+                let current = leases
+                    .get(key.as_str())?
+                    .and_then(|v| LeaseState::decode(v.value()));
+                let granted = LeaseState::grant(current.as_ref(), &holder, unix_micros(), ttl);
+                if let Some(state) = &granted {
+                    leases.insert(key.as_str(), state.encode().as_slice())?;
+                }
+                granted
+            };
+            if granted.is_some() {
+                tx.commit()?;
+            } else {
+                tx.abort()?;
+            }
+            Ok(granted.map(|s| s.token()))
+        })
+        .await
+    }
+
+    async fn release_lease(&self, key: &str, holder: &str) -> Result<()> {
+        let key = key.to_owned();
+        let holder = holder.to_owned();
+        self.run(move |db| {
+            let tx = db.begin_write()?;
+            {
+                let mut leases = tx.open_table(LEASES)?;
+                let released = leases
+                    .get(key.as_str())?
+                    .and_then(|v| LeaseState::decode(v.value()))
+                    .map(|s| s.released(&holder));
+                if let Some(state) = released {
+                    leases.insert(key.as_str(), state.encode().as_slice())?;
                 }
             }
             tx.commit()?;

@@ -1,7 +1,8 @@
 //! The in-memory store of one process: a bounded page cache with per-entry TTL, governor GCRA
-//! budgets, blocks and idempotency records in maps. Nothing survives the process.
+//! budgets, blocks, idempotency records, lasting blobs, event logs and leases in maps. Nothing
+//! survives the process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,10 @@ use moka::Expiry;
 use moka::sync::Cache;
 use switchboard_core::Result;
 
-use super::{Claim, GENERATION_TTL, NotYet, QuotaLeft, Store};
+use super::{
+    Claim, GENERATION_TTL, LASTING_TTL, LeaseState, LogEntry, LogId, NotYet, QuotaLeft, Store,
+    next_log_id, retention_floor, unix_micros, unix_millis,
+};
 use crate::budget::{Budget, RateLimit};
 
 #[derive(Clone)]
@@ -107,9 +111,42 @@ impl Records {
     }
 }
 
+/// Blobs meant to last ([`LASTING_TTL`] or more): never evicted for space; expired ones are
+/// dropped on access and swept as the map grows.
+#[derive(Debug, Default)]
+pub(super) struct Lasting {
+    map: HashMap<String, (Bytes, Instant)>,
+    sweep_at: usize,
+}
+
+impl Lasting {
+    pub(super) fn get(&self, key: &str) -> Option<Bytes> {
+        self.map
+            .get(key)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(value, _)| value.clone())
+    }
+
+    pub(super) fn put(&mut self, key: &str, value: Bytes, ttl: Duration) {
+        let now = Instant::now();
+        if self.map.len() >= self.sweep_at {
+            self.map.retain(|_, (_, expires)| *expires > now);
+            self.sweep_at = (self.map.len() * 2).max(1024);
+        }
+        self.map.insert(key.to_owned(), (value, now + ttl));
+    }
+
+    pub(super) fn remove(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+}
+
 /// The in-memory store of one replica: a bounded cache with per-entry TTL and GCRA budgets.
 pub struct MemoryStore {
     entries: Cache<String, Entry>,
+    lasting: Mutex<Lasting>,
+    logs: Mutex<HashMap<String, VecDeque<LogEntry>>>,
+    leases: Mutex<HashMap<String, LeaseState>>,
     budgets: Mutex<HashMap<String, Arc<Budget>>>,
     blocked: Mutex<HashMap<String, Instant>>,
     generations: Mutex<HashMap<String, (u64, Instant)>>,
@@ -136,6 +173,9 @@ impl MemoryStore {
                 .max_capacity(max_entries)
                 .expire_after(PerEntryTtl)
                 .build(),
+            lasting: Mutex::default(),
+            logs: Mutex::default(),
+            leases: Mutex::default(),
             budgets: Mutex::default(),
             blocked: Mutex::default(),
             generations: Mutex::default(),
@@ -195,17 +235,25 @@ impl MemoryStore {
     }
 
     pub(super) fn cached(&self, key: &str) -> Option<Bytes> {
-        self.entries.get(key).map(|e| e.value)
+        self.entries
+            .get(key)
+            .map(|e| e.value)
+            .or_else(|| lock(&self.lasting).get(key))
     }
 
     pub(super) fn cache(&self, key: &str, value: Bytes, ttl: Duration) {
-        if !ttl.is_zero() {
+        if ttl >= LASTING_TTL {
+            self.entries.invalidate(key);
+            lock(&self.lasting).put(key, value, ttl);
+        } else if !ttl.is_zero() {
+            lock(&self.lasting).remove(key);
             self.entries.insert(key.to_owned(), Entry { value, ttl });
         }
     }
 
     pub(super) fn uncache(&self, key: &str) {
         self.entries.invalidate(key);
+        lock(&self.lasting).remove(key);
     }
 }
 
@@ -292,6 +340,67 @@ impl Store for MemoryStore {
 
     async fn release(&self, key: &str) -> Result<()> {
         lock(&self.records).release(key);
+        Ok(())
+    }
+
+    async fn append_log(
+        &self,
+        log: &str,
+        bodies: Vec<Bytes>,
+        retention: Duration,
+    ) -> Result<Vec<LogId>> {
+        let now = unix_millis();
+        let mut logs = lock(&self.logs);
+        let entries = logs.entry(log.to_owned()).or_default();
+        let mut ids = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let id = next_log_id(entries.back().map(|e| e.id), now);
+            entries.push_back(LogEntry { id, body });
+            ids.push(id);
+        }
+        let floor = retention_floor(now, retention);
+        while entries.front().is_some_and(|e| e.id.ms < floor) {
+            entries.pop_front();
+        }
+        Ok(ids)
+    }
+
+    async fn read_log(
+        &self,
+        log: &str,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let logs = lock(&self.logs);
+        let Some(entries) = logs.get(log) else {
+            return Ok(Vec::new());
+        };
+        let start = after.map_or(0, |after| entries.partition_point(|e| e.id <= after));
+        Ok(entries.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    async fn last_log_id(&self, log: &str) -> Result<Option<LogId>> {
+        Ok(lock(&self.logs)
+            .get(log)
+            .and_then(|entries| entries.back())
+            .map(|e| e.id))
+    }
+
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<Option<u64>> {
+        let mut leases = lock(&self.leases);
+        let granted = LeaseState::grant(leases.get(key), holder, unix_micros(), ttl);
+        Ok(granted.map(|state| {
+            let token = state.token();
+            leases.insert(key.to_owned(), state);
+            token
+        }))
+    }
+
+    async fn release_lease(&self, key: &str, holder: &str) -> Result<()> {
+        let mut leases = lock(&self.leases);
+        if let Some(state) = leases.get(key).map(|s| s.released(holder)) {
+            leases.insert(key.to_owned(), state);
+        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The store behind everything a gateway must keep beyond one request, or share with the other
 //! replicas: quota budgets (GCRA), the vendor's "blocked until", cached upstream pages (with a
-//! per-connection generation that writes bump) and idempotency claims and records.
+//! per-connection generation that writes bump), idempotency claims and records, event logs
+//! (the change feed) and leases with fencing tokens (one poller per connection).
 //!
 //! One trait, three implementations: [`MemoryStore`] (one process, nothing survives it: tests and
 //! the demo), [`EmbeddedStore`] (a redb file: the default for one replica; idempotency records
@@ -30,6 +31,70 @@ pub use redis::RedisStore;
 /// How long a cache generation is kept after its last bump: far longer than any page's TTL, so a
 /// generation that expires can only bring back pages that have expired too.
 pub const GENERATION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a lease's fencing counter is kept after the last time anyone held the lease: far
+/// longer than any holder can stay silent, so a new holder's token is always above a stale one's.
+pub const LEASE_COUNTER_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// A position in an event log: Unix milliseconds and a sequence, shown as `"{ms}-{seq}"`;
+/// increasing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogId {
+    /// Unix milliseconds (the store's clock) when the entry was appended.
+    pub ms: u64,
+    /// The entry's sequence among those appended in the same millisecond.
+    pub seq: u64,
+}
+
+impl LogId {
+    /// The id right after `self` in the same millisecond.
+    pub fn next(self) -> LogId {
+        LogId {
+            ms: self.ms,
+            seq: self.seq.saturating_add(1),
+        }
+    }
+}
+
+impl std::fmt::Display for LogId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl std::str::FromStr for LogId {
+    type Err = Error;
+
+    /// `"{ms}-{seq}"` with both parts decimal digits; anything else is 400 `invalid_cursor`.
+    fn from_str(s: &str) -> Result<LogId> {
+        let invalid = || {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("`{}` is not an event cursor; cursors look like `1767225600000-0` (an event's id)", s.escape_debug()),
+            )
+            .with_code(switchboard_core::codes::INVALID_CURSOR)
+        };
+        let digits = |part: &str| {
+            (!part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse::<u64>().ok())
+                .flatten()
+        };
+        let (ms, seq) = s.split_once('-').ok_or_else(invalid)?;
+        Ok(LogId {
+            ms: digits(ms).ok_or_else(invalid)?,
+            seq: digits(seq).ok_or_else(invalid)?,
+        })
+    }
+}
+
+/// One entry of an event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its position.
+    pub id: LogId,
+    /// What was appended.
+    pub body: Bytes,
+}
 
 /// How much of a quota is left after taking one request from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +203,39 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// Frees a claimed `key` whose request is known not to have acted (a finished record stays).
     async fn release(&self, key: &str) -> Result<()>;
+
+    /// Appends `bodies` to `log` in order, assigning increasing ids (on Redis, `XADD *` in one
+    /// script, so ids increase across replicas), and drops the entries older than `retention`.
+    /// Returns the ids, in order.
+    async fn append_log(
+        &self,
+        log: &str,
+        bodies: Vec<Bytes>,
+        retention: Duration,
+    ) -> Result<Vec<LogId>>;
+    /// Up to `limit` entries strictly after `after` (from the oldest kept when `None`), oldest
+    /// first.
+    async fn read_log(
+        &self,
+        log: &str,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>>;
+    /// The newest id in `log`, if any.
+    async fn last_log_id(&self, log: &str) -> Result<Option<LogId>>;
+
+    /// Holds lease `key` for `holder` for `ttl`: `Some(fencing token)` when `holder` holds it now
+    /// (a new holder gets a greater token than every earlier holder; renewing keeps the token),
+    /// `None` while another holder's lease is live. Atomic across replicas.
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<Option<u64>>;
+    /// Gives the lease up if `holder` holds it (its token stays counted).
+    async fn release_lease(&self, key: &str, holder: &str) -> Result<()>;
 }
+
+/// Blobs `put` with at least this TTL are meant to last (poller snapshots, webhook state): the
+/// embedded store writes them to its file, and no store evicts them for space before they expire.
+/// Shorter ones (cached pages) may stay in memory and be evicted.
+pub const LASTING_TTL: Duration = Duration::from_secs(60);
 
 /// How long a caller should wait before retrying after the store failed.
 pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -148,10 +245,150 @@ pub fn unavailable(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::StoreUnavailable, message).with_retry_after(STORE_RETRY_AFTER)
 }
 
+/// Milliseconds since the Unix epoch on this machine's clock.
+pub(crate) fn unix_millis() -> u64 {
+    unix_micros() / 1000
+}
+
+/// The id after `last` for an entry appended at `now_ms`: increasing even if the clock steps back.
+pub(crate) fn next_log_id(last: Option<LogId>, now_ms: u64) -> LogId {
+    match last {
+        Some(last) if last.ms >= now_ms => last.next(),
+        _ => LogId { ms: now_ms, seq: 0 },
+    }
+}
+
+/// The oldest millisecond kept under `retention` at `now_ms`.
+pub(crate) fn retention_floor(now_ms: u64, retention: Duration) -> u64 {
+    now_ms.saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Microseconds since the Unix epoch on this machine's clock.
 fn unix_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
         .unwrap_or_default()
+}
+
+/// A lease as memory and the embedded file keep it: who holds it until when, and the last token
+/// handed out (kept after the lease ends, so the next holder's token is greater).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeaseState {
+    holder: String,
+    token: u64,
+    expires_us: u64,
+}
+
+impl LeaseState {
+    /// `holder` asks for the lease at `now_us` for `ttl`: the token it holds now (and the state
+    /// to keep), or `None` while another holder's lease is live.
+    pub(crate) fn grant(
+        current: Option<&LeaseState>,
+        holder: &str,
+        now_us: u64,
+        ttl: Duration,
+    ) -> Option<LeaseState> {
+        let expires_us = now_us.saturating_add(u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX));
+        match current {
+            Some(c) if c.expires_us > now_us && c.holder == holder => Some(LeaseState {
+                expires_us,
+                ..c.clone()
+            }),
+            Some(c) if c.expires_us > now_us => None,
+            _ => Some(LeaseState {
+                holder: holder.to_owned(),
+                token: current.map_or(0, |c| c.token).saturating_add(1),
+                expires_us,
+            }),
+        }
+    }
+
+    /// The state after `holder` gives the lease up (unchanged if it does not hold it).
+    pub(crate) fn released(&self, holder: &str) -> LeaseState {
+        let mut state = self.clone();
+        if state.holder == holder {
+            state.expires_us = 0;
+        }
+        state
+    }
+
+    /// The token.
+    pub(crate) fn token(&self) -> u64 {
+        self.token
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.holder.len());
+        out.extend_from_slice(&self.token.to_le_bytes());
+        out.extend_from_slice(&self.expires_us.to_le_bytes());
+        out.extend_from_slice(self.holder.as_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<LeaseState> {
+        Some(LeaseState {
+            token: u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?),
+            expires_us: u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?),
+            holder: String::from_utf8(bytes.get(16..)?.to_vec()).ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ids_print_and_parse() {
+        let id = LogId {
+            ms: 1767225600000,
+            seq: 3,
+        };
+        assert_eq!(id.to_string(), "1767225600000-3");
+        assert_eq!("1767225600000-3".parse::<LogId>().ok(), Some(id));
+        for bad in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "1-2-3",
+            "a-1",
+            "1-b",
+            "+1-2",
+            "1 -2",
+            "99999999999999999999999-0",
+        ] {
+            let err = bad.parse::<LogId>().expect_err(bad);
+            assert_eq!(err.code(), "invalid_cursor", "{bad}");
+        }
+        assert!(LogId { ms: 1, seq: 9 } < LogId { ms: 2, seq: 0 });
+    }
+
+    #[test]
+    fn ids_increase_even_when_the_clock_steps_back() {
+        let last = LogId { ms: 100, seq: 4 };
+        assert_eq!(next_log_id(Some(last), 90), LogId { ms: 100, seq: 5 });
+        assert_eq!(next_log_id(Some(last), 100), LogId { ms: 100, seq: 5 });
+        assert_eq!(next_log_id(Some(last), 101), LogId { ms: 101, seq: 0 });
+        assert_eq!(next_log_id(None, 7), LogId { ms: 7, seq: 0 });
+    }
+
+    #[test]
+    fn a_lease_renews_for_its_holder_and_passes_on_with_a_greater_token() {
+        let ttl = Duration::from_micros(100);
+        let a = LeaseState::grant(None, "a", 0, ttl).expect("free");
+        assert_eq!(a.token(), 1);
+        assert_eq!(LeaseState::grant(Some(&a), "b", 50, ttl), None);
+        let renewed = LeaseState::grant(Some(&a), "a", 50, ttl).expect("renews");
+        assert_eq!(renewed.token(), 1);
+        let b = LeaseState::grant(Some(&renewed), "b", 150, ttl).expect("expired");
+        assert_eq!(b.token(), 2);
+        let released = b.released("b");
+        assert_eq!(
+            LeaseState::grant(Some(&released), "a", 151, ttl).map(|s| s.token()),
+            Some(3)
+        );
+        assert_eq!(LeaseState::decode(&b.encode()), Some(b));
+    }
 }

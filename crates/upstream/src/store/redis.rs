@@ -4,6 +4,12 @@
 //! GCRA reads Redis's own clock (`TIME`), so replicas' clocks never matter. Every key lives under
 //! the configured prefix and has a TTL. Every call gives up after [`CALL_TIMEOUT`] with
 //! `store_unavailable`; the connection manager reconnects by itself when Redis comes back.
+//!
+//! An event log is a stream: appends are `XADD *` in one script (ids from Redis's clock, so they
+//! increase across replicas) that trims entries past the retention (`MINID`, exact, so no read
+//! ever returns one) and keeps the key for the retention; reads are `XRANGE` with an exclusive
+//! start. A lease is one script over a hash (holder, token, expiry on Redis's clock); the hash
+//! outlives the lease ([`LEASE_COUNTER_TTL`]), so the next holder's token is greater.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,7 +20,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisResult, Script};
 use switchboard_core::{Error, ErrorKind, Result};
 
-use super::{Claim, GENERATION_TTL, NotYet, QuotaLeft, Store, unavailable};
+use super::{
+    Claim, GENERATION_TTL, LEASE_COUNTER_TTL, LogEntry, LogId, NotYet, QuotaLeft, Store,
+    unavailable,
+};
 use crate::budget::{Gcra, RateLimit};
 
 /// The longest any one Redis call may take before the request fails with `store_unavailable`.
@@ -86,12 +95,80 @@ if redis.call('HGET', KEYS[1], 's') == 'flight' then redis.call('DEL', KEYS[1]) 
 return 1
 ";
 
+/// Appends ARGV[2..] to stream KEYS[1] (field `b`) with ids from Redis's clock, dropping entries
+/// older than ARGV[1] ms; the key lives ARGV[1] ms past the last append. Returns the ids.
+const APPEND: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local retention = tonumber(ARGV[1])
+local minid = math.max(now - retention, 0)
+local ids = {}
+for i = 2, #ARGV do
+  if i == 2 then
+    ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MINID', string.format('%.0f', minid), '*', 'b', ARGV[i])
+  else
+    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'b', ARGV[i])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return ids
+";
+
+/// Lease KEYS[1] (hash: h holder, t token, e expiry ms) for holder ARGV[1] for ARGV[2] ms; the
+/// hash is kept ARGV[3] ms. Returns the token, or -1 while another holder's lease is live.
+const LEASE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = redis.call('HMGET', KEYS[1], 'h', 't', 'e')
+local token = tonumber(held[2] or '0')
+local live = tonumber(held[3] or '0') > now
+if live and held[1] ~= ARGV[1] then return -1 end
+if not live then token = token + 1 end
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 't', string.format('%.0f', token),
+  'e', string.format('%.0f', now + tonumber(ARGV[2])))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return token
+";
+
+/// Ends KEYS[1]'s lease if ARGV[1] holds it (the token stays).
+const RELEASE_LEASE: &str = r"
+if redis.call('HGET', KEYS[1], 'h') == ARGV[1] then redis.call('HSET', KEYS[1], 'e', '0') end
+return 1
+";
+
 struct Scripts {
     take: Script,
     block: Script,
     claim: Script,
     complete: Script,
     release: Script,
+    append: Script,
+    lease: Script,
+    release_lease: Script,
+}
+
+/// Stream entries as XRANGE answers them: id, then field/value pairs.
+type StreamEntries = Vec<(String, Vec<Vec<u8>>)>;
+
+fn log_entries(entries: StreamEntries) -> Result<Vec<LogEntry>> {
+    entries
+        .into_iter()
+        .map(|(id, fields)| {
+            let id: LogId = id.parse().map_err(|_| {
+                unavailable("the Redis store holds an event log entry with a malformed id")
+            })?;
+            let body = fields
+                .chunks(2)
+                .find(|pair| pair.first().is_some_and(|f| f == b"b"))
+                .and_then(|pair| pair.get(1))
+                .cloned()
+                .unwrap_or_default();
+            Ok(LogEntry {
+                id,
+                body: Bytes::from(body),
+            })
+        })
+        .collect()
 }
 
 /// The Redis store: one multiplexed connection that reconnects by itself.
@@ -149,6 +226,9 @@ impl RedisStore {
                 claim: Script::new(CLAIM),
                 complete: Script::new(COMPLETE),
                 release: Script::new(RELEASE),
+                append: Script::new(APPEND),
+                lease: Script::new(LEASE),
+                release_lease: Script::new(RELEASE_LEASE),
             },
         })
     }
@@ -385,5 +465,97 @@ impl Store for RedisStore {
             invocation.invoke_async::<()>(&mut con),
         )
         .await
+    }
+
+    async fn append_log(
+        &self,
+        log: &str,
+        bodies: Vec<Bytes>,
+        retention: Duration,
+    ) -> Result<Vec<LogId>> {
+        if bodies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.manager.clone();
+        let mut invocation = self.scripts.append.prepare_invoke();
+        invocation.key(self.key("log", log)).arg(millis(retention));
+        for body in &bodies {
+            invocation.arg(body.as_ref());
+        }
+        let ids: Vec<String> = self
+            .call("append to an event log", invocation.invoke_async(&mut con))
+            .await?;
+        ids.iter()
+            .map(|id| {
+                id.parse().map_err(|_| {
+                    unavailable("the Redis store answered an append with a malformed id")
+                })
+            })
+            .collect()
+    }
+
+    async fn read_log(
+        &self,
+        log: &str,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let mut con = self.manager.clone();
+        let entries: StreamEntries = self
+            .call(
+                "read an event log",
+                redis::cmd("XRANGE")
+                    .arg(self.key("log", log))
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut con),
+            )
+            .await?;
+        log_entries(entries)
+    }
+
+    async fn last_log_id(&self, log: &str) -> Result<Option<LogId>> {
+        let mut con = self.manager.clone();
+        let entries: StreamEntries = self
+            .call(
+                "read an event log's end",
+                redis::cmd("XREVRANGE")
+                    .arg(self.key("log", log))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut con),
+            )
+            .await?;
+        Ok(log_entries(entries)?.pop().map(|e| e.id))
+    }
+
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<Option<u64>> {
+        let mut con = self.manager.clone();
+        let mut invocation = self.scripts.lease.prepare_invoke();
+        invocation
+            .key(self.key("lease", key))
+            .arg(holder)
+            .arg(millis(ttl))
+            .arg(millis(LEASE_COUNTER_TTL.max(ttl)));
+        let token: i64 = self
+            .call("hold a lease", invocation.invoke_async(&mut con))
+            .await?;
+        Ok(u64::try_from(token).ok())
+    }
+
+    async fn release_lease(&self, key: &str, holder: &str) -> Result<()> {
+        let mut con = self.manager.clone();
+        let mut invocation = self.scripts.release_lease.prepare_invoke();
+        invocation.key(self.key("lease", key)).arg(holder);
+        self.call("release a lease", invocation.invoke_async::<()>(&mut con))
+            .await
     }
 }
