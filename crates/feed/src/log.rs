@@ -201,6 +201,12 @@ impl EventLog {
         self.inner.newest.subscribe()
     }
 
+    /// The newest event's id (`None`: the log is empty): where a consumer that wants only what
+    /// comes next starts.
+    pub async fn newest(&self) -> Result<Option<LogId>> {
+        self.inner.store.last_log_id(&self.inner.config.log).await
+    }
+
     fn advance(&self, id: LogId) {
         advance(&self.inner.newest, id);
     }

@@ -54,6 +54,11 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may see every connection (no `connections` list).
+    pub fn sees_every_connection(&self) -> bool {
+        self.connections.is_none()
+    }
+
     /// Whether the caller may see `connection`.
     pub fn can_see(&self, connection: &str) -> bool {
         self.connections

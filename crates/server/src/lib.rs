@@ -115,6 +115,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 HeaderName::from_static("idempotency-key"),
+                // A fetch-based EventSource resuming `/v1/events/stream`.
+                HeaderName::from_static("last-event-id"),
                 REQUEST_ID,
             ])
             .expose_headers([
@@ -152,8 +154,18 @@ pub fn build_store(config: Option<&StoreConfig>) -> anyhow::Result<Arc<dyn Store
 
 /// Builds the state from a config; `cursor_secret` is used when the config has none.
 pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Result<Arc<AppState>> {
-    metrics::install();
     let store = build_store(config.store.as_ref())?;
+    state_over_store(config, fallback_secret, store)
+}
+
+/// Builds the state from a config over `store` (a restart over the same store, in tests).
+/// Webhook workers are not started yet: call `state.webhooks.start(&state.feed)`.
+pub fn state_over_store(
+    config: &Config,
+    fallback_secret: &[u8],
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Arc<AppState>> {
+    metrics::install();
     let shared = Shared {
         store: store.clone(),
         cache_ttl: Duration::from_millis(config.server.cache_ttl_ms),
@@ -177,6 +189,8 @@ pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Res
         .as_ref()
         .map(|t| auth::sha256(t.expose().as_bytes()));
     state.unauthenticated = auth::Unauthenticated::new(config.server.unauthenticated_rate_limit);
+    state.webhooks =
+        webhooks::Webhooks::from_config(&config.webhooks, config.server.allow_private_targets)?;
     Ok(Arc::new(state))
 }
 

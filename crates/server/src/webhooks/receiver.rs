@@ -50,6 +50,11 @@ impl Receiver {
         })
     }
 
+    /// How long one attempt may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// POSTs `body` (the event's JSON) as event `id`, signed, and classifies the answer.
     pub async fn deliver(&self, id: &str, body: Bytes) -> Outcome {
         let timestamp = Utc::now().timestamp();
