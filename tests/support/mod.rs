@@ -1,6 +1,8 @@
 //! A gateway in front of the simulators, both on loopback port 0, driven over HTTP.
 #![allow(dead_code)]
 
+pub mod feed;
+
 use std::net::SocketAddr;
 
 use serde_json::Value;
