@@ -69,6 +69,9 @@ enum Command {
     Capabilities,
 }
 
+/// How often `demo` polls each simulated vendor for the change feed.
+const DEMO_POLL_INTERVAL_SECS: u64 = 5;
+
 fn init_tracing() -> anyhow::Result<()> {
     let format = switchboard_server::logging::Format::from_env().map_err(anyhow::Error::msg)?;
     switchboard_server::logging::init(format);
@@ -140,7 +143,14 @@ async fn demo(
         client_section(&token),
         switchboard_sim::gateway_config(&format!("http://{sim_addr}"))
     );
-    let config = Config::parse(&config_text).context("the demo config is invalid")?;
+    let mut config = Config::parse(&config_text).context("the demo config is invalid")?;
+    // The demo polls every connection, so the change feed shows events.
+    for connection in &mut config.connections {
+        connection
+            .poll
+            .interval_secs
+            .get_or_insert(DEMO_POLL_INTERVAL_SECS);
+    }
     let state = switchboard_server::state_from_config(&config, &random_secret()?)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await

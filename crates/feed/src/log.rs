@@ -4,9 +4,12 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchboard_core::{Error, Event, Result};
+use switchboard_core::event::fields;
+use switchboard_core::{Error, Event, EventType, Result};
 use switchboard_upstream::{LogId, Store};
 use tokio::sync::watch;
+
+use crate::echo::GatewayWrite;
 
 /// How long events are kept when `[feed] retention_days` is not set: 7 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -205,6 +208,37 @@ impl EventLog {
     /// comes next starts.
     pub async fn newest(&self) -> Result<Option<LogId>> {
         self.inner.store.last_log_id(&self.inner.config.log).await
+    }
+
+    /// Appends the event of a write made through the gateway by `client`, stamped
+    /// `performed_by`, and remembers it so the poller does not report it again. Call it after the
+    /// vendor accepted the write (for a reply sent with an `Idempotency-Key`, not when the answer
+    /// is replayed).
+    pub async fn record_write(&self, client: &str, write: GatewayWrite<'_>) -> Result<Event> {
+        crate::echo::remember(self.inner.store.as_ref(), write).await?;
+        let now = chrono::Utc::now();
+        let event = match write {
+            GatewayWrite::Assignment(c) => {
+                let mut changed = vec![fields::ASSIGNEE.to_owned()];
+                if c.mode.is_some() {
+                    changed.push(fields::MODE.to_owned());
+                }
+                Event::conversation(EventType::ConversationUpdated, c.clone(), now)
+                    .with_changed(changed)
+            }
+            GatewayWrite::Status(c) => {
+                Event::conversation(EventType::ConversationUpdated, c.clone(), now)
+                    .with_changed(vec![fields::STATUS.to_owned()])
+            }
+            GatewayWrite::Reply(m) => Event::message(m.clone(), now),
+        };
+        let mut appended = self.append(vec![event.performed_by(client)]).await?;
+        appended.pop().ok_or_else(|| {
+            Error::new(
+                switchboard_core::ErrorKind::Unexpected,
+                "the event log appended nothing",
+            )
+        })
     }
 
     fn advance(&self, id: LogId) {

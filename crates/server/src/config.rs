@@ -347,8 +347,77 @@ pub struct ConnectionConfig {
     pub id: String,
     /// The vendor.
     pub provider: ProviderKind,
+    /// How the change feed polls the connection.
+    pub poll: PollConfig,
     /// The remaining keys, for the adapter.
     pub settings: toml::Table,
+}
+
+/// A connection's `poll_interval_secs` and `poll_quota_share`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollConfig {
+    /// Seconds between polls of the inbox for the change feed; `None` (the default in `serve`):
+    /// not polled.
+    pub interval_secs: Option<u64>,
+    /// The largest share of the vendor's quota the poller spends, in (0, 1] (default 0.5).
+    pub quota_share: f64,
+}
+
+/// The quota share a poller spends when `poll_quota_share` is not set.
+pub const DEFAULT_POLL_QUOTA_SHARE: f64 = 0.5;
+
+impl Default for PollConfig {
+    fn default() -> PollConfig {
+        PollConfig {
+            interval_secs: None,
+            quota_share: DEFAULT_POLL_QUOTA_SHARE,
+        }
+    }
+}
+
+impl PollConfig {
+    /// The poller's settings, when polling is on.
+    pub fn settings(&self) -> Option<switchboard_feed::PollSettings> {
+        self.interval_secs.map(|secs| {
+            switchboard_feed::PollSettings::new(
+                std::time::Duration::from_secs(secs),
+                self.quota_share,
+            )
+        })
+    }
+
+    /// Takes the poll keys out of a connection's table (the adapters deny unknown keys).
+    fn take(table: &mut toml::Table, id: &str) -> Result<PollConfig, String> {
+        let mut poll = PollConfig::default();
+        match table.remove("poll_interval_secs") {
+            None => {}
+            Some(toml::Value::Integer(secs)) if secs >= 1 => {
+                poll.interval_secs = u64::try_from(secs).ok();
+            }
+            Some(_) => {
+                return Err(format!(
+                    "connection `{id}`: `poll_interval_secs` must be a whole number of seconds, at least 1 (e.g. poll_interval_secs = 10)"
+                ));
+            }
+        }
+        match table.remove("poll_quota_share") {
+            None => {}
+            Some(value) => {
+                let share = match value {
+                    toml::Value::Float(f) => f,
+                    toml::Value::Integer(i) => i as f64,
+                    _ => f64::NAN,
+                };
+                if !(share > 0.0 && share <= 1.0) {
+                    return Err(format!(
+                        "connection `{id}`: `poll_quota_share` must be above 0 and at most 1 (e.g. poll_quota_share = 0.5)"
+                    ));
+                }
+                poll.quota_share = share;
+            }
+        }
+        Ok(poll)
+    }
 }
 
 impl<'de> Deserialize<'de> for ConnectionConfig {
@@ -381,9 +450,11 @@ impl<'de> Deserialize<'de> for ConnectionConfig {
                 )));
             }
         };
+        let poll = PollConfig::take(&mut table, &id).map_err(D::Error::custom)?;
         Ok(ConnectionConfig {
             id,
             provider,
+            poll,
             settings: table,
         })
     }
@@ -551,6 +622,55 @@ mod tests {
             "a".repeat(64)
         );
         assert!(err(&unknown).contains("ghost"));
+    }
+
+    #[test]
+    fn poll_keys_are_taken_before_the_adapter_reads_its_settings() {
+        let conn = |extra: &str| {
+            format!(
+                "[[connections]]\nid = \"z\"\nprovider = \"zipchat\"\nchat_id = \"1\"\napi_key = \"k\"\n{extra}"
+            )
+        };
+        let off = Config::parse(&conn("")).expect("parses");
+        assert_eq!(off.connections[0].poll, PollConfig::default());
+        assert_eq!(off.connections[0].poll.settings(), None, "off by default");
+        let on = Config::parse(&conn("poll_interval_secs = 10\npoll_quota_share = 0.25"))
+            .expect("parses");
+        let c = &on.connections[0];
+        assert_eq!(c.poll.interval_secs, Some(10));
+        assert_eq!(c.poll.quota_share, 0.25);
+        assert!(!c.settings.contains_key("poll_interval_secs"));
+        assert!(!c.settings.contains_key("poll_quota_share"));
+        assert_eq!(
+            Config::parse(&conn("poll_quota_share = 1"))
+                .expect("parses")
+                .connections[0]
+                .poll
+                .quota_share,
+            1.0
+        );
+        for bad in [
+            "poll_interval_secs = 0",
+            "poll_interval_secs = -3",
+            "poll_interval_secs = 1.5",
+            "poll_interval_secs = \"10\"",
+        ] {
+            let e = err(&conn(bad));
+            assert!(
+                e.contains("poll_interval_secs") && e.contains("`z`"),
+                "{bad}: {e}"
+            );
+        }
+        for bad in [
+            "poll_quota_share = 0",
+            "poll_quota_share = 1.5",
+            "poll_quota_share = -0.1",
+            "poll_quota_share = \"half\"",
+            "poll_quota_share = nan",
+        ] {
+            let e = err(&conn(bad));
+            assert!(e.contains("poll_quota_share"), "{bad}: {e}");
+        }
     }
 
     #[test]

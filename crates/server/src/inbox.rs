@@ -18,6 +18,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use switchboard_feed::GatewayWrite;
+
 use crate::auth::Caller;
 use crate::idempotency::{self, Begin};
 use crate::params::QueryPairs;
@@ -491,6 +493,7 @@ pub async fn set_assignment(
     ensure(provider.as_ref(), op)?;
     let mut conversation = provider.set_assignment(native, assignment).await?;
     conversation.raw = None;
+    record_write(state, caller, GatewayWrite::Assignment(&conversation)).await;
     Ok(conversation)
 }
 
@@ -538,6 +541,7 @@ pub async fn send_message(
         )
         .await?;
     message.raw = None;
+    record_write(state, caller, GatewayWrite::Reply(&message)).await;
     Ok(message)
 }
 
@@ -556,7 +560,16 @@ pub async fn set_status(
     }
     let mut conversation = provider.set_status(native, status).await?;
     conversation.raw = None;
+    record_write(state, caller, GatewayWrite::Status(&conversation)).await;
     Ok(conversation)
+}
+
+/// Appends a write the vendor accepted to the change feed, stamped with the caller; a failure is
+/// logged and never fails the write (the poller then reports the change, without `performed_by`).
+async fn record_write(state: &AppState, caller: &Caller, write: GatewayWrite<'_>) {
+    if let Err(e) = state.feed.record_write(&caller.name, write).await {
+        tracing::warn!(error = %e, "the change feed could not record a gateway write");
+    }
 }
 
 /// `POST /v1/conversations/{id}/messages` with its `Idempotency-Key`: the reply is sent at most

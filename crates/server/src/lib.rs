@@ -191,7 +191,41 @@ pub fn state_over_store(
     state.unauthenticated = auth::Unauthenticated::new(config.server.unauthenticated_rate_limit);
     state.webhooks =
         webhooks::Webhooks::from_config(&config.webhooks, config.server.allow_private_targets)?;
+    state.pollers = start_pollers(config, &state)?;
     Ok(Arc::new(state))
+}
+
+/// Starts a change-feed poller for every connection with `poll_interval_secs`, as one replica
+/// with a random id (so several replicas share the leases).
+fn start_pollers(config: &Config, state: &AppState) -> anyhow::Result<state::Pollers> {
+    let polled: Vec<_> = config
+        .connections
+        .iter()
+        .filter_map(|c| Some((state.registry.get(&c.id)?, c.poll.settings()?)))
+        .collect();
+    if polled.is_empty() {
+        return Ok(state::Pollers::default());
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        anyhow::bail!("the change feed's pollers need a Tokio runtime");
+    }
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id)
+        .map_err(|e| anyhow::anyhow!("cannot read the system's random source: {e}"))?;
+    let replica = hex::encode(id);
+    Ok(state::Pollers::new(
+        polled
+            .into_iter()
+            .map(|(provider, settings)| {
+                switchboard_feed::spawn_poller(
+                    provider.clone(),
+                    state.feed.clone(),
+                    settings,
+                    &replica,
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// How the HTTP server bounds its connections.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use switchboard_core::cursor::CursorCodec;
 use switchboard_core::{Error, Provider, ids};
-use switchboard_feed::{EventLog, FeedConfig};
+use switchboard_feed::{EventLog, FeedConfig, PollerHandle};
 use switchboard_upstream::Store;
 
 use crate::auth::{Caller, Clients, Unauthenticated};
@@ -27,6 +27,8 @@ pub struct AppState {
     pub feed: EventLog,
     /// The webhook endpoints and their workers (started by `Webhooks::start`).
     pub webhooks: Webhooks,
+    /// The change feed's pollers on this replica (connections with `poll_interval_secs`).
+    pub pollers: Pollers,
     /// Origins whose browser apps may call the gateway (CORS).
     pub allowed_origins: Vec<String>,
     /// How long a multi-connection page waits for a slow connection.
@@ -35,6 +37,32 @@ pub struct AppState {
     pub ops_token: Option<[u8; 32]>,
     /// Throttles requests without a valid token, per client IP.
     pub unauthenticated: Unauthenticated,
+}
+
+/// The pollers a replica runs; they stop when this is dropped.
+#[derive(Debug, Default)]
+pub struct Pollers {
+    handles: Vec<PollerHandle>,
+}
+
+impl Pollers {
+    /// Pollers from their handles.
+    pub fn new(handles: Vec<PollerHandle>) -> Pollers {
+        Pollers { handles }
+    }
+
+    /// The connections polled, in start order.
+    pub fn connections(&self) -> Vec<&str> {
+        self.handles.iter().map(PollerHandle::connection).collect()
+    }
+
+    /// Stops every poller at once without giving its lease up (as a crash would): another
+    /// replica takes over when the leases end.
+    pub fn abort_all(&self) {
+        for handle in &self.handles {
+            handle.abort();
+        }
+    }
 }
 
 impl AppState {
@@ -51,6 +79,7 @@ impl AppState {
             cursors: CursorCodec::new(cursor_secret),
             feed: EventLog::new(store.clone(), FeedConfig::default()),
             webhooks: Webhooks::default(),
+            pollers: Pollers::default(),
             store,
             allowed_origins: Vec::new(),
             page_deadline: Duration::from_millis(2500),

@@ -1,0 +1,668 @@
+//! The change detector against an in-memory vendor whose world changes between upstream calls
+//! (so items move during a pass): equal timestamps, items stamped exactly at the high-water mark
+//! or late within the lookback, page sizes of two and three, budgets of one call per pass, sorted
+//! and unsorted lists, with and without a native `updated_since`.
+//!
+//! After the baseline and every scripted change, passes run until nothing is pending; then every
+//! new message and conversation has exactly one event, every `conversation.updated` names exactly
+//! the fields that differ from what the events said before, replaying the events gives the
+//! vendor's final state, and conversations nobody touched have no event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use proptest::prelude::*;
+use switchboard_core::{
+    Agent, Assignment, BreakerState, Capabilities, Channel, ConnectionHealth, Conversation, Error,
+    Event, EventType, ListQuery, Message, MessageQuery, Mode, NativeFilters, NewMessage, Operation,
+    Page, PagingStyle, Provider, ProviderInfo, ProviderKind, Status, UpstreamPage,
+};
+use switchboard_core::{Author, Direction};
+use switchboard_feed::detect::{CallBudget, DetectSettings, run_pass};
+use switchboard_feed::snapshot::Snapshot;
+use switchboard_upstream::MemoryStore;
+
+const CONNECTION: &str = "mem";
+const LOOKBACK_SECS: i64 = 2;
+/// Passes without an event that count as settled: a few whole scans of the largest list.
+const QUIET_PASSES: u32 = 60;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .expect("time")
+}
+
+#[derive(Debug, Clone)]
+struct VMsg {
+    id: u64,
+    created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct VConv {
+    id: u64,
+    created: DateTime<Utc>,
+    activity: DateTime<Utc>,
+    status: Status,
+    assignee: Option<u64>,
+    messages: Vec<VMsg>,
+    /// The activity the baseline recorded (conversations that existed then).
+    baseline_activity: Option<DateTime<Utc>>,
+}
+
+/// A change the script makes to the vendor's world.
+#[derive(Debug, Clone)]
+enum Change {
+    /// The clock moves on by 0 to 2 seconds.
+    Tick(i64),
+    /// A new conversation with this many messages.
+    NewConversation(u8),
+    /// A message in the conversation at this index, stamped this many seconds back (within
+    /// the lookback).
+    Message(usize, i64),
+    /// A status change (the vendor moves the activity time to now).
+    Status(usize, Status),
+    /// An assignment (`None`: back to the bot).
+    Assign(usize, Option<u64>),
+}
+
+#[derive(Debug)]
+struct World {
+    clock: DateTime<Utc>,
+    conversations: Vec<VConv>,
+    next_id: u64,
+    /// Changes still to come, each after the vendor answered that many calls.
+    script: Vec<(u32, Change)>,
+    calls: u32,
+    /// Conversations (ids) the script touched, and messages and conversations it added.
+    touched: BTreeSet<u64>,
+    added_messages: BTreeSet<u64>,
+    added_conversations: BTreeSet<u64>,
+}
+
+impl World {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Tick(secs) => self.clock += Duration::seconds(*secs),
+            Change::NewConversation(messages) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let mut c = VConv {
+                    id,
+                    created: self.clock,
+                    activity: self.clock,
+                    status: Status::Open,
+                    assignee: None,
+                    messages: Vec::new(),
+                    baseline_activity: None,
+                };
+                for _ in 0..*messages {
+                    let m = self.next_id;
+                    self.next_id += 1;
+                    c.messages.push(VMsg {
+                        id: m,
+                        created: self.clock,
+                    });
+                    self.added_messages.insert(m);
+                }
+                self.added_conversations.insert(id);
+                self.touched.insert(id);
+                self.conversations.push(c);
+            }
+            Change::Message(index, back) => {
+                let clock = self.clock;
+                let id = self.next_id;
+                let Some(c) = self.pick(*index) else { return };
+                // Late within the lookback, but after the activity the baseline recorded (the
+                // baseline reads no messages, so it cannot tell one stamped in that very instant
+                // from those that were there).
+                let after_baseline = c
+                    .baseline_activity
+                    .map_or(t0(), |b| (b + Duration::seconds(1)).max(t0()));
+                let created = (clock - Duration::seconds(*back)).max(after_baseline);
+                c.messages.push(VMsg { id, created });
+                c.activity = c.activity.max(created);
+                let cid = c.id;
+                self.next_id += 1;
+                self.added_messages.insert(id);
+                self.touched.insert(cid);
+            }
+            Change::Status(index, status) => {
+                let clock = self.clock;
+                let Some(c) = self.pick(*index) else { return };
+                if c.status != *status {
+                    c.status = *status;
+                    c.activity = c.activity.max(clock);
+                    let cid = c.id;
+                    self.touched.insert(cid);
+                }
+            }
+            Change::Assign(index, agent) => {
+                let clock = self.clock;
+                let Some(c) = self.pick(*index) else { return };
+                if c.assignee != *agent {
+                    c.assignee = *agent;
+                    c.activity = c.activity.max(clock);
+                    let cid = c.id;
+                    self.touched.insert(cid);
+                }
+            }
+        }
+    }
+
+    fn pick(&mut self, index: usize) -> Option<&mut VConv> {
+        let len = self.conversations.len();
+        (len > 0).then(|| &mut self.conversations[index % len])
+    }
+
+    /// Runs the changes due before the next call.
+    fn advance(&mut self) {
+        let due: Vec<Change> = self
+            .script
+            .iter()
+            .filter(|(at, _)| *at <= self.calls)
+            .map(|(_, c)| c.clone())
+            .collect();
+        self.script.retain(|(at, _)| *at > self.calls);
+        for change in &due {
+            self.apply(change);
+        }
+        self.calls += 1;
+    }
+}
+
+fn agent(id: u64) -> Agent {
+    Agent {
+        id: format!("{CONNECTION}:a{id}"),
+        connection: CONNECTION.into(),
+        provider: ProviderKind::Zipchat,
+        native_id: format!("a{id}"),
+        name: None,
+        email: None,
+        avatar_url: None,
+    }
+}
+
+fn conversation(c: &VConv) -> Conversation {
+    Conversation {
+        id: format!("{CONNECTION}:{}", c.id),
+        connection: CONNECTION.into(),
+        provider: ProviderKind::Zipchat,
+        native_id: c.id.to_string(),
+        channel: Channel::Web,
+        native_channel: None,
+        status: c.status,
+        mode: Some(if c.assignee.is_some() {
+            Mode::Human
+        } else {
+            Mode::Ai
+        }),
+        assignee: c.assignee.map(agent),
+        contact: None,
+        created_at: Some(c.created),
+        updated_at: None,
+        last_activity_at: c.activity,
+        last_message: None,
+        message_count: Some(c.messages.len() as u64),
+        escalation: None,
+        url: None,
+        raw: None,
+    }
+}
+
+fn message(conv: u64, m: &VMsg) -> Message {
+    Message {
+        id: format!("{CONNECTION}:{}", m.id),
+        conversation_id: format!("{CONNECTION}:{conv}"),
+        connection: CONNECTION.into(),
+        provider: ProviderKind::Zipchat,
+        native_id: m.id.to_string(),
+        author: Author::Contact,
+        sender: None,
+        text: format!("message {}", m.id),
+        html: None,
+        attachments: Vec::new(),
+        created_at: m.created,
+        direction: Direction::Inbound,
+        delivery_status: None,
+        raw: None,
+    }
+}
+
+fn page_of<T: Clone>(items: &[T], page: &UpstreamPage, size: usize) -> Page<T> {
+    let number = match page {
+        UpstreamPage::Number(n) => *n as usize,
+        _ => 1,
+    };
+    let start = (number - 1) * size;
+    let slice: Vec<T> = items.iter().skip(start).take(size).cloned().collect();
+    let more = items.len() > start + size;
+    Page {
+        items: slice,
+        next: more.then(|| UpstreamPage::Number(u32::try_from(number + 1).unwrap_or(u32::MAX))),
+    }
+}
+
+#[derive(Debug)]
+struct MemVendor {
+    info: ProviderInfo,
+    world: Mutex<World>,
+}
+
+impl MemVendor {
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Provider for MemVendor {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    fn health(&self) -> ConnectionHealth {
+        ConnectionHealth {
+            breaker: BreakerState::Closed,
+            last_error: None,
+            last_success_at: None,
+            quota: None,
+        }
+    }
+
+    async fn list_conversations(
+        &self,
+        query: &ListQuery<'_>,
+        page: &UpstreamPage,
+    ) -> switchboard_core::Result<Page<Conversation>> {
+        let mut world = self.world();
+        world.advance();
+        let mut items: Vec<&VConv> = world
+            .conversations
+            .iter()
+            .filter(|c| query.filter.updated_since.is_none_or(|s| c.activity >= s))
+            .collect();
+        if self.info.capabilities.sorted_by_activity {
+            items.sort_by(|a, b| b.activity.cmp(&a.activity).then(b.id.cmp(&a.id)));
+        }
+        let items: Vec<Conversation> = items.into_iter().map(conversation).collect();
+        Ok(page_of(&items, page, query.page_size as usize))
+    }
+
+    async fn get_conversation(&self, id: &str) -> switchboard_core::Result<Conversation> {
+        let world = self.world();
+        world
+            .conversations
+            .iter()
+            .find(|c| c.id.to_string() == id)
+            .map(conversation)
+            .ok_or_else(|| Error::not_found("no such conversation"))
+    }
+
+    async fn list_messages(
+        &self,
+        conv: &str,
+        query: &MessageQuery,
+        page: &UpstreamPage,
+    ) -> switchboard_core::Result<Page<Message>> {
+        let mut world = self.world();
+        world.advance();
+        let c = world
+            .conversations
+            .iter()
+            .find(|c| c.id.to_string() == conv)
+            .ok_or_else(|| Error::not_found("no such conversation"))?;
+        let mut messages: Vec<&VMsg> = c
+            .messages
+            .iter()
+            .filter(|m| query.since.is_none_or(|s| m.created >= s))
+            .collect();
+        messages.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+        let items: Vec<Message> = messages.into_iter().map(|m| message(c.id, m)).collect();
+        Ok(page_of(&items, page, query.page_size as usize))
+    }
+
+    async fn list_agents(&self, _: &UpstreamPage) -> switchboard_core::Result<Page<Agent>> {
+        Err(Error::unsupported(Operation::ListAgents))
+    }
+
+    async fn set_assignment(
+        &self,
+        _: &str,
+        _: Assignment,
+    ) -> switchboard_core::Result<Conversation> {
+        Err(Error::unsupported(Operation::Assign))
+    }
+
+    async fn send_message(&self, _: &str, _: NewMessage) -> switchboard_core::Result<Message> {
+        Err(Error::unsupported(Operation::SendMessage))
+    }
+
+    async fn set_status(&self, _: &str, _: Status) -> switchboard_core::Result<Conversation> {
+        Err(Error::unsupported(Operation::SetStatus))
+    }
+}
+
+fn capabilities(sorted: bool, native_since: bool) -> Capabilities {
+    Capabilities {
+        list_conversations: true,
+        get_conversation: true,
+        list_messages: true,
+        list_agents: false,
+        assign: false,
+        unassign: false,
+        send_message: false,
+        set_status: Vec::new(),
+        idempotent_replies: false,
+        native_filters: NativeFilters {
+            updated_since: native_since,
+            ..NativeFilters::default()
+        },
+        paging: PagingStyle::PageNumber,
+        max_page_size: 3,
+        max_message_page_size: 2,
+        sorted_by_activity: sorted,
+    }
+}
+
+/// The compared fields of a conversation.
+type State = (
+    Status,
+    Option<Mode>,
+    Option<String>,
+    DateTime<Utc>,
+    Option<u64>,
+);
+
+fn state(c: &Conversation) -> State {
+    (
+        c.status,
+        c.mode,
+        c.assignee.as_ref().map(|a| a.native_id.clone()),
+        c.last_activity_at,
+        c.message_count,
+    )
+}
+
+fn differing(a: &State, b: &State) -> BTreeSet<&'static str> {
+    let mut out = BTreeSet::new();
+    if a.0 != b.0 {
+        out.insert("status");
+    }
+    if a.1 != b.1 {
+        out.insert("mode");
+    }
+    if a.2 != b.2 {
+        out.insert("assignee");
+    }
+    if a.3 != b.3 {
+        out.insert("last_activity_at");
+    }
+    if a.4 != b.4 {
+        out.insert("message_count");
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    /// Initial conversations: (seconds before t0 of the activity, messages).
+    initial: Vec<(i64, u8)>,
+    script: Vec<(u32, Change)>,
+    budget: u32,
+    sorted: bool,
+    native_since: bool,
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        3 => (0i64..=2).prop_map(Change::Tick),
+        1 => (0u8..=2).prop_map(Change::NewConversation),
+        4 => (0usize..16, 0i64..=LOOKBACK_SECS).prop_map(|(i, back)| Change::Message(i, back)),
+        2 => (0usize..16, prop_oneof![Just(Status::Open), Just(Status::Resolved), Just(Status::Closed)])
+            .prop_map(|(i, s)| Change::Status(i, s)),
+        2 => (0usize..16, proptest::option::of(0u64..3)).prop_map(|(i, a)| Change::Assign(i, a)),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        proptest::collection::vec((0i64..=3, 0u8..=3), 0..8),
+        proptest::collection::vec((0u32..40, change()), 0..30),
+        1u32..=4,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(initial, mut script, budget, sorted, native_since)| {
+            script.sort_by_key(|(at, _)| *at);
+            Case {
+                initial,
+                script,
+                budget,
+                sorted,
+                native_since,
+            }
+        })
+}
+
+fn world(case: &Case) -> World {
+    let mut next_id = 1;
+    let mut conversations = Vec::new();
+    for (back, messages) in &case.initial {
+        let activity = t0() - Duration::seconds(*back);
+        let id = next_id;
+        next_id += 1;
+        let mut c = VConv {
+            id,
+            created: activity - Duration::seconds(30),
+            activity,
+            status: Status::Open,
+            assignee: None,
+            messages: Vec::new(),
+            baseline_activity: Some(activity),
+        };
+        for i in 0..*messages {
+            c.messages.push(VMsg {
+                id: next_id,
+                created: activity - Duration::seconds(i64::from(*messages - 1 - i)),
+            });
+            next_id += 1;
+        }
+        conversations.push(c);
+    }
+    World {
+        clock: t0(),
+        conversations,
+        next_id,
+        script: Vec::new(),
+        calls: 0,
+        touched: BTreeSet::new(),
+        added_messages: BTreeSet::new(),
+        added_conversations: BTreeSet::new(),
+    }
+}
+
+async fn pass(
+    vendor: &MemVendor,
+    store: &MemoryStore,
+    snapshot: &mut Snapshot,
+    budget: u32,
+) -> Vec<Event> {
+    let settings = DetectSettings {
+        lookback: Duration::seconds(LOOKBACK_SECS),
+    };
+    let mut calls = CallBudget::new(budget);
+    let outcome = run_pass(vendor, store, snapshot, &mut calls, settings, Utc::now()).await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert!(calls.used() <= budget, "a pass stays within its budget");
+    outcome.events
+}
+
+fn settled(snapshot: &Snapshot) -> bool {
+    snapshot.baseline_done && snapshot.scan.is_none() && snapshot.message_queue.is_empty()
+}
+
+async fn check(case: Case) -> Result<(), TestCaseError> {
+    let vendor = MemVendor {
+        info: ProviderInfo {
+            kind: ProviderKind::Zipchat,
+            connection: CONNECTION.into(),
+            capabilities: capabilities(case.sorted, case.native_since),
+        },
+        world: Mutex::new(world(&case)),
+    };
+    let store = MemoryStore::default();
+    let mut snapshot = Snapshot::default();
+    let baseline: BTreeMap<String, State> = vendor
+        .world()
+        .conversations
+        .iter()
+        .map(|c| (c.id.to_string(), state(&conversation(c))))
+        .collect();
+    for _ in 0..100 {
+        let events = pass(&vendor, &store, &mut snapshot, case.budget).await;
+        prop_assert!(events.is_empty(), "the baseline is silent: {events:?}");
+        if settled(&snapshot) {
+            break;
+        }
+    }
+    prop_assert!(settled(&snapshot), "the baseline completes");
+    {
+        let mut world = vendor.world();
+        let offset = world.calls;
+        world.script = case
+            .script
+            .iter()
+            .map(|(at, c)| (at + offset, c.clone()))
+            .collect();
+    }
+    // Quiet: enough passes without an event, after the script ended, for several whole scans
+    // of the largest list at one call per pass, and nothing left to read.
+    let mut events = Vec::new();
+    let mut quiet = 0;
+    for _ in 0..5_000 {
+        let found = pass(&vendor, &store, &mut snapshot, case.budget).await;
+        let script_done = vendor.world().script.is_empty();
+        quiet = if found.is_empty() && script_done {
+            quiet + 1
+        } else {
+            0
+        };
+        events.extend(found);
+        if quiet >= QUIET_PASSES && snapshot.message_queue.is_empty() {
+            break;
+        }
+    }
+    prop_assert!(
+        quiet >= QUIET_PASSES && snapshot.message_queue.is_empty(),
+        "the detector settles once the world stops changing"
+    );
+
+    let world = vendor.world();
+    // Every new message once, and no other.
+    let mut messages = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.kind == EventType::MessageCreated)
+    {
+        let m = e
+            .data
+            .message
+            .as_ref()
+            .expect("a message event has its message");
+        *messages
+            .entry(m.native_id.parse::<u64>().expect("numeric"))
+            .or_insert(0) += 1;
+    }
+    for (id, n) in &messages {
+        prop_assert_eq!(*n, 1, "message {} reported {} times", id, n);
+    }
+    let reported: BTreeSet<u64> = messages.keys().copied().collect();
+    prop_assert_eq!(
+        &reported,
+        &world.added_messages,
+        "every new message, and only those"
+    );
+
+    // Every new conversation once; replaying the events gives the final state, each update
+    // naming exactly the fields that changed.
+    let mut implied = baseline.clone();
+    let mut created = BTreeSet::new();
+    let mut with_events = BTreeSet::new();
+    for e in &events {
+        let native = e.conversation_id.trim_start_matches("mem:").to_owned();
+        with_events.insert(native.parse::<u64>().expect("numeric"));
+        let Some(c) = &e.data.conversation else {
+            continue;
+        };
+        match e.kind {
+            EventType::ConversationCreated => {
+                prop_assert!(created.insert(native.clone()), "created twice: {}", native);
+                prop_assert!(
+                    !baseline.contains_key(&native),
+                    "an old conversation reported as created"
+                );
+                implied.insert(native, state(c));
+            }
+            EventType::ConversationUpdated => {
+                let before = implied.get(&native).cloned();
+                prop_assert!(
+                    before.is_some(),
+                    "an update of a conversation never reported: {}",
+                    native
+                );
+                let before = before.expect("checked");
+                let after = state(c);
+                let named: BTreeSet<&str> =
+                    e.changed.iter().flatten().map(String::as_str).collect();
+                prop_assert!(!named.is_empty(), "an update names what changed");
+                prop_assert_eq!(
+                    named,
+                    differing(&before, &after),
+                    "the fields named are those that changed"
+                );
+                implied.insert(native, after);
+            }
+            EventType::MessageCreated => {}
+        }
+    }
+    let expected_created: BTreeSet<String> = world
+        .added_conversations
+        .iter()
+        .map(u64::to_string)
+        .collect();
+    prop_assert_eq!(created, expected_created, "every new conversation once");
+    for c in &world.conversations {
+        let native = c.id.to_string();
+        prop_assert_eq!(
+            implied.get(&native),
+            Some(&state(&conversation(c))),
+            "replaying the events gives conversation {}'s final state",
+            native
+        );
+        if !world.touched.contains(&c.id) {
+            prop_assert!(
+                !with_events.contains(&c.id),
+                "conversation {} did not change but has events",
+                native
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_change_is_lost_and_none_is_reported_twice(case in case()) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(check(case))?;
+    }
+}
