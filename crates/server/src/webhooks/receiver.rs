@@ -119,3 +119,45 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     }
     current.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str, allow_private: Option<bool>) -> WebhookConfig {
+        WebhookConfig {
+            id: "t".into(),
+            url: Url::parse(url).expect("a URL"),
+            secret: switchboard_upstream::Secret::literal("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+            events: None,
+            connections: None,
+            allow_private_targets: allow_private,
+            timeout_secs: Some(5.0),
+            retry_schedule_secs: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_of_a_loopback_address_is_refused_when_connecting() {
+        // A receiver that would accept, on loopback.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let app = axum::Router::new().route("/in", axum::routing::post(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // Config-time checks are bypassed here: the name goes through the resolver.
+        let url = format!("http://localhost:{port}/in");
+        let refused = Receiver::new(&config(&url, None), false).expect("a client");
+        let Outcome::Failed { error, .. } = refused.deliver("1-0", Bytes::from_static(b"{}")).await
+        else {
+            panic!("a loopback name must not be reached");
+        };
+        assert!(error.contains("allow_private_targets"), "{error}");
+        let allowed = Receiver::new(&config(&url, Some(true)), false).expect("a client");
+        assert_eq!(
+            allowed.deliver("1-0", Bytes::from_static(b"{}")).await,
+            Outcome::Delivered
+        );
+    }
+}
