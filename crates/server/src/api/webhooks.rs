@@ -203,10 +203,10 @@ pub async fn replay_webhook(
     }
     let rewind = after.is_some();
     let after = after.flatten().map(|c| cursor_text(Some(c)));
-    let outbox = state
+    state
         .webhooks
         .replay(endpoint, &state.feed, after, rewind)
         .await?;
-    let (_, backlog) = state.webhooks.status(endpoint, &state.feed).await?;
+    let (outbox, backlog) = state.webhooks.status(endpoint, &state.feed).await?;
     Ok((StatusCode::ACCEPTED, Json(view(endpoint, outbox, backlog))))
 }

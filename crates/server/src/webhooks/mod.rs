@@ -166,27 +166,23 @@ impl Webhooks {
     }
 
     /// Asks `endpoint`'s worker (on whichever replica holds it) to deliver again: from `after`
-    /// when `rewind`, else from where it stopped; re-enables it. Returns the state as it will be.
+    /// when `rewind`, else from where it stopped; re-enables it. [`Webhooks::status`] shows it
+    /// as applied at once; the worker applies it within seconds (at once on this replica).
     pub async fn replay(
         &self,
         endpoint: &Endpoint,
         log: &EventLog,
         after: Option<String>,
         rewind: bool,
-    ) -> Result<OutboxState> {
-        let store = log.store().as_ref();
+    ) -> Result<()> {
         let request = outbox::ReplayRequest {
             request: holder_name(),
             after,
             rewind,
         };
-        outbox::request_replay(store, &endpoint.config.id, &request).await?;
+        outbox::request_replay(log.store().as_ref(), &endpoint.config.id, &request).await?;
         endpoint.wake.notify_one();
-        let mut state = outbox::load(store, &endpoint.config.id)
-            .await?
-            .unwrap_or_default();
-        state.apply(&request);
-        Ok(state)
+        Ok(())
     }
 
     /// `endpoint`'s state (with a replay asked but not yet applied shown as applied), and its
