@@ -27,6 +27,13 @@ fn sha(token: &str) -> String {
 }
 
 pub async fn start_gateway(config_text: &str) -> String {
+    start_gateway_with_state(config_text).await.0
+}
+
+/// Like `start_gateway`, also giving the gateway's state (its store, event log, pollers).
+pub async fn start_gateway_with_state(
+    config_text: &str,
+) -> (String, std::sync::Arc<switchboard_server::AppState>) {
     let config = Config::parse(config_text).expect("test config parses");
     let state =
         switchboard_server::state_from_config(&config, b"test-secret").expect("state builds");
@@ -36,11 +43,11 @@ pub async fn start_gateway(config_text: &str) -> String {
     let addr: SocketAddr = listener.local_addr().expect("addr");
     tokio::spawn(switchboard_server::serve_with(
         listener,
-        switchboard_server::app(state),
+        switchboard_server::app(state.clone()),
         switchboard_server::ServerLimits::from_config(&config.server),
         std::future::pending(),
     ));
-    format!("http://{addr}")
+    (format!("http://{addr}"), state)
 }
 
 /// Three clients: admin (read+write, all connections), reader (read only), outsider (sees only

@@ -63,17 +63,25 @@ impl CallBudget {
     }
 }
 
+/// How often a scan reads the whole list (up to the tracked conversations' bound), for changes
+/// a vendor makes without moving the activity time (Zipchat's assignments).
+pub const DEFAULT_FULL_SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// How the detector reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DetectSettings {
     /// How far below the high-water mark each scan reads again.
     pub lookback: chrono::Duration,
+    /// How often a scan reads the whole list.
+    pub full_scan_every: chrono::Duration,
 }
 
 impl Default for DetectSettings {
     fn default() -> DetectSettings {
         DetectSettings {
             lookback: chrono::Duration::from_std(DEFAULT_LOOKBACK).unwrap_or_default(),
+            full_scan_every: chrono::Duration::from_std(DEFAULT_FULL_SCAN_EVERY)
+                .unwrap_or_default(),
         }
     }
 }
@@ -216,13 +224,21 @@ impl Pass<'_> {
         budget: &mut CallBudget,
     ) -> Result<(), Error> {
         let caps = self.provider.info().capabilities.clone();
-        let mut scan = snapshot.scan.take().unwrap_or_else(|| ListScan {
-            next: UpstreamPage::First,
-            floor: snapshot
-                .high
-                .filter(|_| snapshot.baseline_done)
-                .map(|h| h - self.settings.lookback),
-            max_seen: None,
+        let mut scan = snapshot.scan.take().unwrap_or_else(|| {
+            let full = !snapshot.baseline_done
+                || snapshot
+                    .last_full_scan
+                    .is_none_or(|t| self.now - t >= self.settings.full_scan_every);
+            ListScan {
+                next: UpstreamPage::First,
+                floor: snapshot
+                    .high
+                    .filter(|_| !full)
+                    .map(|h| h - self.settings.lookback),
+                max_seen: None,
+                full,
+                read: 0,
+            }
         });
         loop {
             if !budget.take() {
@@ -255,13 +271,12 @@ impl Pass<'_> {
                     scan.max_seen
                         .map_or(c.last_activity_at, |m| m.max(c.last_activity_at)),
                 );
-                if let Err(e) = self.observe(snapshot, &c, scan.floor).await {
+                scan.read += 1;
+                if let Err(e) = self.observe(snapshot, &c).await {
                     snapshot.scan = Some(scan);
                     return Err(e);
                 }
-                if !snapshot.baseline_done
-                    && snapshot.conversations.len() >= MAX_TRACKED_CONVERSATIONS
-                {
+                if scan.full && scan.read >= MAX_TRACKED_CONVERSATIONS {
                     done = true;
                     break;
                 }
@@ -277,6 +292,9 @@ impl Pass<'_> {
                         snapshot.baseline_high = snapshot.high;
                         snapshot.baseline_done = true;
                     }
+                    if scan.full {
+                        snapshot.last_full_scan = Some(self.now);
+                    }
                     return Ok(());
                 }
             }
@@ -284,12 +302,7 @@ impl Pass<'_> {
     }
 
     /// Compares one listed conversation with its snapshot; emits what changed.
-    async fn observe(
-        &mut self,
-        snapshot: &mut Snapshot,
-        c: &Conversation,
-        floor: Option<DateTime<Utc>>,
-    ) -> Result<(), Error> {
+    async fn observe(&mut self, snapshot: &mut Snapshot, c: &Conversation) -> Result<(), Error> {
         let reads_messages = self.provider.info().capabilities.list_messages;
         if !snapshot.baseline_done {
             let mut tracked = Tracked::of(c);
@@ -298,7 +311,7 @@ impl Pass<'_> {
             return Ok(());
         }
         let Some(tracked) = snapshot.conversations.get_mut(&c.native_id) else {
-            return self.observe_unknown(snapshot, c, floor).await;
+            return self.observe_unknown(snapshot, c).await;
         };
         if differences(tracked, c).is_empty() {
             return Ok(());
@@ -351,8 +364,9 @@ impl Pass<'_> {
         &mut self,
         snapshot: &mut Snapshot,
         c: &Conversation,
-        floor: Option<DateTime<Utc>>,
     ) -> Result<(), Error> {
+        // Within the window every incremental scan reads, an untracked old conversation moved.
+        let floor = snapshot.high.map(|h| h - self.settings.lookback);
         let reads_messages = self.provider.info().capabilities.list_messages;
         let created_after_baseline = match c.created_at {
             None => true,

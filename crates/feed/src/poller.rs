@@ -149,6 +149,11 @@ impl PollerHandle {
         &self.connection
     }
 
+    /// Who this poller is when it holds the lease (`{replica}/{connection}`).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// Stops the task at once without giving the lease up (as a crash would).
     pub fn abort(&self) {
         self.task.abort();
@@ -273,6 +278,7 @@ impl Poller {
         let mut budget = self.share.budget(Instant::now());
         let settings = DetectSettings {
             lookback: chrono::Duration::from_std(self.settings.lookback).unwrap_or_default(),
+            ..DetectSettings::default()
         };
         let outcome = detect::run_pass(
             self.provider.as_ref(),

@@ -32,6 +32,9 @@ pub struct Snapshot {
     /// The list scan in progress, if a pass's budget ended it early.
     #[serde(rename = "s", default)]
     pub scan: Option<ListScan>,
+    /// When the last full scan (the baseline included) completed, on this gateway's clock.
+    #[serde(rename = "fs", default)]
+    pub last_full_scan: Option<DateTime<Utc>>,
     /// The newest `created_at` among conversations forgotten for space.
     #[serde(rename = "e", default)]
     pub evicted_created: Option<DateTime<Utc>>,
@@ -55,6 +58,13 @@ pub struct ListScan {
     /// The newest activity this scan has seen.
     #[serde(rename = "m", default)]
     pub max_seen: Option<DateTime<Utc>>,
+    /// A full scan: the whole list (at most [`MAX_TRACKED_CONVERSATIONS`] items), for changes a
+    /// vendor does not stamp with a new activity time.
+    #[serde(rename = "a", default)]
+    pub full: bool,
+    /// Items this scan has read.
+    #[serde(rename = "r", default)]
+    pub read: usize,
 }
 
 /// The fields a poller compares, for one conversation.

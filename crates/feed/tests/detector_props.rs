@@ -81,6 +81,7 @@ struct World {
     touched: BTreeSet<u64>,
     added_messages: BTreeSet<u64>,
     added_conversations: BTreeSet<u64>,
+    silent_assignments: bool,
 }
 
 impl World {
@@ -142,10 +143,13 @@ impl World {
             }
             Change::Assign(index, agent) => {
                 let clock = self.clock;
+                let silent = self.silent_assignments;
                 let Some(c) = self.pick(*index) else { return };
                 if c.assignee != *agent {
                     c.assignee = *agent;
-                    c.activity = c.activity.max(clock);
+                    if !silent {
+                        c.activity = c.activity.max(clock);
+                    }
                     let cid = c.id;
                     self.touched.insert(cid);
                 }
@@ -415,6 +419,9 @@ struct Case {
     budget: u32,
     sorted: bool,
     native_since: bool,
+    /// The vendor leaves the activity time alone on assignment (as Zipchat does), and every
+    /// scan is a full one.
+    silent_assignments: bool,
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -435,17 +442,21 @@ fn case() -> impl Strategy<Value = Case> {
         1u32..=4,
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(initial, mut script, budget, sorted, native_since)| {
-            script.sort_by_key(|(at, _)| *at);
-            Case {
-                initial,
-                script,
-                budget,
-                sorted,
-                native_since,
-            }
-        })
+        .prop_map(
+            |(initial, mut script, budget, sorted, native_since, silent_assignments)| {
+                script.sort_by_key(|(at, _)| *at);
+                Case {
+                    initial,
+                    script,
+                    budget,
+                    sorted,
+                    native_since,
+                    silent_assignments,
+                }
+            },
+        )
 }
 
 fn world(case: &Case) -> World {
@@ -482,6 +493,7 @@ fn world(case: &Case) -> World {
         touched: BTreeSet::new(),
         added_messages: BTreeSet::new(),
         added_conversations: BTreeSet::new(),
+        silent_assignments: case.silent_assignments,
     }
 }
 
@@ -490,9 +502,16 @@ async fn pass(
     store: &MemoryStore,
     snapshot: &mut Snapshot,
     budget: u32,
+    full_scans: bool,
 ) -> Vec<Event> {
     let settings = DetectSettings {
         lookback: Duration::seconds(LOOKBACK_SECS),
+        // Every scan a full one, or (practically) never after the baseline.
+        full_scan_every: if full_scans {
+            Duration::zero()
+        } else {
+            Duration::days(365)
+        },
     };
     let mut calls = CallBudget::new(budget);
     let outcome = run_pass(vendor, store, snapshot, &mut calls, settings, Utc::now()).await;
@@ -523,7 +542,14 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         .map(|c| (c.id.to_string(), state(&conversation(c))))
         .collect();
     for _ in 0..100 {
-        let events = pass(&vendor, &store, &mut snapshot, case.budget).await;
+        let events = pass(
+            &vendor,
+            &store,
+            &mut snapshot,
+            case.budget,
+            case.silent_assignments,
+        )
+        .await;
         prop_assert!(events.is_empty(), "the baseline is silent: {events:?}");
         if settled(&snapshot) {
             break;
@@ -544,7 +570,14 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
     let mut events = Vec::new();
     let mut quiet = 0;
     for _ in 0..5_000 {
-        let found = pass(&vendor, &store, &mut snapshot, case.budget).await;
+        let found = pass(
+            &vendor,
+            &store,
+            &mut snapshot,
+            case.budget,
+            case.silent_assignments,
+        )
+        .await;
         let script_done = vendor.world().script.is_empty();
         quiet = if found.is_empty() && script_done {
             quiet + 1

@@ -56,6 +56,11 @@ impl Pollers {
         self.handles.iter().map(PollerHandle::connection).collect()
     }
 
+    /// The lease holder name of each poller, in start order.
+    pub fn holders(&self) -> Vec<&str> {
+        self.handles.iter().map(PollerHandle::holder).collect()
+    }
+
     /// Stops every poller at once without giving its lease up (as a crash would): another
     /// replica takes over when the leases end.
     pub fn abort_all(&self) {
