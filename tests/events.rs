@@ -291,3 +291,99 @@ async fn the_servers_shutdown_ends_open_streams() {
     assert!(stream.next().await.is_none(), "the stream ended");
     assert!(other.next().await.is_none(), "the stream ended");
 }
+
+/// Open event streams, from `/metrics`.
+async fn open_streams(gateway: &Gateway) -> f64 {
+    let text = gateway
+        .http
+        .get(format!("{}/metrics", gateway.url))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchboard_event_streams "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_subscriber_that_reads_nothing_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = Gateway::start("[server]\nwrite_timeout_secs = 1\n").await;
+    let addr: std::net::SocketAddr = gateway
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("a small receive buffer");
+    let mut stalled = socket.connect(addr).await.expect("connects");
+    stalled
+        .write_all(
+            format!("GET /v1/events/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {READER}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("request sent");
+    let mut reading = gateway.stream(READER, "", None).await;
+    for _ in 0..200 {
+        if open_streams(&gateway).await == 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(open_streams(&gateway).await, 2.0, "both streams are open");
+
+    // Large events until the stalled subscriber's buffers are full and its stream is closed;
+    // the gateway keeps nothing for it meanwhile (the log is the buffer).
+    let big = "x".repeat(16 * 1024);
+    let mut appended = 0;
+    for _ in 0..100 {
+        let batch = gateway
+            .append(
+                (0..50)
+                    .map(|n| {
+                        let mut e = event("message.created", "shop", n);
+                        e.conversation_id = format!("shop:{big}");
+                        e
+                    })
+                    .collect(),
+            )
+            .await;
+        appended += batch.len();
+        // The subscriber that reads keeps up.
+        assert_eq!(reading.take(batch.len()).await.len(), batch.len());
+        if open_streams(&gateway).await == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        open_streams(&gateway).await,
+        1.0,
+        "the stalled stream was closed"
+    );
+    // The stalled client, reading at last, gets what was in flight and then the end.
+    let mut sink = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stalled.read_to_end(&mut sink))
+        .await
+        .expect("the connection ends")
+        .ok();
+    assert!(
+        sink.len() < appended * big.len(),
+        "it did not get everything: it was cut off"
+    );
+    // The other subscriber goes on.
+    let next = gateway
+        .append(vec![event("message.created", "shop", 1)])
+        .await;
+    assert_eq!(
+        reading.take(1).await[0].id.as_deref(),
+        Some(next[0].id.as_str())
+    );
+}

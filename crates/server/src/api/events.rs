@@ -271,6 +271,7 @@ pub async fn stream_events(
         filter,
         shutting_down: shutting_down.map(|Extension(s)| s),
         ended: false,
+        _open: OpenStream::new(),
     };
     let stream = futures::stream::unfold(follower, |mut follower| async move {
         let message = follower.next().await?;
@@ -289,6 +290,23 @@ struct Follower {
     filter: EventFilter,
     shutting_down: Option<ShuttingDown>,
     ended: bool,
+    _open: OpenStream,
+}
+
+/// Counts a stream in `switchboard_event_streams` while it is open.
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> OpenStream {
+        metrics::gauge!("switchboard_event_streams").increment(1.0);
+        OpenStream
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!("switchboard_event_streams").decrement(1.0);
+    }
 }
 
 impl Follower {

@@ -245,6 +245,13 @@ async fn step(
     let outcome = endpoint.receiver.deliver(&event.id, body.into()).await;
     let now = Utc::now();
     state.last_attempt_at = Some(now);
+    let result = match &outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Gone => "gone",
+        Outcome::Failed { .. } => "failed",
+    };
+    metrics::counter!("switchboard_webhook_attempts_total", "webhook" => id.to_owned(), "outcome" => result)
+        .increment(1);
     match outcome {
         Outcome::Delivered => {
             state.cursor = Some(event.id.clone());
