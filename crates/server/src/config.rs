@@ -583,7 +583,7 @@ impl Config {
             &self.webhooks,
             self.server.allow_private_targets,
             &ids,
-            crate::webhooks::EVENT_TYPES,
+            &switchboard_core::EventType::ALL.map(|t| t.as_str()),
         )?;
         Ok(())
     }

@@ -32,13 +32,6 @@ pub use receiver::Receiver;
 pub use signing::WebhookSecret;
 pub use worker::LEASE_TTL;
 
-/// The event types an endpoint may subscribe to.
-pub const EVENT_TYPES: &[&str] = &[
-    "conversation.created",
-    "conversation.updated",
-    "message.created",
-];
-
 /// The most pending events `GET /v1/webhooks` counts per endpoint.
 pub const BACKLOG_CAP: usize = 1000;
 
