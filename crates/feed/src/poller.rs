@@ -280,15 +280,27 @@ impl Poller {
             lookback: chrono::Duration::from_std(self.settings.lookback).unwrap_or_default(),
             ..DetectSettings::default()
         };
-        let outcome = detect::run_pass(
+        let pass = detect::run_pass(
             self.provider.as_ref(),
             self.feed.store().as_ref(),
             &mut snapshot,
             &mut budget,
             settings,
             Utc::now(),
-        )
-        .await;
+        );
+        // The lease is renewed while the pass runs, so a slow pass keeps it.
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.settings.interval).await;
+                if let Err(e) = self.lease().await {
+                    tracing::debug!(connection = %connection, error = %e, "renewing the poll lease failed");
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = pass => outcome,
+            never = renew => never,
+        };
         self.share.spend(budget.used(), Instant::now());
         // Fencing: a replica whose lease ended during the pass (or passed to another and back)
         // appends nothing; the holder reads the stored snapshot and finds the same changes.

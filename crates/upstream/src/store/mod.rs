@@ -225,8 +225,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn last_log_id(&self, log: &str) -> Result<Option<LogId>>;
 
     /// Holds lease `key` for `holder` for `ttl`: `Some(fencing token)` when `holder` holds it now
-    /// (a new holder gets a greater token than every earlier holder; renewing keeps the token),
-    /// `None` while another holder's lease is live. Atomic across replicas.
+    /// (a new holder gets a greater token than every earlier holder; renewing keeps the token, as
+    /// does taking an expired lease back when nobody held it since), `None` while another
+    /// holder's lease is live. Atomic across replicas.
     async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<Option<u64>>;
     /// Gives the lease up if `holder` holds it (its token stays counted).
     async fn release_lease(&self, key: &str, holder: &str) -> Result<()>;
@@ -291,7 +292,8 @@ impl LeaseState {
     ) -> Option<LeaseState> {
         let expires_us = now_us.saturating_add(u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX));
         match current {
-            Some(c) if c.expires_us > now_us && c.holder == holder => Some(LeaseState {
+            // The same holder again, live or not: nobody held it in between, so the token stays.
+            Some(c) if c.holder == holder => Some(LeaseState {
                 expires_us,
                 ..c.clone()
             }),
@@ -382,6 +384,8 @@ mod tests {
         assert_eq!(LeaseState::grant(Some(&a), "b", 50, ttl), None);
         let renewed = LeaseState::grant(Some(&a), "a", 50, ttl).expect("renews");
         assert_eq!(renewed.token(), 1);
+        let late = LeaseState::grant(Some(&renewed), "a", 500, ttl).expect("taken back");
+        assert_eq!(late.token(), 1, "nobody held it in between");
         let b = LeaseState::grant(Some(&renewed), "b", 150, ttl).expect("expired");
         assert_eq!(b.token(), 2);
         let released = b.released("b");

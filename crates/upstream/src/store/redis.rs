@@ -115,7 +115,8 @@ return ids
 ";
 
 /// Lease KEYS[1] (hash: h holder, t token, e expiry ms) for holder ARGV[1] for ARGV[2] ms; the
-/// hash is kept ARGV[3] ms. Returns the token, or -1 while another holder's lease is live.
+/// hash is kept ARGV[3] ms. Returns the token (a new one when the holder changes), or -1 while
+/// another holder's lease is live.
 const LEASE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -123,7 +124,7 @@ local held = redis.call('HMGET', KEYS[1], 'h', 't', 'e')
 local token = tonumber(held[2] or '0')
 local live = tonumber(held[3] or '0') > now
 if live and held[1] ~= ARGV[1] then return -1 end
-if not live then token = token + 1 end
+if held[1] ~= ARGV[1] then token = token + 1 end
 redis.call('HSET', KEYS[1], 'h', ARGV[1], 't', string.format('%.0f', token),
   'e', string.format('%.0f', now + tonumber(ARGV[2])))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
