@@ -111,7 +111,7 @@ fn random_secret() -> anyhow::Result<[u8; 32]> {
 
 fn client_section(token: &str) -> String {
     format!(
-        "[[clients]]\nname = \"demo\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\", \"write\"]\n",
+        "[[clients]]\nname = \"demo\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\", \"write\", \"admin\"]\n",
         hex::encode(Sha256::digest(token.as_bytes()))
     )
 }
@@ -224,13 +224,17 @@ async fn serve_until_signal(
     config: &Config,
     state: std::sync::Arc<switchboard_server::AppState>,
 ) -> anyhow::Result<()> {
-    switchboard_server::serve_with(
+    state.webhooks.start(&state.feed).await;
+    let served = switchboard_server::serve_with(
         listener,
-        switchboard_server::app(state),
+        switchboard_server::app(state.clone()),
         switchboard_server::ServerLimits::from_config(&config.server),
         switchboard_server::shutdown_signal(),
     )
-    .await?;
+    .await;
+    // Each worker finishes its attempt in flight, saves, and gives its lease up.
+    state.webhooks.stop().await;
+    served?;
     Ok(())
 }
 

@@ -65,3 +65,29 @@ fn every_error_code_in_the_source_is_in_the_spec() {
         "codes missing from the spec: {missing:?}"
     );
 }
+
+#[test]
+fn the_change_feed_is_in_the_spec() {
+    let spec = switchboard_server::api::openapi_json();
+    let stream = &spec["paths"]["/v1/events/stream"]["get"]["responses"]["200"]["content"];
+    assert!(stream["text/event-stream"].is_object(), "{stream}");
+    let page = &spec["components"]["schemas"]["EventList"]["properties"];
+    assert_eq!(page["data"]["items"]["$ref"], "#/components/schemas/Event");
+    let delivery = &spec["webhooks"]["event"]["post"];
+    assert_eq!(
+        delivery["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Event",
+        "a webhook delivers the same Event"
+    );
+    let codes = spec
+        .pointer("/components/schemas/Problem/properties/code/enum")
+        .expect("codes");
+    for code in ["cursor_expired", "invalid_cursor", "invalid_type"] {
+        assert!(
+            codes
+                .as_array()
+                .is_some_and(|c| c.iter().any(|v| v == code)),
+            "{code}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ so point it at the demo, never at real vendors.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -20,6 +21,8 @@ import httpx
 
 from switchboard_client import AuthenticatedClient
 from switchboard_client.api.connections import list_agents
+from switchboard_client.api.events import list_events
+from switchboard_client.api.webhooks import list_webhooks
 from switchboard_client.api.conversations import (
     get_conversation,
     list_conversations,
@@ -36,6 +39,9 @@ from switchboard_client.models import (
     Conversation,
     ConversationPage,
     Direction,
+    Event,
+    EventList,
+    EventType,
     Message,
     MessagePage,
     Mode,
@@ -46,6 +52,7 @@ from switchboard_client.models import (
     ReplyRequest,
     Status,
     StatusRequest,
+    WebhookList,
 )
 from switchboard_client.types import UNSET, Response, Unset
 
@@ -169,11 +176,60 @@ def pick_conversation(j: Journey, client: AuthenticatedClient) -> Conversation:
     return first
 
 
+def read_events(j: Journey, client: AuthenticatedClient, after: str, what: str) -> tuple[list[Event], str]:
+    """Pages `GET /v1/events` from `after` to the end: every event once, in log order."""
+    events: list[Event] = []
+    cursor = after
+    for pages in range(1000):
+        page = j.must(
+            list_events.sync_detailed(client=client, after=cursor, limit=500),
+            EventList,
+            f"{what}: events page {pages + 1}",
+            quiet=True,
+        )
+        if not page.data:
+            j.check(page.next_cursor == cursor, f"{what}: an empty page keeps the cursor", page.next_cursor)
+            return events, cursor
+        events.extend(page.data)
+        cursor = page.next_cursor
+    raise RuntimeError("the event log never ends")
+
+
+def follow_stream(j: Journey, last_event_id: str, stop_at: str) -> list[str]:
+    """The ids `/v1/events/stream` sends after `last_event_id`, up to `stop_at`."""
+    ids: list[str] = []
+    headers = {"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": last_event_id}
+    with httpx.stream("GET", f"{BASE_URL}/v1/events/stream", headers=headers, timeout=30.0) as response:
+        j.check(
+            response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"),
+            "the stream answers text/event-stream",
+            response.status_code,
+        )
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line:
+                name, _, value = line.partition(":")
+                if name:
+                    fields[name] = value.lstrip()
+                continue
+            if "data" in fields:
+                event = Event.from_dict(json.loads(fields["data"]))
+                if fields.get("id") != event.id or fields.get("event") != event.type_.value:
+                    j.check(False, f"message {event.id}: its id and event are the event's", fields)
+                ids.append(event.id)
+                if event.id == stop_at:
+                    return ids
+            fields = {}
+    return ids
+
+
 def journey(j: Journey, client: AuthenticatedClient) -> None:
     page_the_inbox(j, client)
 
     picked = pick_conversation(j, client)
     cid = picked.id
+    # Where the change feed stands before this journey's writes.
+    _, before = read_events(j, client, "0-0", "the change feed so far")
 
     conversation = j.must(get_conversation.sync_detailed(cid, client=client), Conversation, f"read {cid}")
     j.check(
@@ -251,6 +307,52 @@ def journey(j: Journey, client: AuthenticatedClient) -> None:
         "hand back to the bot",
     )
     j.check(unset_to_none(back.assignee) is None and back.mode == Mode.AI, "unassigned, the bot answers", back)
+
+    # The journey's own writes are in the change feed, stamped with who made them.
+    events, _ = read_events(j, client, before, "the change feed since")
+    j.check(len({e.id for e in events}) == len(events), "every event once", len(events))
+    mine = [
+        e
+        for e in events
+        if e.conversation_id == cid and not isinstance(e.performed_by, Unset) and e.performed_by.client == "demo"
+    ]
+    replied = next(
+        (
+            e
+            for e in mine
+            if e.type_ == EventType.MESSAGE_CREATED
+            and not isinstance(e.data.message, Unset)
+            and e.data.message.id == reply.id
+        ),
+        None,
+    )
+    j.check(replied is not None, "the reply is a message.created event performed by this client", mine)
+    j.check(
+        any(
+            e.type_ == EventType.CONVERSATION_UPDATED and not isinstance(e.changed, Unset) and "assignee" in e.changed
+            for e in mine
+        ),
+        "the take-over is a conversation.updated event naming `assignee`",
+        mine,
+    )
+    if replied is not None:
+        streamed = follow_stream(j, before, replied.id)
+        up_to_reply = [e.id for e in events[: [e.id for e in events].index(replied.id) + 1]]
+        j.check(streamed == up_to_reply, "the stream, after Last-Event-ID, gives the same events in the same order", (len(streamed), len(up_to_reply)))
+    hooks = j.must(list_webhooks.sync_detailed(client=client), WebhookList, "list the webhook endpoints (admin scope)")
+    j.check(isinstance(hooks.data, list), f"{len(hooks.data)} webhook endpoints")
+    j.expect_problem(
+        "read the change feed past its retention",
+        list_events.sync_detailed(client=client, after="1000-0"),
+        HTTPStatus.GONE,
+        ProblemCode.CURSOR_EXPIRED,
+    )
+    j.expect_problem(
+        "read the change feed with a malformed cursor",
+        list_events.sync_detailed(client=client, after="0-x"),
+        HTTPStatus.BAD_REQUEST,
+        ProblemCode.INVALID_CURSOR,
+    )
 
     j.expect_problem(
         "read an unknown conversation",

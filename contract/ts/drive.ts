@@ -12,6 +12,7 @@ import type { components, paths } from "./generated/schema.js";
 
 type Problem = components["schemas"]["Problem"];
 type Conversation = components["schemas"]["Conversation"];
+type FeedEvent = components["schemas"]["Event"];
 
 const baseUrl = process.env.SWITCHBOARD_URL ?? "http://127.0.0.1:8080";
 const token = process.env.SWITCHBOARD_TOKEN ?? "demo-token";
@@ -123,6 +124,71 @@ async function pickConversation(): Promise<Conversation> {
   return first;
 }
 
+/** Pages `GET /v1/events` from `after` to the end; every event once, in log order. */
+async function readEvents(after: string, what: string): Promise<{ events: FeedEvent[]; next: string }> {
+  const events: FeedEvent[] = [];
+  let cursor = after;
+  for (let pages = 0; pages < 1000; pages += 1) {
+    const { data, error, response } = await client.GET("/v1/events", { params: { query: { after: cursor, limit: 500 } } });
+    const page = must(data, error, response, `${what}: events page ${pages + 1}`, true);
+    if (page.data.length === 0) {
+      check(page.next_cursor === cursor, `${what}: an empty page keeps the cursor`, page.next_cursor);
+      return { events, next: cursor };
+    }
+    events.push(...page.data);
+    cursor = page.next_cursor;
+  }
+  throw new Error("the event log never ends");
+}
+
+/** Reads Server-Sent Events from `/v1/events/stream` resuming after `lastEventId`, until `done`. */
+async function followStream(lastEventId: string, done: (e: FeedEvent) => boolean): Promise<FeedEvent[]> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 30_000);
+  const seen: FeedEvent[] = [];
+  try {
+    const response = await fetch(`${baseUrl}/v1/events/stream`, {
+      headers: { Authorization: `Bearer ${token}`, "Last-Event-ID": lastEventId },
+      signal: abort.signal,
+    });
+    check(
+      response.status === 200 && (response.headers.get("content-type") ?? "").startsWith("text/event-stream"),
+      "the stream answers text/event-stream",
+      response.status,
+    );
+    if (response.body === null) return seen;
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of response.body) {
+      pending += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end: number;
+      while ((end = pending.indexOf("\n\n")) >= 0) {
+        const block = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        const fields = new Map<string, string>();
+        for (const line of block.split("\n")) {
+          const colon = line.indexOf(":");
+          if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
+        }
+        const data = fields.get("data");
+        if (data === undefined) continue; // a keep-alive comment
+        const event = JSON.parse(data) as FeedEvent;
+        if (fields.get("id") !== event.id || fields.get("event") !== event.type) {
+          check(false, "each message's id and event are the event's", block);
+        }
+        seen.push(event);
+        if (done(event)) return seen;
+      }
+    }
+  } catch (e) {
+    check(false, "the stream delivers", e instanceof Error ? e.message : String(e));
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+  return seen;
+}
+
 async function main(): Promise<void> {
   console.log(`TypeScript client (openapi-typescript + openapi-fetch) against ${baseUrl}`);
 
@@ -130,6 +196,8 @@ async function main(): Promise<void> {
 
   const picked = await pickConversation();
   const id = picked.id;
+  // Where the change feed stands before this journey's writes.
+  const before = await readEvents("0-0", "the change feed so far");
 
   {
     const { data, error, response } = await client.GET("/v1/conversations/{id}", { params: { path: { id } } });
@@ -201,6 +269,44 @@ async function main(): Promise<void> {
     const back = must(data, error, response, "hand back to the bot");
     check((back.assignee ?? null) === null && back.mode === "ai", "unassigned, the bot answers", back);
   }
+
+  {
+    // The journey's own writes are in the change feed, stamped with who made them.
+    const { events } = await readEvents(before.next, "the change feed since");
+    check(new Set(events.map((e) => e.id)).size === events.length, "every event once", events.length);
+    const mine = events.filter((e) => e.conversation_id === id && e.performed_by?.client === "demo");
+    const replied = mine.find((e) => e.type === "message.created" && e.data.message?.id === reply.id);
+    check(replied !== undefined, "the reply is a message.created event performed by this client", mine);
+    check(
+      mine.some((e) => e.type === "conversation.updated" && (e.changed ?? []).includes("assignee")),
+      "the take-over is a conversation.updated event naming `assignee`",
+      mine,
+    );
+    // The stream, resumed after the cursor from before the writes, replays the same reply.
+    const streamed = await followStream(before.next, (e) => e.id === replied?.id);
+    check(streamed.at(-1)?.id === replied?.id, "the stream replays it after Last-Event-ID", streamed.length);
+    const upToReply = events.slice(0, events.findIndex((e) => e.id === replied?.id) + 1).map((e) => e.id);
+    check(
+      JSON.stringify(streamed.map((e) => e.id)) === JSON.stringify(upToReply),
+      "the stream and the events API give the same events in the same order",
+      { streamed: streamed.length, api: upToReply.length },
+    );
+    const hooks = await client.GET("/v1/webhooks");
+    const list = must(hooks.data, hooks.error, hooks.response, "list the webhook endpoints (admin scope)");
+    check(Array.isArray(list.data), `${list.data.length} webhook endpoints`);
+  }
+  expectProblem(
+    "read the change feed past its retention",
+    await client.GET("/v1/events", { params: { query: { after: "1000-0" } } }),
+    410,
+    { code: "cursor_expired" },
+  );
+  expectProblem(
+    "read the change feed with a malformed cursor",
+    await client.GET("/v1/events", { params: { query: { after: "0-x" } } }),
+    400,
+    { code: "invalid_cursor" },
+  );
 
   expectProblem(
     "read an unknown conversation",

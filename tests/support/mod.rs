@@ -1,6 +1,7 @@
 //! A gateway in front of the simulators, both on loopback port 0, driven over HTTP.
 #![allow(dead_code)]
 
+pub mod feed;
 pub mod process;
 
 use std::net::SocketAddr;

@@ -44,6 +44,7 @@ pub const PARAMETERS: &[&str] = &[
     "text",
     "sender_id",
     "idempotency_key",
+    "type",
 ];
 
 /// The code for an invalid `parameter`: `invalid_{parameter}` for known ones, else `invalid_parameter`.
@@ -65,6 +66,7 @@ pub fn invalid_code(parameter: &str) -> &'static str {
         "text" => "invalid_text",
         "sender_id" => "invalid_sender_id",
         "idempotency_key" => "invalid_idempotency_key",
+        "type" => "invalid_type",
         _ => "invalid_parameter",
     }
 }

@@ -204,6 +204,12 @@ impl EventLog {
         self.inner.newest.subscribe()
     }
 
+    /// The newest event's id (`None`: the log is empty): where a consumer that wants only what
+    /// comes next starts.
+    pub async fn newest(&self) -> Result<Option<LogId>> {
+        self.inner.store.last_log_id(&self.inner.config.log).await
+    }
+
     /// Appends the event of a write made through the gateway by `client`, stamped
     /// `performed_by`, and remembers it so the poller does not report it again. Call it after the
     /// vendor accepted the write (for a reply sent with an `Idempotency-Key`, not when the answer

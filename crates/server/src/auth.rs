@@ -46,16 +46,17 @@ impl Caller {
         if self.scopes.contains(&scope) {
             Ok(())
         } else {
-            let what = match scope {
-                Scope::Read => "read",
-                Scope::Write => "write",
-            };
             Err(Error::new(
                 ErrorKind::Forbidden,
-                format!("this token lacks the `{what}` scope"),
+                format!("this token lacks the `{}` scope", scope.as_str()),
             )
             .into())
         }
+    }
+
+    /// Whether the caller may see every connection (no `connections` list).
+    pub fn sees_every_connection(&self) -> bool {
+        self.connections.is_none()
     }
 
     /// Whether the caller may see `connection`.

@@ -14,6 +14,7 @@ use switchboard_core::ids::is_valid_connection_id;
 use switchboard_upstream::{BreakerSettings, RateLimit, Secret};
 
 use crate::registry;
+pub use crate::webhooks::WebhookConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +32,9 @@ pub struct Config {
     /// `[store]`: where quotas, idempotency records and cached pages live. Absent: `serve` uses
     /// the embedded file `switchboard.db`; a gateway built in-process (tests) uses memory.
     pub store: Option<StoreConfig>,
+    /// `[[webhooks]]`: where events are delivered, signed.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
     /// `[feed]`: the change feed's event log.
     #[serde(default)]
     pub feed: FeedSection,
@@ -195,12 +199,20 @@ pub struct ServerConfig {
     /// are closed.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// Seconds a write to a client may make no progress (the client reads nothing) before its
+    /// connection is closed; bounds what a stalled event-stream subscriber holds.
+    #[serde(default = "default_write_timeout_secs")]
+    pub write_timeout_secs: u64,
     /// A bearer token `/readyz` and `/metrics` require (omitted: open to anyone who can reach
     /// the port). `/healthz` stays open.
     pub ops_token: Option<Secret>,
     /// Requests without a valid token, per client IP; past it, `429 rate_limited`.
     #[serde(default = "default_unauthenticated_rate_limit")]
     pub unauthenticated_rate_limit: RateLimit,
+    /// Whether webhooks may go to loopback, private and link-local addresses (default false;
+    /// each `[[webhooks]]` may override it).
+    #[serde(default)]
+    pub allow_private_targets: bool,
 }
 
 fn default_page_deadline_ms() -> u64 {
@@ -221,6 +233,10 @@ fn default_max_connections() -> usize {
 
 fn default_shutdown_timeout_secs() -> u64 {
     10
+}
+
+fn default_write_timeout_secs() -> u64 {
+    30
 }
 
 /// The default limit on requests without a valid token: 30 a minute per IP.
@@ -261,8 +277,10 @@ impl Default for ServerConfig {
             header_timeout_secs: default_header_timeout_secs(),
             max_connections: default_max_connections(),
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            write_timeout_secs: default_write_timeout_secs(),
             ops_token: None,
             unauthenticated_rate_limit: default_unauthenticated_rate_limit(),
+            allow_private_targets: false,
         }
     }
 }
@@ -275,6 +293,19 @@ pub enum Scope {
     Read,
     /// Assign, reply, change status.
     Write,
+    /// See the webhook endpoints and replay them (`/v1/webhooks`).
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
 }
 
 /// `[[clients]]`: one caller of the gateway.
@@ -476,6 +507,7 @@ impl Config {
                 server.max_upstream_body_bytes as u64,
             ),
             ("header_timeout_secs", server.header_timeout_secs),
+            ("write_timeout_secs", server.write_timeout_secs),
             ("max_connections", server.max_connections as u64),
             (
                 "unauthenticated_rate_limit.requests",
@@ -540,7 +572,7 @@ impl Config {
                 bail!("{who}: `rate_limit` needs requests and per_seconds above 0");
             }
             if client.scopes.is_empty() {
-                bail!("{who}: `scopes` is empty; use [\"read\"] or [\"read\", \"write\"]");
+                bail!("{who}: `scopes` is empty; use some of [\"read\", \"write\", \"admin\"]");
             }
             for c in client.connections.iter().flatten() {
                 if !ids.contains(c.as_str()) {
@@ -550,6 +582,12 @@ impl Config {
                 }
             }
         }
+        crate::webhooks::config::validate_all(
+            &self.webhooks,
+            self.server.allow_private_targets,
+            &ids,
+            &switchboard_core::EventType::ALL.map(|t| t.as_str()),
+        )?;
         Ok(())
     }
 }
@@ -673,5 +711,44 @@ mod tests {
         assert!(!format!("{store:?}").contains("hunter2"));
         let embedded = Config::parse("[store]\npath = \"/tmp/x.db\"").expect("parses");
         assert_eq!(embedded.store.map(|s| s.kind()), Some(StoreKind::Embedded));
+    }
+
+    #[test]
+    fn webhooks_section() {
+        const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let conn = "[[connections]]\nid = \"shop\"\nprovider = \"zipchat\"\n";
+        let hook = |extra: &str| {
+            format!(
+                "{conn}[[webhooks]]\nid = \"crm\"\nurl = \"https://hooks.example.com/in\"\nsecret = \"{SECRET}\"\n{extra}"
+            )
+        };
+        let config = Config::parse(&hook(
+            "events = [\"message.created\"]\nconnections = [\"shop\"]\nretry_schedule_secs = [0, 0.5, 2]",
+        ))
+        .expect("a webhook parses");
+        let webhook = &config.webhooks[0];
+        assert_eq!(webhook.schedule().attempts(), 3);
+        assert!(
+            !format!("{webhook:?}").contains("C2FV"),
+            "the secret never shows"
+        );
+        assert!(err(&hook("events = [\"message.deleted\"]")).contains("message.deleted"));
+        assert!(err(&hook("events = []")).contains("omit it"));
+        assert!(err(&hook("connections = [\"ghost\"]")).contains("ghost"));
+        assert!(err(&hook("timeout_secs = 0")).contains("timeout_secs"));
+        assert!(err(&hook("retry_schedule_secs = [-1]")).contains("retry_schedule_secs"));
+        assert!(err(&hook("colour = \"red\"")).contains("colour"));
+        let short = hook("").replace(SECRET, "whsec_dG9vLXNob3J0LWtleQ==");
+        let short = err(&short);
+        assert!(
+            short.contains("`secret`") && !short.contains("dG9v"),
+            "{short}"
+        );
+        let local = hook("").replace("https://hooks.example.com/in", "http://127.0.0.1:9/in");
+        assert!(err(&local).contains("allow_private_targets"));
+        assert!(Config::parse(&format!("{local}allow_private_targets = true\n")).is_ok());
+        assert!(Config::parse(&format!("[server]\nallow_private_targets = true\n{local}")).is_ok());
+        let twice = format!("{}{}", hook(""), hook("").replace(conn, ""));
+        assert!(err(&twice).contains("used twice"));
     }
 }

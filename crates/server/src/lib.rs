@@ -13,7 +13,9 @@ pub mod metrics;
 pub mod params;
 pub mod problem;
 pub mod registry;
+pub mod stall;
 pub mod state;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,6 +115,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 HeaderName::from_static("idempotency-key"),
+                // A fetch-based EventSource resuming `/v1/events/stream`.
+                HeaderName::from_static("last-event-id"),
                 REQUEST_ID,
             ])
             .expose_headers([
@@ -150,8 +154,18 @@ pub fn build_store(config: Option<&StoreConfig>) -> anyhow::Result<Arc<dyn Store
 
 /// Builds the state from a config; `cursor_secret` is used when the config has none.
 pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Result<Arc<AppState>> {
-    metrics::install();
     let store = build_store(config.store.as_ref())?;
+    state_over_store(config, fallback_secret, store)
+}
+
+/// Builds the state from a config over `store` (a restart over the same store, in tests).
+/// Webhook workers are not started yet: call `state.webhooks.start(&state.feed)`.
+pub fn state_over_store(
+    config: &Config,
+    fallback_secret: &[u8],
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Arc<AppState>> {
+    metrics::install();
     let shared = Shared {
         store: store.clone(),
         cache_ttl: Duration::from_millis(config.server.cache_ttl_ms),
@@ -175,6 +189,8 @@ pub fn state_from_config(config: &Config, fallback_secret: &[u8]) -> anyhow::Res
         .as_ref()
         .map(|t| auth::sha256(t.expose().as_bytes()));
     state.unauthenticated = auth::Unauthenticated::new(config.server.unauthenticated_rate_limit);
+    state.webhooks =
+        webhooks::Webhooks::from_config(&config.webhooks, config.server.allow_private_targets)?;
     state.pollers = start_pollers(config, &state)?;
     Ok(Arc::new(state))
 }
@@ -221,6 +237,8 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// Time in-flight requests get after the shutdown signal before their connections close.
     pub shutdown_timeout: Duration,
+    /// How long a write to a client may make no progress before its connection is closed.
+    pub write_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -236,6 +254,7 @@ impl ServerLimits {
             header_timeout: Duration::from_secs(server.header_timeout_secs),
             max_connections: server.max_connections,
             shutdown_timeout: Duration::from_secs(server.shutdown_timeout_secs),
+            write_timeout: Duration::from_secs(server.write_timeout_secs),
         }
     }
 }
@@ -245,12 +264,27 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::R
     serve_with(listener, app, ServerLimits::default(), shutdown_signal()).await
 }
 
+/// Whether the server is shutting down: in every request's extensions when served by
+/// [`serve_with`], so that endless answers (event streams) end when it does.
+#[derive(Debug, Clone)]
+pub struct ShuttingDown(tokio::sync::watch::Receiver<bool>);
+
+impl ShuttingDown {
+    /// Completes once the server starts shutting down.
+    pub async fn wait(&mut self) {
+        // A dropped sender means the server is gone: that is a shutdown too.
+        let _ = self.0.wait_for(|down| *down).await;
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
-/// for at most `limits.shutdown_timeout` before closing their connections.
+/// for at most `limits.shutdown_timeout` before closing their connections (event streams end at
+/// once: each request carries a [`ShuttingDown`]).
 ///
 /// Every connection is bounded: its request headers must arrive within `header_timeout`, an
-/// idle keep-alive connection is closed after it, and at most `max_connections` are served at
-/// once. Each request carries its peer address (`ConnectInfo<SocketAddr>`).
+/// idle keep-alive connection is closed after it, a write that makes no progress for
+/// `write_timeout` closes it, and at most `max_connections` are served at once. Each request
+/// carries its peer address (`ConnectInfo<SocketAddr>`).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -275,6 +309,7 @@ pub async fn serve_with(
         .keep_alive_interval(limits.header_timeout)
         .keep_alive_timeout(limits.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let (going_down, shutting_down) = tokio::sync::watch::channel(false);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
@@ -300,14 +335,16 @@ pub async fn serve_with(
             },
         };
         let _ = stream.set_nodelay(true);
+        let shutting_down = ShuttingDown(shutting_down.clone());
         let service =
             app.clone()
                 .map_request(move |mut request: Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
+                    let extensions = request.extensions_mut();
+                    extensions.insert(axum::extract::ConnectInfo(peer));
+                    extensions.insert(shutting_down.clone());
                     request
                 });
+        let stream = stall::WriteStallTimeout::new(stream, limits.write_timeout);
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
@@ -319,6 +356,7 @@ pub async fn serve_with(
     }
     drop(listener);
     tracing::info!("shutting down: no new connections; in-flight requests may finish");
+    let _ = going_down.send(true);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(limits.shutdown_timeout) => {

@@ -4,7 +4,9 @@
 //! `switchboard_http_request_duration_seconds{route}`, and from the upstream client
 //! `switchboard_upstream_requests_total{connection,outcome}`, `…_retries_total`,
 //! `…_coalesced_total`, `…_cache_hits_total`, `…_quota_waits_total`,
-//! `switchboard_upstream_breaker_state{connection}` (0 closed, 1 half-open, 2 open).
+//! `switchboard_upstream_breaker_state{connection}` (0 closed, 1 half-open, 2 open), and from
+//! the change feed `switchboard_event_streams` (open SSE streams) and
+//! `switchboard_webhook_attempts_total{webhook,outcome}` (`delivered`, `failed`, `gone`).
 
 use std::sync::OnceLock;
 use std::time::Instant;

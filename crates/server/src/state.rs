@@ -10,6 +10,7 @@ use switchboard_upstream::Store;
 
 use crate::auth::{Caller, Clients, Unauthenticated};
 use crate::registry::Registry;
+use crate::webhooks::Webhooks;
 
 /// The gateway's shared state.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The change feed's event log, in `store`.
     pub feed: EventLog,
+    /// The webhook endpoints and their workers (started by `Webhooks::start`).
+    pub webhooks: Webhooks,
     /// The change feed's pollers on this replica (connections with `poll_interval_secs`).
     pub pollers: Pollers,
     /// Origins whose browser apps may call the gateway (CORS).
@@ -80,6 +83,7 @@ impl AppState {
             clients,
             cursors: CursorCodec::new(cursor_secret),
             feed: EventLog::new(store.clone(), FeedConfig::default()),
+            webhooks: Webhooks::default(),
             pollers: Pollers::default(),
             store,
             allowed_origins: Vec::new(),
@@ -89,6 +93,11 @@ impl AppState {
                 crate::config::default_unauthenticated_rate_limit(),
             ),
         }
+    }
+
+    /// The newest event's cursor (`None`: the log is empty).
+    pub async fn newest_event(&self) -> Result<Option<switchboard_feed::LogId>, Error> {
+        self.feed.newest().await
     }
 
     /// The connections `caller` may see, in id order.

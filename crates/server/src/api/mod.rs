@@ -3,8 +3,10 @@
 
 pub mod connections;
 pub mod conversations;
+pub mod events;
 pub mod extract;
 pub mod system;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ use crate::state::AppState;
     tags(
         (name = "conversations", description = "The merged inbox, messages, and writes"),
         (name = "connections", description = "Connections, capabilities and agents"),
+        (name = "events", description = "The change feed: every change across the connections you can see, as a resumable log and as Server-Sent Events; webhooks receive the same `Event`"),
+        (name = "webhooks", description = "Webhook endpoints (configured in `[[webhooks]]`): delivery state and replays; needs the `admin` scope"),
         (name = "system", description = "Health"),
     )
 )]
@@ -65,6 +69,10 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(conversations::set_assignment))
         .routes(routes!(conversations::set_status))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(webhooks::list_webhooks))
+        .routes(routes!(webhooks::replay_webhook))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))
@@ -98,5 +106,40 @@ pub fn openapi_json() -> serde_json::Value {
     if let Some(code) = spec.pointer_mut("/components/schemas/Problem/properties/code") {
         code["enum"] = serde_json::json!(switchboard_core::codes::all());
     }
+    spec["webhooks"] = webhook_delivery();
     spec
+}
+
+/// What a `[[webhooks]]` endpoint receives (OpenAPI 3.1 `webhooks`): the `Event`, signed.
+fn webhook_delivery() -> serde_json::Value {
+    let header = |name: &str, description: &str, example: &str| {
+        serde_json::json!({
+            "name": name, "in": "header", "required": true, "description": description,
+            "schema": {"type": "string"}, "example": example,
+        })
+    };
+    serde_json::json!({
+        "event": {
+            "post": {
+                "operationId": "receiveEvent",
+                "tags": ["webhooks"],
+                "summary": "One event, delivered to a `[[webhooks]]` endpoint",
+                "description": "Each event the endpoint subscribes to is POSTed as JSON, signed per the Standard Webhooks spec: verify `webhook-signature` with any Standard Webhooks library and the endpoint's `whsec_` secret, and drop repeats by `webhook-id` (delivery is at least once, in order per endpoint). Answer 2xx when done; 410 disables the endpoint; anything else (or no answer within the timeout) is retried on the schedule.",
+                "security": [],
+                "parameters": [
+                    header("webhook-id", "The event's id: the same on every attempt", "1767225600000-0"),
+                    header("webhook-timestamp", "When this attempt was signed, in Unix seconds", "1767225601"),
+                    header("webhook-signature", "`v1,` then the base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` under the secret's bytes", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="),
+                ],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+                },
+                "responses": {
+                    "200": {"description": "Received (any 2xx)"},
+                    "410": {"description": "Gone: the endpoint is disabled until a replay"},
+                },
+            }
+        }
+    })
 }
