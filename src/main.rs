@@ -49,6 +49,13 @@ enum Command {
         /// Conversations per simulated vendor.
         #[arg(long, default_value_t = 300)]
         conversations: usize,
+        /// Keep the simulated world still (by default customers write, bots answer and agents
+        /// close conversations every `--live-every-ms`).
+        #[arg(long)]
+        still: bool,
+        /// How often the live world changes, in milliseconds.
+        #[arg(long, default_value_t = DEFAULT_LIVE_EVERY_MS)]
+        live_every_ms: u64,
     },
     /// Run the vendor simulators alone.
     Sim {
@@ -72,6 +79,14 @@ enum Command {
         /// that measure the gateway rather than the vendors' windows.
         #[arg(long)]
         no_rate_limits: bool,
+        /// Make the world move: every `--live-every-ms` customers write, bots answer and agents
+        /// close conversations, each vendor by its rules; `GET /_control/changes?after=<seq>`
+        /// lists what changed.
+        #[arg(long)]
+        live: bool,
+        /// How often the live world changes, in milliseconds.
+        #[arg(long, default_value_t = DEFAULT_LIVE_EVERY_MS)]
+        live_every_ms: u64,
     },
     /// Exit 0 when `url` answers 2xx within the timeout, 1 otherwise (a container's HEALTHCHECK:
     /// the image needs no curl).
@@ -91,6 +106,9 @@ enum Command {
     /// Print what each vendor supports, as a Markdown table.
     Capabilities,
 }
+
+/// How often a live simulated world changes, by default.
+const DEFAULT_LIVE_EVERY_MS: u64 = 3000;
 
 /// How often `demo` polls each simulated vendor for the change feed.
 const DEMO_POLL_INTERVAL_SECS: u64 = 5;
@@ -151,6 +169,7 @@ async fn demo(
     token: String,
     seed: u64,
     conversations: usize,
+    live_every: Option<Duration>,
 ) -> anyhow::Result<()> {
     let sim = registry::simulators(&SimOptions {
         seed,
@@ -162,9 +181,13 @@ async fn demo(
         Some(format!("{}:{id}", v.demo_connection))
     });
     let sim_addr = sim
+        .clone()
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .context("cannot start the simulators")?;
+    if let Some(every) = live_every {
+        sim.spawn_live(every);
+    }
     let config_text = format!(
         "{}\n{}",
         client_section(&token),
@@ -191,6 +214,14 @@ async fn demo(
     println!("  curl {auth} 'http://{addr}/v1/conversations?limit=5'");
     if let Some(id) = newest {
         println!("  curl {auth} http://{addr}/v1/conversations/{id}/messages");
+    }
+    println!("  curl -N {auth} http://{addr}/v1/events/stream");
+    match live_every {
+        Some(every) => println!(
+            "\nThe simulated world moves every {} ms (--still keeps it still): http://{sim_addr}/_control/changes",
+            every.as_millis()
+        ),
+        None => println!("\nThe simulated world is still."),
     }
     println!("\nOpenAPI: http://{addr}/openapi.json   Ctrl-C stops.");
     serve_until_signal(listener, &config, state).await
@@ -269,9 +300,12 @@ async fn main() -> anyhow::Result<()> {
             token,
             seed,
             conversations,
+            still,
+            live_every_ms,
         } => {
             init_tracing()?;
-            demo(bind, token, seed, conversations).await
+            let live_every = (!still).then(|| Duration::from_millis(live_every_ms.max(1)));
+            demo(bind, token, seed, conversations, live_every).await
         }
         Command::Sim {
             bind,
@@ -280,6 +314,8 @@ async fn main() -> anyhow::Result<()> {
             print_config,
             public_url,
             no_rate_limits,
+            live,
+            live_every_ms,
         } => {
             if print_config {
                 let base = public_url.unwrap_or_else(|| format!("http://{bind}"));
@@ -297,6 +333,9 @@ async fn main() -> anyhow::Result<()> {
             });
             if no_rate_limits {
                 sim.lift_rate_limits();
+            }
+            if live {
+                sim.spawn_live(Duration::from_millis(live_every_ms.max(1)));
             }
             let listener = tokio::net::TcpListener::bind(bind)
                 .await

@@ -14,6 +14,7 @@
 pub mod chatbotx;
 pub mod control;
 mod generator;
+pub mod live;
 pub mod octopush;
 pub mod pingback;
 pub mod zipchat;
@@ -27,6 +28,7 @@ use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 
 pub use control::{Control, Faults, Report};
+pub use live::{Change, ChangeKind, ChangeLog, ChangesPage, Tick};
 
 /// How to build the simulated world.
 #[derive(Debug, Clone)]
@@ -87,6 +89,9 @@ pub trait Simulated: Send + Sync + std::fmt::Debug {
     fn first_page(&self, base: &str) -> Vec<DirectRequest>;
     /// Its world (an `Arc<Mutex<World>>` of its module), for tests that read or change it.
     fn world(&self) -> &dyn Any;
+    /// Takes one step of life by the vendor's rules at `now`, drawing from `seed`: a customer
+    /// writes, a bot answers, an agent closes a conversation; what it changed, if anything.
+    fn tick(&self, seed: u64, now: DateTime<Utc>) -> Option<Tick>;
 }
 
 /// The simulators and their shared control.
@@ -95,6 +100,8 @@ pub struct Sim {
     /// Request counters and faults.
     pub control: Arc<Control>,
     vendors: Vec<(SimVendor, Arc<dyn Simulated>)>,
+    changes: Arc<Mutex<ChangeLog>>,
+    live_rng: Arc<Mutex<fastrand::Rng>>,
 }
 
 impl Sim {
@@ -107,7 +114,51 @@ impl Sim {
                 .iter()
                 .map(|v| (*v, (v.generate)(options, now)))
                 .collect(),
+            changes: Arc::default(),
+            live_rng: Arc::new(Mutex::new(fastrand::Rng::with_seed(
+                options.seed ^ 0x6c69_7665,
+            ))),
         }
+    }
+
+    /// One step of the live world at `now`: each vendor in turn changes at most one thing by
+    /// its rules. The changes are recorded for `/_control/changes` and returned. Given the seed
+    /// (and no other writes), the same steps make the same changes.
+    pub fn step(&self, now: DateTime<Utc>) -> Vec<Change> {
+        let seeds: Vec<u64> = {
+            let mut rng = lock(&self.live_rng);
+            self.vendors.iter().map(|_| rng.u64(..)).collect()
+        };
+        let mut made = Vec::new();
+        for ((vendor, simulated), seed) in self.vendors.iter().zip(seeds) {
+            if let Some(tick) = simulated.tick(seed, now) {
+                made.push(lock(&self.changes).record(vendor.name, tick, now));
+            }
+        }
+        made
+    }
+
+    /// The changes made so far with a sequence number above `after`, oldest first.
+    pub fn changes(&self, after: u64) -> Vec<Change> {
+        lock(&self.changes).after(after)
+    }
+
+    /// Makes the world live: a background task takes a [`Sim::step`] every `every` until it is
+    /// aborted.
+    pub fn spawn_live(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let sim = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is immediate: let the world be still for one period first.
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                for c in sim.step(Utc::now()) {
+                    tracing::debug!(vendor = c.vendor, conversation = c.conversation, kind = ?c.kind, by = c.by, "live change");
+                }
+            }
+        })
     }
 
     /// The simulated vendor named `name`.
@@ -132,7 +183,12 @@ impl Sim {
             .route("/_control", get(control::get_report))
             .route("/_control/faults/{vendor}", put(control::put_faults))
             .route("/_control/reset", post(control::reset))
-            .with_state(self.control.clone());
+            .with_state(self.control.clone())
+            .merge(
+                Router::new()
+                    .route("/_control/changes", get(live::get_changes))
+                    .with_state(self.changes.clone()),
+            );
         let mut router = Router::new();
         for (vendor, simulated) in &self.vendors {
             let routes = simulated
@@ -189,6 +245,13 @@ trait SimWorld: Send + std::fmt::Debug + Sized + 'static {
     fn lift_quota(&mut self);
     /// See [`Simulated::first_page`].
     fn first_page(&mut self, base: &str) -> Vec<DirectRequest>;
+    /// See [`Simulated::tick`]: one change by the vendor's rules at `now`, drawing from `g`.
+    fn tick(&mut self, g: &mut generator::Gen, now: DateTime<Utc>) -> Option<Tick>;
+}
+
+/// Locks a mutex, even after a panic elsewhere.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A running simulated vendor: its world, shared by its routes and the tests.
@@ -231,6 +294,10 @@ impl<W: SimWorld> Simulated for Simulator<W> {
 
     fn world(&self) -> &dyn Any {
         &self.0
+    }
+
+    fn tick(&self, seed: u64, now: DateTime<Utc>) -> Option<Tick> {
+        self.lock().tick(&mut generator::Gen::new(seed, now), now)
     }
 }
 

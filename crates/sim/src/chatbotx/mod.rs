@@ -21,7 +21,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::generator::Gen;
-use crate::{DirectRequest, SimOptions, SimVendor, SimWorld};
+use crate::{ChangeKind, DirectRequest, SimOptions, SimVendor, SimWorld, Tick};
 
 mod json;
 mod routes;
@@ -84,6 +84,10 @@ impl SimWorld for World {
                 headers: vec![("authorization", format!("Bearer {TOKEN}"))],
             })
             .collect()
+    }
+
+    fn tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
+        self.live_tick(g, now)
     }
 }
 

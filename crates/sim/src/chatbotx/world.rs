@@ -307,3 +307,98 @@ impl World {
             .collect()
     }
 }
+
+/// The live workspace's rules: a customer writes in an open conversation; the bot answers a
+/// customer's last message where the bot is on; an agent archives an open conversation, which
+/// leaves an activity message, so the conversation's activity moves.
+impl World {
+    pub(super) fn live_tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
+        let open: Vec<u64> = self
+            .conversations
+            .values()
+            .filter(|c| c.contact.blocked_at.is_none() && c.archived_at.is_none())
+            .map(|c| c.id)
+            .collect();
+        let awaiting_bot: Vec<u64> = open
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.conversations.get(id).is_some_and(|c| {
+                    c.bot_enabled
+                        && c.messages
+                            .iter()
+                            .rev()
+                            .find(|m| !m.is_internal)
+                            .is_some_and(|m| m.sender_type == "contact")
+                })
+            })
+            .collect();
+        let roll = g.below(10);
+        let (id, by) = if !awaiting_bot.is_empty() && roll < 4 {
+            (*g.pick(&awaiting_bot), "bot")
+        } else if !open.is_empty() && roll < 9 {
+            (*g.pick(&open), "customer")
+        } else if !open.is_empty() {
+            (*g.pick(&open), "agent")
+        } else {
+            return None;
+        };
+        let conv = self.conversations.get(&id)?;
+        let at = millis(now).max(conv.last_activity_at + Duration::milliseconds(1));
+        let ci = conv.contact_inboxes[0].id;
+        let contact = conv.contact.id;
+        let agent = conv
+            .assigned_user
+            .or_else(|| self.members.first().map(|m| m.user.id));
+        let (message, kind) = match by {
+            "customer" => (
+                self.message(
+                    at,
+                    ci,
+                    Some(g.customer_text()),
+                    "incoming",
+                    "contact",
+                    Some(contact),
+                ),
+                ChangeKind::Message,
+            ),
+            "bot" => (
+                self.message(at, ci, Some(g.bot_text()), "outgoing", "bot", None),
+                ChangeKind::Message,
+            ),
+            _ => {
+                let name = agent
+                    .and_then(|u| self.user(u))
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default();
+                (
+                    self.message(
+                        at,
+                        ci,
+                        Some(format!("Conversation archived by {name}")),
+                        "activity",
+                        "system",
+                        None,
+                    ),
+                    ChangeKind::Status,
+                )
+            }
+        };
+        let message_id = message.id.to_string();
+        let conv = self.conversations.get_mut(&id)?;
+        match by {
+            "customer" => conv.contact_replied_at = Some(at),
+            "agent" => conv.archived_at = Some(at),
+            _ => {}
+        }
+        conv.messages.push(message);
+        conv.last_activity_at = at;
+        conv.updated_at = at;
+        Some(Tick {
+            conversation: id.to_string(),
+            kind,
+            message: (kind == ChangeKind::Message).then_some(message_id),
+            by,
+        })
+    }
+}

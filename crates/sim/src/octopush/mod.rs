@@ -29,7 +29,7 @@ use chrono::{
 use serde_json::{Value, json};
 
 use crate::generator::{Gen, paginate};
-use crate::{DirectRequest, SimOptions, SimVendor, SimWorld};
+use crate::{ChangeKind, DirectRequest, SimOptions, SimVendor, SimWorld, Tick};
 
 mod json;
 mod routes;
@@ -86,6 +86,10 @@ impl SimWorld for World {
             url: format!("{base}{PREFIX}/conversations/list?page=1&per_page=100"),
             headers,
         }]
+    }
+
+    fn tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
+        self.live_tick(g, now)
     }
 }
 

@@ -174,3 +174,29 @@ impl World {
         self.credit = credit;
     }
 }
+
+/// The live account's rules (Octopush has no bot and no status): a customer writes back on the
+/// channel they last used.
+impl World {
+    pub(super) fn live_tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
+        if self.conversations.is_empty() {
+            return None;
+        }
+        let i = g.below(self.conversations.len());
+        let text = g.customer_text();
+        let (channel, at) = {
+            let c = &self.conversations[i];
+            (c.last_user_channel, now.max(c.last_at()))
+        };
+        let message = self.inbound(text, channel, at);
+        let message_id = message.id.clone();
+        let c = &mut self.conversations[i];
+        c.messages.push(message);
+        Some(Tick {
+            conversation: c.conversation_id(),
+            kind: ChangeKind::Message,
+            message: Some(message_id),
+            by: "customer",
+        })
+    }
+}

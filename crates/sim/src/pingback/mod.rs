@@ -22,7 +22,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::generator::{Gen, paginate};
-use crate::{DirectRequest, SimOptions, SimVendor, SimWorld};
+use crate::{ChangeKind, DirectRequest, SimOptions, SimVendor, SimWorld, Tick};
 
 mod json;
 mod routes;
@@ -89,6 +89,10 @@ impl SimWorld for World {
             url: format!("{base}{PREFIX}/api/v1/conversations/?page=1&limit=100"),
             headers: vec![("authorization", format!("Bearer {token}"))],
         }]
+    }
+
+    fn tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
+        self.live_tick(g, now)
     }
 }
 

@@ -286,3 +286,51 @@ impl World {
         self.messages_this_month
     }
 }
+
+/// The live account's rules (PingBack has no bot): a customer writes in one of the business's
+/// open or pending conversations; an agent resolves one.
+impl World {
+    pub(super) fn live_tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
+        let active: Vec<String> = self
+            .conversations
+            .values()
+            .filter(|c| c.business_id == self.business_id && matches!(c.status, "open" | "pending"))
+            .map(|c| c.id.clone())
+            .collect();
+        if active.is_empty() {
+            return None;
+        }
+        let id = g.pick(&active).clone();
+        let agent = g.below(10) >= 8;
+        let message_id = g.uuid();
+        let content = g.customer_text();
+        let c = self.conversations.get_mut(&id)?;
+        let last = c.messages.last().map_or(c.updated_at, |m| m.created_at);
+        let t = now.max(c.updated_at).max(last);
+        c.updated_at = t;
+        if agent {
+            c.status = "resolved";
+            c.resolved_at = Some(t);
+            return Some(Tick {
+                conversation: id,
+                kind: ChangeKind::Status,
+                message: None,
+                by: "agent",
+            });
+        }
+        c.messages.push(Msg {
+            id: message_id.clone(),
+            sender_type: "customer",
+            sender_id: None,
+            content,
+            attachments: Vec::new(),
+            created_at: t,
+        });
+        Some(Tick {
+            conversation: id,
+            kind: ChangeKind::Message,
+            message: Some(message_id),
+            by: "customer",
+        })
+    }
+}

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::generator::{Gen, paginate, total_pages};
-use crate::{DirectRequest, SimOptions, SimVendor, SimWorld};
+use crate::{ChangeKind, DirectRequest, SimOptions, SimVendor, SimWorld, Tick};
 
 mod json;
 mod routes;
@@ -67,6 +67,10 @@ impl SimWorld for World {
             url: format!("{base}{PREFIX}/chats/{CHAT_ID}/conversations?page=1&per_page=100"),
             headers: vec![("authorization", format!("Bearer {API_KEY}"))],
         }]
+    }
+
+    fn tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
+        self.live_tick(g, now)
     }
 }
 

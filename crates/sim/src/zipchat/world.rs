@@ -193,3 +193,48 @@ pub(super) fn ascii_local(name: &str) -> String {
         .collect::<String>()
         .to_ascii_lowercase()
 }
+
+/// The live account's rules (Zipchat has no conversation status): a customer writes; the AI
+/// answers a customer's last message where the conversation is in AI mode.
+impl World {
+    pub(super) fn live_tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
+        let all: Vec<u64> = self.conversations.keys().copied().collect();
+        let awaiting_ai: Vec<u64> = self
+            .conversations
+            .values()
+            .filter(|c| !c.manual_reply_mode && c.messages.last().is_some_and(|m| m.role == "user"))
+            .map(|c| c.id)
+            .collect();
+        let (id, by) = if !awaiting_ai.is_empty() && g.below(10) < 4 {
+            (*g.pick(&awaiting_ai), "bot")
+        } else if !all.is_empty() {
+            (*g.pick(&all), "customer")
+        } else {
+            return None;
+        };
+        let message_id = self.next_message_id;
+        self.next_message_id += 1;
+        let text = if by == "bot" {
+            g.bot_text()
+        } else {
+            g.customer_text()
+        };
+        let c = self.conversations.get_mut(&id)?;
+        let created_at = now.max(c.last_message_at);
+        c.messages.push(Msg {
+            id: message_id,
+            role: if by == "bot" { "assistant" } else { "user" },
+            message: text,
+            manual_reply: false,
+            sender_id: None,
+            created_at,
+        });
+        c.last_message_at = created_at;
+        Some(Tick {
+            conversation: id.to_string(),
+            kind: ChangeKind::Message,
+            message: Some(message_id.to_string()),
+            by,
+        })
+    }
+}
