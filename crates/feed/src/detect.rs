@@ -2,10 +2,13 @@
 //!
 //! The inbox is read newest first down to the high-water mark of the last completed scan less a
 //! lookback window, so items stamped at the boundary, or moved while a scan was under way, are
-//! read again; each item is compared with its snapshot, so reading one twice emits nothing. A
-//! scan (of the list, or of one conversation's messages) that the budget cuts short goes on from
-//! where it stopped in the next pass: nothing is skipped. The first complete scan of a connection
-//! records the baseline silently.
+//! read again. The mark is the newest activity of a scan's first call, a time the vendor's clock
+//! had passed when the scan began: an item a scan read, moved afterwards and stamped late within
+//! the lookback, is above the next scan's floor however many calls (and passes) the scan took.
+//! Each item is compared with its snapshot, so reading one twice emits nothing. A scan (of the
+//! list, or of one conversation's messages) that the budget cuts short goes on from where it
+//! stopped in the next pass: nothing is skipped. The first complete scan of a connection records
+//! the baseline silently.
 
 use chrono::{DateTime, Utc};
 use switchboard_core::event::fields;
@@ -235,7 +238,7 @@ impl Pass<'_> {
                     .high
                     .filter(|_| !full)
                     .map(|h| h - self.settings.lookback),
-                max_seen: None,
+                first_max: None,
                 full,
                 read: 0,
             }
@@ -261,16 +264,19 @@ impl Pass<'_> {
                     return Err(e);
                 }
             };
+            let first_call = scan.next == UpstreamPage::First;
             let mut done = page.next.is_none();
             for c in page.items {
                 if caps.sorted_by_activity && scan.floor.is_some_and(|f| c.last_activity_at < f) {
                     done = true;
                     break;
                 }
-                scan.max_seen = Some(
-                    scan.max_seen
-                        .map_or(c.last_activity_at, |m| m.max(c.last_activity_at)),
-                );
+                if first_call {
+                    scan.first_max = Some(
+                        scan.first_max
+                            .map_or(c.last_activity_at, |m| m.max(c.last_activity_at)),
+                    );
+                }
                 scan.read += 1;
                 if let Err(e) = self.observe(snapshot, &c).await {
                     snapshot.scan = Some(scan);
@@ -284,7 +290,9 @@ impl Pass<'_> {
             match page.next {
                 Some(next) if !done => scan.next = next,
                 _ => {
-                    snapshot.high = match (snapshot.high, scan.max_seen) {
+                    // Not the newest activity of the whole scan: what it read before a later
+                    // page showed a newer one may have moved since, stamped below that one.
+                    snapshot.high = match (snapshot.high, scan.first_max) {
                         (Some(h), Some(m)) => Some(h.max(m)),
                         (h, m) => h.or(m),
                     };

@@ -25,8 +25,8 @@ pub struct Snapshot {
     /// created after it, less the lookback, is new.
     #[serde(rename = "bh", default)]
     pub baseline_high: Option<DateTime<Utc>>,
-    /// The newest activity seen by a completed scan: the next scan reads down to it, less the
-    /// lookback.
+    /// The newest activity a completed scan saw in its first call (a bound the vendor's clock
+    /// had passed when that scan began): the next scan reads down to it, less the lookback.
     #[serde(rename = "h", default)]
     pub high: Option<DateTime<Utc>>,
     /// The list scan in progress, if a pass's budget ended it early.
@@ -55,9 +55,13 @@ pub struct ListScan {
     /// Items older than this end the scan (`None`: the whole list, for the baseline).
     #[serde(rename = "f", default)]
     pub floor: Option<DateTime<Utc>>,
-    /// The newest activity this scan has seen.
-    #[serde(rename = "m", default)]
-    pub max_seen: Option<DateTime<Utc>>,
+    /// The newest activity the scan's first call saw. The vendor's clock was at least this when
+    /// the scan began, so a change made after the scan read an item is stamped no earlier than
+    /// this less the lookback: a completed scan raises the high-water mark to it, not to the
+    /// newest activity of its later pages (on an unsorted list read over several calls, an item
+    /// read early can move, stamped late within the lookback, below what a later page showed).
+    #[serde(rename = "m1", default)]
+    pub first_max: Option<DateTime<Utc>>,
     /// A full scan: the whole list (at most [`MAX_TRACKED_CONVERSATIONS`] items), for changes a
     /// vendor does not stamp with a new activity time.
     #[serde(rename = "a", default)]
