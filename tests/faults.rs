@@ -40,6 +40,27 @@ async fn first_zipchat_id(env: &Env) -> String {
         .to_owned()
 }
 
+/// Reads conversation `id`, expecting `status` with problem `code`; returns its `Retry-After`.
+async fn answered_at_once(env: &Env, id: &str, status: u16, code: &str) -> u64 {
+    let r = env
+        .http
+        .get(format!("{}/v1/conversations/{id}", env.gateway))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(r.status(), status);
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    let problem: Value = r.json().await.expect("problem");
+    assert_eq!(problem["code"], code, "{problem}");
+    retry_after
+}
+
 fn partial_of(page: &Value, connection: &str) -> Option<String> {
     page["partial"]
         .as_array()?
@@ -61,26 +82,11 @@ async fn an_open_breaker_answers_at_once_without_a_vendor_request() {
 
     let before = env.sim_requests().await["zipchat"];
     for _ in 0..10 {
-        let r = env
-            .http
-            .get(format!("{}/v1/conversations/{id}", env.gateway))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("gateway answers");
-        assert_eq!(r.status(), 502);
-        let retry_after: u64 = r
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .expect("Retry-After");
+        let retry_after = answered_at_once(&env, &id, 502, "upstream_circuit_open").await;
         assert!(
             retry_after > 60,
             "the cooldown is ten minutes: {retry_after}"
         );
-        let problem: Value = r.json().await.expect("problem");
-        assert_eq!(problem["code"], "upstream_circuit_open", "{problem}");
     }
     // A write fails fast too, and is not sent.
     let (status, problem) = env
@@ -282,26 +288,11 @@ async fn a_closed_vendor_window_answers_every_caller_at_once() {
     .await;
     let before = env.sim_requests().await["zipchat"];
     for _ in 0..10 {
-        let r = env
-            .http
-            .get(format!("{}/v1/conversations/{id}", env.gateway))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("gateway answers");
-        assert_eq!(r.status(), 503);
-        let retry_after: u64 = r
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .expect("Retry-After");
+        let retry_after = answered_at_once(&env, &id, 503, "upstream_rate_limited").await;
         assert!(
             retry_after > 60,
             "the vendor asked for an hour: {retry_after}"
         );
-        let problem: Value = r.json().await.expect("problem");
-        assert_eq!(problem["code"], "upstream_rate_limited");
     }
     assert_eq!(
         env.sim_requests().await["zipchat"] - before,
