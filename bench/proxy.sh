@@ -1,151 +1,122 @@
 #!/usr/bin/env bash
 # Single read, side by side in one run: nginx `proxy_pass` and Switchboard in front of the same
-# PingBack simulator, under the same wrk load. Prints a markdown table.
+# PingBack simulator, under the same wrk load, alternating in rounds. Prints a markdown table with,
+# for each, requests/s, latency and the CPU each process spent per request (method:
+# bench/README.md, "proxy").
 #
-#   bash bench/proxy.sh                # 32 connections, 10 s per run, 2 rounds
-#   CONNECTIONS=64 DURATION=20s ROUNDS=3 bash bench/proxy.sh
+#   bash bench/proxy.sh                # 32 connections, 10 s per run, 3 rounds
+#   CONNECTIONS=64 DURATION=20 ROUNDS=5 bash bench/proxy.sh
 #
-# Installs nginx and wrk from Debian's packages when missing. Builds the release binary. The
+# Installs nginx and wrk from Debian's packages when missing; builds the release binary. The
 # gateway runs with its page cache off (`cache_ttl_ms = 0`): every request it serves is one vendor
 # request, as every request nginx serves is. It still authenticates the caller, applies the
 # client's and the connection's quotas, normalizes the vendor's JSON and records metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONNECTIONS=${CONNECTIONS:-32}
-DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-2}
-THREADS=${THREADS:-2}
+connections="${CONNECTIONS:-32}"
+duration="${DURATION:-10}"
+rounds="${ROUNDS:-3}"
+threads="${THREADS:-2}"
+bin="$PWD/target/release/switchboard"
 
-need=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-if ((${#need[@]})); then
-    echo "bench/proxy.sh: installing ${need[*]} (Debian packages)" >&2
-    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+. scripts/lib.sh
+. bench/single-read.sh
+ensure_installed nginx nginx wrk wrk
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+cargo build --release --quiet --bin switchboard
 
-cargo build --release --quiet
-BIN=$PWD/target/release/switchboard
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    rm -rf "$WORK"
+work="$(mktemp -d /tmp/switchboard-bench-proxy.XXXXXX)"
+stop() {
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    stop_spawned
+    rm -rf "$work"
 }
-trap cleanup EXIT
+trap stop EXIT
+trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_http() {
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "bench/proxy.sh: $1 never answered" >&2
-    exit 1
-}
-
-SIM_PORT=$(free_port)
-NGINX_PORT=$(free_port)
-GW_PORT=$(free_port)
-SIM=http://127.0.0.1:$SIM_PORT
-
-"$BIN" sim --bind "127.0.0.1:$SIM_PORT" >"$WORK/sim.log" 2>&1 &
-PIDS+=($!)
-wait_http "$SIM/_control"
-
-JWT=$(curl -s -X POST "$SIM/pingback/api/v1/auth/login" -H 'content-type: application/json' \
-    -d '{"email":"owner@helpdesk.example.com","password":"pingback-sim-owner-password"}' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-CONV=$(curl -s -H "Authorization: Bearer $JWT" "$SIM/pingback/api/v1/conversations/?page=1&limit=1" |
-    python3 -c 'import json, sys; d = json.load(sys.stdin); d = d.get("data", d) if isinstance(d, dict) else d; print(d[0]["id"])')
+start_single_read
 
 # nginx: as many workers as cores, keep-alive to the simulator, the vendor's token set by nginx.
-cat >"$WORK/nginx.conf" <<EOF
+nginx_port="$(free_port)"
+cat >"$work/nginx.conf" <<CONF
 worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
 events { worker_connections 1024; }
 http {
     access_log off;
-    upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 64; }
+    upstream sim { server 127.0.0.1:$sim_port; keepalive 64; }
     server {
-        listen 127.0.0.1:$NGINX_PORT;
+        listen 127.0.0.1:$nginx_port;
         location / {
             proxy_pass http://sim/pingback/api/v1/conversations/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Authorization "Bearer $JWT";
+            proxy_set_header Authorization "Bearer $pingback_jwt";
         }
     }
 }
-EOF
-"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon on;'
+CONF
+"$nginx_bin" -c "$work/nginx.conf" -p "$work" -g 'daemon on;'
 
-# Switchboard: the simulator's config, cache off, memory store, quotas out of the way.
-"$BIN" sim --bind "127.0.0.1:$SIM_PORT" --print-config |
-    python3 -c '
-import sys
-text = sys.stdin.read()
-quota = "rate_limit = { requests = 100000000, per_seconds = 1 }\n"
-text = text.replace("[server]\nbind = \"127.0.0.1:8080\"\n",
-    "[server]\nbind = \"127.0.0.1:'"$GW_PORT"'\"\ncache_ttl_ms = 0\n\n[store]\nkind = \"memory\"\n", 1)
-text = text.replace("scopes = [", quota + "scopes = [", 1)
-text = text.replace("provider = \"pingback\"\n", "provider = \"pingback\"\n" + quota, 1)
-print(text)' >"$WORK/gateway.toml"
-SWITCHBOARD_LOG=warn "$BIN" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
-PIDS+=($!)
-GW_PID=$!
-wait_http "http://127.0.0.1:$GW_PORT/healthz"
+gateway_port="$(free_port)"
+spawn "$work/gateway.log" env SWITCHBOARD_LOG=warn "$bin" serve --config "$work/gateway.toml" --bind "127.0.0.1:$gateway_port"
+gateway_pid="${spawned[-1]}"
+wait_ready "$bin" "http://127.0.0.1:$gateway_port/healthz"
 
-NGINX_URL="http://127.0.0.1:$NGINX_PORT/$CONV"
-GW_URL="http://127.0.0.1:$GW_PORT/v1/conversations/helpdesk-pingback:$CONV"
-[ "$(curl -s -o /dev/null -w '%{http_code}' "$NGINX_URL")" = 200 ] || { echo "nginx does not serve $NGINX_URL" >&2; exit 1; }
-[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer demo-token' "$GW_URL")" = 200 ] ||
-    { echo "the gateway does not serve $GW_URL" >&2; exit 1; }
+nginx_url="http://127.0.0.1:$nginx_port/$conversation"
+gateway_url="http://127.0.0.1:$gateway_port$(single_read_path)"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$nginx_url")" = 200 ] || { echo "nginx does not serve $nginx_url" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$single_read_auth" "$gateway_url")" = 200 ] ||
+    { echo "the gateway does not serve $gateway_url" >&2; exit 1; }
 
-# wrk's latency distribution in ms: "50%" and "99%" lines, and Requests/sec.
-run_wrk() {
-    local out
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@")
-    python3 - "$out" <<'EOF'
-import re, sys
-out = sys.argv[1]
-def ms(label):
-    m = re.search(r"^\s*" + re.escape(label) + r"\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-    v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {non2xx.group(1) if non2xx else 0}")
-EOF
+# CPU time processes used so far, in clock ticks (user + system), summed.
+ticks() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ t += $1 } END { print t + 0 }'; }
+nginx_pids() { echo "$(cat "$work/nginx.pid")" $(ps --ppid "$(cat "$work/nginx.pid")" -o pid=); }
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
+# One run: wrk against URL while the proxy processes PIDS serve it; prints
+# "rps p50_ms p99_ms non2xx proxy_us sim_us wrk_us" (CPU microseconds per request).
+run_wrk() { # url, "pids", [wrk args...]
+    local url="$1" pids="$2" before_proxy before_sim
+    shift 2
+    before_proxy="$(ticks $pids)" before_sim="$(ticks "$sim_pid")"
+    TIMEFORMAT='%U %S'
+    { time wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$@" "$url" >"$work/wrk.out"; } 2>"$work/wrk.time"
+    awk -v proxy="$(($(ticks $pids) - before_proxy))" -v sim="$(($(ticks "$sim_pid") - before_sim))" \
+        -v tick="$tick_us" -v wrk="$(awk '{ print ($1 + $2) * 1000000 }' "$work/wrk.time")" '
+        function ms(v) {
+            if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+            if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+            if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 }
+            return v
+        }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        / requests in / { n = $1 }
+        END { printf "%.0f %.2f %.2f %d %.0f %.0f %.0f\n", rps, p50, p99, bad, proxy * tick / n, sim * tick / n, wrk / n }' "$work/wrk.out"
 }
-
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 echo "# Single read: nginx proxy_pass vs Switchboard"
 echo
-echo "- one PingBack conversation of the simulator, \`wrk -t$THREADS -c$CONNECTIONS -d$DURATION\`, $ROUNDS rounds, alternating"
+echo "- one PingBack conversation of the simulator, \`wrk -t$threads -c$connections -d${duration}s\`, $rounds rounds, alternating"
 echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- Switchboard: release build, \`cache_ttl_ms = 0\` (one vendor request per request), memory store"
+echo "- CPU µs per request: user + system time of the proxy (nginx: master and workers), the simulator and wrk, over the run"
 echo
-echo "| round | path | req/s | p50 | p99 | non-2xx | ratio to nginx (req/s) | gateway RSS after |"
-echo "|---|---|---|---|---|---|---|---|"
-# Warm-up.
-wrk -t1 -c4 -d2s "$NGINX_URL" >/dev/null
-wrk -t1 -c4 -d2s -H 'Authorization: Bearer demo-token' "$GW_URL" >/dev/null
-for round in $(seq "$ROUNDS"); do
-    read -r n_rps n_p50 n_p99 n_bad <<<"$(run_wrk "$NGINX_URL")"
-    read -r g_rps g_p50 g_p99 g_bad <<<"$(run_wrk -H 'Authorization: Bearer demo-token' "$GW_URL")"
-    ratio=$(python3 -c "print(f'{$g_rps / $n_rps:.2f}x')")
-    echo "| $round | nginx \`proxy_pass\` → simulator | $n_rps | $n_p50 ms | $n_p99 ms | $n_bad | 1.00x | – |"
-    echo "| $round | Switchboard → simulator | $g_rps | $g_p50 ms | $g_p99 ms | $g_bad | $ratio | $(($(rss_kb "$GW_PID") / 1024)) MB |"
+echo "| round | path | req/s | p50 | p99 | non-2xx | ratio to nginx (req/s) | CPU µs per request: proxy / simulator / wrk | gateway RSS after |"
+echo "|---|---|---:|---:|---:|---:|---:|---|---:|"
+wrk -t1 -c4 -d2s "$nginx_url" >/dev/null
+wrk -t1 -c4 -d2s -H "$single_read_auth" "$gateway_url" >/dev/null
+for round in $(seq "$rounds"); do
+    read -r n_rps n_p50 n_p99 n_bad n_proxy n_sim n_wrk <<<"$(run_wrk "$nginx_url" "$(nginx_pids)")"
+    read -r g_rps g_p50 g_p99 g_bad g_proxy g_sim g_wrk <<<"$(run_wrk "$gateway_url" "$gateway_pid" -H "$single_read_auth")"
+    ratio="$(awk -v g="$g_rps" -v n="$n_rps" 'BEGIN { printf "%.2fx", g / n }')"
+    echo "| $round | nginx \`proxy_pass\` → simulator | $n_rps | $n_p50 ms | $n_p99 ms | $n_bad | 1.00x | $n_proxy / $n_sim / $n_wrk | – |"
+    echo "| $round | Switchboard → simulator | $g_rps | $g_p50 ms | $g_p99 ms | $g_bad | $ratio | $g_proxy / $g_sim / $g_wrk | $(($(awk '/VmRSS/ { print $2 }' "/proc/$gateway_pid/status") / 1024)) MB |"
 done
 echo
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -213,22 +213,46 @@ pub async fn includes_raw_only_when_asked<A: Adapter>(vendor: SimVendor) {
     }
 }
 
-/// One conversation by its native id: the one the list shows.
+/// One conversation by its native id: the one the list shows; the vendor's JSON of it only when
+/// asked (`include=raw`), and then the same conversation.
 pub async fn get_conversation<A: Adapter>(vendor: SimVendor) {
     let h = Harness::<A>::start(vendor).await;
     let target = newest(&h).await;
     if !capabilities::<A>().get_conversation {
-        let get = h.checked.get_conversation(&target.native_id);
+        let get = h.checked.get_conversation(&target.native_id, false);
         return refused(&h, Operation::GetConversation, get).await;
     }
     let one = h
         .checked
-        .get_conversation(&target.native_id)
+        .get_conversation(&target.native_id, false)
         .await
         .expect("the conversation");
     assert_eq!(
         (&one.id, &one.native_id, &one.connection),
         (&target.id, &target.native_id, &target.connection)
+    );
+    assert!(one.raw.is_none(), "no vendor JSON unless asked");
+    let with_raw = h
+        .checked
+        .get_conversation(&target.native_id, true)
+        .await
+        .expect("the conversation with its vendor JSON");
+    assert!(
+        with_raw
+            .raw
+            .as_ref()
+            .is_some_and(serde_json::Value::is_object),
+        "include=raw keeps the vendor's JSON object: {:?}",
+        with_raw.raw
+    );
+    let without = Conversation {
+        raw: None,
+        ..with_raw
+    };
+    assert_eq!(
+        serde_json::to_value(&without).ok(),
+        serde_json::to_value(&one).ok(),
+        "the same conversation with or without its JSON"
     );
 }
 
@@ -240,7 +264,7 @@ pub async fn an_unknown_conversation_is_not_found<A: Adapter>(vendor: SimVendor)
     }
     let error = h
         .checked
-        .get_conversation("999999999")
+        .get_conversation("999999999", false)
         .await
         .expect_err("no such conversation");
     assert_eq!(
@@ -416,7 +440,7 @@ pub async fn set_status<A: Adapter>(vendor: SimVendor) {
         if capabilities.get_conversation {
             let again = h
                 .checked
-                .get_conversation(&target.native_id)
+                .get_conversation(&target.native_id, false)
                 .await
                 .expect("the conversation");
             assert_eq!(again.status, status, "read back");
@@ -451,7 +475,7 @@ pub async fn the_bare_adapter_agrees_with_its_capabilities<A: Adapter>(vendor: S
         unsupported(list.map(drop), Operation::ListConversations);
     }
     if !capabilities.get_conversation {
-        let get = bare.get_conversation(id).await;
+        let get = bare.get_conversation(id, false).await;
         unsupported(get.map(drop), Operation::GetConversation);
     }
     if !capabilities.list_agents {

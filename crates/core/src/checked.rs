@@ -58,9 +58,9 @@ impl Provider for Checked {
         self.inner.list_conversations(query, page).await
     }
 
-    async fn get_conversation(&self, id: &str) -> Result<Conversation> {
+    async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation> {
         self.supports(Operation::GetConversation)?;
-        self.inner.get_conversation(id).await
+        self.inner.get_conversation(id, include_raw).await
     }
 
     async fn list_messages(

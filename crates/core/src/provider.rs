@@ -155,8 +155,9 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         page: &UpstreamPage,
     ) -> Result<Page<Conversation>>;
 
-    /// One conversation.
-    async fn get_conversation(&self, id: &str) -> Result<Conversation>;
+    /// One conversation; with `include_raw`, the vendor's JSON of it as `raw` (else `None`, and
+    /// the adapter need not build it).
+    async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation>;
 
     /// One upstream page of a conversation's messages, newest first.
     async fn list_messages(

@@ -127,11 +127,23 @@ where
     D: Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    let v = Option::<Vec<serde_json::Value>>::deserialize(d)?;
+    let v = Option::<Vec<Lenient<T>>>::deserialize(d)?;
     Ok(v.unwrap_or_default()
         .into_iter()
-        .filter_map(|item| serde_json::from_value(item).ok())
+        .filter_map(|item| match item {
+            Lenient::Read(item) => Some(item),
+            Lenient::Unreadable(_) => None,
+        })
         .collect())
+}
+
+/// An item read as `T`, or skipped whole when it is not one. serde buffers the item (borrowing
+/// its strings from the body where it can) and reads `T` from the buffer: no JSON tree is built.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Read(T),
+    Unreadable(serde::de::IgnoredAny),
 }
 
 /// Parses each item of a vendor list on its own (an unreadable item is dropped, not the page),

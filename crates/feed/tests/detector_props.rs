@@ -296,7 +296,11 @@ impl Provider for MemVendor {
         Ok(page_of(&items, page, query.page_size as usize))
     }
 
-    async fn get_conversation(&self, id: &str) -> switchboard_core::Result<Conversation> {
+    async fn get_conversation(
+        &self,
+        id: &str,
+        _include_raw: bool,
+    ) -> switchboard_core::Result<Conversation> {
         let world = self.world();
         world
             .conversations

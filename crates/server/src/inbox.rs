@@ -310,11 +310,7 @@ pub async fn get_conversation(
     include_raw: bool,
 ) -> Result<Conversation, Error> {
     let (provider, native) = state.resolve(caller, id, "conversation")?;
-    let mut conversation = provider.get_conversation(native).await?;
-    if !include_raw {
-        conversation.raw = None;
-    }
-    Ok(conversation)
+    provider.get_conversation(native, include_raw).await
 }
 
 /// The query parameters of `GET /v1/conversations/{id}/messages`.

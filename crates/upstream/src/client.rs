@@ -9,7 +9,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use serde::de::IgnoredAny;
 use switchboard_core::{BreakerState, ConnectionHealth, QuotaStatus, codes};
 use switchboard_core::{Error, ErrorKind, Operation, Result};
 use tokio::sync::oneshot;
@@ -153,14 +152,44 @@ pub struct Response {
 impl Response {
     /// Parses the body as JSON; an unreadable body is `upstream_unavailable`, never a panic.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            Error::new(
-                ErrorKind::UpstreamUnavailable,
-                "the vendor answered with a body the gateway could not read",
-            )
-            .with_source(e)
-        })
+        serde_json::from_slice(&self.body).map_err(unreadable)
     }
+
+    /// Parses the body as `T` and, with `keep_raw` (a caller's `include=raw`), keeps the vendor's
+    /// JSON too. Without it `T` is read straight from the bytes; with it the tree is built once
+    /// and `T` read from it, never from a copy.
+    pub fn json_keeping_raw<T: serde::de::DeserializeOwned>(
+        &self,
+        keep_raw: bool,
+    ) -> Result<(T, Option<serde_json::Value>)> {
+        if !keep_raw {
+            return self.json().map(|parsed| (parsed, None));
+        }
+        let raw: serde_json::Value = self.json()?;
+        let parsed = T::deserialize(&raw).map_err(unreadable)?;
+        Ok((parsed, Some(raw)))
+    }
+}
+
+/// Whether a vendor's body can be JSON: empty, or an object or array whose last byte closes
+/// what its first opened, or a bare literal. A body cut short ends inside a value and fails; a
+/// body that passes and still does not parse fails in the adapter as `upstream_unavailable`.
+fn looks_like_json(body: &[u8]) -> bool {
+    let body = body.trim_ascii();
+    match (body.first(), body.last()) {
+        (None, _) => true,
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']')) => true,
+        (Some(b'{' | b'['), _) => false,
+        _ => serde_json::from_slice::<serde_json::Value>(body).is_ok(),
+    }
+}
+
+fn unreadable(e: serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::UpstreamUnavailable,
+        "the vendor answered with a body the gateway could not read",
+    )
+    .with_source(e)
 }
 
 /// What the vendor said of its own quota.
@@ -256,6 +285,9 @@ impl Upstream {
             .default_headers(default_headers)
             .connect_timeout(options.connect_timeout)
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            // A vendor API answers where it is asked; a redirect is an answer to report, not
+            // to follow with the connection's credentials.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 Error::new(ErrorKind::Config, "could not build the HTTP client").with_source(e)
@@ -685,8 +717,9 @@ impl Upstream {
         self.observe_vendor_window(status, &headers).await;
         if status.is_success() {
             // Every vendor speaks JSON: a body that is not is a failure to retry, never a page
-            // to cache.
-            if !body.is_empty() && serde_json::from_slice::<IgnoredAny>(&body).is_err() {
+            // to cache. The adapter parses the body once, into its own types; here only its
+            // shape is checked (an HTML page, a body cut short), which costs nothing.
+            if !looks_like_json(&body) {
                 let error = Error::new(
                     ErrorKind::UpstreamUnavailable,
                     "the vendor answered with a body the gateway could not read",
@@ -796,4 +829,32 @@ pub fn retry_after_from_headers(headers: &HeaderMap) -> Option<Duration> {
         reset
     };
     Some(Duration::from_secs(secs.max(1) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_json;
+
+    #[test]
+    fn a_body_cut_short_or_not_json_is_refused() {
+        for ok in [
+            &b""[..],
+            b" {\"a\": [1, {\"b\": 2}]} \n",
+            b"[]",
+            b"null",
+            b"\"text\"",
+            b"42",
+        ] {
+            assert!(looks_like_json(ok), "{}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"{\"conversations\": [ {\"id\": "[..],
+            b"[1, 2",
+            b"<html><body>Bad gateway</body></html>",
+            b"{\"a\": 1}]",
+            b"nul",
+        ] {
+            assert!(!looks_like_json(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }

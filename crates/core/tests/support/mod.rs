@@ -448,7 +448,7 @@ impl Provider for Vendor {
         Ok(Page { items, next })
     }
 
-    async fn get_conversation(&self, _id: &str) -> Result<Conversation> {
+    async fn get_conversation(&self, _id: &str, _include_raw: bool) -> Result<Conversation> {
         Err(Error::unsupported(Operation::GetConversation))
     }
 

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, ConversationFilter, Error, ErrorKind, ListQuery, Message,
@@ -187,17 +188,25 @@ impl Chatbotx {
         Ok(self.map_page(items, next))
     }
 
-    async fn fetch_conversation(&self, op: Operation, id: &str) -> Result<Conversation> {
+    /// `GET /v1/conversations/{id}`; the item's JSON kept as `raw` when `keep_raw`.
+    async fn fetch_conversation(
+        &self,
+        op: Operation,
+        id: &str,
+        keep_raw: bool,
+    ) -> Result<Conversation> {
         let call = Self::call(op, Method::GET, &["conversations", native_id(id)?]);
         let response = self.edge.upstream.send(&call).await?;
-        let raw = response.json::<wire::Envelope>()?.into_inner();
-        let conversation: wire::Conversation = serde_json::from_value(raw.clone())
-            .map_err(|e| self.edge.unreadable().with_operation(op).with_source(e))?;
-        Ok(mapping::conversation(
-            self.connection(),
-            conversation,
-            Some(raw),
-        ))
+        let (conversation, raw) = if keep_raw {
+            let raw = response.json::<wire::Envelope>()?.into_inner();
+            let conversation = wire::Conversation::deserialize(&raw)
+                .map_err(|e| self.edge.unreadable().with_operation(op).with_source(e))?;
+            (conversation, Some(raw))
+        } else {
+            let envelope = response.json::<wire::Envelope<wire::Conversation>>()?;
+            (envelope.into_inner(), None)
+        };
+        Ok(mapping::conversation(self.connection(), conversation, raw))
     }
 
     /// `POST /v1/conversations/{id}/{action}` (`assign`, `disable-bot`, `archive`, …).
@@ -294,8 +303,8 @@ impl Provider for Chatbotx {
         Ok(self.map_page(items, next))
     }
 
-    async fn get_conversation(&self, id: &str) -> Result<Conversation> {
-        self.fetch_conversation(Operation::GetConversation, id)
+    async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation> {
+        self.fetch_conversation(Operation::GetConversation, id, include_raw)
             .await
     }
 
@@ -362,7 +371,7 @@ impl Provider for Chatbotx {
                     })?;
                 self.conversation_action(op, id, "disable-bot", None)
                     .await?;
-                self.fetch_conversation(op, id).await
+                self.fetch_conversation(op, id, false).await
             }
             Assignment::Unassigned => {
                 let op = Operation::Unassign;
@@ -370,7 +379,7 @@ impl Provider for Chatbotx {
                 self.conversation_action(op, id, "enable-bot", None).await?;
                 self.conversation_action(op, id, "assign", Some(json!({ "assignedId": null })))
                     .await?;
-                self.fetch_conversation(op, id).await
+                self.fetch_conversation(op, id, false).await
             }
         }
     }
@@ -441,7 +450,7 @@ impl Provider for Chatbotx {
             }
         };
         self.conversation_action(op, id, action, None).await?;
-        self.fetch_conversation(op, id).await
+        self.fetch_conversation(op, id, false).await
     }
 }
 

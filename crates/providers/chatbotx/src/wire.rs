@@ -41,22 +41,23 @@ pub struct ConversationList {
     pub next_cursor: Option<String>,
 }
 
-/// `{"data": <item>}` (`GET /v1/conversations/{id}`), or, tolerated, the bare item.
+/// `{"data": <item>}` (`GET /v1/conversations/{id}`), or, tolerated, the bare item; the item as
+/// `T` (or as JSON, to keep it for `include=raw`).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum Envelope {
+pub enum Envelope<T = Value> {
     /// `{"data": {...}}`.
     Wrapped {
         /// The item.
-        data: Value,
+        data: T,
     },
     /// The item itself.
-    Bare(Value),
+    Bare(T),
 }
 
-impl Envelope {
+impl<T> Envelope<T> {
     /// The item inside.
-    pub fn into_inner(self) -> Value {
+    pub fn into_inner(self) -> T {
         match self {
             Envelope::Wrapped { data } | Envelope::Bare(data) => data,
         }

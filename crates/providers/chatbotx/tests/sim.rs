@@ -177,7 +177,7 @@ async fn applies_native_filters_and_reads_one_conversation() {
 
     let listed = &all[0];
     let one = provider
-        .get_conversation(&listed.native_id)
+        .get_conversation(&listed.native_id, true)
         .await
         .expect("get one");
     assert_eq!(one.id, listed.id);
@@ -314,7 +314,10 @@ async fn takes_over_hands_back_replies_and_archives() {
         taken.assignee.as_ref().and_then(|a| a.name.clone()),
         agents[2].name
     );
-    let read = provider.get_conversation(&target).await.expect("read back");
+    let read = provider
+        .get_conversation(&target, false)
+        .await
+        .expect("read back");
     assert_eq!(
         (read.mode, read.assignee.map(|a| a.native_id)),
         (Some(Mode::Human), Some(agent.clone()))
@@ -485,7 +488,7 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
 
     // A read-only token reads, but cannot write.
     let read_only = adapter(&harness, READ_ONLY_TOKEN, 10);
-    assert!(read_only.get_conversation(&id).await.is_ok());
+    assert!(read_only.get_conversation(&id, false).await.is_ok());
     let e = read_only
         .set_status(&id, Status::Closed)
         .await
@@ -494,7 +497,7 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
 
     for unknown in ["11590944070999999", "abc", "../members", "1 OR 1=1"] {
         let e = provider
-            .get_conversation(unknown)
+            .get_conversation(unknown, false)
             .await
             .expect_err("unknown");
         assert_eq!(e.kind(), ErrorKind::NotFound, "{unknown}");

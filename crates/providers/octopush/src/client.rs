@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
@@ -106,7 +107,7 @@ impl Octopush {
             let items = self.conversations_page(op, page, MAX_PAGE_SIZE).await?;
             let full = items.len() >= MAX_PAGE_SIZE as usize;
             for raw in items {
-                let Ok(c) = serde_json::from_value::<wire::Conversation>(raw.clone()) else {
+                let Ok(c) = wire::Conversation::deserialize(&raw) else {
                     continue;
                 };
                 if c.conversation_id
@@ -156,9 +157,9 @@ impl Provider for Octopush {
         Ok(Page { items, next })
     }
 
-    async fn get_conversation(&self, id: &str) -> Result<Conversation> {
+    async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation> {
         let (conversation, raw) = self.find(Operation::GetConversation, id).await?;
-        mapping::conversation(self.connection(), conversation, Some(raw))
+        mapping::conversation(self.connection(), conversation, include_raw.then_some(raw))
             .ok_or_else(|| Error::not_found("no such conversation on this connection"))
     }
 

@@ -153,7 +153,7 @@ async fn gets_one_conversation_with_or_without_the_cid_prefix() {
         .into_iter()
         .find(|c| &c.native_id == id)
         .expect("on page 2");
-    let got = provider.get_conversation(id).await.expect("get");
+    let got = provider.get_conversation(id, true).await.expect("get");
     assert!(
         got.raw.is_some(),
         "get keeps the vendor's JSON for include=raw"
@@ -162,18 +162,18 @@ async fn gets_one_conversation_with_or_without_the_cid_prefix() {
 
     let bare = id.strip_prefix("cid_").expect("listed with the prefix");
     let by_bare = provider
-        .get_conversation(bare)
+        .get_conversation(bare, false)
         .await
         .expect("get by the bare uuid");
     assert_eq!(&by_bare.native_id, id);
 
     let unknown = provider
-        .get_conversation("cid_00000000-0000-4000-8000-000000000000")
+        .get_conversation("cid_00000000-0000-4000-8000-000000000000", false)
         .await;
     assert_eq!(unknown.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
     for malformed in ["../conversations/list", "cid_1 OR 1=1", "é"] {
         let e = provider
-            .get_conversation(malformed)
+            .get_conversation(malformed, false)
             .await
             .err()
             .map(|e| e.kind());
@@ -260,7 +260,7 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
     let (harness, world) = setup().await;
     let provider = harness.adapter.as_ref();
     let id = world_ids(&world)[42].clone();
-    let before = provider.get_conversation(&id).await.expect("get");
+    let before = provider.get_conversation(&id, false).await.expect("get");
     let count = message_count(&world, &id);
     let credit = world.lock().expect("world").credit();
 
@@ -296,7 +296,7 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
     assert_eq!(newest[0].id, sent.id, "the reply is the newest message");
     assert_eq!(newest[0].text, sent.text);
     assert_eq!(newest[0].direction, Direction::Outbound);
-    let after = provider.get_conversation(&id).await.expect("get");
+    let after = provider.get_conversation(&id, false).await.expect("get");
     assert_eq!(after.message_count, before.message_count.map(|n| n + 1));
     assert_eq!(
         after.last_message.as_ref().map(|m| m.text.as_str()),

@@ -54,15 +54,9 @@ fn call(op: Operation, method: Method, rest: &[&str]) -> Call {
 }
 
 /// The JSON of each message of a conversation's detail, by id (for `include=raw`).
-fn raw_messages(
-    conversation: &Value,
-    include_raw: bool,
-) -> std::collections::HashMap<String, Value> {
-    if !include_raw {
-        return std::collections::HashMap::new();
-    }
+fn raw_messages(conversation: Option<&Value>) -> std::collections::HashMap<String, Value> {
     conversation
-        .get("messages")
+        .and_then(|c| c.get("messages"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -196,14 +190,16 @@ impl Pingback {
     }
 
     /// `GET /api/v1/conversations/{id}`: the conversation with its full history, and its JSON.
-    async fn show(&self, op: Operation, id: &str) -> Result<(wire::Conversation, Value)> {
-        let response = self
-            .send(call(op, Method::GET, &["conversations", native_id(id)?]))
-            .await?;
-        let raw: Value = response.json()?;
-        let conversation = serde_json::from_value::<wire::Conversation>(raw.clone())
-            .map_err(|e| self.edge.unreadable().with_source(e))?;
-        Ok((conversation, raw))
+    /// `GET /api/v1/conversations/{id}`, and its JSON when `keep_raw`.
+    async fn show(
+        &self,
+        op: Operation,
+        id: &str,
+        keep_raw: bool,
+    ) -> Result<(wire::Conversation, Option<Value>)> {
+        self.send(call(op, Method::GET, &["conversations", native_id(id)?]))
+            .await?
+            .json_keeping_raw(keep_raw)
     }
 
     /// The logged-in user's id, from `GET /api/v1/auth/me` (read once).
@@ -274,13 +270,15 @@ impl Provider for Pingback {
         Ok(Page { items, next })
     }
 
-    async fn get_conversation(&self, id: &str) -> Result<Conversation> {
-        let (conversation, raw) = self.show(Operation::GetConversation, id).await?;
+    async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation> {
+        let (conversation, raw) = self
+            .show(Operation::GetConversation, id, include_raw)
+            .await?;
         Ok(mapping::conversation(
             self.connection(),
             conversation,
             true,
-            Some(raw),
+            raw,
         ))
     }
 
@@ -299,8 +297,10 @@ impl Provider for Pingback {
         // PingBack has no message paging: the conversation holds the whole history, oldest
         // first. It is served newest first, a page at a time, each page after the message the
         // previous one ended with (so messages arriving meanwhile cause no duplicates).
-        let (conversation, raw) = self.show(Operation::ListMessages, id).await?;
-        let mut raw_by_id = raw_messages(&raw, query.include_raw);
+        let (conversation, raw) = self
+            .show(Operation::ListMessages, id, query.include_raw)
+            .await?;
+        let mut raw_by_id = raw_messages(raw.as_ref());
         let fallback = conversation
             .updated_at
             .or(conversation.created_at)
@@ -368,7 +368,7 @@ impl Provider for Pingback {
             &["conversations", id, "assign", agent],
         ))
         .await?;
-        self.get_conversation(id).await
+        self.get_conversation(id, false).await
     }
 
     async fn send_message(&self, id: &str, message: NewMessage) -> Result<Message> {
@@ -424,7 +424,7 @@ impl Provider for Pingback {
             &["conversations", id, action],
         ))
         .await?;
-        self.get_conversation(id).await
+        self.get_conversation(id, false).await
     }
 }
 

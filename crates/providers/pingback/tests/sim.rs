@@ -199,7 +199,10 @@ async fn gets_one_conversation_and_pages_its_messages_newest_first() {
         .expect("conversations");
     assert!(count >= 4, "a conversation with a long history");
 
-    let c = p.get_conversation(&id).await.expect("the conversation");
+    let c = p
+        .get_conversation(&id, false)
+        .await
+        .expect("the conversation");
     assert_eq!(c.native_id, id);
     assert_eq!(c.message_count, Some(count as u64));
     assert!(c.raw.is_some());
@@ -247,7 +250,7 @@ async fn unknown_malformed_and_foreign_ids_are_not_found() {
         foreign.as_str(),
     ] {
         let e = p
-            .get_conversation(id)
+            .get_conversation(id, false)
             .await
             .expect_err("no such conversation");
         assert_eq!(e.kind(), ErrorKind::NotFound, "{id}: {e}");
@@ -355,7 +358,10 @@ async fn replies_assigns_resolves_and_closes_and_reads_them_back() {
     assert_eq!(closed.status, Status::Closed);
     assert!(closed.last_activity_at >= resolved.last_activity_at);
     assert_eq!(
-        p.get_conversation(&open).await.expect("read back").status,
+        p.get_conversation(&open, false)
+            .await
+            .expect("read back")
+            .status,
         Status::Closed
     );
     assert_eq!(
@@ -429,7 +435,7 @@ async fn a_wrong_password_is_an_upstream_auth_failure() {
     let sim = Sim::start().await;
     let p = sim.connect_as(EMAIL, "not the password");
     let id = sim.world().conversation_ids()[0].clone();
-    let e = p.get_conversation(&id).await.expect_err("refused");
+    let e = p.get_conversation(&id, false).await.expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
     assert!(!e.to_string().contains("not the password"));
     assert!(
@@ -443,7 +449,9 @@ async fn logs_in_again_once_when_the_token_is_revoked() {
     let sim = Sim::start().await;
     let p = sim.connect();
     let id = sim.world().conversation_ids()[0].clone();
-    p.get_conversation(&id).await.expect("first read logs in");
+    p.get_conversation(&id, false)
+        .await
+        .expect("first read logs in");
     assert_eq!(sim.world().logins(), 1);
     sim.world().revoke_tokens();
     // A write too: it was refused, so repeating it is safe.
@@ -451,7 +459,7 @@ async fn logs_in_again_once_when_the_token_is_revoked() {
         .await
         .expect("the call is retried after a new login");
     assert_eq!(sim.world().logins(), 2);
-    p.get_conversation(&id)
+    p.get_conversation(&id, false)
         .await
         .expect("the new token is kept");
     assert_eq!(sim.world().logins(), 2);

@@ -72,7 +72,8 @@ impl Zipchat {
         message_page: u32,
         per_page: u32,
         query: Option<&MessageQuery>,
-    ) -> Result<(wire::Conversation, Value)> {
+        keep_raw: bool,
+    ) -> Result<(wire::Conversation, Option<Value>)> {
         let mut call = self
             .call(op, Method::GET, &["conversations", native_id(id)?])
             .query("message_page", message_page)
@@ -83,12 +84,13 @@ impl Zipchat {
                 since.to_rfc3339_opts(SecondsFormat::Secs, true),
             );
         }
-        let response = self.edge.upstream.send(&call).await?;
-        let raw: Value = response.json()?;
-        let conversation = serde_json::from_value::<wire::ConversationEnvelope>(raw.clone())
-            .map_err(|e| self.edge.unreadable().with_source(e))?
-            .into_inner();
-        Ok((conversation, raw))
+        let (envelope, raw) = self
+            .edge
+            .upstream
+            .send(&call)
+            .await?
+            .json_keeping_raw::<wire::ConversationEnvelope>(keep_raw)?;
+        Ok((envelope.into_inner(), raw))
     }
 
     fn messages_page(
@@ -158,15 +160,11 @@ impl Provider for Zipchat {
         Ok(Page { items, next })
     }
 
-    async fn get_conversation(&self, id: &str) -> Result<Conversation> {
+    async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation> {
         let (conversation, raw) = self
-            .show(Operation::GetConversation, id, 1, 1, None)
+            .show(Operation::GetConversation, id, 1, 1, None, include_raw)
             .await?;
-        Ok(mapping::conversation(
-            self.connection(),
-            conversation,
-            Some(raw),
-        ))
+        Ok(mapping::conversation(self.connection(), conversation, raw))
     }
 
     async fn list_messages(
@@ -180,11 +178,11 @@ impl Provider for Zipchat {
         // Zipchat pages messages oldest first; the gateway serves them newest first, so a
         // traversal starts at the last page and walks back.
         if let UpstreamPage::Number(n) = page {
-            let (conversation, _) = self.show(op, id, *n, per_page, Some(query)).await?;
+            let (conversation, _) = self.show(op, id, *n, per_page, Some(query), false).await?;
             let next = (*n > 1).then(|| UpstreamPage::Number(n - 1));
             return Ok(self.messages_page(id, conversation, query.include_raw, next));
         }
-        let (first, _) = self.show(op, id, 1, per_page, Some(query)).await?;
+        let (first, _) = self.show(op, id, 1, per_page, Some(query), false).await?;
         match first
             .message_pagination
             .as_ref()
@@ -192,7 +190,9 @@ impl Provider for Zipchat {
         {
             Some(total) if total > 1 => {
                 let last = u32::try_from(total).unwrap_or(u32::MAX);
-                let (conversation, _) = self.show(op, id, last, per_page, Some(query)).await?;
+                let (conversation, _) = self
+                    .show(op, id, last, per_page, Some(query), false)
+                    .await?;
                 Ok(self.messages_page(
                     id,
                     conversation,
@@ -208,7 +208,7 @@ impl Provider for Zipchat {
                 let mut len = all.messages.len();
                 while len >= per_page as usize && n < MAX_MESSAGE_PAGES_WITHOUT_METADATA {
                     n += 1;
-                    let (more, _) = self.show(op, id, n, per_page, Some(query)).await?;
+                    let (more, _) = self.show(op, id, n, per_page, Some(query), false).await?;
                     len = more.messages.len();
                     all.messages.extend(more.messages);
                 }
@@ -262,7 +262,7 @@ impl Provider for Zipchat {
             Ok(c) if c.id == id && c.manual_reply_mode.is_some() => {
                 Ok(mapping::conversation(self.connection(), c, None))
             }
-            _ => self.get_conversation(id).await,
+            _ => self.get_conversation(id, false).await,
         }
     }
 
@@ -272,7 +272,7 @@ impl Provider for Zipchat {
         let sender = match message.sender {
             Some(s) => s,
             None => {
-                let conversation = self.get_conversation(id).await?;
+                let conversation = self.get_conversation(id, false).await?;
                 match conversation.assignee {
                     Some(agent) => agent.native_id,
                     None => {
