@@ -439,13 +439,23 @@ async fn request_ids_go_in_and_out() {
             .and_then(|v| v.to_str().ok()),
         Some("abc-123")
     );
-    let r = env
-        .http
-        .get(format!("{}/healthz", env.gateway))
-        .send()
-        .await
-        .expect("answers");
-    assert!(r.headers().get("x-request-id").is_some());
+    // A request without one gets a fresh id, never another request's.
+    let mut minted = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let r = env
+            .http
+            .get(format!("{}/healthz", env.gateway))
+            .send()
+            .await
+            .expect("answers");
+        let id = r
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("an id")
+            .to_owned();
+        assert!(minted.insert(id.clone()), "{id} given twice");
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Tolerant parsing shared by every adapter's wire types: ids as strings or numbers, timestamps in
 //! every format vendors use, and fields that may be missing or null.
 
+use std::cell::Cell;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
@@ -29,79 +31,144 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     None
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar {
+/// An id given as a string or a number, as a string.
+pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Loose::deserialize(d)? {
+        Loose::Str(s) => Ok(s),
+        Loose::Int(i) => Ok(i.to_string()),
+        Loose::UInt(u) => Ok(u.to_string()),
+        Loose::Float(f) => Ok(f.to_string()),
+        Loose::Bool(b) => Ok(b.to_string()),
+        Loose::Nothing => Err(serde::de::Error::custom(
+            "an id must be a string or a number",
+        )),
+    }
+}
+
+/// A JSON value as the optional readers below see it: a scalar, or nothing they can use
+/// (null, an object, an array), which is skipped without being built.
+enum Loose {
     Str(String),
     Int(i64),
     UInt(u64),
     Float(f64),
     Bool(bool),
+    Nothing,
 }
 
-impl Scalar {
-    fn into_string(self) -> String {
+impl Loose {
+    /// A number as JSON writes it.
+    fn number(&self) -> Option<String> {
         match self {
-            Scalar::Str(s) => s,
-            Scalar::Int(i) => i.to_string(),
-            Scalar::UInt(u) => u.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
+            Loose::Int(i) => Some(i.to_string()),
+            Loose::UInt(u) => Some(u.to_string()),
+            Loose::Float(f) => serde_json::Number::from_f64(*f).map(|n| n.to_string()),
+            _ => None,
         }
     }
 }
 
-/// An id given as a string or a number, as a string.
-pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Scalar::deserialize(d).map(Scalar::into_string)
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Loose, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Loose;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
+                Ok(Loose::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Loose, E> {
+                Ok(Loose::Str(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
+                Ok(Loose::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
+                Ok(Loose::UInt(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Loose, E> {
+                Ok(Loose::Float(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Loose, E> {
+                Ok(Loose::Bool(v))
+            }
+            fn visit_unit<E>(self) -> Result<Loose, E> {
+                Ok(Loose::Nothing)
+            }
+            fn visit_none<E>(self) -> Result<Loose, E> {
+                Ok(Loose::Nothing)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+                Loose::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Loose, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Loose::Nothing)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Loose, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Loose::Nothing)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// An optional id given as a string, a number or null.
 pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(match v {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
+    Ok(match Loose::deserialize(d)? {
+        Loose::Str(s) if !s.is_empty() => Some(s),
+        n => n.number(),
     })
 }
 
 /// An optional string; a number is stringified and anything else (object, array) is `None`.
 pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(match v {
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
-        _ => None,
+    Ok(match Loose::deserialize(d)? {
+        Loose::Str(s) => Some(s),
+        Loose::Bool(b) => Some(b.to_string()),
+        n => n.number(),
     })
 }
 
 /// An optional timestamp in any format [`parse_timestamp`] reads, or Unix seconds; unreadable
 /// values become `None` rather than failing the whole response.
 pub fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(match v {
-        Some(serde_json::Value::String(s)) => parse_timestamp(&s),
-        Some(serde_json::Value::Number(n)) => n.as_i64().and_then(|secs| {
-            // Milliseconds are told apart from seconds by magnitude (year 2286 in seconds).
-            if secs > 9_999_999_999 {
-                DateTime::from_timestamp_millis(secs)
-            } else {
-                DateTime::from_timestamp(secs, 0)
-            }
-        }),
-        _ => None,
+    let secs = match Loose::deserialize(d)? {
+        Loose::Str(s) => return Ok(parse_timestamp(&s)),
+        Loose::Int(i) => i,
+        Loose::UInt(u) => match i64::try_from(u) {
+            Ok(i) => i,
+            Err(_) => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    // Milliseconds are told apart from seconds by magnitude (year 2286 in seconds).
+    Ok(if secs > 9_999_999_999 {
+        DateTime::from_timestamp_millis(secs)
+    } else {
+        DateTime::from_timestamp(secs, 0)
     })
 }
 
 /// An optional boolean given as a bool, `0`/`1`, or `"true"`/`"false"`.
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(match v {
-        Some(serde_json::Value::Bool(b)) => Some(b),
-        Some(serde_json::Value::Number(n)) => n.as_i64().map(|i| i != 0),
-        Some(serde_json::Value::String(s)) => match s.as_str() {
+    Ok(match Loose::deserialize(d)? {
+        Loose::Bool(b) => Some(b),
+        Loose::Int(i) => Some(i != 0),
+        Loose::UInt(u) => Some(u != 0),
+        Loose::Str(s) => match s.as_str() {
             "true" | "1" => Some(true),
             "false" | "0" => Some(false),
             _ => None,
@@ -112,12 +179,52 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
 
 /// An optional unsigned count given as a number or a numeric string.
 pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(match v {
-        Some(serde_json::Value::Number(n)) => n.as_u64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+    Ok(match Loose::deserialize(d)? {
+        Loose::UInt(u) => Some(u),
+        Loose::Int(i) => u64::try_from(i).ok(),
+        Loose::Str(s) => s.trim().parse().ok(),
         _ => None,
     })
+}
+
+/// How [`lenient_vec`] reads its items on this thread (see [`from_slice`]).
+#[derive(Clone, Copy, PartialEq)]
+enum Lists {
+    /// Each item on its own, dropping those it cannot read.
+    Lenient,
+    /// Each item straight as its type.
+    Strict,
+    /// A strict list failed: the body must be read again leniently.
+    StrictFailed,
+}
+
+thread_local! {
+    static LISTS: Cell<Lists> = const { Cell::new(Lists::Lenient) };
+}
+
+/// Reads a vendor body as `T`. Lists read with [`lenient_vec`] drop the items they cannot read,
+/// which costs serde a buffer per item; since a body seldom holds such an item, it is first read
+/// with every item parsed straight as its type, and read again item by item when any list
+/// failed that way (even if the body as a whole was read, as an untagged enum may have fallen
+/// back to another variant). The result is the same either way.
+pub fn from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    /// Back to lenient lists when the strict attempt ends, even by a panic.
+    struct Lenient;
+    impl Drop for Lenient {
+        fn drop(&mut self) {
+            LISTS.with(|l| l.set(Lists::Lenient));
+        }
+    }
+    let strict = {
+        let _lenient = Lenient;
+        LISTS.with(|l| l.set(Lists::Strict));
+        let strict = serde_json::from_slice(body);
+        (LISTS.with(Cell::get) == Lists::Strict).then_some(strict)
+    };
+    match strict {
+        Some(Ok(parsed)) => Ok(parsed),
+        _ => serde_json::from_slice(body),
+    }
 }
 
 /// A list that may be missing or null (both become empty); items that fail to parse are dropped
@@ -127,6 +234,16 @@ where
     D: Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
+    match LISTS.with(Cell::get) {
+        Lists::Lenient => {}
+        Lists::Strict | Lists::StrictFailed => {
+            let read = Option::<Vec<T>>::deserialize(d).map(Option::unwrap_or_default);
+            if read.is_err() {
+                LISTS.with(|l| l.set(Lists::StrictFailed));
+            }
+            return read;
+        }
+    }
     let v = Option::<Vec<Lenient<T>>>::deserialize(d)?;
     Ok(v.unwrap_or_default()
         .into_iter()
@@ -175,6 +292,61 @@ mod tests {
         parse_timestamp(s)
             .map(|t| t.to_rfc3339())
             .unwrap_or_default()
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Item {
+        #[serde(deserialize_with = "id")]
+        id: String,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct List {
+        #[serde(default, deserialize_with = "lenient_vec")]
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(untagged)]
+    enum Envelope {
+        Wrapped { list: List },
+        Bare(List),
+    }
+
+    fn ids(list: &List) -> Vec<&str> {
+        list.items.iter().map(|i| i.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_list_drops_the_items_it_cannot_read_and_keeps_the_rest() {
+        let read = |body: &str| from_slice::<List>(body.as_bytes()).expect(body);
+        assert_eq!(
+            ids(&read(r#"{"items": [{"id": 1}, {"id": "b"}]}"#)),
+            ["1", "b"]
+        );
+        assert_eq!(
+            ids(&read(
+                r#"{"items": [{"id": 1}, "junk", {"name": "no id"}, {"id": {}}, {"id": 4}]}"#
+            )),
+            ["1", "4"]
+        );
+        assert_eq!(ids(&read(r#"{"items": null}"#)), Vec::<&str>::new());
+        assert_eq!(ids(&read("{}")), Vec::<&str>::new());
+        // Inside an untagged envelope (serde buffers the body first), alike.
+        for body in [
+            r#"{"list": {"items": [{"id": 1}, "junk", {"id": 2}]}}"#,
+            r#"{"items": [{"id": 1}, "junk", {"id": 2}]}"#,
+        ] {
+            let (Envelope::Wrapped { list } | Envelope::Bare(list)) =
+                from_slice::<Envelope>(body.as_bytes()).expect(body);
+            assert_eq!(ids(&list), ["1", "2"], "{body}");
+        }
+        // Not JSON at all is still an error.
+        assert!(from_slice::<List>(br#"{"items": [{"id": 1}"#).is_err());
+        // The strict attempt leaves nothing behind: a later plain read is lenient.
+        let later: List =
+            serde_json::from_str(r#"{"items": ["junk", {"id": 7}]}"#).expect("lenient");
+        assert_eq!(ids(&later), ["7"]);
     }
 
     #[test]

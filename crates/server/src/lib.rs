@@ -26,7 +26,7 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -62,7 +62,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             .layer(SetSensitiveRequestHeadersLayer::new([
                 header::AUTHORIZATION,
             ]))
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(SetRequestIdLayer::new(
+                REQUEST_ID,
+                logging::RequestIds::new(),
+            ))
             .layer(
                 // The span only: each request is logged once, by `problem::problem_layer`.
                 TraceLayer::new_for_http()

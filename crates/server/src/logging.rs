@@ -2,6 +2,11 @@
 
 use std::fmt;
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::HeaderValue;
+use tower_http::request_id::{MakeRequestId, RequestId};
 
 /// Shows a string with its control characters escaped (`\r`, `\n`, `\u{1b}`…), so a value from
 /// a request can never start a forged log line or colour the terminal.
@@ -18,6 +23,49 @@ impl fmt::Display for Escaped<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Ids for requests that come without an `x-request-id`: a random prefix drawn once per process
+/// and a counter, so ids stay unique across replicas and restarts without asking the kernel for
+/// randomness on every request (as a random UUID does).
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl RequestIds {
+    /// A new sequence with a fresh random prefix.
+    pub fn new() -> RequestIds {
+        let mut prefix = [0u8; 8];
+        if getrandom::fill(&mut prefix).is_err() {
+            // No random source: the process id and the time still tell processes apart.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u32);
+            prefix[..4].copy_from_slice(&std::process::id().to_be_bytes());
+            prefix[4..].copy_from_slice(&nanos.to_be_bytes());
+        }
+        RequestIds {
+            prefix: hex::encode(prefix).into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> RequestIds {
+        RequestIds::new()
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
     }
 }
 

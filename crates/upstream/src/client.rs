@@ -152,7 +152,7 @@ pub struct Response {
 impl Response {
     /// Parses the body as JSON; an unreadable body is `upstream_unavailable`, never a panic.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(unreadable)
+        switchboard_core::tolerant::from_slice(&self.body).map_err(unreadable)
     }
 
     /// Parses the body as `T` and, with `keep_raw` (a caller's `include=raw`), keeps the vendor's
