@@ -31,6 +31,7 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: EventType,
     /// When the gateway saw the change (for a gateway write: when it was made).
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub occurred_at: DateTime<Utc>,
     /// The connection the conversation lives on.
     pub connection: String,

@@ -17,6 +17,7 @@ pub mod lanes;
 pub mod merge;
 pub mod model;
 pub mod provider;
+pub mod rfc3339;
 pub mod text;
 pub mod tolerant;
 

@@ -293,6 +293,7 @@ pub struct LastMessage {
     pub text: String,
     /// When it was sent, if known.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub created_at: Option<DateTime<Utc>>,
 }
 
@@ -301,9 +302,11 @@ pub struct LastMessage {
 pub struct Escalation {
     /// When the bot escalated.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub escalated_at: Option<DateTime<Utc>>,
     /// When a person marked the escalation resolved.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
@@ -351,11 +354,14 @@ pub struct Conversation {
     pub contact: Option<Contact>,
     /// When the conversation started.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub created_at: Option<DateTime<Utc>>,
     /// When the vendor last changed it, if the vendor says.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub updated_at: Option<DateTime<Utc>>,
     /// The latest activity: the inbox sort key, always set.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub last_activity_at: DateTime<Utc>,
     /// The latest message, where the vendor includes it.
     #[schema(required = true)]
@@ -460,6 +466,7 @@ pub struct Message {
     /// Attached files and images.
     pub attachments: Vec<Attachment>,
     /// When it was sent.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Inbound (from the customer) or outbound.
     pub direction: Direction,
@@ -499,6 +506,7 @@ pub struct QuotaStatus {
     pub vendor_remaining: Option<u32>,
     /// When the vendor's window resets (`X-RateLimit-Reset`), where it says.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub vendor_reset_at: Option<DateTime<Utc>>,
 }
 
@@ -512,6 +520,7 @@ pub struct ConnectionHealth {
     pub last_error: Option<String>,
     /// When the vendor last answered.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub last_success_at: Option<DateTime<Utc>>,
     /// The quota, when the connection has one.
     #[schema(required = true)]

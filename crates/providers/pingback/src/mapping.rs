@@ -47,29 +47,24 @@ pub fn status(native: Option<&str>) -> Status {
 /// embedded customer's own `id` (an integer in the docs' example).
 fn contact(
     connection: &str,
-    customer_id: Option<&str>,
-    customer: Option<&Value>,
+    customer_id: Option<String>,
+    customer: Option<wire::Customer>,
 ) -> Option<Contact> {
-    let customer: Option<wire::Customer> = customer
-        .filter(|v| v.is_object())
-        .and_then(|v| serde_json::from_value(v.clone()).ok());
     if customer.is_none() && customer_id.is_none() {
         return None;
     }
-    let native_id = customer_id
-        .map(str::to_owned)
-        .or_else(|| customer.as_ref().and_then(|c| c.id.clone()));
-    let mut external_ids = BTreeMap::new();
-    if let Some(external) = customer.as_ref().and_then(|c| c.external_id.clone()) {
-        external_ids.insert("external_id".to_owned(), external);
-    }
+    let customer = customer.unwrap_or_default();
+    let native_id = customer_id.or(customer.id);
     Some(Contact {
         id: native_id.as_deref().map(|id| ids::join(connection, id)),
         native_id,
-        name: customer.as_ref().and_then(|c| c.name.clone()),
-        email: customer.as_ref().and_then(|c| c.email.clone()),
-        phone: customer.as_ref().and_then(|c| c.phone.clone()),
-        external_ids,
+        name: customer.name,
+        email: customer.email,
+        phone: customer.phone,
+        external_ids: customer
+            .external_id
+            .map(|external| BTreeMap::from([("external_id".to_owned(), external)]))
+            .unwrap_or_default(),
     })
 }
 
@@ -146,7 +141,7 @@ pub fn conversation(
         // PingBack has no bot API: people answer every conversation.
         mode: None,
         assignee: c.assignee_id.as_deref().map(|a| bare_agent(connection, a)),
-        contact: contact(connection, c.customer_id.as_deref(), c.customer.as_ref()),
+        contact: contact(connection, c.customer_id, c.customer),
         created_at: c.created_at,
         updated_at: c.updated_at,
         last_activity_at,

@@ -88,16 +88,16 @@ pub struct Conversation {
     /// Closed (recorded by the vendor; not a documented field of the object).
     #[serde(default, deserialize_with = "tolerant::opt_time")]
     pub closed_at: Option<DateTime<Utc>>,
-    /// The customer, parsed leniently in mapping (its ids are integers in the docs' example).
-    #[serde(default)]
-    pub customer: Option<Value>,
+    /// The customer, when it is an object (its ids are integers in the docs' example).
+    #[serde(default, deserialize_with = "tolerant::opt_object")]
+    pub customer: Option<Customer>,
     /// Messages, chronological: the full history in the detail, possibly empty in the list.
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
     pub messages: Vec<Message>,
 }
 
 /// The customer embedded in a conversation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Customer {
     /// Customer id (a UUID, or an integer in the docs' example).
     #[serde(default, deserialize_with = "tolerant::opt_id")]

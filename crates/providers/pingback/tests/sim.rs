@@ -200,7 +200,7 @@ async fn gets_one_conversation_and_pages_its_messages_newest_first() {
     assert!(count >= 4, "a conversation with a long history");
 
     let c = p
-        .get_conversation(&id, false)
+        .get_conversation(&id, true)
         .await
         .expect("the conversation");
     assert_eq!(c.native_id, id);
