@@ -266,15 +266,23 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Re
             LISTS.with(|l| l.set(Lists::Lenient));
         }
     }
+    // A body checked as UTF-8 once is read as text, so serde_json need not check each of its
+    // strings on its own (about 15 000 instructions for a 3 KB answer); bytes that are not
+    // UTF-8 are read as bytes, and fail as they would have.
+    let text = std::str::from_utf8(body).ok();
+    let parse = || match text {
+        Some(text) => serde_json::from_str(text),
+        None => serde_json::from_slice(body),
+    };
     let strict = {
         let _lenient = Lenient;
         LISTS.with(|l| l.set(Lists::Strict));
-        let strict = serde_json::from_slice(body);
+        let strict = parse();
         (LISTS.with(Cell::get) == Lists::Strict).then_some(strict)
     };
     match strict {
         Some(Ok(parsed)) => Ok(parsed),
-        _ => serde_json::from_slice(body),
+        _ => parse(),
     }
 }
 
