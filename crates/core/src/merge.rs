@@ -10,6 +10,10 @@
 //!
 //! Under change, a lane never repeats an item: anything at or above the lane's last emitted key
 //! is skipped. A lane that fails keeps its position, so the next page retries it.
+//!
+//! With [`KeptPages`], what is left of each lane's current upstream page at the end of a page is
+//! kept for the traversal's next page, which then starts from it instead of reading it again: each
+//! upstream page is read once per traversal, however slowly the caller pages.
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -167,6 +171,36 @@ pub trait LaneSource<T>: Send + Sync {
     async fn fetch(&self, page: &UpstreamPage, page_size: u32) -> Result<Page<T>, Error>;
 }
 
+/// What is left of one upstream page, as a traversal kept it for its next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPage<T> {
+    /// Its items not consumed yet, in merge order.
+    #[serde(rename = "i")]
+    pub items: Vec<T>,
+    /// How many of the upstream page's items were consumed before them.
+    #[serde(rename = "c")]
+    pub consumed: u32,
+    /// The vendor's page after it.
+    #[serde(rename = "n")]
+    pub next: Option<UpstreamPage>,
+}
+
+/// Upstream pages one traversal has read, kept for its next gateway pages (without them, the
+/// stateless cursor makes every page read each lane's current upstream page again).
+///
+/// An implementation keys them by traversal, connection and upstream position (and whatever
+/// else makes a kept page stale, such as a write to the connection); failures are its own to
+/// log: a page not recalled is read from the vendor.
+#[async_trait]
+pub trait KeptPages<T>: Send + Sync + std::fmt::Debug {
+    /// What is left of `page` of `connection`, when this traversal kept it.
+    async fn recall(&self, connection: &str, page: &UpstreamPage) -> Option<KeptPage<T>>;
+    /// Keeps what is left of `page` of `connection` for the traversal's next page.
+    async fn keep(&self, connection: &str, page: &UpstreamPage, rest: KeptPage<&T>);
+    /// Forgets `page` of `connection`: the traversal has moved past it.
+    async fn forget(&self, connection: &str, page: &UpstreamPage);
+}
+
 /// One lane of a merge.
 pub struct Lane<'a, T> {
     /// Where its items come from.
@@ -207,6 +241,9 @@ pub struct MergeRequest<'a, T> {
     /// with `upstream_timeout` (keeping its position, so the next page retries it) and the page
     /// is served from the others.
     pub deadline: Option<Instant>,
+    /// Where the traversal keeps the upstream pages it reached; `None` reads every lane's
+    /// current page from its vendor again. A first page (`state: None`) never recalls one.
+    pub kept: Option<&'a dyn KeptPages<T>>,
 }
 
 /// A lane that failed this page.
@@ -238,6 +275,13 @@ pub struct MergeOutput<T> {
 struct Run<'a, T> {
     lane: Lane<'a, T>,
     deadline: Option<Instant>,
+    kept: Option<&'a dyn KeptPages<T>>,
+    /// The lane's first load of this page may come from `kept`.
+    may_recall: bool,
+    /// The kept page this page started from.
+    recalled: Option<UpstreamPage>,
+    /// The buffer was read from the vendor during this page (so it is worth keeping).
+    read_upstream: bool,
     state: LaneState,
     buf: VecDeque<T>,
     next: Option<UpstreamPage>,
@@ -265,7 +309,35 @@ impl<T: Sortable + Send> Run<'_, T> {
         self.lane.stop_before.is_some_and(|t| item.sort_time() < t)
     }
 
+    /// Recalls the lane's current upstream page from what the traversal kept, within the page
+    /// deadline; `None` when it was not kept (or not in time).
+    async fn recall(&mut self) -> Option<KeptPage<T>> {
+        if !std::mem::take(&mut self.may_recall) {
+            return None;
+        }
+        let kept = self.kept?;
+        let recall = kept.recall(self.lane.source.connection(), &self.state.page);
+        match self.deadline {
+            None => recall.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, recall)
+                .await
+                .ok()
+                .flatten(),
+        }
+    }
+
     async fn load(&mut self) {
+        if let Some(page) = self.recall().await {
+            let mut items = page.items;
+            items.sort_by(|a, b| key_cmp(b, a));
+            self.state.consumed = page.consumed;
+            self.buf = items.into();
+            self.next = page.next;
+            self.loaded = true;
+            self.read_upstream = false;
+            self.recalled = Some(self.state.page.clone());
+            return;
+        }
         self.calls += 1;
         let fetch = self
             .lane
@@ -295,8 +367,34 @@ impl<T: Sortable + Send> Run<'_, T> {
                 self.buf = items.into();
                 self.next = page.next;
                 self.loaded = true;
+                self.read_upstream = true;
             }
             Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Keeps what is left of the lane's current upstream page for the traversal's next page
+    /// when this page read it from the vendor, and forgets a kept page the lane moved past.
+    async fn keep_for_next_page(&mut self) {
+        let Some(kept) = self.kept else { return };
+        if self.error.is_some() {
+            // The lane stays where it was: what it recalled is still its current page.
+            return;
+        }
+        let connection = self.lane.source.connection();
+        let current = self.loaded && !self.state.exhausted;
+        if current && self.read_upstream {
+            let rest = KeptPage {
+                items: self.buf.iter().collect(),
+                consumed: self.state.consumed,
+                next: self.next.clone(),
+            };
+            kept.keep(connection, &self.state.page, rest).await;
+        }
+        if let Some(recalled) = &self.recalled
+            && (!current || *recalled != self.state.page)
+        {
+            kept.forget(connection, recalled).await;
         }
     }
 
@@ -379,7 +477,9 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
         filter,
         max_calls_per_lane,
         deadline,
+        kept,
     } = req;
+    let may_recall = state.is_some();
     let mut runs: Vec<Run<'_, T>> = lanes
         .into_iter()
         .map(|lane| {
@@ -404,6 +504,10 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
             lane_state.map(|state| Run {
                 lane,
                 deadline,
+                kept,
+                may_recall,
+                recalled: None,
+                read_upstream: false,
                 state,
                 buf: VecDeque::new(),
                 next: None,
@@ -450,6 +554,8 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
             }
         }
     }
+
+    join_all(runs.iter_mut().map(Run::keep_for_next_page)).await;
 
     let mut failures = Vec::new();
     let mut upstream_calls = 0;
@@ -542,6 +648,7 @@ mod tests {
                 filter: &|_: &Item| true,
                 max_calls_per_lane: 4,
                 deadline: None,
+                kept: None,
             })
             .await;
             seen.extend(out.items.iter().map(|i| i.0));

@@ -564,6 +564,7 @@ impl World {
             include_raw: false,
             max_calls_per_lane,
             deadline: None,
+            kept: None,
         })
         .await
         {

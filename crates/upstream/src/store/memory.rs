@@ -251,6 +251,14 @@ impl MemoryStore {
         }
     }
 
+    /// Caches a page in the bounded cache, whatever its `ttl`.
+    pub(super) fn cache_page(&self, key: &str, value: Bytes, ttl: Duration) {
+        if !ttl.is_zero() {
+            lock(&self.lasting).remove(key);
+            self.entries.insert(key.to_owned(), Entry { value, ttl });
+        }
+    }
+
     pub(super) fn uncache(&self, key: &str) {
         self.entries.invalidate(key);
         lock(&self.lasting).remove(key);
@@ -279,6 +287,11 @@ impl Store for MemoryStore {
 
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
         self.cache(key, value, ttl);
+        Ok(())
+    }
+
+    async fn put_page(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        self.cache_page(key, value, ttl);
         Ok(())
     }
 
