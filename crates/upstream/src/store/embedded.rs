@@ -321,7 +321,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete_page(&self, key: &str) -> Result<()> {
-        self.pages.uncache(key);
+        self.pages.uncache_page(key);
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use switchboard_core::{Error, ErrorKind, Result};
 use crate::budget::RateLimit;
 
 pub use embedded::EmbeddedStore;
-pub use memory::MemoryStore;
+pub use memory::{MAX_PAGE_BYTES, MemoryStore};
 pub use redis::RedisStore;
 
 /// How long a cache generation is kept after its last bump: far longer than any page's TTL, so a
