@@ -484,9 +484,27 @@ async fn repeat_at(
     let mut pages = Vec::with_capacity(reps);
     for _ in 0..reps {
         if position > 1 {
-            bench.page(gateway, cursors[position - 2].as_deref()).await;
+            let before = bench.page(gateway, cursors[position - 2].as_deref()).await;
+            assert_eq!(
+                before.partial,
+                0,
+                "page {} has partial failures",
+                position - 1
+            );
+            if std::env::var_os("SWITCHBOARD_BENCH_VERBOSE").is_some() {
+                eprintln!(
+                    "page {} before page {position}: {:?}",
+                    position - 1,
+                    before.calls
+                );
+            }
         }
-        pages.push(bench.page(gateway, cursors[position - 1].as_deref()).await);
+        let page = bench.page(gateway, cursors[position - 1].as_deref()).await;
+        assert_eq!(page.partial, 0, "page {position} has partial failures");
+        if std::env::var_os("SWITCHBOARD_BENCH_VERBOSE").is_some() {
+            eprintln!("page {position}: {:?}", page.calls);
+        }
+        pages.push(page);
     }
     pages
 }
@@ -910,14 +928,21 @@ async fn main() {
         repeat(&bench, gateway, None, 20).await;
     }
 
-    // `SWITCHBOARD_BENCH_ONLY=down` runs section 5 alone.
-    if std::env::var("SWITCHBOARD_BENCH_ONLY").as_deref() != Ok("down") {
+    // `SWITCHBOARD_BENCH_ONLY=down` runs section 5 alone; `=latency` sections 1 and 3.
+    let only = std::env::var("SWITCHBOARD_BENCH_ONLY").unwrap_or_default();
+    if only != "down" {
         let t = full_traversals(&bench).await;
-        fixed_positions(&bench, &t.cursors).await;
+        if only != "latency" {
+            fixed_positions(&bench, &t.cursors).await;
+        }
         injected_latency(&bench, &t.cursors).await;
-        traversals_with_latency(&bench, 50).await;
+        if only != "latency" {
+            traversals_with_latency(&bench, 50).await;
+        }
     }
-    one_vendor_down(&bench).await;
+    if only.is_empty() || only == "down" {
+        one_vendor_down(&bench).await;
+    }
     println!(
         "Total run time: {:.1} s; load average at the end {}",
         run_start.elapsed().as_secs_f64(),

@@ -233,3 +233,39 @@ async fn get(http: &reqwest::Client, gateway: &str, path: &str) -> (u16, Value) 
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_page_gets_the_same_conversations() {
+    let sims = Sims::start().await;
+    let gateway = start_gateway(&sims.config("cache_ttl_ms = 0", "")).await;
+    let http = &sims.http;
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|c| c["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let mut cursor: Option<String> = None;
+    for n in 1..=12 {
+        let first = page(http, &gateway, "", cursor.as_deref()).await;
+        let next = first["next_cursor"]
+            .as_str()
+            .expect("more pages")
+            .to_owned();
+        // The page after it is served, then the first answer is retried (as a client whose
+        // connection dropped would, on another tab or after a timeout).
+        page(http, &gateway, "", Some(&next)).await;
+        let again = page(http, &gateway, "", cursor.as_deref()).await;
+        assert_eq!(ids(&again), ids(&first), "page {n} retried");
+        if n > 1 {
+            // Page 1 starts a new traversal each time; a later page continues its own.
+            assert_eq!(
+                again["next_cursor"], first["next_cursor"],
+                "page {n} retried"
+            );
+        }
+        cursor = Some(next);
+    }
+}

@@ -11,9 +11,11 @@
 //! Under change, a lane never repeats an item: anything at or above the lane's last emitted key
 //! is skipped. A lane that fails keeps its position, so the next page retries it.
 //!
-//! With [`KeptPages`], what is left of each lane's current upstream page at the end of a page is
-//! kept for the traversal's next page, which then starts from it instead of reading it again: each
-//! upstream page is read once per traversal, however slowly the caller pages.
+//! With [`KeptPages`], each upstream page a traversal reads is kept for its next pages, which
+//! start from it instead of reading it again: each upstream page is read once per traversal,
+//! however slowly the caller pages. A kept page is the whole upstream page as read, and is used
+//! exactly as a fresh read of it would be (what earlier pages consumed is skipped by key), so a
+//! cursor used twice (a retried request) gets the same page both times.
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -171,15 +173,12 @@ pub trait LaneSource<T>: Send + Sync {
     async fn fetch(&self, page: &UpstreamPage, page_size: u32) -> Result<Page<T>, Error>;
 }
 
-/// What is left of one upstream page, as a traversal kept it for its next page.
+/// One upstream page as a traversal read it, kept for its next pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptPage<T> {
-    /// Its items not consumed yet, in merge order.
+    /// Its items.
     #[serde(rename = "i")]
     pub items: Vec<T>,
-    /// How many of the upstream page's items were consumed before them.
-    #[serde(rename = "c")]
-    pub consumed: u32,
     /// The vendor's page after it.
     #[serde(rename = "n")]
     pub next: Option<UpstreamPage>,
@@ -193,10 +192,10 @@ pub struct KeptPage<T> {
 /// log: a page not recalled is read from the vendor.
 #[async_trait]
 pub trait KeptPages<T>: Send + Sync + std::fmt::Debug {
-    /// What is left of `page` of `connection`, when this traversal kept it.
+    /// `page` of `connection`, when this traversal kept it.
     async fn recall(&self, connection: &str, page: &UpstreamPage) -> Option<KeptPage<T>>;
-    /// Keeps what is left of `page` of `connection` for the traversal's next page.
-    async fn keep(&self, connection: &str, page: &UpstreamPage, rest: KeptPage<&T>);
+    /// Keeps `page` of `connection`, just read from the vendor, for the traversal's next pages.
+    async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&T>);
     /// Forgets `page` of `connection`: the traversal has moved past it.
     async fn forget(&self, connection: &str, page: &UpstreamPage);
 }
@@ -278,10 +277,8 @@ struct Run<'a, T> {
     kept: Option<&'a dyn KeptPages<T>>,
     /// The lane's first load of this page may come from `kept`.
     may_recall: bool,
-    /// The kept page this page started from.
-    recalled: Option<UpstreamPage>,
-    /// The buffer was read from the vendor during this page (so it is worth keeping).
-    read_upstream: bool,
+    /// The pages this page recalled or kept (forgotten at its end when the lane moved past).
+    touched: Vec<UpstreamPage>,
     state: LaneState,
     buf: VecDeque<T>,
     next: Option<UpstreamPage>,
@@ -328,14 +325,8 @@ impl<T: Sortable + Send> Run<'_, T> {
 
     async fn load(&mut self) {
         if let Some(page) = self.recall().await {
-            let mut items = page.items;
-            items.sort_by(|a, b| key_cmp(b, a));
-            self.state.consumed = page.consumed;
-            self.buf = items.into();
-            self.next = page.next;
-            self.loaded = true;
-            self.read_upstream = false;
-            self.recalled = Some(self.state.page.clone());
+            self.touched.push(self.state.page.clone());
+            self.fill(page.items, page.next);
             return;
         }
         self.calls += 1;
@@ -356,45 +347,43 @@ impl<T: Sortable + Send> Run<'_, T> {
         };
         match fetched {
             Ok(page) => {
-                let mut items = page.items;
-                items.sort_by(|a, b| key_cmp(b, a));
-                // What earlier pages consumed of this upstream page is skipped again by key (at
-                // or above `last`) and by the filter in `ensure_head`, which counts it anew.
-                // Skipping `consumed` items by position skipped unread ones whenever the page
-                // had shifted up since (a keyset page one of whose emitted items got new
-                // activity and left it, or a vendor-filtered item that stopped matching).
-                self.state.consumed = 0;
-                self.buf = items.into();
-                self.next = page.next;
-                self.loaded = true;
-                self.read_upstream = true;
+                if let Some(kept) = self.kept {
+                    let read = KeptPage {
+                        items: page.items.iter().collect(),
+                        next: page.next.clone(),
+                    };
+                    kept.keep(self.lane.source.connection(), &self.state.page, read)
+                        .await;
+                    self.touched.push(self.state.page.clone());
+                }
+                self.fill(page.items, page.next);
             }
             Err(e) => self.error = Some(e),
         }
     }
 
-    /// Keeps what is left of the lane's current upstream page for the traversal's next page
-    /// when this page read it from the vendor, and forgets a kept page the lane moved past.
-    async fn keep_for_next_page(&mut self) {
+    /// Makes `items` (an upstream page, read now or kept) the lane's buffer, in merge order.
+    fn fill(&mut self, mut items: Vec<T>, next: Option<UpstreamPage>) {
+        items.sort_by(|a, b| key_cmp(b, a));
+        // What earlier pages consumed of this upstream page is skipped again by key (at or
+        // above `last`) and by the filter in `ensure_head`, which counts it anew. Skipping
+        // `consumed` items by position skipped unread ones whenever the page had shifted up
+        // since (a keyset page one of whose emitted items got new activity and left it, or a
+        // vendor-filtered item that stopped matching).
+        self.state.consumed = 0;
+        self.buf = items.into();
+        self.next = next;
+        self.loaded = true;
+    }
+
+    /// Forgets the kept pages this page recalled or kept that the lane has moved past.
+    async fn forget_passed(&mut self) {
         let Some(kept) = self.kept else { return };
-        if self.error.is_some() {
-            // The lane stays where it was: what it recalled is still its current page.
-            return;
-        }
-        let connection = self.lane.source.connection();
-        let current = self.loaded && !self.state.exhausted;
-        if current && self.read_upstream {
-            let rest = KeptPage {
-                items: self.buf.iter().collect(),
-                consumed: self.state.consumed,
-                next: self.next.clone(),
-            };
-            kept.keep(connection, &self.state.page, rest).await;
-        }
-        if let Some(recalled) = &self.recalled
-            && (!current || *recalled != self.state.page)
-        {
-            kept.forget(connection, recalled).await;
+        let current = (self.loaded && !self.state.exhausted).then_some(&self.state.page);
+        for page in &self.touched {
+            if Some(page) != current {
+                kept.forget(self.lane.source.connection(), page).await;
+            }
         }
     }
 
@@ -506,8 +495,7 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
                 deadline,
                 kept,
                 may_recall,
-                recalled: None,
-                read_upstream: false,
+                touched: Vec::new(),
                 state,
                 buf: VecDeque::new(),
                 next: None,
@@ -555,7 +543,7 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
         }
     }
 
-    join_all(runs.iter_mut().map(Run::keep_for_next_page)).await;
+    join_all(runs.iter_mut().map(Run::forget_passed)).await;
 
     let mut failures = Vec::new();
     let mut upstream_calls = 0;

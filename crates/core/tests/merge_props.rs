@@ -291,6 +291,58 @@ proptest! {
     }
 }
 
+/// Every page is requested twice with the same cursor (the first answer lost on its way, the
+/// client retries), and only the second answer is used: nothing is lost or repeated, with or
+/// without the pages a traversal reached kept for it.
+async fn check_retried_traversal(
+    specs: Vec<VendorSpec>,
+    filter: ConversationFilter,
+    limits: Vec<usize>,
+    max_calls: u32,
+    kept: bool,
+) -> Result<(), TestCaseError> {
+    let world = World::keeping(&specs, kept);
+    let expected = world.expected(&filter);
+    let max_pages = expected.len() + specs.iter().map(upstream_pages).sum::<usize>() + 1;
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    for n in 0.. {
+        prop_assert!(n < max_pages, "no end after {n} pages");
+        let limit = limits[n % limits.len()];
+        world
+            .page(&filter, cursor.as_deref(), limit, max_calls)
+            .await
+            .map_err(TestCaseError::fail)?;
+        let page = world
+            .page(&filter, cursor.as_deref(), limit, max_calls)
+            .await
+            .map_err(TestCaseError::fail)?;
+        prop_assert!(strictly_descending(&page.out.items));
+        got.extend(page.out.items);
+        match page.cursor {
+            None => break,
+            Some(c) => cursor = Some(c),
+        }
+    }
+    prop_assert_eq!(ids(&got), ids(&expected));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    #[test]
+    fn a_retried_page_loses_nothing(
+        specs in world(CALM),
+        filter in filter(),
+        limits in limits(),
+        max_calls in 1u32..=6,
+        kept in any::<bool>(),
+    ) {
+        block_on(check_retried_traversal(specs, filter, limits, max_calls, kept))?;
+    }
+}
+
 /// Times below the microsecond (RFC 3339 with nine digits) within one upstream page: the
 /// engine's order and its "already emitted" test must agree on them.
 fn single_page_world() -> impl Strategy<Value = Vec<VendorSpec>> {
@@ -490,26 +542,29 @@ fn check_page_cost(
         // the vendor's own `next`.
         let consumed = input.consumed as usize;
         let mut sources: Vec<(Vec<String>, Option<UpstreamPage>, UpstreamPage)> = Vec::new();
-        match recall {
+        let first = match recall {
             Some(r) => {
                 prop_assert_eq!(&r.page, &input.page);
-                // What earlier pages consumed since the page was kept is skipped again.
-                let skip = consumed
-                    .saturating_sub(r.consumed as usize)
-                    .min(r.ids.len());
-                sources.push((r.ids[skip..].to_vec(), r.next.clone(), r.page.clone()));
+                Some(r.ids.clone())
             }
             None => {
                 prop_assert_eq!(&fetches[0].page, &input.page);
-                let first = fetches[0].served.clone().unwrap_or_default();
-                // No re-read of an upstream page whose every item was consumed already.
-                prop_assert!(
-                    consumed == 0 || first.len() > consumed,
-                    "{connection} re-read {:?}, all {} of whose items were consumed",
-                    input.page,
-                    first.len()
-                );
+                None
             }
+        };
+        let from_first = first
+            .clone()
+            .unwrap_or_else(|| fetches[0].served.clone().unwrap_or_default());
+        // No re-read of an upstream page whose every item was consumed already.
+        prop_assert!(
+            consumed == 0 || from_first.len() > consumed,
+            "{connection} re-read {:?}, all {} of whose items were consumed",
+            input.page,
+            from_first.len()
+        );
+        if let Some(r) = recall {
+            let unread = r.ids[consumed.min(r.ids.len())..].to_vec();
+            sources.push((unread, r.next.clone(), r.page.clone()));
         }
         for (k, fetch) in fetches.iter().enumerate() {
             let served = fetch.served.clone().unwrap_or_default();

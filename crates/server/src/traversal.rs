@@ -1,11 +1,11 @@
 //! The upstream pages an inbox traversal reached, kept in the store for its next pages.
 //!
 //! A traversal is named by a random id minted on its first page and carried in its signed cursor,
-//! so two traversals never share a page. At the end of a page, what is left of each connection's
-//! current upstream page (the normalized conversations, not the vendor's answer) is kept under
-//! `traversal:{id}:{connection}:{generation}:{position}` for `[server] traversal_ttl_secs`; the
-//! next page of the traversal starts from it instead of asking the vendor again, on any replica
-//! (the store is shared). The connection's write generation is part of the key: after a write
+//! so two traversals never share a page. Each upstream page the traversal reads (as normalized
+//! conversations, not the vendor's answer) is kept under
+//! `traversal:{id}:{connection}:{generation}:{position}` for `[server] traversal_ttl_secs`, and
+//! forgotten once the traversal has moved past it; the next page of the traversal starts from it
+//! instead of asking the vendor again, on any replica (the store is shared). The connection's write generation is part of the key: after a write
 //! through the gateway, its writer's next page reads the vendor again. A first page is always
 //! read from the vendors.
 
@@ -137,19 +137,18 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         // older than the others'): past half its time, the page is kept for another TTL.
         let now = unix_secs();
         if now.saturating_sub(at) * 2 >= self.ttl.as_secs() {
-            let rest = KeptPage {
+            let again = KeptPage {
                 items: kept.items.iter().collect(),
-                consumed: kept.consumed,
                 next: kept.next.clone(),
             };
-            self.put(&key, &rest, now).await;
+            self.put(&key, &again, now).await;
         }
         Some(kept)
     }
 
-    async fn keep(&self, connection: &str, page: &UpstreamPage, rest: KeptPage<&Conversation>) {
+    async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&Conversation>) {
         if let Some(key) = self.key(connection, page) {
-            self.put(&key, &rest, unix_secs()).await;
+            self.put(&key, &read, unix_secs()).await;
         }
     }
 

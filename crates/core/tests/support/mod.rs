@@ -492,12 +492,10 @@ pub struct Recall {
     pub connection: String,
     /// The upstream page.
     pub page: UpstreamPage,
-    /// The ids of its items left, in merge order.
+    /// The ids of its items, in the order they were read.
     pub ids: Vec<String>,
     /// The vendor's next page.
     pub next: Option<UpstreamPage>,
-    /// How many of the upstream page's items were consumed before `ids`.
-    pub consumed: u32,
 }
 
 /// What the traversals of a world kept, keyed by traversal, connection and upstream page.
@@ -528,16 +526,14 @@ impl KeptPages<Conversation> for KeptFor<'_> {
             page: page.clone(),
             ids: kept.items.iter().map(|c| c.id.clone()).collect(),
             next: kept.next.clone(),
-            consumed: kept.consumed,
         });
         Some(kept)
     }
 
-    async fn keep(&self, connection: &str, page: &UpstreamPage, rest: KeptPage<&Conversation>) {
+    async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&Conversation>) {
         let rest = KeptPage {
-            items: rest.items.into_iter().cloned().collect(),
-            consumed: rest.consumed,
-            next: rest.next,
+            items: read.items.into_iter().cloned().collect(),
+            next: read.next,
         };
         let key = (self.traversal, connection.to_owned(), format!("{page:?}"));
         lock(&self.memory.pages).insert(key, rest);
