@@ -1,14 +1,17 @@
 //! Benchmark of the merged inbox (`GET /v1/conversations`, DESIGN.md §4).
 //!
-//! Starts the vendor simulators and two gateways in-process on loopback (port 0): one with the
-//! upstream page cache off (`cache_ttl_ms = 0`: every page shows its real upstream cost) and one
-//! with the default cache. Every quota is raised out of the way (simulator and gateway budget).
+//! Starts the vendor simulators and three gateways in-process on loopback (port 0): one with the
+//! upstream page cache off (`cache_ttl_ms = 0`: every page shows its real upstream cost, as for
+//! a caller who pages more slowly than the cache's TTL), the same without the pages a traversal
+//! reached kept for it (`traversal_ttl_secs = 0`, section 1 only), and one with the default
+//! cache. Every quota is raised out of the way (simulator and gateway budget).
 //! One sequential client drives the gateways over HTTP; the upstream requests of each page are
 //! read from the simulator's `GET /_control` counters before and after it. It measures:
 //!
 //! 1. a full traversal at `limit=50`, no injected latency: pages, upstream requests, correctness;
-//! 2. page latency at fixed positions (page 1, 50, 200), repeated, against the upstream floor
-//!    (the same vendor requests sent straight to the simulator);
+//! 2. page latency at fixed positions (page 1, 50, 200), repeated, each time right after the
+//!    page before it, against the upstream floor (the same vendor requests sent straight to the
+//!    simulator);
 //! 3. the fan-out: the same positions with latency injected into every vendor
 //!    (`PUT /_control/faults/{vendor}`), against one upstream call and against the sum;
 //! 4. a full traversal with 50 ms injected: how many upstream round trips each page waited for.
@@ -88,8 +91,12 @@ struct Bench {
     sim_url: String,
     /// Page 1's vendor requests, by vendor, with their credentials (the floor).
     floor: Vec<(&'static str, DirectRequest)>,
-    /// Page cache off: each page pays its upstream calls.
+    /// Page cache off: each page pays its upstream calls (the pages a traversal reached are
+    /// kept for it, as by default).
     cold: Gateway,
+    /// Page cache off and no pages kept for a traversal (`traversal_ttl_secs = 0`): every page
+    /// re-reads each connection's current upstream page.
+    stateless: Gateway,
     /// Page cache at its default.
     cached: Gateway,
 }
@@ -270,7 +277,15 @@ async fn start_gateway(config: &str, label: &str) -> Gateway {
     Gateway {
         url: format!("http://{addr}"),
         cache_ttl,
-        label: format!("{label} (`cache_ttl_ms = {}`)", cache_ttl.as_millis()),
+        label: format!(
+            "{label} (`cache_ttl_ms = {}`{})",
+            cache_ttl.as_millis(),
+            if config.server.traversal_ttl_secs == 0 {
+                ", `traversal_ttl_secs = 0`"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
@@ -297,6 +312,11 @@ async fn start() -> Bench {
         .collect();
 
     let cold = start_gateway(&config(&sim_url, "cache_ttl_ms = 0"), "cache off").await;
+    let stateless = start_gateway(
+        &config(&sim_url, "cache_ttl_ms = 0\ntraversal_ttl_secs = 0"),
+        "cache off, pages not kept",
+    )
+    .await;
     let cached = start_gateway(&config(&sim_url, ""), "default cache").await;
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -307,6 +327,7 @@ async fn start() -> Bench {
         sim_url,
         floor,
         cold,
+        stateless,
         cached,
     }
 }
@@ -448,6 +469,46 @@ async fn repeat(bench: &Bench, gateway: &Gateway, cursor: Option<&str>, reps: us
     pages
 }
 
+/// Page `position` of the traversal whose cursors are `cursors`, `reps` times, each time as
+/// that traversal's next page: page `position - 1` is requested first (untimed, its upstream
+/// requests not counted), so each measured page starts from the upstream pages its traversal
+/// kept, as in a real traversal (the page before it), not from what an earlier repetition
+/// left.
+async fn repeat_at(
+    bench: &Bench,
+    gateway: &Gateway,
+    cursors: &[Option<String>],
+    position: usize,
+    reps: usize,
+) -> Vec<Page> {
+    let mut pages = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        if position > 1 {
+            let before = bench.page(gateway, cursors[position - 2].as_deref()).await;
+            assert_eq!(
+                before.partial,
+                0,
+                "page {} has partial failures",
+                position - 1
+            );
+            if std::env::var_os("SWITCHBOARD_BENCH_VERBOSE").is_some() {
+                eprintln!(
+                    "page {} before page {position}: {:?}",
+                    position - 1,
+                    before.calls
+                );
+            }
+        }
+        let page = bench.page(gateway, cursors[position - 1].as_deref()).await;
+        assert_eq!(page.partial, 0, "page {position} has partial failures");
+        if std::env::var_os("SWITCHBOARD_BENCH_VERBOSE").is_some() {
+            eprintln!("page {position}: {:?}", page.calls);
+        }
+        pages.push(page);
+    }
+    pages
+}
+
 /// The 1-, 5- and 15-minute load averages (other work on the machine skews the numbers).
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -477,7 +538,7 @@ async fn full_traversals(bench: &Bench) -> Traversal {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut cold = None;
-    for gateway in [&bench.cold, &bench.cached] {
+    for gateway in [&bench.cold, &bench.stateless, &bench.cached] {
         bench.expire_cache(gateway).await;
         let t = traverse(bench, gateway).await;
         let items: usize = t.pages.iter().map(|p| p.ids.len()).sum();
@@ -510,7 +571,7 @@ async fn full_traversals(bench: &Bench) -> Traversal {
             ms(s.p99),
             ms(s.max),
         );
-        if gateway.cache_ttl.is_zero() {
+        if std::ptr::eq(gateway, &bench.cold) {
             cold = Some(t);
         }
     }
@@ -582,7 +643,7 @@ async fn fixed_positions(bench: &Bench, cursors: &[Option<String>]) {
     );
     for gateway in [&bench.cold, &bench.cached] {
         for n in POSITIONS {
-            let pages = repeat(bench, gateway, cursors[n - 1].as_deref(), OVERHEAD_REPS).await;
+            let pages = repeat_at(bench, gateway, cursors, n, OVERHEAD_REPS).await;
             let s = latencies(&pages);
             println!(
                 "| {} | {n} | {} | {} | {} | {} | {} | {} |",
@@ -663,7 +724,7 @@ async fn injected_latency(bench: &Bench, cursors: &[Option<String>]) {
             ms(f.median.saturating_sub(slowest)),
         );
         for position in POSITIONS {
-            let pages = repeat(bench, &bench.cold, cursors[position - 1].as_deref(), reps).await;
+            let pages = repeat_at(bench, &bench.cold, cursors, position, reps).await;
             let s = latencies(&pages);
             // What the page would wait for if it made its upstream calls one after another.
             let sum_ms: u64 = pages
@@ -863,18 +924,25 @@ async fn main() {
     );
 
     // Warm up both hops (client -> gateway -> simulator) and PingBack's login.
-    for gateway in [&bench.cold, &bench.cached] {
+    for gateway in [&bench.cold, &bench.stateless, &bench.cached] {
         repeat(&bench, gateway, None, 20).await;
     }
 
-    // `SWITCHBOARD_BENCH_ONLY=down` runs section 5 alone.
-    if std::env::var("SWITCHBOARD_BENCH_ONLY").as_deref() != Ok("down") {
+    // `SWITCHBOARD_BENCH_ONLY=down` runs section 5 alone; `=latency` sections 1 and 3.
+    let only = std::env::var("SWITCHBOARD_BENCH_ONLY").unwrap_or_default();
+    if only != "down" {
         let t = full_traversals(&bench).await;
-        fixed_positions(&bench, &t.cursors).await;
+        if only != "latency" {
+            fixed_positions(&bench, &t.cursors).await;
+        }
         injected_latency(&bench, &t.cursors).await;
-        traversals_with_latency(&bench, 50).await;
+        if only != "latency" {
+            traversals_with_latency(&bench, 50).await;
+        }
     }
-    one_vendor_down(&bench).await;
+    if only.is_empty() || only == "down" {
+        one_vendor_down(&bench).await;
+    }
     println!(
         "Total run time: {:.1} s; load average at the end {}",
         run_start.elapsed().as_secs_f64(),

@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use crate::capabilities::Capabilities;
 use crate::error::{Error, ErrorKind};
 use crate::lanes::ConversationLane;
-use crate::merge::{Lane, LaneFailure, MergeOutput, MergeRequest, MergeState, merge_page};
+use crate::merge::{
+    KeptPages, Lane, LaneFailure, MergeOutput, MergeRequest, MergeState, merge_page,
+};
 use crate::model::Conversation;
 use crate::provider::{ConversationFilter, Provider};
 
@@ -37,6 +39,8 @@ pub struct InboxRequest<'a> {
     pub max_calls_per_lane: u32,
     /// When a connection still waiting on its vendor is given up for this page.
     pub deadline: Option<Instant>,
+    /// Where the traversal keeps the upstream pages it reached for its next pages.
+    pub kept: Option<&'a dyn KeptPages<Conversation>>,
 }
 
 /// Every connection failed and none gave a conversation: the page is this error. The merge's
@@ -79,6 +83,7 @@ pub async fn inbox_page(
         include_raw,
         max_calls_per_lane,
         deadline,
+        kept,
     } = request;
     let sources: Vec<(ConversationLane<'_>, Option<DateTime<Utc>>)> = connections
         .into_iter()
@@ -114,6 +119,7 @@ pub async fn inbox_page(
         filter: &matches,
         max_calls_per_lane,
         deadline,
+        kept,
     })
     .await;
     if output.lanes == 0 || output.failures.len() < output.lanes || !output.items.is_empty() {

@@ -2,7 +2,9 @@
 //! message list.
 
 use async_trait::async_trait;
+use futures::future::join_all;
 
+use crate::capabilities::PagingStyle;
 use crate::error::Result;
 use crate::merge::LaneSource;
 use crate::model::{Conversation, Message};
@@ -12,7 +14,10 @@ use crate::provider::{ConversationFilter, ListQuery, MessageQuery, Page, Provide
 ///
 /// A vendor whose list is not sorted by activity is read in chunks of `chunk_pages` upstream
 /// pages that the engine sorts as one: the order is exact within a chunk, and across chunks only
-/// as good as the vendor's. For a sorted vendor `chunk_pages` is 1.
+/// as good as the vendor's. For a sorted vendor `chunk_pages` is 1. A chunk of a list paged by
+/// page number is read at once (its page numbers are known before any answer), so it waits for
+/// one vendor round trip, not one per page; a chunk that starts near the list's end reads the
+/// page numbers past it for nothing.
 #[derive(Debug)]
 pub struct ConversationLane<'a> {
     /// The connection.
@@ -37,12 +42,47 @@ impl LaneSource<Conversation> for ConversationLane<'_> {
             page_size,
             include_raw: self.include_raw,
         };
-        let mut chunk = self.provider.list_conversations(&query, page).await?;
-        for _ in 1..self.chunk_pages {
+        let paged_by_number = self.provider.info().capabilities.paging == PagingStyle::PageNumber;
+        let first_number = match page {
+            UpstreamPage::First => Some(1),
+            UpstreamPage::Number(n) => Some(*n),
+            UpstreamPage::Cursor(_) => None,
+        };
+        let (mut chunk, mut read) = match first_number {
+            Some(first) if paged_by_number && self.chunk_pages > 1 => {
+                // Every page of the chunk at once; stitched below along the vendor's own `next`.
+                let query = &query;
+                let ahead = (1..self.chunk_pages).map(|k| UpstreamPage::Number(first + k));
+                let (chunk, ahead) = futures::join!(
+                    self.provider.list_conversations(query, page),
+                    join_all(ahead.map(|p| async move {
+                        let read = self.provider.list_conversations(query, &p).await;
+                        (p, read)
+                    })),
+                );
+                let mut chunk = chunk?;
+                let mut read = 1;
+                for (position, more) in ahead {
+                    if chunk.next.as_ref() != Some(&position) {
+                        // The list ended (the pages read past it are dropped), or the vendor
+                        // pages otherwise than by number: the rest is read one after another.
+                        break;
+                    }
+                    let more = more?;
+                    chunk.items.extend(more.items);
+                    chunk.next = more.next;
+                    read += 1;
+                }
+                (chunk, read)
+            }
+            _ => (self.provider.list_conversations(&query, page).await?, 1),
+        };
+        while read < self.chunk_pages {
             let Some(next) = chunk.next.take() else { break };
             let more = self.provider.list_conversations(&query, &next).await?;
             chunk.items.extend(more.items);
             chunk.next = more.next;
+            read += 1;
         }
         Ok(chunk)
     }

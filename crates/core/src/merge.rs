@@ -10,6 +10,12 @@
 //!
 //! Under change, a lane never repeats an item: anything at or above the lane's last emitted key
 //! is skipped. A lane that fails keeps its position, so the next page retries it.
+//!
+//! With [`KeptPages`], each upstream page a traversal reads is kept for its next pages, which
+//! start from it instead of reading it again: each upstream page is read once per traversal,
+//! however slowly the caller pages. A kept page is the whole upstream page as read, and is used
+//! exactly as a fresh read of it would be (what earlier pages consumed is skipped by key), so a
+//! cursor used twice (a retried request) gets the same page both times.
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -167,6 +173,33 @@ pub trait LaneSource<T>: Send + Sync {
     async fn fetch(&self, page: &UpstreamPage, page_size: u32) -> Result<Page<T>, Error>;
 }
 
+/// One upstream page as a traversal read it, kept for its next pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPage<T> {
+    /// Its items.
+    #[serde(rename = "i")]
+    pub items: Vec<T>,
+    /// The vendor's page after it.
+    #[serde(rename = "n")]
+    pub next: Option<UpstreamPage>,
+}
+
+/// Upstream pages one traversal has read, kept for its next gateway pages (without them, the
+/// stateless cursor makes every page read each lane's current upstream page again).
+///
+/// An implementation keys them by traversal, connection and upstream position (and whatever
+/// else makes a kept page stale, such as a write to the connection); failures are its own to
+/// log: a page not recalled is read from the vendor.
+#[async_trait]
+pub trait KeptPages<T>: Send + Sync + std::fmt::Debug {
+    /// `page` of `connection`, when this traversal kept it.
+    async fn recall(&self, connection: &str, page: &UpstreamPage) -> Option<KeptPage<T>>;
+    /// Keeps `page` of `connection`, just read from the vendor, for the traversal's next pages.
+    async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&T>);
+    /// Forgets `page` of `connection`: the traversal has moved past it.
+    async fn forget(&self, connection: &str, page: &UpstreamPage);
+}
+
 /// One lane of a merge.
 pub struct Lane<'a, T> {
     /// Where its items come from.
@@ -207,6 +240,9 @@ pub struct MergeRequest<'a, T> {
     /// with `upstream_timeout` (keeping its position, so the next page retries it) and the page
     /// is served from the others.
     pub deadline: Option<Instant>,
+    /// Where the traversal keeps the upstream pages it reached; `None` reads every lane's
+    /// current page from its vendor again. A first page (`state: None`) never recalls one.
+    pub kept: Option<&'a dyn KeptPages<T>>,
 }
 
 /// A lane that failed this page.
@@ -238,6 +274,11 @@ pub struct MergeOutput<T> {
 struct Run<'a, T> {
     lane: Lane<'a, T>,
     deadline: Option<Instant>,
+    kept: Option<&'a dyn KeptPages<T>>,
+    /// The lane's first load of this page may come from `kept`.
+    may_recall: bool,
+    /// The pages this page recalled or kept (forgotten at its end when the lane moved past).
+    touched: Vec<UpstreamPage>,
     state: LaneState,
     buf: VecDeque<T>,
     next: Option<UpstreamPage>,
@@ -265,7 +306,29 @@ impl<T: Sortable + Send> Run<'_, T> {
         self.lane.stop_before.is_some_and(|t| item.sort_time() < t)
     }
 
+    /// Recalls the lane's current upstream page from what the traversal kept, within the page
+    /// deadline; `None` when it was not kept (or not in time).
+    async fn recall(&mut self) -> Option<KeptPage<T>> {
+        if !std::mem::take(&mut self.may_recall) {
+            return None;
+        }
+        let kept = self.kept?;
+        let recall = kept.recall(self.lane.source.connection(), &self.state.page);
+        match self.deadline {
+            None => recall.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, recall)
+                .await
+                .ok()
+                .flatten(),
+        }
+    }
+
     async fn load(&mut self) {
+        if let Some(page) = self.recall().await {
+            self.touched.push(self.state.page.clone());
+            self.fill(page.items, page.next);
+            return;
+        }
         self.calls += 1;
         let fetch = self
             .lane
@@ -284,19 +347,43 @@ impl<T: Sortable + Send> Run<'_, T> {
         };
         match fetched {
             Ok(page) => {
-                let mut items = page.items;
-                items.sort_by(|a, b| key_cmp(b, a));
-                // What earlier pages consumed of this upstream page is skipped again by key (at
-                // or above `last`) and by the filter in `ensure_head`, which counts it anew.
-                // Skipping `consumed` items by position skipped unread ones whenever the page
-                // had shifted up since (a keyset page one of whose emitted items got new
-                // activity and left it, or a vendor-filtered item that stopped matching).
-                self.state.consumed = 0;
-                self.buf = items.into();
-                self.next = page.next;
-                self.loaded = true;
+                if let Some(kept) = self.kept {
+                    let read = KeptPage {
+                        items: page.items.iter().collect(),
+                        next: page.next.clone(),
+                    };
+                    kept.keep(self.lane.source.connection(), &self.state.page, read)
+                        .await;
+                    self.touched.push(self.state.page.clone());
+                }
+                self.fill(page.items, page.next);
             }
             Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Makes `items` (an upstream page, read now or kept) the lane's buffer, in merge order.
+    fn fill(&mut self, mut items: Vec<T>, next: Option<UpstreamPage>) {
+        items.sort_by(|a, b| key_cmp(b, a));
+        // What earlier pages consumed of this upstream page is skipped again by key (at or
+        // above `last`) and by the filter in `ensure_head`, which counts it anew. Skipping
+        // `consumed` items by position skipped unread ones whenever the page had shifted up
+        // since (a keyset page one of whose emitted items got new activity and left it, or a
+        // vendor-filtered item that stopped matching).
+        self.state.consumed = 0;
+        self.buf = items.into();
+        self.next = next;
+        self.loaded = true;
+    }
+
+    /// Forgets the kept pages this page recalled or kept that the lane has moved past.
+    async fn forget_passed(&mut self) {
+        let Some(kept) = self.kept else { return };
+        let current = (self.loaded && !self.state.exhausted).then_some(&self.state.page);
+        for page in &self.touched {
+            if Some(page) != current {
+                kept.forget(self.lane.source.connection(), page).await;
+            }
         }
     }
 
@@ -379,7 +466,9 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
         filter,
         max_calls_per_lane,
         deadline,
+        kept,
     } = req;
+    let may_recall = state.is_some();
     let mut runs: Vec<Run<'_, T>> = lanes
         .into_iter()
         .map(|lane| {
@@ -404,6 +493,9 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
             lane_state.map(|state| Run {
                 lane,
                 deadline,
+                kept,
+                may_recall,
+                touched: Vec::new(),
                 state,
                 buf: VecDeque::new(),
                 next: None,
@@ -450,6 +542,8 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
             }
         }
     }
+
+    join_all(runs.iter_mut().map(Run::forget_passed)).await;
 
     let mut failures = Vec::new();
     let mut upstream_calls = 0;
@@ -542,6 +636,7 @@ mod tests {
                 filter: &|_: &Item| true,
                 max_calls_per_lane: 4,
                 deadline: None,
+                kept: None,
             })
             .await;
             seen.extend(out.items.iter().map(|i| i.0));

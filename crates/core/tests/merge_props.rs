@@ -237,8 +237,9 @@ async fn check_static_traversal(
     filter: ConversationFilter,
     limits: Vec<usize>,
     max_calls: u32,
+    kept: bool,
 ) -> Result<(), TestCaseError> {
-    let world = World::new(&specs);
+    let world = World::keeping(&specs, kept);
     let expected = world.expected(&filter);
     let max_pages = expected.len() + specs.iter().map(upstream_pages).sum::<usize>() + 1;
     let mut got = Vec::new();
@@ -284,8 +285,61 @@ proptest! {
         filter in filter(),
         limits in limits(),
         max_calls in 1u32..=6,
+        kept in any::<bool>(),
     ) {
-        block_on(check_static_traversal(specs, filter, limits, max_calls))?;
+        block_on(check_static_traversal(specs, filter, limits, max_calls, kept))?;
+    }
+}
+
+/// Every page is requested twice with the same cursor (the first answer lost on its way, the
+/// client retries), and only the second answer is used: nothing is lost or repeated, with or
+/// without the pages a traversal reached kept for it.
+async fn check_retried_traversal(
+    specs: Vec<VendorSpec>,
+    filter: ConversationFilter,
+    limits: Vec<usize>,
+    max_calls: u32,
+    kept: bool,
+) -> Result<(), TestCaseError> {
+    let world = World::keeping(&specs, kept);
+    let expected = world.expected(&filter);
+    let max_pages = expected.len() + specs.iter().map(upstream_pages).sum::<usize>() + 1;
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    for n in 0.. {
+        prop_assert!(n < max_pages, "no end after {n} pages");
+        let limit = limits[n % limits.len()];
+        world
+            .page(&filter, cursor.as_deref(), limit, max_calls)
+            .await
+            .map_err(TestCaseError::fail)?;
+        let page = world
+            .page(&filter, cursor.as_deref(), limit, max_calls)
+            .await
+            .map_err(TestCaseError::fail)?;
+        prop_assert!(strictly_descending(&page.out.items));
+        got.extend(page.out.items);
+        match page.cursor {
+            None => break,
+            Some(c) => cursor = Some(c),
+        }
+    }
+    prop_assert_eq!(ids(&got), ids(&expected));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    #[test]
+    fn a_retried_page_loses_nothing(
+        specs in world(CALM),
+        filter in filter(),
+        limits in limits(),
+        max_calls in 1u32..=6,
+        kept in any::<bool>(),
+    ) {
+        block_on(check_retried_traversal(specs, filter, limits, max_calls, kept))?;
     }
 }
 
@@ -313,8 +367,9 @@ proptest! {
     fn sub_microsecond_times_are_neither_lost_nor_reordered(
         specs in single_page_world(),
         limits in limits(),
+        kept in any::<bool>(),
     ) {
-        block_on(check_static_traversal(specs, ConversationFilter::default(), limits, 4))?;
+        block_on(check_static_traversal(specs, ConversationFilter::default(), limits, 4, kept))?;
     }
 }
 
@@ -371,8 +426,9 @@ async fn check_changing_traversal(
     limits: Vec<usize>,
     changes: Vec<Vec<Change>>,
     max_calls: u32,
+    kept: bool,
 ) -> Result<(), TestCaseError> {
-    let world = World::new(&specs);
+    let world = World::keeping(&specs, kept);
     let at_start = world.expected(&filter);
     let grown = specs.iter().map(upstream_pages).sum::<usize>()
         + at_start.len()
@@ -434,8 +490,9 @@ proptest! {
         limits in limits(),
         changes in prop::collection::vec(prop::collection::vec(change(), 0..6), 0..30),
         max_calls in 1u32..=6,
+        kept in any::<bool>(),
     ) {
-        block_on(check_changing_traversal(specs, filter, limits, changes, max_calls))?;
+        block_on(check_changing_traversal(specs, filter, limits, changes, max_calls, kept))?;
     }
 }
 
@@ -465,7 +522,12 @@ fn check_page_cost(
             continue;
         }
         active += 1;
-        prop_assert!(!fetches.is_empty(), "{connection} is active yet not read");
+        // What the traversal kept of the lane's current page, when this page started from it.
+        let recall = page.recalls.iter().find(|r| &r.connection == connection);
+        prop_assert!(
+            !fetches.is_empty() || recall.is_some(),
+            "{connection} is active yet not read"
+        );
         prop_assert!(fetches.len() <= max_calls as usize);
         // Paging deeper never costs more: this bound does not depend on how deep the page is.
         let page_size = specs[i].page_size as usize;
@@ -476,23 +538,49 @@ fn check_page_cost(
             fetches.len()
         );
         page_bound += lane_bound.min(max_calls as usize);
-        if fetches.len() > 1 {
-            ran_out += 1;
-        }
-        // The lane reads from where it stopped, and follows the vendor's own `next`.
-        prop_assert_eq!(&fetches[0].page, &input.page);
-        for w in fetches.windows(2) {
-            prop_assert_eq!(Some(&w[1].page), w[0].next.as_ref());
-        }
+        // The lane reads from where it stopped (the kept page, else the vendor's), and follows
+        // the vendor's own `next`.
         let consumed = input.consumed as usize;
-        let first = fetches[0].served.as_deref().unwrap_or_default();
+        let mut sources: Vec<(Vec<String>, Option<UpstreamPage>, UpstreamPage)> = Vec::new();
+        let first = match recall {
+            Some(r) => {
+                prop_assert_eq!(&r.page, &input.page);
+                Some(r.ids.clone())
+            }
+            None => {
+                prop_assert_eq!(&fetches[0].page, &input.page);
+                None
+            }
+        };
+        let from_first = first
+            .clone()
+            .unwrap_or_else(|| fetches[0].served.clone().unwrap_or_default());
         // No re-read of an upstream page whose every item was consumed already.
         prop_assert!(
-            consumed == 0 || first.len() > consumed,
+            consumed == 0 || from_first.len() > consumed,
             "{connection} re-read {:?}, all {} of whose items were consumed",
             input.page,
-            first.len()
+            from_first.len()
         );
+        if let Some(r) = recall {
+            let unread = r.ids[consumed.min(r.ids.len())..].to_vec();
+            sources.push((unread, r.next.clone(), r.page.clone()));
+        }
+        for (k, fetch) in fetches.iter().enumerate() {
+            let served = fetch.served.clone().unwrap_or_default();
+            let unread = if k == 0 && recall.is_none() {
+                served[consumed.min(served.len())..].to_vec()
+            } else {
+                served
+            };
+            sources.push((unread, fetch.next.clone(), fetch.page.clone()));
+        }
+        for w in sources.windows(2) {
+            prop_assert_eq!(Some(&w[1].2), w[0].1.as_ref());
+        }
+        if sources.len() > 1 {
+            ran_out += 1;
+        }
         let emitted: Vec<&str> = page
             .out
             .items
@@ -503,14 +591,8 @@ fn check_page_cost(
         // What the lane emitted is exactly what it read, in order; each upstream page but the
         // last was used up before the next was fetched, and only while the page had room.
         let mut offset = 0;
-        for (k, fetch) in fetches.iter().enumerate() {
-            let served = fetch.served.as_deref().unwrap_or_default();
-            let unread = if k == 0 {
-                &served[consumed.min(served.len())..]
-            } else {
-                served
-            };
-            let is_last = k + 1 == fetches.len();
+        for (k, (unread, _, _)) in sources.iter().enumerate() {
+            let is_last = k + 1 == sources.len();
             let take = if is_last {
                 emitted.len() - offset.min(emitted.len())
             } else {
@@ -528,7 +610,7 @@ fn check_page_cost(
                 prop_assert!(
                     !(page.out.items.len() == limit && position == Some(limit - 1)),
                     "{connection} fetched {:?} after the page was full",
-                    fetches[k + 1].page
+                    sources[k + 1].2
                 );
             }
             offset += take;
@@ -553,8 +635,10 @@ async fn check_cost(
     specs: Vec<VendorSpec>,
     limits: Vec<usize>,
     max_calls: u32,
+    kept: bool,
 ) -> Result<(), TestCaseError> {
-    let world = World::new(&specs);
+    let world = World::keeping(&specs, kept);
+    let mut read: BTreeMap<(String, String), usize> = BTreeMap::new();
     let filter = ConversationFilter::default();
     let expected = world.expected(&filter);
     let max_pages = expected.len() + specs.iter().map(upstream_pages).sum::<usize>() + 1;
@@ -569,6 +653,11 @@ async fn check_cost(
             .map_err(TestCaseError::fail)?;
         check_page_cost(&page, &specs, limit, max_calls)
             .map_err(|e| TestCaseError::fail(format!("page {n} (limit {limit}): {e}")))?;
+        for f in &page.fetches {
+            *read
+                .entry((f.connection.clone(), format!("{:?}", f.page)))
+                .or_default() += 1;
+        }
         got.extend(page.out.items);
         match page.cursor {
             None => break,
@@ -576,6 +665,11 @@ async fn check_cost(
         }
     }
     prop_assert_eq!(ids(&got), ids(&expected));
+    // With the pages it reached kept, a traversal reads each upstream page once.
+    if kept {
+        let twice: Vec<_> = read.iter().filter(|(_, n)| **n > 1).collect();
+        prop_assert!(twice.is_empty(), "upstream pages read again: {twice:?}");
+    }
     Ok(())
 }
 
@@ -587,8 +681,9 @@ proptest! {
         specs in world(CALM),
         limits in limits(),
         max_calls in 1u32..=6,
+        kept in any::<bool>(),
     ) {
-        block_on(check_cost(specs, limits, max_calls))?;
+        block_on(check_cost(specs, limits, max_calls, kept))?;
     }
 }
 
@@ -600,8 +695,9 @@ async fn check_failures(
     filter: ConversationFilter,
     limits: Vec<usize>,
     max_calls: u32,
+    kept: bool,
 ) -> Result<(), TestCaseError> {
-    let world = World::new(&specs);
+    let world = World::keeping(&specs, kept);
     let expected = world.expected(&filter);
     let max_pages = 10 * (expected.len() + specs.iter().map(upstream_pages).sum::<usize>() + 10);
     let mut got: Vec<Conversation> = Vec::new();
@@ -706,7 +802,9 @@ async fn check_failures(
                 continue;
             };
             prop_assert_eq!(&out.page, &failed_fetch.page);
-            let consumed = if fetches.len() == 1 {
+            // A lane that started from its kept page failed on a later one.
+            let recalled = page.recalls.iter().any(|r| r.connection == *connection);
+            let consumed = if fetches.len() == 1 && !recalled {
                 input.consumed
             } else {
                 0
@@ -761,8 +859,9 @@ proptest! {
         filter in filter(),
         limits in limits(),
         max_calls in 1u32..=6,
+        kept in any::<bool>(),
     ) {
-        block_on(check_failures(specs, filter, limits, max_calls))?;
+        block_on(check_failures(specs, filter, limits, max_calls, kept))?;
     }
 }
 

@@ -174,6 +174,11 @@ pub struct ServerConfig {
     /// coalescing of identical reads.
     #[serde(default = "default_cache_ttl_ms")]
     pub cache_ttl_ms: u64,
+    /// How long the upstream pages an inbox traversal reached are kept for its next page, in
+    /// seconds, so that each is read from its vendor once however slowly the caller pages; 0
+    /// reads each connection's current page again on every page.
+    #[serde(default = "default_traversal_ttl_secs")]
+    pub traversal_ttl_secs: u64,
     /// When a connection's circuit breaker opens.
     #[serde(default)]
     pub breaker: BreakerSettings,
@@ -260,6 +265,10 @@ fn default_cache_ttl_ms() -> u64 {
     2000
 }
 
+fn default_traversal_ttl_secs() -> u64 {
+    300
+}
+
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -270,6 +279,7 @@ impl Default for ServerConfig {
             bind: default_bind(),
             cursor_secret: None,
             cache_ttl_ms: default_cache_ttl_ms(),
+            traversal_ttl_secs: default_traversal_ttl_secs(),
             breaker: BreakerSettings::default(),
             cors: CorsConfig::default(),
             page_deadline_ms: default_page_deadline_ms(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::cursor::Binding;
 use switchboard_core::inbox::{InboxRequest, inbox_page};
 use switchboard_core::lanes::MessageLane;
-use switchboard_core::merge::{Lane, MergeRequest, MergeState, merge_page};
+use switchboard_core::merge::{KeptPages, Lane, MergeRequest, MergeState, merge_page};
 use switchboard_core::{
     Agent, Assignment, Channel, Conversation, ConversationFilter, Error, ErrorKind, Message, Mode,
     NewMessage, Provider, ProviderKind, Status, UpstreamPage, ids,
@@ -20,6 +20,7 @@ use crate::idempotency::{self, Begin};
 use crate::params::QueryPairs;
 use crate::registry;
 use crate::state::AppState;
+use crate::traversal::{InboxCursor, TraversalPages, new_traversal_id};
 
 /// Upstream calls one connection may make for one page before the page stops short (only
 /// reached when gateway-side filters discard whole upstream pages).
@@ -258,11 +259,19 @@ pub async fn list_conversations(
         assignee: query.assignee.as_deref(),
     };
     let binding = Binding::new(&caller.name, "conversations", &scope);
-    let state_in: Option<MergeState> = query
+    let cursor_in: Option<InboxCursor> = query
         .cursor
         .as_deref()
         .map(|c| state.cursors.decode(&binding, c))
         .transpose()?;
+    let (state_in, traversal) = match cursor_in {
+        Some(InboxCursor {
+            merge,
+            traversal: Some(traversal),
+        }) => (Some(merge), traversal),
+        Some(InboxCursor { merge, .. }) => (Some(merge), new_traversal_id()?),
+        None => (None, new_traversal_id()?),
+    };
 
     let connections: Vec<&dyn Provider> = state
         .visible(caller)
@@ -274,6 +283,19 @@ pub async fn list_conversations(
                 && assignee.is_none_or(|(conn, _)| conn == info.connection)
         })
         .collect();
+    let kept = if state.traversal_ttl.is_zero() {
+        None
+    } else {
+        Some(
+            TraversalPages::new(
+                state.store.as_ref(),
+                &traversal,
+                state.traversal_ttl,
+                connections.iter().map(|p| p.info().connection.as_str()),
+            )
+            .await,
+        )
+    };
     // Every upstream call of the page ends by the deadline (and is counted against its vendor's
     // breaker when it does not answer in time); the merge stops waiting a moment later.
     let deadline = tokio::time::Instant::now() + state.page_deadline;
@@ -287,6 +309,7 @@ pub async fn list_conversations(
             include_raw: query.include_raw,
             max_calls_per_lane: MAX_CALLS_PER_LANE,
             deadline: Some(deadline + PAGE_DEADLINE_GRACE),
+            kept: kept.as_ref().map(|k| k as &dyn KeptPages<Conversation>),
         }),
     )
     .await
@@ -297,7 +320,13 @@ pub async fn list_conversations(
     }
     Ok(ConversationPage {
         data,
-        next_cursor: out.next.map(|s| state.cursors.encode(&binding, &s)),
+        next_cursor: out.next.map(|merge| {
+            let cursor = InboxCursor {
+                merge,
+                traversal: Some(traversal),
+            };
+            state.cursors.encode(&binding, &cursor)
+        }),
         partial: partials(out.failures),
     })
 }
@@ -352,6 +381,7 @@ pub async fn list_messages(
         filter: &matches,
         max_calls_per_lane: MAX_CALLS_PER_LANE,
         deadline: None,
+        kept: None,
     })
     .await;
     if let Some(failure) = out.failures.into_iter().next() {

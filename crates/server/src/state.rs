@@ -33,6 +33,9 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     /// How long a multi-connection page waits for a slow connection.
     pub page_deadline: Duration,
+    /// How long the upstream pages an inbox traversal reached are kept for its next page
+    /// (zero: not kept).
+    pub traversal_ttl: Duration,
     /// The SHA-256 of the token `/readyz` and `/metrics` require, if any.
     pub ops_token: Option<[u8; 32]>,
     /// Throttles requests without a valid token, per client IP.
@@ -88,6 +91,7 @@ impl AppState {
             store,
             allowed_origins: Vec::new(),
             page_deadline: Duration::from_millis(2500),
+            traversal_ttl: Duration::from_secs(300),
             ops_token: None,
             unauthenticated: Unauthenticated::new(
                 crate::config::default_unauthenticated_rate_limit(),

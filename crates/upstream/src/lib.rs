@@ -30,6 +30,7 @@ pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
 pub use store::{
     Claim, EmbeddedStore, GENERATION_TTL, LASTING_TTL, LEASE_COUNTER_TTL, LogEntry, LogId,
-    MemoryStore, NotYet, QuotaLeft, RedisStore, STORE_RETRY_AFTER, Store, unavailable,
+    MAX_PAGE_BYTES, MemoryStore, NotYet, QuotaLeft, RedisStore, STORE_RETRY_AFTER, Store,
+    unavailable,
 };
 pub use url::Url;

@@ -4,16 +4,19 @@
 //! server's own code path), the next state signed into a cursor.
 //!
 //! Every vendor call is logged (connection, upstream page, ids served, next page), so a test can
-//! check what the engine fetched and when.
+//! check what the engine fetched and when. A world made with [`World::with_kept_pages`] keeps the
+//! upstream pages each traversal reached, as the server keeps them in its store, and logs what
+//! each page recalled from them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use switchboard_core::cursor::{Binding, CursorCodec};
 use switchboard_core::inbox::{InboxRequest, inbox_page};
-use switchboard_core::merge::{MergeOutput, MergeState, Sortable};
+use switchboard_core::merge::{KeptPage, KeptPages, MergeOutput, MergeState, Sortable};
 use switchboard_core::{
     Agent, Assignment, Capabilities, Channel, Checked, Conversation, ConversationFilter, Error,
     ErrorKind, ListQuery, Message, MessageQuery, Mode, NativeFilters, NewMessage, Operation, Page,
@@ -482,6 +485,75 @@ impl Provider for Vendor {
     }
 }
 
+/// A page recalled from what its traversal kept.
+#[derive(Debug, Clone)]
+pub struct Recall {
+    /// The connection.
+    pub connection: String,
+    /// The upstream page.
+    pub page: UpstreamPage,
+    /// The ids of its items, in the order they were read.
+    pub ids: Vec<String>,
+    /// The vendor's next page.
+    pub next: Option<UpstreamPage>,
+}
+
+/// What the traversals of a world kept, keyed by traversal, connection and upstream page.
+#[derive(Debug, Default)]
+struct KeptMemory {
+    pages: Mutex<HashMap<(u64, String, String), KeptPage<Conversation>>>,
+    recalls: Mutex<Vec<Recall>>,
+}
+
+/// One traversal's view of [`KeptMemory`].
+#[derive(Debug)]
+struct KeptFor<'a> {
+    memory: &'a KeptMemory,
+    traversal: u64,
+}
+
+#[async_trait]
+impl KeptPages<Conversation> for KeptFor<'_> {
+    async fn recall(
+        &self,
+        connection: &str,
+        page: &UpstreamPage,
+    ) -> Option<KeptPage<Conversation>> {
+        let key = (self.traversal, connection.to_owned(), format!("{page:?}"));
+        let kept = lock(&self.memory.pages).get(&key).cloned()?;
+        lock(&self.memory.recalls).push(Recall {
+            connection: connection.to_owned(),
+            page: page.clone(),
+            ids: kept.items.iter().map(|c| c.id.clone()).collect(),
+            next: kept.next.clone(),
+        });
+        Some(kept)
+    }
+
+    async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&Conversation>) {
+        let rest = KeptPage {
+            items: read.items.into_iter().cloned().collect(),
+            next: read.next,
+        };
+        let key = (self.traversal, connection.to_owned(), format!("{page:?}"));
+        lock(&self.memory.pages).insert(key, rest);
+    }
+
+    async fn forget(&self, connection: &str, page: &UpstreamPage) {
+        let key = (self.traversal, connection.to_owned(), format!("{page:?}"));
+        lock(&self.memory.pages).remove(&key);
+    }
+}
+
+/// What a cursor of the world carries: the merge state and its traversal.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct WorldCursor {
+    #[serde(flatten)]
+    merge: MergeState,
+    #[serde(rename = "t")]
+    traversal: u64,
+}
+
 /// Several vendors behind one gateway, with one fetch log.
 #[derive(Debug)]
 pub struct World {
@@ -492,6 +564,9 @@ pub struct World {
     /// Every vendor call, in order.
     pub log: Arc<Mutex<Vec<Fetch>>>,
     codec: CursorCodec,
+    /// The upstream pages traversals reached, when the world keeps them.
+    kept: Option<KeptMemory>,
+    traversals: AtomicU64,
 }
 
 /// One gateway page and what it took.
@@ -507,6 +582,8 @@ pub struct GatewayPage {
     pub cursor: Option<String>,
     /// The vendor calls this page made, in order.
     pub fetches: Vec<Fetch>,
+    /// The upstream pages this page recalled from what its traversal kept.
+    pub recalls: Vec<Recall>,
 }
 
 impl World {
@@ -527,7 +604,31 @@ impl World {
             vendors,
             log,
             codec: CursorCodec::new(b"merge-props-secret"),
+            kept: None,
+            traversals: AtomicU64::new(0),
         }
+    }
+
+    /// A world that keeps the upstream pages each traversal reached for its next pages.
+    pub fn with_kept_pages(specs: &[VendorSpec]) -> World {
+        World {
+            kept: Some(KeptMemory::default()),
+            ..World::new(specs)
+        }
+    }
+
+    /// A world that keeps pages when `kept`.
+    pub fn keeping(specs: &[VendorSpec], kept: bool) -> World {
+        if kept {
+            World::with_kept_pages(specs)
+        } else {
+            World::new(specs)
+        }
+    }
+
+    /// Whether the world keeps the pages its traversals reached.
+    pub fn keeps_pages(&self) -> bool {
+        self.kept.is_some()
     }
 
     /// Every conversation that matches `filter` now, in merge order.
@@ -551,10 +652,21 @@ impl World {
         max_calls_per_lane: u32,
     ) -> std::result::Result<GatewayPage, String> {
         let binding = Binding::new("merge-props", "conversations", filter);
-        let state_in: Option<MergeState> = cursor
+        let cursor_in: Option<WorldCursor> = cursor
             .map(|c| self.codec.decode(&binding, c))
             .transpose()
             .map_err(|e| format!("the engine's own cursor does not decode: {e:?}"))?;
+        let (state_in, traversal) = match cursor_in {
+            Some(c) => (Some(c.merge), c.traversal),
+            None => (None, self.traversals.fetch_add(1, Ordering::Relaxed)),
+        };
+        let kept = self
+            .kept
+            .as_ref()
+            .map(|memory| KeptFor { memory, traversal });
+        if let Some(memory) = &self.kept {
+            lock(&memory.recalls).clear();
+        }
         let log_start = lock(&self.log).len();
         let (out, error) = match inbox_page(InboxRequest {
             connections: self.checked.iter().map(|p| p.as_ref()).collect(),
@@ -564,6 +676,7 @@ impl World {
             include_raw: false,
             max_calls_per_lane,
             deadline: None,
+            kept: kept.as_ref().map(|k| k as &dyn KeptPages<Conversation>),
         })
         .await
         {
@@ -571,15 +684,26 @@ impl World {
             Err(failed) => (failed.output, Some(failed.error)),
         };
         let fetches = lock(&self.log)[log_start..].to_vec();
+        let recalls = self
+            .kept
+            .as_ref()
+            .map(|memory| lock(&memory.recalls).clone())
+            .unwrap_or_default();
         let cursor = match &out.next {
             None => None,
             Some(state) => {
-                let encoded = self.codec.encode(&binding, state);
-                let decoded: MergeState = self
+                let encoded = self.codec.encode(
+                    &binding,
+                    &WorldCursor {
+                        merge: state.clone(),
+                        traversal,
+                    },
+                );
+                let decoded: WorldCursor = self
                     .codec
                     .decode(&binding, &encoded)
                     .map_err(|e| format!("the next state does not round-trip: {e:?}"))?;
-                if &decoded != state {
+                if &decoded.merge != state || decoded.traversal != traversal {
                     return Err(format!(
                         "the next state changed through the cursor: {state:?} -> {decoded:?}"
                     ));
@@ -593,6 +717,7 @@ impl World {
             error,
             cursor,
             fetches,
+            recalls,
         })
     }
 }
