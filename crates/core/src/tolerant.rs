@@ -293,33 +293,68 @@ where
     D: Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    match LISTS.with(Cell::get) {
-        Lists::Lenient => {}
-        Lists::Strict | Lists::StrictFailed => {
-            let read = Option::<Vec<T>>::deserialize(d).map(Option::unwrap_or_default);
-            if read.is_err() {
-                LISTS.with(|l| l.set(Lists::StrictFailed));
-            }
-            return read;
-        }
-    }
-    let v = Option::<Vec<Lenient<T>>>::deserialize(d)?;
-    Ok(v.unwrap_or_default()
+    let items = Option::<Vec<Item<T>>>::deserialize(d)?;
+    Ok(items
+        .unwrap_or_default()
         .into_iter()
-        .filter_map(|item| match item {
-            Lenient::Read(item) => Some(item),
-            Lenient::Unreadable(_) => None,
-        })
+        .filter_map(Item::read)
         .collect())
+}
+
+/// An item of a vendor list: read as `T`, or `None` when it is not one (the item is skipped
+/// whole, not the list). A list of them still counts the items the vendor sent, which paging by
+/// page size needs.
+#[derive(Debug)]
+pub struct Item<T>(Option<T>);
+
+impl<T> Item<T> {
+    /// The item, if it could be read.
+    pub fn read(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Item<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Item<T>, D::Error> {
+        if LISTS.with(Cell::get) != Lists::Lenient {
+            // The strict attempt of [`from_slice`]: straight as `T`; a failure fails it.
+            return T::deserialize(d).map(|t| Item(Some(t))).inspect_err(|_| {
+                LISTS.with(|l| l.set(Lists::StrictFailed));
+            });
+        }
+        Ok(match Buffered::<T>::deserialize(d)? {
+            Buffered::Read(t) => Item(Some(t)),
+            Buffered::Unreadable(_) => Item(None),
+        })
+    }
 }
 
 /// An item read as `T`, or skipped whole when it is not one. serde buffers the item (borrowing
 /// its strings from the body where it can) and reads `T` from the buffer: no JSON tree is built.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Lenient<T> {
+enum Buffered<T> {
     Read(T),
     Unreadable(serde::de::IgnoredAny),
+}
+
+/// A list that may be missing or null (both become empty), every item kept: the items of a
+/// vendor list, as JSON or as [`Item`]s.
+pub fn nullable_vec<'de, D, I>(d: D) -> Result<Vec<I>, D::Error>
+where
+    D: Deserializer<'de>,
+    I: Deserialize<'de>,
+{
+    Ok(Option::<Vec<I>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Items read as their type, as [`items_with_raw`] gives them without `keep_raw`.
+pub fn without_raw<T>(items: Vec<Item<T>>) -> Vec<(T, Option<serde_json::Value>)> {
+    items
+        .into_iter()
+        .filter_map(Item::read)
+        .map(|item| (item, None))
+        .collect()
 }
 
 /// Parses each item of a vendor list on its own (an unreadable item is dropped, not the page),
@@ -400,6 +435,12 @@ mod tests {
                 from_slice::<Envelope>(body.as_bytes()).expect(body);
             assert_eq!(ids(&list), ["1", "2"], "{body}");
         }
+        // A list of items counts what the vendor sent, read or not.
+        let items: Vec<super::Item<Item>> =
+            from_slice(br#"[{"id": 1}, "junk", {"id": 3}]"#).expect("items");
+        assert_eq!(items.len(), 3);
+        let read: Vec<String> = without_raw(items).into_iter().map(|(i, _)| i.id).collect();
+        assert_eq!(read, ["1", "3"]);
         // Not JSON at all is still an error.
         assert!(from_slice::<List>(br#"{"items": [{"id": 1}"#).is_err());
         // The strict attempt leaves nothing behind: a later plain read is lenient.

@@ -133,9 +133,14 @@ impl Chatbotx {
         call: Call,
         include_raw: bool,
     ) -> Result<(Vec<(wire::Conversation, Option<Value>)>, Option<String>)> {
-        let list: wire::ConversationList = self.edge.upstream.send(&call).await?.json()?;
-        let items = tolerant::items_with_raw(list.data, include_raw);
-        Ok((items, list.next_cursor))
+        let response = self.edge.upstream.send(&call).await?;
+        if include_raw {
+            let list: wire::ConversationList = response.json()?;
+            Ok((tolerant::items_with_raw(list.data, true), list.next_cursor))
+        } else {
+            let list: wire::ConversationList<tolerant::Item<_>> = response.json()?;
+            Ok((tolerant::without_raw(list.data), list.next_cursor))
+        }
     }
 
     fn map_page(

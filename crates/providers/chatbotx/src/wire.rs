@@ -20,18 +20,14 @@ where
     Ok(v.and_then(|v| serde_json::from_value(v).ok()))
 }
 
-/// A list that may be missing or null, kept as raw JSON (each item is parsed on its own, so one
-/// odd item never fails the page, and `include=raw` can show it).
-fn raw_items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
-    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
-}
-
 /// `GET /v1/conversations`: `{data, nextCursor, prevCursor}`.
 #[derive(Debug, Deserialize)]
-pub struct ConversationList {
-    /// The page's conversations, raw.
-    #[serde(default, deserialize_with = "raw_items")]
-    pub data: Vec<Value>,
+#[serde(bound = "I: Deserialize<'de>")]
+pub struct ConversationList<I = Value> {
+    /// The page's conversations: JSON (for `include=raw`) or [`tolerant::Item`]s (one odd item
+    /// never fails the page).
+    #[serde(default, deserialize_with = "tolerant::nullable_vec")]
+    pub data: Vec<I>,
     /// The next page's cursor; null on the last page.
     #[serde(
         default,
@@ -299,7 +295,7 @@ pub struct Message {
 #[derive(Debug, Deserialize)]
 pub struct MessageList {
     /// The page's messages, raw.
-    #[serde(default, deserialize_with = "raw_items")]
+    #[serde(default, deserialize_with = "tolerant::nullable_vec")]
     pub data: Vec<Value>,
     /// The cursor of the next (older) page; null on the last.
     #[serde(

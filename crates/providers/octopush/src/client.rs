@@ -11,7 +11,7 @@ use switchboard_core::{
     tolerant,
 };
 use switchboard_upstream::{
-    Adapter, Call, Edge, Shared, Vendor, native_id, next_page_number, page_number,
+    Adapter, Call, Edge, Response, Shared, Vendor, native_id, next_page_number, page_number,
 };
 
 use crate::config::Config;
@@ -85,6 +85,14 @@ impl Octopush {
         self.edge.connection()
     }
 
+    /// One page of `GET /conversations/list`.
+    async fn list_page(&self, op: Operation, page: u32, per_page: u32) -> Result<Response> {
+        let call = Call::new(op, Method::GET, ["conversations", "list"])
+            .query("page", page)
+            .query("per_page", per_page);
+        self.edge.upstream.send(&call).await
+    }
+
     /// One raw page of `GET /conversations/list`.
     async fn conversations_page(
         &self,
@@ -92,11 +100,28 @@ impl Octopush {
         page: u32,
         per_page: u32,
     ) -> Result<Vec<Value>> {
-        let call = Call::new(op, Method::GET, ["conversations", "list"])
-            .query("page", page)
-            .query("per_page", per_page);
-        let body: Value = self.edge.upstream.send(&call).await?.json()?;
+        let body: Value = self.list_page(op, page, per_page).await?.json()?;
         wire::list_items(body).ok_or_else(|| self.edge.unreadable())
+    }
+
+    /// A page's conversations and how many items the vendor sent; each with its JSON when
+    /// `keep_raw`. The documented bare array is read straight into conversations; the other
+    /// shapes tolerated go through JSON.
+    async fn conversations(
+        &self,
+        op: Operation,
+        page: u32,
+        per_page: u32,
+        keep_raw: bool,
+    ) -> Result<(usize, Vec<(wire::Conversation, Option<Value>)>)> {
+        let response = self.list_page(op, page, per_page).await?;
+        if !keep_raw && response.body.trim_ascii_start().starts_with(b"[") {
+            let items: Vec<tolerant::Item<wire::Conversation>> = response.json()?;
+            return Ok((items.len(), tolerant::without_raw(items)));
+        }
+        let body: Value = response.json()?;
+        let raw = wire::list_items(body).ok_or_else(|| self.edge.unreadable())?;
+        Ok((raw.len(), tolerant::items_with_raw(raw, keep_raw)))
     }
 
     /// Finds conversation `id` (with or without its `cid_` prefix) in the first
@@ -144,13 +169,18 @@ impl Provider for Octopush {
     ) -> Result<Page<Conversation>> {
         let page = page_number(page)?;
         let per_page = query.page_size.clamp(1, MAX_PAGE_SIZE);
-        let raw = self
-            .conversations_page(Operation::ListConversations, page, per_page)
+        let (sent, items) = self
+            .conversations(
+                Operation::ListConversations,
+                page,
+                per_page,
+                query.include_raw,
+            )
             .await?;
-        let next = next_page(page, per_page, raw.len());
+        let next = next_page(page, per_page, sent);
         // In the vendor's order, which is undocumented: the capabilities say so, and the gateway
         // sorts.
-        let items = tolerant::items_with_raw::<wire::Conversation>(raw, query.include_raw)
+        let items = items
             .into_iter()
             .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
             .collect();

@@ -259,14 +259,20 @@ impl Provider for Pingback {
             }
             list = list.query("assignee_id", assignee);
         }
-        let conversations: wire::ConversationList = self.send(list).await?.json()?;
+        let response = self.send(list).await?;
+        let (sent, items) = if query.include_raw {
+            let list: wire::ConversationList = response.json()?;
+            (list.0.len(), tolerant::items_with_raw(list.0, true))
+        } else {
+            let list: wire::ConversationList<tolerant::Item<_>> = response.json()?;
+            (list.0.len(), tolerant::without_raw(list.0))
+        };
         // A bare array without metadata: a short page is the last one.
-        let next = next_page_number(page, conversations.0.len(), limit, None);
-        let items =
-            tolerant::items_with_raw::<wire::Conversation>(conversations.0, query.include_raw)
-                .into_iter()
-                .map(|(c, raw)| mapping::conversation(self.connection(), c, false, raw))
-                .collect();
+        let next = next_page_number(page, sent, limit, None);
+        let items = items
+            .into_iter()
+            .map(|(c, raw)| mapping::conversation(self.connection(), c, false, raw))
+            .collect();
         Ok(Page { items, next })
     }
 

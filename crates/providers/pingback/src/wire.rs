@@ -43,11 +43,14 @@ pub struct MeUser {
     pub full_name: Option<String>,
 }
 
-/// `GET /api/v1/conversations/`: a bare array, each item parsed into [`Conversation`] on its
-/// own by the client (one that does not parse is dropped, not the page).
+/// `GET /api/v1/conversations/`: a bare array, of JSON (for `include=raw`) or of
+/// [`tolerant::Item`]s (one that does not parse is dropped, not the page).
 #[derive(Debug, Deserialize)]
+#[serde(bound = "I: Deserialize<'de>")]
 #[serde(transparent)]
-pub struct ConversationList(pub Vec<Value>);
+pub struct ConversationList<I = Value>(
+    #[serde(deserialize_with = "tolerant::nullable_vec")] pub Vec<I>,
+);
 
 /// A conversation (list item, or detail with its full message history).
 #[derive(Debug, Clone, Deserialize)]

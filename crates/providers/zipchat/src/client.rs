@@ -145,18 +145,26 @@ impl Provider for Zipchat {
                 since.to_rfc3339_opts(SecondsFormat::Secs, true),
             );
         }
-        let list: wire::ConversationList = self.edge.upstream.send(&call).await?.json()?;
-        let next = next_page(
-            page,
-            per_page,
-            list.conversations.len(),
-            list.pagination.as_ref(),
-        );
-        let items =
-            tolerant::items_with_raw::<wire::Conversation>(list.conversations, query.include_raw)
-                .into_iter()
-                .map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
-                .collect();
+        let response = self.edge.upstream.send(&call).await?;
+        let (sent, pagination, items) = if query.include_raw {
+            let list: wire::ConversationList = response.json()?;
+            let sent = list.conversations.len();
+            let items = tolerant::items_with_raw(list.conversations, true);
+            (sent, list.pagination, items)
+        } else {
+            let list: wire::ConversationList<tolerant::Item<_>> = response.json()?;
+            let sent = list.conversations.len();
+            (
+                sent,
+                list.pagination,
+                tolerant::without_raw(list.conversations),
+            )
+        };
+        let next = next_page(page, per_page, sent, pagination.as_ref());
+        let items = items
+            .into_iter()
+            .map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
+            .collect();
         Ok(Page { items, next })
     }
 

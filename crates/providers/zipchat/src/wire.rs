@@ -25,10 +25,12 @@ pub struct Pagination {
 
 /// `GET /chats/:chat_id/conversations`.
 #[derive(Debug, Deserialize)]
-pub struct ConversationList {
-    /// The page's conversations, parsed one by one into [`Conversation`] by the client.
-    #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub conversations: Vec<Value>,
+#[serde(bound = "I: Deserialize<'de>")]
+pub struct ConversationList<I = Value> {
+    /// The page's conversations: JSON (for `include=raw`) or [`tolerant::Item`]s (one that
+    /// does not parse is dropped, not the page).
+    #[serde(default, deserialize_with = "tolerant::nullable_vec")]
+    pub conversations: Vec<I>,
     /// Page metadata, when sent.
     #[serde(default)]
     pub pagination: Option<Pagination>,
