@@ -13,12 +13,6 @@ use switchboard_server::config::{StoreConfig, StoreKind};
 use switchboard_server::registry;
 use switchboard_sim::SimOptions;
 
-/// mimalloc: a request allocates and frees many small buffers (headers, strings of the vendor's
-/// answer, the response), which it serves in far fewer instructions than the system allocator
-/// (bench/README.md, "proxy").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "switchboard",
