@@ -190,6 +190,7 @@ def main():
     vendor_connection = {c["provider"]: cid for cid, c in connections.items()}
     latencies, missed = [], 0
     missed_by = {}
+    by_vendor = {}
     for c in changes:
         connection = vendor_connection.get(c["vendor"])
         at = datetime.fromisoformat(c["at"].replace("Z", "+00:00")).timestamp()
@@ -203,6 +204,7 @@ def main():
             missed_by[key] = missed_by.get(key, 0) + 1
         else:
             latencies.append(arrival - at)
+            by_vendor.setdefault(c["vendor"], []).append(arrival - at)
 
     spreads = []
     for event_id, (arrival, _) in first.items():
@@ -228,6 +230,11 @@ def main():
         f"| {len(changes)} | {len(latencies)} | {missed} | {ms(statistics.median(latencies)) if latencies else '–'} | "
         f"{ms(percentile(latencies, 99)) if latencies else '–'} | {ms(max(latencies)) if latencies else '–'} |"
     )
+    print()
+    print("| vendor | changes with an event | latency p50 | p99 |")
+    print("|---|---|---|---|")
+    for vendor, values in sorted(by_vendor.items()):
+        print(f"| {vendor} | {len(values)} | {ms(statistics.median(values))} | {ms(percentile(values, 99))} |")
     if missed_by:
         print()
         print("Changes without an event 12 s after the window, by vendor and kind: " + ", ".join(f"{k}: {n}" for k, n in sorted(missed_by.items())))
