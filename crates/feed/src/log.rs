@@ -1,6 +1,10 @@
-//! The event log: events serialized into one store log, read back oldest first.
+//! The event log: events serialized into one store log, read back oldest first. Readers at the
+//! same place in the log (the streams following its end, all woken by one append) share each
+//! read of the store and its parsing; a reader on another replica sees an append once its tail
+//! has (within [`TAIL_EVERY`]).
 
-use std::sync::{Arc, Weak};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +27,8 @@ const READ_BATCH: usize = 200;
 /// The most entries one page reads (filtered out or not) before it answers: a filter that
 /// matches nothing still answers quickly, and its `next` has advanced.
 const MAX_SCAN_PER_PAGE: usize = 5_000;
+/// How many batches read from the store are kept for readers at the same place in the log.
+const RECENT_BATCHES: usize = 16;
 
 /// How the event log is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +62,31 @@ struct Inner {
     store: Arc<dyn Store>,
     config: FeedConfig,
     newest: watch::Sender<Option<LogId>>,
+    reads: Mutex<Reads>,
+}
+
+/// A batch read from the store: each entry's id and its event (`None`: unreadable).
+type Batch = Arc<Vec<(LogId, Option<Event>)>>;
+
+/// A batch's place: after which id, how many entries at most, and the newest id this replica
+/// knew of when the read began (a batch read then holds every entry up to it).
+type BatchKey = (Option<LogId>, usize, Option<LogId>);
+
+/// Batches read recently and the reads under way, so that the streams following the log's end
+/// (all at the same place, all woken by the same append) read and parse each batch once.
+#[derive(Default)]
+struct Reads {
+    recent: VecDeque<(BatchKey, Batch)>,
+    under_way: HashMap<BatchKey, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Reads {
+    fn recent(&self, key: &BatchKey) -> Option<Batch> {
+        self.recent
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, batch)| batch.clone())
+    }
 }
 
 /// The gateway's event log over its store: a cheap handle to clone.
@@ -91,6 +122,7 @@ impl EventLog {
                 store,
                 config,
                 newest,
+                reads: Mutex::default(),
             }),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -167,27 +199,15 @@ impl EventLog {
         let mut scanned = 0;
         while events.len() < limit && scanned < MAX_SCAN_PER_PAGE {
             let want = READ_BATCH.min(MAX_SCAN_PER_PAGE - scanned);
-            let batch = self
-                .inner
-                .store
-                .read_log(&self.inner.config.log, next, want)
-                .await?;
+            let batch = self.read_batch(next, want).await?;
             let exhausted = batch.len() < want;
-            for entry in batch {
+            for (id, event) in batch.iter() {
                 scanned += 1;
-                next = Some(entry.id);
-                match serde_json::from_slice::<Event>(&entry.body) {
-                    Ok(mut event) => {
-                        event.id = entry.id.to_string();
-                        if keep(&event) {
-                            events.push(event);
-                            if events.len() == limit {
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(id = %entry.id, error = %e, "skipping an unreadable event log entry")
+                next = Some(*id);
+                if let Some(event) = event.as_ref().filter(|e| keep(e)) {
+                    events.push(event.clone());
+                    if events.len() == limit {
+                        break;
                     }
                 }
             }
@@ -196,6 +216,64 @@ impl EventLog {
             }
         }
         Ok(EventPage { events, next })
+    }
+
+    /// Up to `want` entries after `after`, parsed. Readers asking for the same batch while this
+    /// replica knows of the same newest id share one store read: a full batch never changes
+    /// (ids only grow), and a short one holds every entry up to that newest id.
+    async fn read_batch(&self, after: Option<LogId>, want: usize) -> Result<Batch> {
+        let key = (after, want, *self.inner.newest.borrow());
+        let reads = || {
+            self.inner
+                .reads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        let turn = {
+            let mut reads = reads();
+            if let Some(batch) = reads.recent(&key) {
+                return Ok(batch);
+            }
+            reads.under_way.entry(key).or_default().clone()
+        };
+        let _turn = turn.lock().await;
+        if let Some(batch) = reads().recent(&key) {
+            return Ok(batch);
+        }
+        let read = self
+            .inner
+            .store
+            .read_log(&self.inner.config.log, after, want)
+            .await;
+        let entries = match read {
+            Ok(entries) => entries,
+            Err(e) => {
+                reads().under_way.remove(&key);
+                return Err(e);
+            }
+        };
+        let batch: Batch = Arc::new(
+            entries
+                .into_iter()
+                .map(|entry| match serde_json::from_slice::<Event>(&entry.body) {
+                    Ok(mut event) => {
+                        event.id = entry.id.to_string();
+                        (entry.id, Some(event))
+                    }
+                    Err(e) => {
+                        tracing::warn!(id = %entry.id, error = %e, "skipping an unreadable event log entry");
+                        (entry.id, None)
+                    }
+                })
+                .collect(),
+        );
+        let mut reads = reads();
+        reads.under_way.remove(&key);
+        if reads.recent.len() == RECENT_BATCHES {
+            reads.recent.pop_front();
+        }
+        reads.recent.push_back((key, batch.clone()));
+        Ok(batch)
     }
 
     /// Changes whenever the log may have grown: at once for appends through this handle (or its

@@ -167,3 +167,73 @@ async fn another_replicas_appends_reach_subscribers_through_the_tail() {
     let page = reader.page(None, 10, &|_| true).await.expect("page");
     assert_eq!(page.events, appended);
 }
+
+/// Readers at the same place (which share the store's reads): a hundred followers woken by an
+/// append all get it, each filtered its own way; a read at the log's end made before another
+/// replica appended is not served once this replica knows of that append.
+#[tokio::test]
+async fn readers_at_the_same_place_each_get_every_new_event() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let reader = log(store.clone());
+    let writer = log(store);
+    let first = reader
+        .append(vec![created("a", "1")])
+        .await
+        .expect("append");
+    let after: Option<LogId> = Some(first[0].id.parse().expect("id"));
+    let empty = reader.page(after, 10, &|_| true).await.expect("page");
+    assert!(empty.events.is_empty());
+    let appended = reader
+        .append(vec![created("a", "2"), created("b", "3")])
+        .await
+        .expect("append");
+    let mut readers = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let reader = reader.clone();
+        readers.spawn(async move {
+            let keep = move |e: &Event| i % 2 == 0 || e.connection == "b";
+            (i, reader.page(after, 10, &keep).await.expect("page"))
+        });
+    }
+    let pages = readers.join_all().await;
+    assert_eq!(pages.len(), 100);
+    for (i, page) in pages {
+        let expected: Vec<Event> = appended
+            .iter()
+            .filter(|e| i % 2 == 0 || e.connection == "b")
+            .cloned()
+            .collect();
+        assert_eq!(page.events, expected, "reader {i}");
+        assert_eq!(
+            page.next.map(|id| id.to_string()),
+            Some(appended[1].id.clone())
+        );
+    }
+    // Another replica appends; once this one knows of it, a reader at the end gets it.
+    let end: Option<LogId> = Some(appended[1].id.parse().expect("id"));
+    assert!(
+        reader
+            .page(end, 10, &|_| true)
+            .await
+            .expect("page")
+            .events
+            .is_empty()
+    );
+    let theirs = writer
+        .append(vec![created("c", "4")])
+        .await
+        .expect("append");
+    let want: LogId = theirs[0].id.parse().expect("id");
+    let mut rx = reader.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while rx.borrow_and_update().is_none_or(|id| id < want) {
+            rx.changed().await.expect("tail runs");
+        }
+    })
+    .await
+    .expect("the other replica's append is seen");
+    assert_eq!(
+        reader.page(end, 10, &|_| true).await.expect("page").events,
+        theirs
+    );
+}
