@@ -12,7 +12,9 @@
 //!   gives it alone);
 //! - the sustained rate: `EVENTS` divided by the time until the last subscriber received the
 //!   last event (every subscriber gets every event, counted by its `id:` lines);
-//! - the deliveries per second over all streams (the sustained rate times the subscribers).
+//! - the deliveries per second over all streams (the sustained rate times the subscribers);
+//! - the CPU time per delivery (an event to one subscriber) of this process (gateway and
+//!   subscribers) and of the redis-server it started: steadier than rates on a shared machine.
 //!
 //! The subscribers are in the same process (and on the same cores) as the gateway, like a
 //! consumer on the gateway's host. Redis: `REDIS_URL`, else a `redis-server` started on a free
@@ -194,6 +196,24 @@ async fn run(
     })
 }
 
+/// CPU seconds (user + system) process `pid` has used ("self": this one), from `/proc`.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after its ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -204,6 +224,13 @@ fn free_port() -> anyhow::Result<u16> {
 struct Redis {
     url: String,
     child: Option<std::process::Child>,
+}
+
+impl Redis {
+    /// The started redis-server's pid, for its CPU time.
+    fn pid(&self) -> Option<String> {
+        self.child.as_ref().map(|c| c.id().to_string())
+    }
 }
 
 impl Drop for Redis {
@@ -276,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
                     redis_server = redis();
                 }
                 let Some(r) = &redis_server else {
-                    println!("| redis | skipped: no REDIS_URL and no redis-server | | | | |");
+                    println!("| redis | skipped: no REDIS_URL and no redis-server | | | | | |");
                     continue;
                 };
                 let prefix = format!("feedlog-bench-{}:", std::process::id());
@@ -284,10 +311,21 @@ async fn main() -> anyhow::Result<()> {
             }
             other => anyhow::bail!("unknown store `{other}` (embedded, redis, memory)"),
         };
+        let redis_pid = (name == "redis")
+            .then(|| redis_server.as_ref().and_then(Redis::pid))
+            .flatten();
+        let (cpu_before, redis_before) = (cpu_secs("self"), redis_pid.as_deref().map(cpu_secs));
         let r = run(store, subscribers, events, batch).await?;
+        let deliveries = (events * subscribers.max(1)) as f64;
+        let cpu = (cpu_secs("self") - cpu_before) / deliveries * 1e6;
+        let redis_cpu = redis_pid
+            .as_deref()
+            .zip(redis_before)
+            .map(|(pid, before)| format!(" + {:.1}", (cpu_secs(pid) - before) / deliveries * 1e6))
+            .unwrap_or_default();
         let sustained = events as f64 / r.last_secs;
         println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {:.2} s | {:.2} s |",
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.2} s | {:.2} s | {cpu:.1}{redis_cpu} µs |",
             events as f64 / r.append_secs,
             sustained,
             sustained * subscribers as f64,

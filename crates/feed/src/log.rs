@@ -77,7 +77,7 @@ type BatchKey = (Option<LogId>, usize, Option<LogId>);
 #[derive(Default)]
 struct Reads {
     recent: VecDeque<(BatchKey, Batch)>,
-    under_way: HashMap<BatchKey, Arc<tokio::sync::Mutex<()>>>,
+    under_way: HashMap<BatchKey, Arc<tokio::sync::OnceCell<Batch>>>,
 }
 
 impl Reads {
@@ -229,51 +229,57 @@ impl EventLog {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
         };
-        let turn = {
+        let read = {
             let mut reads = reads();
             if let Some(batch) = reads.recent(&key) {
                 return Ok(batch);
             }
             reads.under_way.entry(key).or_default().clone()
         };
-        let _turn = turn.lock().await;
-        if let Some(batch) = reads().recent(&key) {
-            return Ok(batch);
-        }
-        let read = self
-            .inner
-            .store
-            .read_log(&self.inner.config.log, after, want)
+        // The first reader reads; the others wait for its batch and all wake when it is there
+        // (a failed read leaves the next one to try).
+        let batch = read
+            .get_or_try_init(|| async {
+                let entries = self
+                    .inner
+                    .store
+                    .read_log(&self.inner.config.log, after, want)
+                    .await?;
+                Ok::<Batch, Error>(Arc::new(
+                    entries
+                        .into_iter()
+                        .map(|entry| match serde_json::from_slice::<Event>(&entry.body) {
+                            Ok(mut event) => {
+                                event.id = entry.id.to_string();
+                                (entry.id, Some(event))
+                            }
+                            Err(e) => {
+                                tracing::warn!(id = %entry.id, error = %e, "skipping an unreadable event log entry");
+                                (entry.id, None)
+                            }
+                        })
+                        .collect(),
+                ))
+            })
             .await;
-        let entries = match read {
-            Ok(entries) => entries,
-            Err(e) => {
-                reads().under_way.remove(&key);
-                return Err(e);
-            }
-        };
-        let batch: Batch = Arc::new(
-            entries
-                .into_iter()
-                .map(|entry| match serde_json::from_slice::<Event>(&entry.body) {
-                    Ok(mut event) => {
-                        event.id = entry.id.to_string();
-                        (entry.id, Some(event))
-                    }
-                    Err(e) => {
-                        tracing::warn!(id = %entry.id, error = %e, "skipping an unreadable event log entry");
-                        (entry.id, None)
-                    }
-                })
-                .collect(),
-        );
         let mut reads = reads();
-        reads.under_way.remove(&key);
-        if reads.recent.len() == RECENT_BATCHES {
-            reads.recent.pop_front();
+        match batch {
+            Ok(batch) => {
+                if reads.under_way.remove(&key).is_some() {
+                    if reads.recent.len() == RECENT_BATCHES {
+                        reads.recent.pop_front();
+                    }
+                    reads.recent.push_back((key, batch.clone()));
+                }
+                Ok(batch.clone())
+            }
+            Err(e) => {
+                if !read.initialized() {
+                    reads.under_way.remove(&key);
+                }
+                Err(e)
+            }
         }
-        reads.recent.push_back((key, batch.clone()));
-        Ok(batch)
     }
 
     /// Changes whenever the log may have grown: at once for appends through this handle (or its
