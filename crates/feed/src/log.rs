@@ -1,7 +1,6 @@
 //! The event log: events serialized into one store log, read back oldest first. Readers at the
-//! same place in the log (the streams following its end, all woken by one append) share each
-//! read of the store and its parsing; a reader on another replica sees an append once its tail
-//! has (within [`TAIL_EVERY`]).
+//! same place in the log at the same time (the streams following its end, all woken by one
+//! append) share one read of the store and its parsing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -27,7 +26,7 @@ const READ_BATCH: usize = 200;
 /// The most entries one page reads (filtered out or not) before it answers: a filter that
 /// matches nothing still answers quickly, and its `next` has advanced.
 const MAX_SCAN_PER_PAGE: usize = 5_000;
-/// How many batches read from the store are kept for readers at the same place in the log.
+/// How many full batches read from the store are kept for readers at the same place in the log.
 const RECENT_BATCHES: usize = 16;
 
 /// How the event log is kept.
@@ -69,11 +68,12 @@ struct Inner {
 type Batch = Arc<Vec<(LogId, Option<Event>)>>;
 
 /// A batch's place: after which id, how many entries at most, and the newest id this replica
-/// knew of when the read began (a batch read then holds every entry up to it).
+/// knew of when the read began (a reader woken by a newer append does not wait for a read that
+/// began before it).
 type BatchKey = (Option<LogId>, usize, Option<LogId>);
 
-/// Batches read recently and the reads under way, so that the streams following the log's end
-/// (all at the same place, all woken by the same append) read and parse each batch once.
+/// Full batches read recently and the reads under way, so that the streams following the log's
+/// end (all at the same place, all woken by the same append) read and parse each batch once.
 #[derive(Default)]
 struct Reads {
     recent: VecDeque<(BatchKey, Batch)>,
@@ -219,8 +219,8 @@ impl EventLog {
     }
 
     /// Up to `want` entries after `after`, parsed. Readers asking for the same batch while this
-    /// replica knows of the same newest id share one store read: a full batch never changes
-    /// (ids only grow), and a short one holds every entry up to that newest id.
+    /// replica knows of the same newest id share a read under way; a full batch is kept for
+    /// later readers too (ids only grow, so it never changes).
     async fn read_batch(&self, after: Option<LogId>, want: usize) -> Result<Batch> {
         let key = (after, want, *self.inner.newest.borrow());
         let reads = || {
@@ -265,7 +265,9 @@ impl EventLog {
         let mut reads = reads();
         match batch {
             Ok(batch) => {
-                if reads.under_way.remove(&key).is_some() {
+                // A full batch never changes; a short one may have grown since (on another
+                // replica's append this one does not know of yet): it is not kept.
+                if reads.under_way.remove(&key).is_some() && batch.len() == want {
                     if reads.recent.len() == RECENT_BATCHES {
                         reads.recent.pop_front();
                     }
