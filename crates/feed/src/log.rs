@@ -1,6 +1,6 @@
 //! The event log: events serialized into one store log, read back oldest first. Readers at the
-//! same place in the log at the same time (the streams following its end, all woken by one
-//! append) share one read of the store and its parsing.
+//! same place in the log at about the same time (the streams following its end, all woken by
+//! one append) share one read of the store and its parsing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -26,8 +26,12 @@ const READ_BATCH: usize = 200;
 /// The most entries one page reads (filtered out or not) before it answers: a filter that
 /// matches nothing still answers quickly, and its `next` has advanced.
 const MAX_SCAN_PER_PAGE: usize = 5_000;
-/// How many full batches read from the store are kept for readers at the same place in the log.
+/// How many batches read from the store are kept for readers at the same place in the log.
 const RECENT_BATCHES: usize = 16;
+/// How long a short batch (the log's end) is served to readers at the same place: long enough
+/// for the streams one append woke, short enough that an append by another replica this one
+/// has not heard of shows on the next read after it.
+const SHORT_BATCH_TTL: Duration = Duration::from_millis(100);
 
 /// How the event log is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,20 +76,23 @@ type Batch = Arc<Vec<(LogId, Option<Event>)>>;
 /// began before it).
 type BatchKey = (Option<LogId>, usize, Option<LogId>);
 
-/// Full batches read recently and the reads under way, so that the streams following the log's
-/// end (all at the same place, all woken by the same append) read and parse each batch once.
+/// Batches read recently and the reads under way, so that the streams following the log's end
+/// (all at the same place, all woken by the same append) read and parse each batch once.
 #[derive(Default)]
 struct Reads {
-    recent: VecDeque<(BatchKey, Batch)>,
+    recent: VecDeque<(BatchKey, Batch, std::time::Instant)>,
     under_way: HashMap<BatchKey, Arc<tokio::sync::OnceCell<Batch>>>,
 }
 
 impl Reads {
+    /// A batch read at `key`: a full one, or a short one read under [`SHORT_BATCH_TTL`] ago.
     fn recent(&self, key: &BatchKey) -> Option<Batch> {
         self.recent
             .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, batch)| batch.clone())
+            .find(|(k, batch, read_at)| {
+                k == key && (batch.len() == k.1 || read_at.elapsed() < SHORT_BATCH_TTL)
+            })
+            .map(|(_, batch, _)| batch.clone())
     }
 }
 
@@ -219,8 +226,8 @@ impl EventLog {
     }
 
     /// Up to `want` entries after `after`, parsed. Readers asking for the same batch while this
-    /// replica knows of the same newest id share a read under way; a full batch is kept for
-    /// later readers too (ids only grow, so it never changes).
+    /// replica knows of the same newest id share one read: a full batch never changes (ids only
+    /// grow), a short one is served for [`SHORT_BATCH_TTL`].
     async fn read_batch(&self, after: Option<LogId>, want: usize) -> Result<Batch> {
         let key = (after, want, *self.inner.newest.borrow());
         let reads = || {
@@ -265,13 +272,16 @@ impl EventLog {
         let mut reads = reads();
         match batch {
             Ok(batch) => {
-                // A full batch never changes; a short one may have grown since (on another
-                // replica's append this one does not know of yet): it is not kept.
-                if reads.under_way.remove(&key).is_some() && batch.len() == want {
+                // A full batch never changes; a short one may grow by another replica's
+                // append this one has not heard of, so it is served only briefly.
+                if reads.under_way.remove(&key).is_some() {
+                    reads.recent.retain(|(k, _, _)| *k != key);
                     if reads.recent.len() == RECENT_BATCHES {
                         reads.recent.pop_front();
                     }
-                    reads.recent.push_back((key, batch.clone()));
+                    reads
+                        .recent
+                        .push_back((key, batch.clone(), std::time::Instant::now()));
                 }
                 Ok(batch.clone())
             }
