@@ -168,14 +168,17 @@ async fn another_replicas_appends_reach_subscribers_through_the_tail() {
     assert_eq!(page.events, appended);
 }
 
-/// Readers at the same place (which share the store's reads): a hundred followers woken by an
-/// append all get it, each filtered its own way; a reader at the log's end reads another
-/// replica's append though this replica never hears of it.
-#[tokio::test]
+/// Readers at the same place, over Redis (where they share the store's reads): a hundred
+/// followers woken by an append all get it, each filtered its own way; a reader at the log's end
+/// reads another replica's append though this replica never hears of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_at_the_same_place_each_get_every_new_event() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
-    let reader = log(store.clone());
-    let writer = log(store);
+    let redis = RedisServer::start();
+    let store = || -> Arc<dyn Store> {
+        Arc::new(RedisStore::connect(&redis.url(), "feed-shared:").expect("connects"))
+    };
+    let reader = log(store());
+    let writer = log(store());
     let first = reader
         .append(vec![created("a", "1")])
         .await
