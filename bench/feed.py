@@ -10,7 +10,9 @@ the simulator's own change log (/_control/changes) and reports:
 - the fan-out: for each event, the spread between the first and the last of the subscribers to
   receive it, and the events per second delivered over all streams;
 - the upstream calls per minute per vendor (the simulator's request counters) against the poll
-  interval and the vendor's quota.
+  interval and the vendor's quota;
+- of the changes without an event 12 s after the window, those still without one `CATCHUP`
+  seconds (60) later: lost, not late.
 
     cargo build --release && python3 bench/feed.py            # 100 subscribers, 60 s
     SUBSCRIBERS=20 SECONDS=30 LIVE_MS=500 python3 bench/feed.py
@@ -36,6 +38,7 @@ BIN = os.environ.get("SWITCHBOARD_BIN", os.path.join(ROOT, "target/release/switc
 SUBSCRIBERS = int(os.environ.get("SUBSCRIBERS", "100"))
 SECONDS = float(os.environ.get("SECONDS", "60"))
 LIVE_MS = int(os.environ.get("LIVE_MS", "1000"))
+CATCHUP = float(os.environ.get("CATCHUP", "60"))
 TOKEN = "demo-token"
 
 
@@ -89,6 +92,24 @@ class Subscriber(threading.Thread):
                 self.error = repr(e)
 
 
+def arrival_of(received, connections, change):
+    """When the first subscriber received the event of `change` (None: not yet)."""
+    connection = {c["provider"]: cid for cid, c in connections.items()}.get(change["vendor"])
+    for arrival, event in list(received.values()):
+        if event["connection"] != connection:
+            continue
+        if change["kind"] == "message":
+            if event["type"] == "message.created" and (event["data"].get("message") or {}).get("native_id") == change.get("message"):
+                return arrival
+        elif (
+            event["type"] == "conversation.updated"
+            and "status" in (event.get("changed") or [])
+            and (event["data"].get("conversation") or {}).get("native_id") == change["conversation"]
+        ):
+            return arrival
+    return None
+
+
 def percentile(values, p):
     values = sorted(values)
     if not values:
@@ -136,12 +157,20 @@ def main():
         window_end = time.time()
         counters_after = get_json(f"{sim}/_control")["requests"]
         time.sleep(12)
-        stop.set()
         changes = [
             c
             for c in get_json(f"{sim}/_control/changes?after={first_seq}")["changes"]
             if datetime.fromisoformat(c["at"].replace("Z", "+00:00")).timestamp() <= window_end
         ]
+        # Late or lost: a change still without an event is waited for up to CATCHUP seconds more.
+        missing_at_12 = [c for c in changes if arrival_of(subscribers[0].received, connections, c) is None]
+        waited = time.time()
+        while time.time() - waited < CATCHUP and any(
+            arrival_of(subscribers[0].received, connections, c) is None for c in missing_at_12
+        ):
+            time.sleep(0.5)
+        lost = [c for c in missing_at_12 if arrival_of(subscribers[0].received, connections, c) is None]
+        stop.set()
     finally:
         demo.terminate()
         demo.wait(timeout=30)
@@ -161,6 +190,7 @@ def main():
     vendor_connection = {c["provider"]: cid for cid, c in connections.items()}
     latencies, missed = [], 0
     missed_by = {}
+    by_vendor = {}
     for c in changes:
         connection = vendor_connection.get(c["vendor"])
         at = datetime.fromisoformat(c["at"].replace("Z", "+00:00")).timestamp()
@@ -174,6 +204,7 @@ def main():
             missed_by[key] = missed_by.get(key, 0) + 1
         else:
             latencies.append(arrival - at)
+            by_vendor.setdefault(c["vendor"], []).append(arrival - at)
 
     spreads = []
     for event_id, (arrival, _) in first.items():
@@ -199,9 +230,16 @@ def main():
         f"| {len(changes)} | {len(latencies)} | {missed} | {ms(statistics.median(latencies)) if latencies else '–'} | "
         f"{ms(percentile(latencies, 99)) if latencies else '–'} | {ms(max(latencies)) if latencies else '–'} |"
     )
+    print()
+    print("| vendor | changes with an event | latency p50 | p99 |")
+    print("|---|---|---|---|")
+    for vendor, values in sorted(by_vendor.items()):
+        print(f"| {vendor} | {len(values)} | {ms(statistics.median(values))} | {ms(percentile(values, 99))} |")
     if missed_by:
         print()
-        print("Changes without an event, by vendor and kind: " + ", ".join(f"{k}: {n}" for k, n in sorted(missed_by.items())))
+        print("Changes without an event 12 s after the window, by vendor and kind: " + ", ".join(f"{k}: {n}" for k, n in sorted(missed_by.items())))
+        print()
+        print(f"Of those, still without an event {CATCHUP:.0f} s later (lost, not late): {len(lost)}")
     print()
     print("| events received by the first subscriber | delivered over all streams | events/s over all streams | fan-out spread p50 | p99 |")
     print("|---|---|---|---|---|")
@@ -216,7 +254,7 @@ def main():
         per_min = (counters_after[vendor] - counters_before.get(vendor, 0)) * 60 / max(elapsed, 1)
         connection = connections.get(vendor_connection.get(vendor, ""), {})
         quota = (connection.get("health") or {}).get("quota")
-        quota_text = f"{quota['requests']} / {quota['per_seconds']} s" if quota else "none documented"
+        quota_text = f"{quota['requests']} / {quota['per_seconds']} s" if quota else "none documented (the poller assumes 240 / 60 s)"
         print(f"| {vendor} | {per_min:.1f} | {quota_text} |")
 
 

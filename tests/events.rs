@@ -136,6 +136,7 @@ async fn the_events_api_resumes_from_its_cursor_with_every_event_once() {
 
 #[tokio::test]
 async fn the_stream_replays_from_last_event_id_then_follows_live() {
+    let _turn = STREAMS.lock().await;
     let gateway = Gateway::start("").await;
     let before = gateway
         .append(
@@ -226,6 +227,7 @@ async fn the_stream_replays_from_last_event_id_then_follows_live() {
 
 #[tokio::test]
 async fn a_client_limited_to_one_connection_sees_only_its_events_in_the_api_and_the_stream() {
+    let _turn = STREAMS.lock().await;
     let gateway = Gateway::start("").await;
     let mut all = gateway.stream(OPS, "?after=0-0", None).await;
     let mut limited = gateway.stream(OUTSIDER, "?after=0-0", None).await;
@@ -277,6 +279,7 @@ async fn a_client_limited_to_one_connection_sees_only_its_events_in_the_api_and_
 
 #[tokio::test]
 async fn the_servers_shutdown_ends_open_streams() {
+    let _turn = STREAMS.lock().await;
     // Connections get a long time to finish after the signal; streams must not use it.
     let mut gateway = Gateway::start("[server]\nshutdown_timeout_secs = 3600\n").await;
     let mut stream = gateway.stream(READER, "", None).await;
@@ -291,6 +294,9 @@ async fn the_servers_shutdown_ends_open_streams() {
     assert!(stream.next().await.is_none(), "the stream ended");
     assert!(other.next().await.is_none(), "the stream ended");
 }
+
+/// The open-streams gauge is one per process: the tests that open streams take turns.
+static STREAMS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Open event streams, from `/metrics`.
 async fn open_streams(gateway: &Gateway) -> f64 {
@@ -311,6 +317,7 @@ async fn open_streams(gateway: &Gateway) -> f64 {
 
 #[tokio::test]
 async fn a_subscriber_that_reads_nothing_is_disconnected() {
+    let _turn = STREAMS.lock().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let gateway = Gateway::start("[server]\nwrite_timeout_secs = 1\n").await;
     let addr: std::net::SocketAddr = gateway
@@ -331,13 +338,15 @@ async fn a_subscriber_that_reads_nothing_is_disconnected() {
         .await
         .expect("request sent");
     let mut reading = gateway.stream(READER, "", None).await;
+    let mut open = 0.0;
     for _ in 0..200 {
-        if open_streams(&gateway).await == 2.0 {
+        open = open_streams(&gateway).await;
+        if open == 2.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(open_streams(&gateway).await, 2.0, "both streams are open");
+    assert_eq!(open, 2.0, "both streams are open");
 
     // Large events until the stalled subscriber's buffers are full and its stream is closed;
     // the gateway keeps nothing for it meanwhile (the log is the buffer).
@@ -358,16 +367,13 @@ async fn a_subscriber_that_reads_nothing_is_disconnected() {
         appended += batch.len();
         // The subscriber that reads keeps up.
         assert_eq!(reading.take(batch.len()).await.len(), batch.len());
-        if open_streams(&gateway).await == 1.0 {
+        open = open_streams(&gateway).await;
+        if open == 1.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(
-        open_streams(&gateway).await,
-        1.0,
-        "the stalled stream was closed"
-    );
+    assert_eq!(open, 1.0, "the stalled stream was closed");
     // The stalled client, reading at last, gets what was in flight and then the end.
     let mut sink = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), stalled.read_to_end(&mut sink))

@@ -1,6 +1,9 @@
-//! The event log: events serialized into one store log, read back oldest first.
+//! The event log: events serialized into one store log, read back oldest first. Over Redis,
+//! readers at the same place in the log at about the same time (the streams following its end,
+//! all woken by one append) share one read of the store and its parsing.
 
-use std::sync::{Arc, Weak};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +26,12 @@ const READ_BATCH: usize = 200;
 /// The most entries one page reads (filtered out or not) before it answers: a filter that
 /// matches nothing still answers quickly, and its `next` has advanced.
 const MAX_SCAN_PER_PAGE: usize = 5_000;
+/// How many batches read from the store are kept for readers at the same place in the log.
+const RECENT_BATCHES: usize = 16;
+/// How long a short batch (the log's end) is served to readers at the same place: long enough
+/// for the streams one append woke, short enough that an append by another replica this one
+/// has not heard of shows on the next read after it.
+const SHORT_BATCH_TTL: Duration = Duration::from_millis(100);
 
 /// How the event log is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +65,35 @@ struct Inner {
     store: Arc<dyn Store>,
     config: FeedConfig,
     newest: watch::Sender<Option<LogId>>,
+    reads: Mutex<Reads>,
+}
+
+/// A batch read from the store: each entry's id and its event (`None`: unreadable).
+type Batch = Arc<Vec<(LogId, Option<Event>)>>;
+
+/// A batch's place: after which id, how many entries at most, and the newest id this replica
+/// knew of when the read began (a reader woken by a newer append does not wait for a read that
+/// began before it).
+type BatchKey = (Option<LogId>, usize, Option<LogId>);
+
+/// Batches read recently and the reads under way, so that the streams following the log's end
+/// (all at the same place, all woken by the same append) read and parse each batch once.
+#[derive(Default)]
+struct Reads {
+    recent: VecDeque<(BatchKey, Batch, std::time::Instant)>,
+    under_way: HashMap<BatchKey, Arc<tokio::sync::OnceCell<Batch>>>,
+}
+
+impl Reads {
+    /// A batch read at `key`: a full one, or a short one read under [`SHORT_BATCH_TTL`] ago.
+    fn recent(&self, key: &BatchKey) -> Option<Batch> {
+        self.recent
+            .iter()
+            .find(|(k, batch, read_at)| {
+                k == key && (batch.len() == k.1 || read_at.elapsed() < SHORT_BATCH_TTL)
+            })
+            .map(|(_, batch, _)| batch.clone())
+    }
 }
 
 /// The gateway's event log over its store: a cheap handle to clone.
@@ -91,6 +129,7 @@ impl EventLog {
                 store,
                 config,
                 newest,
+                reads: Mutex::default(),
             }),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -167,27 +206,23 @@ impl EventLog {
         let mut scanned = 0;
         while events.len() < limit && scanned < MAX_SCAN_PER_PAGE {
             let want = READ_BATCH.min(MAX_SCAN_PER_PAGE - scanned);
-            let batch = self
-                .inner
-                .store
-                .read_log(&self.inner.config.log, next, want)
-                .await?;
+            let batch = self.read_batch(next, want).await?;
             let exhausted = batch.len() < want;
-            for entry in batch {
+            // A batch read for this reader alone is taken as it is; a shared one is copied,
+            // only the events this reader keeps.
+            let entries = Arc::try_unwrap(batch).unwrap_or_else(|shared| {
+                shared
+                    .iter()
+                    .map(|(id, e)| (*id, e.as_ref().filter(|e| keep(e)).cloned()))
+                    .collect()
+            });
+            for (id, event) in entries {
                 scanned += 1;
-                next = Some(entry.id);
-                match serde_json::from_slice::<Event>(&entry.body) {
-                    Ok(mut event) => {
-                        event.id = entry.id.to_string();
-                        if keep(&event) {
-                            events.push(event);
-                            if events.len() == limit {
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(id = %entry.id, error = %e, "skipping an unreadable event log entry")
+                next = Some(id);
+                if let Some(event) = event.filter(|e| keep(e)) {
+                    events.push(event);
+                    if events.len() == limit {
+                        break;
                     }
                 }
             }
@@ -196,6 +231,71 @@ impl EventLog {
             }
         }
         Ok(EventPage { events, next })
+    }
+
+    /// Up to `want` entries after `after`, parsed. Readers asking for the same batch while this
+    /// replica knows of the same newest id share one read: a full batch never changes (ids only
+    /// grow), a short one is served for [`SHORT_BATCH_TTL`].
+    async fn read_batch(&self, after: Option<LogId>, want: usize) -> Result<Batch> {
+        if self.inner.store.kind() != "redis" {
+            // A read in the process costs less than the sharing's bookkeeping (measured by
+            // bench/feedlog.rs): each reader reads for itself.
+            let entries = self
+                .inner
+                .store
+                .read_log(&self.inner.config.log, after, want)
+                .await?;
+            return Ok(parse(entries));
+        }
+        let key = (after, want, *self.inner.newest.borrow());
+        let reads = || {
+            self.inner
+                .reads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        let read = {
+            let mut reads = reads();
+            if let Some(batch) = reads.recent(&key) {
+                return Ok(batch);
+            }
+            reads.under_way.entry(key).or_default().clone()
+        };
+        // The first reader reads; the others wait for its batch and all wake when it is there
+        // (a failed read leaves the next one to try).
+        let batch = read
+            .get_or_try_init(|| async {
+                let entries = self
+                    .inner
+                    .store
+                    .read_log(&self.inner.config.log, after, want)
+                    .await?;
+                Ok::<Batch, Error>(parse(entries))
+            })
+            .await;
+        let mut reads = reads();
+        match batch {
+            Ok(batch) => {
+                // A full batch never changes; a short one may grow by another replica's
+                // append this one has not heard of, so it is served only briefly.
+                if reads.under_way.remove(&key).is_some() {
+                    reads.recent.retain(|(k, _, _)| *k != key);
+                    if reads.recent.len() == RECENT_BATCHES {
+                        reads.recent.pop_front();
+                    }
+                    reads
+                        .recent
+                        .push_back((key, batch.clone(), std::time::Instant::now()));
+                }
+                Ok(batch.clone())
+            }
+            Err(e) => {
+                if !read.initialized() {
+                    reads.under_way.remove(&key);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Changes whenever the log may have grown: at once for appends through this handle (or its
@@ -244,6 +344,25 @@ impl EventLog {
     fn advance(&self, id: LogId) {
         advance(&self.inner.newest, id);
     }
+}
+
+/// The events of `entries` (`None` for an unreadable one).
+fn parse(entries: Vec<switchboard_upstream::LogEntry>) -> Batch {
+    Arc::new(
+        entries
+            .into_iter()
+            .map(|entry| match serde_json::from_slice::<Event>(&entry.body) {
+                Ok(mut event) => {
+                    event.id = entry.id.to_string();
+                    (entry.id, Some(event))
+                }
+                Err(e) => {
+                    tracing::warn!(id = %entry.id, error = %e, "skipping an unreadable event log entry");
+                    (entry.id, None)
+                }
+            })
+            .collect(),
+    )
 }
 
 fn advance(newest: &watch::Sender<Option<LogId>>, id: LogId) {

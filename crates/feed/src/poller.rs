@@ -17,8 +17,11 @@ use crate::detect::{self, CallBudget, DetectSettings};
 use crate::log::EventLog;
 use crate::snapshot::Snapshot;
 
-/// Calls per pass on a connection whose vendor documents no quota (and none is configured).
-pub const UNDOCUMENTED_QUOTA_CALLS_PER_PASS: u32 = 3;
+/// The quota a poller assumes, `(requests, per_seconds)`, for a connection whose vendor documents
+/// none and whose `rate_limit` is not set (PingBack, Octopush): 4 requests a second, twice
+/// Zipchat's documented rate and a third of ChatbotX's. The poller spends its share of it like
+/// any quota; an account with a known limit sets `rate_limit` and the poller sizes itself to that.
+pub const UNDOCUMENTED_QUOTA: (u32, u32) = (240, 60);
 /// How long a connection's snapshot is kept after its last save.
 pub const SNAPSHOT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// A lease lasts this many poll intervals; the holder renews it every pass.
@@ -52,46 +55,43 @@ impl PollSettings {
 }
 
 /// The poller's own limit: at most `share × requests` calls in any window of `per_seconds`,
-/// spread evenly over the passes of a window; a fixed few per pass when the vendor documents no
-/// quota.
+/// spread evenly over the passes of a window. The quota is the connection's (its `rate_limit`, or
+/// its vendor's documented one), else [`UNDOCUMENTED_QUOTA`].
 #[derive(Debug, Clone)]
 pub struct QuotaShare {
     window: Duration,
-    allowance: Option<u32>,
+    allowance: u32,
     per_pass: u32,
     spent: VecDeque<(Instant, u32)>,
 }
 
 impl QuotaShare {
-    /// The share of `quota` (`(requests, per_seconds)`, `None` when undocumented) for passes
-    /// every `interval`.
+    /// The share of `quota` (`(requests, per_seconds)`; `None` when the connection has none:
+    /// [`UNDOCUMENTED_QUOTA`]) for passes every `interval`.
     pub fn new(quota: Option<(u32, u32)>, share: f64, interval: Duration) -> QuotaShare {
-        match quota.filter(|(r, p)| *r > 0 && *p > 0) {
-            Some((requests, per_seconds)) => {
-                let allowance = ((f64::from(requests) * share).floor() as u32).max(1);
-                let window = Duration::from_secs(u64::from(per_seconds));
-                let passes = window.as_secs_f64() / interval.as_secs_f64().max(0.001);
-                let per_pass =
-                    ((f64::from(allowance) / passes.max(1.0)).ceil() as u32).clamp(1, allowance);
-                QuotaShare {
-                    window,
-                    allowance: Some(allowance),
-                    per_pass,
-                    spent: VecDeque::new(),
-                }
-            }
-            None => QuotaShare {
-                window: interval,
-                allowance: None,
-                per_pass: UNDOCUMENTED_QUOTA_CALLS_PER_PASS,
-                spent: VecDeque::new(),
-            },
+        let (requests, per_seconds) = quota
+            .filter(|(r, p)| *r > 0 && *p > 0)
+            .unwrap_or(UNDOCUMENTED_QUOTA);
+        let allowance = ((f64::from(requests) * share).floor() as u32).max(1);
+        let window = Duration::from_secs(u64::from(per_seconds));
+        let passes = window.as_secs_f64() / interval.as_secs_f64().max(0.001);
+        let per_pass = ((f64::from(allowance) / passes.max(1.0)).ceil() as u32).clamp(1, allowance);
+        QuotaShare {
+            window,
+            allowance,
+            per_pass,
+            spent: VecDeque::new(),
         }
     }
 
     /// The most calls any window may see.
-    pub fn allowance(&self) -> Option<u32> {
+    pub fn allowance(&self) -> u32 {
         self.allowance
+    }
+
+    /// The window the allowance is counted over.
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     /// The most calls one pass makes.
@@ -109,9 +109,7 @@ impl QuotaShare {
             self.spent.pop_front();
         }
         let in_window: u32 = self.spent.iter().map(|(_, n)| n).sum();
-        let left = self
-            .allowance
-            .map_or(self.per_pass, |a| a.saturating_sub(in_window));
+        let left = self.allowance.saturating_sub(in_window);
         CallBudget::new(left.min(self.per_pass))
     }
 
@@ -230,6 +228,7 @@ impl Poller {
             interval_secs = self.settings.interval.as_secs_f64(),
             calls_per_pass = self.share.per_pass(),
             calls_per_window = self.share.allowance(),
+            window_secs = self.share.window().as_secs(),
             "polling the connection for the change feed"
         );
         let mut ticker = tokio::time::interval(self.settings.interval);
@@ -360,7 +359,7 @@ mod tests {
         // Zipchat: 120 per 60 s, half of it, every 5 s: 5 calls a pass, 60 a minute.
         let interval = Duration::from_secs(5);
         let mut share = QuotaShare::new(Some((120, 60)), 0.5, interval);
-        assert_eq!(share.allowance(), Some(60));
+        assert_eq!(share.allowance(), 60);
         assert_eq!(share.per_pass(), 5);
         let start = Instant::now();
         let passes = spend_passes(&mut share, interval, 60, start);
@@ -386,18 +385,19 @@ mod tests {
     }
 
     #[test]
-    fn a_short_interval_gets_at_least_one_call_and_an_undocumented_quota_a_fixed_few() {
+    fn a_short_interval_gets_at_least_one_call_and_an_undocumented_quota_an_assumed_one() {
         let share = QuotaShare::new(Some((120, 60)), 0.5, Duration::from_secs(1));
         assert_eq!(share.per_pass(), 1);
         let share = QuotaShare::new(Some((120, 10)), 0.5, Duration::from_secs(5));
-        assert_eq!((share.allowance(), share.per_pass()), (Some(60), 30));
+        assert_eq!((share.allowance(), share.per_pass()), (60, 30));
+        // No quota: half of 240 a minute, every 5 s: 10 calls a pass, 120 a minute.
         let mut share = QuotaShare::new(None, 0.5, Duration::from_secs(5));
-        assert_eq!(share.allowance(), None);
         assert_eq!(
-            share.budget(Instant::now()).left(),
-            UNDOCUMENTED_QUOTA_CALLS_PER_PASS
+            (share.allowance(), share.per_pass(), share.window()),
+            (120, 10, Duration::from_secs(60))
         );
+        assert_eq!(share.budget(Instant::now()).left(), 10);
         let tiny = QuotaShare::new(Some((1, 3600)), 0.1, Duration::from_secs(5));
-        assert_eq!((tiny.allowance(), tiny.per_pass()), (Some(1), 1));
+        assert_eq!((tiny.allowance(), tiny.per_pass()), (1, 1));
     }
 }

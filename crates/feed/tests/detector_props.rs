@@ -77,6 +77,8 @@ struct World {
     /// Changes still to come, each after the vendor answered that many calls.
     script: Vec<(u32, Change)>,
     calls: u32,
+    /// Calls to the conversation list.
+    list_calls: u32,
     /// Conversations (ids) the script touched, and messages and conversations it added.
     touched: BTreeSet<u64>,
     added_messages: BTreeSet<u64>,
@@ -284,6 +286,7 @@ impl Provider for MemVendor {
     ) -> switchboard_core::Result<Page<Conversation>> {
         let mut world = self.world();
         world.advance();
+        world.list_calls += 1;
         let mut items: Vec<&VConv> = world
             .conversations
             .iter()
@@ -494,6 +497,7 @@ fn world(case: &Case) -> World {
         next_id,
         script: Vec::new(),
         calls: 0,
+        list_calls: 0,
         touched: BTreeSet::new(),
         added_messages: BTreeSet::new(),
         added_conversations: BTreeSet::new(),
@@ -702,4 +706,80 @@ proptest! {
             .expect("runtime");
         runtime.block_on(check(case))?;
     }
+}
+
+/// A budget too small for every conversation whose activity moved: each pass reads the list and
+/// as many waiting conversations' messages as it can, and the others wait in the snapshot
+/// (through its stored form, as between a poller's passes) to be read first by the next passes;
+/// every message is reported once, none skipped.
+#[tokio::test]
+async fn message_reads_a_budget_cannot_cover_wait_in_the_snapshot_for_the_next_passes() {
+    const BUDGET: u32 = 3;
+    let case = Case {
+        initial: vec![(1, 1); 6],
+        script: Vec::new(),
+        budget: BUDGET,
+        sorted: true,
+        native_since: true,
+        silent_assignments: false,
+    };
+    let vendor = MemVendor {
+        info: ProviderInfo {
+            kind: ProviderKind::new("zipchat"),
+            connection: CONNECTION.into(),
+            capabilities: capabilities(case.sorted, case.native_since),
+        },
+        world: Mutex::new(world(&case)),
+    };
+    let store = MemoryStore::default();
+    let mut snapshot = Snapshot::default();
+    for _ in 0..20 {
+        pass(&vendor, &store, &mut snapshot, BUDGET, false).await;
+        if settled(&snapshot) {
+            break;
+        }
+    }
+    assert!(settled(&snapshot), "the baseline completes");
+    // Every conversation gets a message, a second apart.
+    {
+        let mut world = vendor.world();
+        for i in 0..6 {
+            world.apply(&Change::Tick(1));
+            world.apply(&Change::Message(i, 0));
+        }
+    }
+    let mut reported: Vec<String> = Vec::new();
+    let mut per_pass = Vec::new();
+    for _ in 0..20 {
+        let lists = vendor.world().list_calls;
+        let events = pass(&vendor, &store, &mut snapshot, BUDGET, false).await;
+        assert!(
+            vendor.world().list_calls > lists,
+            "every pass keeps a call for the list"
+        );
+        snapshot = Snapshot::decode(&snapshot.encode()).expect("the stored snapshot reads back");
+        let messages: Vec<String> = events
+            .iter()
+            .filter(|e| e.kind == EventType::MessageCreated)
+            .filter_map(|e| e.data.message.as_ref().map(|m| m.native_id.clone()))
+            .collect();
+        per_pass.push(messages.len());
+        reported.extend(messages);
+        if snapshot.message_queue.is_empty() && snapshot.scan.is_none() {
+            break;
+        }
+    }
+    assert!(
+        per_pass.iter().filter(|n| **n > 0).count() > 1,
+        "the budget could not read them all in one pass: {per_pass:?}"
+    );
+    let added: BTreeSet<String> = vendor
+        .world()
+        .added_messages
+        .iter()
+        .map(u64::to_string)
+        .collect();
+    let unique: BTreeSet<String> = reported.iter().cloned().collect();
+    assert_eq!(unique.len(), reported.len(), "a message reported twice");
+    assert_eq!(unique, added, "every new message, none skipped");
 }

@@ -167,3 +167,71 @@ async fn another_replicas_appends_reach_subscribers_through_the_tail() {
     let page = reader.page(None, 10, &|_| true).await.expect("page");
     assert_eq!(page.events, appended);
 }
+
+/// Readers at the same place, over Redis (where they share the store's reads): a hundred
+/// followers woken by an append all get it, each filtered its own way; a reader at the log's end
+/// reads another replica's append though this replica never hears of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_at_the_same_place_each_get_every_new_event() {
+    let redis = RedisServer::start();
+    let store = || -> Arc<dyn Store> {
+        Arc::new(RedisStore::connect(&redis.url(), "feed-shared:").expect("connects"))
+    };
+    let reader = log(store());
+    let writer = log(store());
+    let first = reader
+        .append(vec![created("a", "1")])
+        .await
+        .expect("append");
+    let after: Option<LogId> = Some(first[0].id.parse().expect("id"));
+    let empty = reader.page(after, 10, &|_| true).await.expect("page");
+    assert!(empty.events.is_empty());
+    let appended = reader
+        .append(vec![created("a", "2"), created("b", "3")])
+        .await
+        .expect("append");
+    let mut readers = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let reader = reader.clone();
+        readers.spawn(async move {
+            let keep = move |e: &Event| i % 2 == 0 || e.connection == "b";
+            (i, reader.page(after, 10, &keep).await.expect("page"))
+        });
+    }
+    let pages = readers.join_all().await;
+    assert_eq!(pages.len(), 100);
+    for (i, page) in pages {
+        let expected: Vec<Event> = appended
+            .iter()
+            .filter(|e| i % 2 == 0 || e.connection == "b")
+            .cloned()
+            .collect();
+        assert_eq!(page.events, expected, "reader {i}");
+        assert_eq!(
+            page.next.map(|id| id.to_string()),
+            Some(appended[1].id.clone())
+        );
+    }
+    // Another replica appends: a reader at the end here gets it, though nobody here subscribes
+    // (so this replica never hears of the append).
+    let end: Option<LogId> = Some(appended[1].id.parse().expect("id"));
+    assert!(
+        reader
+            .page(end, 10, &|_| true)
+            .await
+            .expect("page")
+            .events
+            .is_empty()
+    );
+    let theirs = writer
+        .append(vec![created("c", "4")])
+        .await
+        .expect("append");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while reader.page(end, 10, &|_| true).await.expect("page").events != theirs {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the other replica's append is read");
+}

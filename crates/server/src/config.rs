@@ -370,7 +370,8 @@ pub struct PollConfig {
     /// Seconds between polls of the inbox for the change feed; `None` (the default in `serve`):
     /// not polled.
     pub interval_secs: Option<u64>,
-    /// The largest share of the vendor's quota the poller spends, in (0, 1] (default 0.5).
+    /// The largest share of the connection's quota the poller spends, in (0, 1] (default 0.5):
+    /// its `rate_limit`, else its vendor's documented quota, else the feed's assumed one.
     pub quota_share: f64,
 }
 

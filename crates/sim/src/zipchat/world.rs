@@ -198,10 +198,18 @@ pub(super) fn ascii_local(name: &str) -> String {
 /// answers a customer's last message where the conversation is in AI mode.
 impl World {
     pub(super) fn live_tick(&mut self, g: &mut Gen, now: DateTime<Utc>) -> Option<Tick> {
-        let all: Vec<u64> = self.conversations.keys().copied().collect();
+        // Only the chat the simulator's integration key reads: a change in the other chat is
+        // one no connection of the demo can see.
+        let all: Vec<u64> = self
+            .conversations
+            .values()
+            .filter(|c| c.chat_id == CHAT_ID)
+            .map(|c| c.id)
+            .collect();
         let awaiting_ai: Vec<u64> = self
             .conversations
             .values()
+            .filter(|c| c.chat_id == CHAT_ID)
             .filter(|c| !c.manual_reply_mode && c.messages.last().is_some_and(|m| m.role == "user"))
             .map(|c| c.id)
             .collect();
