@@ -626,11 +626,6 @@ impl World {
         }
     }
 
-    /// Whether the world keeps the pages its traversals reached.
-    pub fn keeps_pages(&self) -> bool {
-        self.kept.is_some()
-    }
-
     /// Every conversation that matches `filter` now, in merge order.
     pub fn expected(&self, filter: &ConversationFilter) -> Vec<Conversation> {
         let mut all: Vec<Conversation> = self
