@@ -254,15 +254,7 @@ async fn a_vendor_answer_over_the_cap_is_refused_unread_and_never_cached() {
             Some("upstream_response_too_large")
         );
     }
-    let report: Value = env
-        .http
-        .get(format!("{}/_control", env.sim_url))
-        .send()
-        .await
-        .expect("control")
-        .json()
-        .await
-        .expect("report");
+    let report = support::sim_report(&env.http, &env.sim_url).await;
     let sent = report["oversized_bytes_sent"].as_u64().expect("counter");
     // Four 200 MB answers were started; the gateway stopped reading each at its 8 MiB cap.
     assert!(

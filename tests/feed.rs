@@ -98,15 +98,9 @@ async fn events_of(state: &AppState, conversation_id: &str) -> Vec<Event> {
 }
 
 async fn sim_requests(http: &reqwest::Client, sim_url: &str, vendor: &str) -> u64 {
-    let report: Value = http
-        .get(format!("{sim_url}/_control"))
-        .send()
-        .await
-        .expect("control answers")
-        .json()
-        .await
-        .expect("control JSON");
-    report["requests"][vendor].as_u64().expect("a counter")
+    support::sim_report(http, sim_url).await["requests"][vendor]
+        .as_u64()
+        .expect("a counter")
 }
 
 /// Waits until the simulated `vendor` received `n` more requests (a poller's next passes).

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{ADMIN, clients_toml, start_gateway, urlencode};
+use support::{ADMIN, clients_toml, sim_requests_at, start_gateway, urlencode};
 use switchboard_server::registry;
 use switchboard_sim::SimOptions;
 use switchboard_testkit::{RedisServer, TempDir};
@@ -51,16 +51,7 @@ impl Sims {
     }
 
     async fn by_vendor(&self) -> BTreeMap<String, u64> {
-        let report: Value = self
-            .http
-            .get(format!("{}/_control", self.url))
-            .send()
-            .await
-            .expect("control answers")
-            .json()
-            .await
-            .expect("control JSON");
-        serde_json::from_value(report["requests"].clone()).expect("counters")
+        sim_requests_at(&self.http, &self.url).await
     }
 
     /// A gateway config over every demo connection: `[server]` gets `server`, `[store]` `store`.

@@ -116,16 +116,7 @@ impl Env {
 
     /// Requests each simulated vendor received so far.
     pub async fn sim_requests(&self) -> std::collections::BTreeMap<String, u64> {
-        let report: Value = self
-            .http
-            .get(format!("{}/_control", self.sim_url))
-            .send()
-            .await
-            .expect("control answers")
-            .json()
-            .await
-            .expect("control JSON");
-        serde_json::from_value(report["requests"].clone()).expect("counters")
+        sim_requests_at(&self.http, &self.sim_url).await
     }
 
     /// Sets a vendor's faults on the simulator (`{}` clears them).
@@ -220,4 +211,24 @@ async fn read(r: reqwest::Response) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+/// The simulator's own report, `GET /_control` (request counters by vendor, bytes sent, …).
+pub async fn sim_report(http: &reqwest::Client, sim_url: &str) -> Value {
+    http.get(format!("{sim_url}/_control"))
+        .send()
+        .await
+        .expect("control answers")
+        .json()
+        .await
+        .expect("control JSON")
+}
+
+/// Requests each simulated vendor at `sim_url` received so far.
+pub async fn sim_requests_at(
+    http: &reqwest::Client,
+    sim_url: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let report = sim_report(http, sim_url).await;
+    serde_json::from_value(report["requests"].clone()).expect("counters")
 }
