@@ -71,33 +71,15 @@ gateway_url="http://127.0.0.1:$gateway_port$(single_read_path)"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$single_read_auth" "$gateway_url")" = 200 ] ||
     { echo "the gateway does not serve $gateway_url" >&2; exit 1; }
 
-# CPU time processes used so far, in clock ticks (user + system), summed.
-ticks() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ t += $1 } END { print t + 0 }'; }
 nginx_pids() { echo "$(cat "$work/nginx.pid")" $(ps --ppid "$(cat "$work/nginx.pid")" -o pid=); }
-tick_us=$((1000000 / $(getconf CLK_TCK)))
 
 # One run: wrk against URL while the proxy processes PIDS serve it; prints
-# "rps p50_ms p99_ms non2xx proxy_us sim_us wrk_us" (CPU microseconds per request).
+# "rps p50_ms p99_ms errors proxy_us sim_us wrk_us" (CPU microseconds per request).
 run_wrk() { # url, "pids", [wrk args...]
-    local url="$1" pids="$2" before_proxy before_sim
+    local url="$1" pids="$2"
     shift 2
-    before_proxy="$(ticks $pids)" before_sim="$(ticks "$sim_pid")"
-    TIMEFORMAT='%U %S'
-    { time wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$@" "$url" >"$work/wrk.out"; } 2>"$work/wrk.time"
-    awk -v proxy="$(($(ticks $pids) - before_proxy))" -v sim="$(($(ticks "$sim_pid") - before_sim))" \
-        -v tick="$tick_us" -v wrk="$(awk '{ print ($1 + $2) * 1000000 }' "$work/wrk.time")" '
-        function ms(v) {
-            if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-            if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
-            if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 }
-            return v
-        }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { bad = $NF }
-        / requests in / { n = $1 }
-        END { printf "%.0f %.2f %.2f %d %.0f %.0f %.0f\n", rps, p50, p99, bad, proxy * tick / n, sim * tick / n, wrk / n }' "$work/wrk.out"
+    wrk_with_cpu "$work/wrk.out" "$pids" "$sim_pid" -- \
+        -t"$threads" -c"$connections" -d"${duration}s" --latency "$@" "$url"
 }
 
 echo "# Single read: nginx proxy_pass vs Switchboard"
@@ -107,7 +89,7 @@ echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d:
 echo "- Switchboard: release build, \`cache_ttl_ms = 0\` (one vendor request per request), memory store"
 echo "- CPU µs per request: user + system time of the proxy (nginx: master and workers), the simulator and wrk, over the run"
 echo
-echo "| round | path | req/s | p50 | p99 | non-2xx | ratio to nginx (req/s) | CPU µs per request: proxy / simulator / wrk | gateway RSS after |"
+echo "| round | path | req/s | p50 | p99 | errors | ratio to nginx (req/s) | CPU µs per request: proxy / simulator / wrk | gateway RSS after |"
 echo "|---|---|---:|---:|---:|---:|---:|---|---:|"
 wrk -t1 -c4 -d2s "$nginx_url" >/dev/null
 wrk -t1 -c4 -d2s -H "$single_read_auth" "$gateway_url" >/dev/null

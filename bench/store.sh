@@ -89,37 +89,12 @@ workloads=(
     "inbox page (limit=50), default cache (2 s)|cache|/v1/conversations?limit=50|8"
 )
 
-# CPU time a process used so far, in clock ticks (user + system).
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 # One cell: `url` under `connections` for the duration, with the CPU time the gateway `pid`,
 # Redis, the simulators and wrk itself spent on it, as "rps p50_ms p99_ms errors" then the
 # microseconds of CPU per request of the gateway, Redis, the simulators and wrk.
 run_wrk() { # url, connections, gateway pid
-    local before_gw before_redis before_sim wrk_cpu tick_us
-    tick_us=$((1000000 / $(getconf CLK_TCK)))
-    before_gw="$(ticks "$3")" before_redis="$(ticks "$redis_pid")" before_sim="$(ticks "$sim_pid")"
-    TIMEFORMAT='%U %S'
-    { time wrk -t2 -c"$2" -d"${duration}s" --latency -H "$auth" "$1" >"$work/wrk.out"; } 2>"$work/wrk.time"
-    wrk_cpu="$(awk '{ print ($1 + $2) * 1000000 }' "$work/wrk.time")"
-    awk -v gw="$(($(ticks "$3") - before_gw))" -v redis="$(($(ticks "$redis_pid") - before_redis))" \
-        -v sim="$(($(ticks "$sim_pid") - before_sim))" -v tick="$tick_us" -v wrk="$wrk_cpu" '
-        function ms(v) {
-            if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-            if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
-            if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 }
-            return v
-        }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { errors = $NF }
-        /Socket errors:/ { errors += 1 }
-        / requests in / { n = $1 }
-        END {
-            printf "%.0f %.3f %.3f %d %.0f %.0f %.0f %.0f\n", rps, p50, p99, errors,
-                gw * tick / n, redis * tick / n, sim * tick / n, wrk / n
-        }' "$work/wrk.out"
+    wrk_with_cpu "$work/wrk.out" "$3" "$redis_pid" "$sim_pid" -- \
+        -t2 -c"$2" -d"${duration}s" --latency -H "$auth" "$1"
 }
 
 say "load: wrk -t2, ${duration} s per cell, $rounds rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -66,3 +66,50 @@ start_sim() {
     spawn "$dir/sim.log" "$bin" sim --bind "127.0.0.1:$sim_port" "$@"
     wait_ready "$bin" "http://127.0.0.1:$sim_port/_control"
 }
+
+# cpu_ticks PID...: the CPU time (user + system) the processes used so far, in clock ticks.
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
+    echo "$total"
+}
+
+# wrk_with_cpu OUT "PID..." ["PID..." ...] -- WRK_ARGS...: runs `wrk WRK_ARGS` (pass --latency;
+# its output in OUT) and prints "rps p50_ms p99_ms errors", then the microseconds of CPU per
+# request each group of processes spent during the run, then wrk's own. Errors: non-2xx answers,
+# plus one when wrk saw socket errors.
+wrk_with_cpu() {
+    local out="$1" groups=() before=() spent="" i
+    shift
+    while [ "$1" != "--" ]; do
+        groups+=("$1")
+        shift
+    done
+    shift
+    # shellcheck disable=SC2086 # a group is a list of process ids
+    for i in "${!groups[@]}"; do before[i]="$(cpu_ticks ${groups[i]})"; done
+    TIMEFORMAT='%U %S'
+    { time wrk "$@" >"$out"; } 2>"$out.time"
+    # shellcheck disable=SC2086
+    for i in "${!groups[@]}"; do spent+="$(($(cpu_ticks ${groups[i]}) - before[i])) "; done
+    awk -v spent="$spent" -v tick_us="$((1000000 / $(getconf CLK_TCK)))" \
+        -v wrk="$(awk '{ print ($1 + $2) * 1000000 }' "$out.time")" '
+        function ms(v) {
+            if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+            if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+            if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 }
+            return v
+        }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { errors = $NF }
+        /Socket errors:/ { errors += 1 }
+        / requests in / { n = $1 }
+        END {
+            printf "%.0f %.3f %.3f %d", rps, p50, p99, errors
+            groups = split(spent, ticks, " ")
+            for (g = 1; g <= groups; g++) printf " %.0f", ticks[g] * tick_us / n
+            printf " %.0f\n", wrk / n
+        }' "$out"
+}
