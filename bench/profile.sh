@@ -39,7 +39,7 @@ wait_ready "$bin" "http://127.0.0.1:$gateway_port/healthz"
 
 # The reads, after a warm-up; instructions are collected only while the measured reads run.
 read_n() { # count
-    python3 - "$gateway_port" "$(single_read_path)" "$1" <<'PY'
+    python3 - "$gateway_port" "${READ_PATH:-$(single_read_path)}" "$1" <<'PY'
 import http.client, sys
 port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

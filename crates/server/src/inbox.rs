@@ -283,14 +283,14 @@ pub async fn list_conversations(
                 && assignee.is_none_or(|(conn, _)| conn == info.connection)
         })
         .collect();
-    let kept = if state.traversal_ttl.is_zero() {
+    let kept = if state.traversal_pages.ttl().is_zero() {
         None
     } else {
         Some(
             TraversalPages::new(
                 state.store.as_ref(),
+                &state.traversal_pages,
                 &traversal,
-                state.traversal_ttl,
                 connections.iter().map(|p| p.info().connection.as_str()),
             )
             .await,

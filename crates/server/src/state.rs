@@ -10,6 +10,7 @@ use switchboard_upstream::Store;
 
 use crate::auth::{Caller, Clients, Unauthenticated};
 use crate::registry::Registry;
+use crate::traversal::LocalPages;
 use crate::webhooks::Webhooks;
 
 /// The gateway's shared state.
@@ -33,9 +34,9 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     /// How long a multi-connection page waits for a slow connection.
     pub page_deadline: Duration,
-    /// How long the upstream pages an inbox traversal reached are kept for its next page
-    /// (zero: not kept).
-    pub traversal_ttl: Duration,
+    /// The upstream pages inbox traversals reached, kept for their next pages (a zero TTL:
+    /// not kept).
+    pub traversal_pages: LocalPages,
     /// The SHA-256 of the token `/readyz` and `/metrics` require, if any.
     pub ops_token: Option<[u8; 32]>,
     /// Throttles requests without a valid token, per client IP.
@@ -91,7 +92,7 @@ impl AppState {
             store,
             allowed_origins: Vec::new(),
             page_deadline: Duration::from_millis(2500),
-            traversal_ttl: Duration::from_secs(300),
+            traversal_pages: LocalPages::new(Duration::from_secs(300)),
             ops_token: None,
             unauthenticated: Unauthenticated::new(
                 crate::config::default_unauthenticated_rate_limit(),

@@ -1,15 +1,21 @@
-//! The upstream pages an inbox traversal reached, kept in the store for its next pages.
+//! The upstream pages an inbox traversal reached, kept for its next pages.
 //!
 //! A traversal is named by a random id minted on its first page and carried in its signed cursor,
 //! so two traversals never share a page. Each upstream page the traversal reads (as normalized
 //! conversations, not the vendor's answer) is kept under
 //! `traversal:{id}:{connection}:{generation}:{position}` for `[server] traversal_ttl_secs`, and
 //! forgotten once the traversal has moved past it; the next page of the traversal starts from it
-//! instead of asking the vendor again, on any replica (the store is shared). The connection's write generation is part of the key: after a write
-//! through the gateway, its writer's next page reads the vendor again. A first page is always
-//! read from the vendors.
+//! instead of asking the vendor again. The connection's write generation is part of the key:
+//! after a write through the gateway, its writer's next page reads the vendor again. A first page
+//! is always read from the vendors.
+//!
+//! Pages are kept in this process as read ([`LocalPages`]: recalling one reads no JSON); with a
+//! store other replicas share (Redis), each is also written there as JSON, so the traversal's
+//! next page finds it on any replica. What a key holds never changes (the key names the
+//! traversal, the write generation and the position), so a copy in this process is never stale.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,12 +50,55 @@ pub fn new_traversal_id() -> Result<String, Error> {
     Ok(hex::encode(id))
 }
 
+/// Conversations kept in this process at most (about 1 KB each in memory): 32 traversals'
+/// worth of Octopush's 1000-conversation chunks; the least recently used pages go first.
+const LOCAL_CONVERSATIONS: u64 = 32 * 1024;
+
+/// The kept pages held in this process, as read: shared by every traversal it serves, each
+/// forgotten `ttl` after it was last kept or recalled.
+#[derive(Clone)]
+pub struct LocalPages {
+    ttl: Duration,
+    pages: moka::sync::Cache<String, Arc<KeptPage<Conversation>>>,
+}
+
+impl std::fmt::Debug for LocalPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPages")
+            .field("ttl", &self.ttl)
+            .field("pages", &self.pages.entry_count())
+            .finish()
+    }
+}
+
+impl LocalPages {
+    /// Pages kept for `ttl` (zero: none are kept, and traversals read every page from the
+    /// vendors).
+    pub fn new(ttl: Duration) -> LocalPages {
+        LocalPages {
+            ttl,
+            pages: moka::sync::Cache::builder()
+                .max_capacity(LOCAL_CONVERSATIONS)
+                .weigher(|_, page: &Arc<KeptPage<Conversation>>| {
+                    u32::try_from(page.items.len()).unwrap_or(u32::MAX).max(1)
+                })
+                .time_to_idle(ttl.max(Duration::from_secs(1)))
+                .build(),
+        }
+    }
+
+    /// How long a page is kept after it was last used.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
 /// One traversal's kept pages, for one gateway page.
 #[derive(Debug)]
 pub struct TraversalPages<'a> {
     store: &'a dyn Store,
+    local: &'a LocalPages,
     traversal: &'a str,
-    ttl: Duration,
     /// Each connection's write generation when the page started; a connection whose generation
     /// the store did not give keeps nothing.
     generations: HashMap<&'a str, u64>,
@@ -68,8 +117,8 @@ impl<'a> TraversalPages<'a> {
     /// never kept under the generation before it).
     pub async fn new(
         store: &'a dyn Store,
+        local: &'a LocalPages,
         traversal: &'a str,
-        ttl: Duration,
         connections: impl IntoIterator<Item = &'a str>,
     ) -> TraversalPages<'a> {
         let generations = futures::future::join_all(connections.into_iter().map(|c| async move {
@@ -87,8 +136,8 @@ impl<'a> TraversalPages<'a> {
         .collect();
         TraversalPages {
             store,
+            local,
             traversal,
-            ttl,
             generations,
         }
     }
@@ -103,14 +152,19 @@ impl<'a> TraversalPages<'a> {
         ))
     }
 
-    async fn put(&self, key: &str, page: &KeptPage<&Conversation>, at: u64) {
+    /// Writes `page` to the shared store, for the other replicas.
+    async fn share(&self, key: &str, page: &KeptPage<&Conversation>, at: u64) {
         let Ok(json) = serde_json::to_vec(page) else {
             return;
         };
         let mut value = Vec::with_capacity(8 + json.len());
         value.extend_from_slice(&at.to_le_bytes());
         value.extend_from_slice(&json);
-        if let Err(e) = self.store.put_page(key, Bytes::from(value), self.ttl).await {
+        if let Err(e) = self
+            .store
+            .put_page(key, Bytes::from(value), self.local.ttl)
+            .await
+        {
             tracing::debug!(error = %e, "could not keep a traversal's upstream page");
         }
     }
@@ -124,6 +178,12 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         page: &UpstreamPage,
     ) -> Option<KeptPage<Conversation>> {
         let key = self.key(connection, page)?;
+        if let Some(kept) = self.local.pages.get(&key) {
+            return Some(KeptPage::clone(&kept));
+        }
+        if !self.store.shared() {
+            return None;
+        }
         let value = match self.store.get(&key).await {
             Ok(value) => value?,
             Err(e) => {
@@ -136,24 +196,37 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         // A lane can stay on one upstream page for many gateway pages (its conversations are
         // older than the others'): past half its time, the page is kept for another TTL.
         let now = unix_secs();
-        if now.saturating_sub(at) * 2 >= self.ttl.as_secs() {
+        if now.saturating_sub(at) * 2 >= self.local.ttl.as_secs() {
             let again = KeptPage {
                 items: kept.items.iter().collect(),
                 next: kept.next.clone(),
             };
-            self.put(&key, &again, now).await;
+            self.share(&key, &again, now).await;
         }
+        self.local.pages.insert(key, Arc::new(kept.clone()));
         Some(kept)
     }
 
     async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&Conversation>) {
-        if let Some(key) = self.key(connection, page) {
-            self.put(&key, &read, unix_secs()).await;
+        let Some(key) = self.key(connection, page) else {
+            return;
+        };
+        if self.store.shared() {
+            self.share(&key, &read, unix_secs()).await;
         }
+        let owned = KeptPage {
+            items: read.items.into_iter().cloned().collect(),
+            next: read.next,
+        };
+        self.local.pages.insert(key, Arc::new(owned));
     }
 
     async fn forget(&self, connection: &str, page: &UpstreamPage) {
-        if let Some(key) = self.key(connection, page)
+        let Some(key) = self.key(connection, page) else {
+            return;
+        };
+        self.local.pages.invalidate(&key);
+        if self.store.shared()
             && let Err(e) = self.store.delete_page(&key).await
         {
             tracing::debug!(connection, error = %e, "could not forget a traversal's upstream page; it expires with its TTL");

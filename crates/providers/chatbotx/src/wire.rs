@@ -5,20 +5,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_core::tolerant;
-
-/// An optional nested object: `None` when missing, null, or not of the expected shape.
-fn lenient_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned,
-{
-    let v = Option::<Value>::deserialize(d)?;
-    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
-}
 
 /// `GET /v1/conversations`: `{data, nextCursor, prevCursor}`.
 #[derive(Debug, Deserialize)]
@@ -185,16 +174,20 @@ pub struct Conversation {
     )]
     pub contact_inboxes: Vec<ContactInbox>,
     /// The conversation's inbox, when included.
-    #[serde(default, deserialize_with = "lenient_opt")]
+    #[serde(default, deserialize_with = "tolerant::opt_object")]
     pub inbox: Option<Inbox>,
     /// At most the latest message.
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
     pub messages: Vec<Message>,
     /// The customer.
-    #[serde(default, deserialize_with = "lenient_opt")]
+    #[serde(default, deserialize_with = "tolerant::opt_object")]
     pub contact: Option<Contact>,
     /// The assigned user.
-    #[serde(default, rename = "assignedUser", deserialize_with = "lenient_opt")]
+    #[serde(
+        default,
+        rename = "assignedUser",
+        deserialize_with = "tolerant::opt_object"
+    )]
     pub assigned_user: Option<User>,
     /// The assigned user's id.
     #[serde(
@@ -287,7 +280,7 @@ pub struct Message {
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
     pub attachments: Vec<Attachment>,
     /// The sending user, when included.
-    #[serde(default, deserialize_with = "lenient_opt")]
+    #[serde(default, deserialize_with = "tolerant::opt_object")]
     pub user: Option<User>,
 }
 
@@ -319,7 +312,7 @@ pub struct Member {
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub role: Option<String>,
     /// The user: `{id, name, image}`.
-    #[serde(default, deserialize_with = "lenient_opt")]
+    #[serde(default, deserialize_with = "tolerant::opt_object")]
     pub user: Option<User>,
 }
 

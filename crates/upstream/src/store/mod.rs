@@ -158,6 +158,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `memory`, `embedded` or `redis` (for `/readyz` and logs).
     fn kind(&self) -> &'static str;
 
+    /// Whether other processes read and write this store too (Redis): what one replica keeps
+    /// there, every replica finds.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 

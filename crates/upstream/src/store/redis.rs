@@ -309,6 +309,10 @@ impl Store for RedisStore {
         "redis"
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut con = self.manager.clone();
         let _: String = self
