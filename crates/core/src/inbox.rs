@@ -17,6 +17,7 @@ use crate::merge::{
 };
 use crate::model::Conversation;
 use crate::provider::{ConversationFilter, Provider};
+use std::sync::Arc;
 
 /// A vendor whose list is not sorted by activity is read this many upstream pages at a time and
 /// sorted by the gateway: the inbox order is exact within that window.
@@ -26,7 +27,7 @@ pub const UNSORTED_CHUNK_PAGES: u32 = 10;
 #[derive(Debug)]
 pub struct InboxRequest<'a> {
     /// The connections to merge (already narrowed to the caller's and the query's).
-    pub connections: Vec<&'a dyn Provider>,
+    pub connections: Vec<Arc<dyn Provider>>,
     /// The filters, in the connections' native ids; the gateway applies them all again.
     pub filter: &'a ConversationFilter,
     /// The state from the cursor; `None` starts a traversal.
@@ -85,7 +86,7 @@ pub async fn inbox_page(
         deadline,
         kept,
     } = request;
-    let sources: Vec<(ConversationLane<'_>, Option<DateTime<Utc>>)> = connections
+    let sources: Vec<(ConversationLane, Option<DateTime<Utc>>)> = connections
         .into_iter()
         .map(|provider| {
             let (chunk_pages, stop_before) =

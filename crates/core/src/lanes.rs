@@ -1,16 +1,23 @@
 //! Lane sources over the `Provider` trait: a connection's conversation list, a conversation's
 //! message list.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use futures::future::join_all;
 
 use crate::capabilities::PagingStyle;
-use crate::error::Result;
+use crate::deadline;
+use crate::error::{Error, ErrorKind, Result};
 use crate::merge::LaneSource;
 use crate::model::{Conversation, Message};
 use crate::provider::{ConversationFilter, ListQuery, MessageQuery, Page, Provider, UpstreamPage};
 
 /// A connection's conversations, with the filters its vendor applies natively.
+///
+/// Each upstream page is read on a task of its own, so the lanes of a page (and the pages of a
+/// chunk) read their vendors' answers on every core at once rather than one after another on
+/// the page's task; the task carries the page's deadline and ends when the page stops waiting.
 ///
 /// A vendor whose list is not sorted by activity is read in chunks of `chunk_pages` upstream
 /// pages that the engine sorts as one: the order is exact within a chunk, and across chunks only
@@ -19,9 +26,9 @@ use crate::provider::{ConversationFilter, ListQuery, MessageQuery, Page, Provide
 /// one vendor round trip, not one per page; a chunk that starts near the list's end reads the
 /// page numbers past it for nothing.
 #[derive(Debug)]
-pub struct ConversationLane<'a> {
+pub struct ConversationLane {
     /// The connection.
-    pub provider: &'a dyn Provider,
+    pub provider: Arc<dyn Provider>,
     /// The filters, in this connection's native ids.
     pub filter: ConversationFilter,
     /// Upstream pages read (and sorted together) per lane page.
@@ -31,17 +38,12 @@ pub struct ConversationLane<'a> {
 }
 
 #[async_trait]
-impl LaneSource<Conversation> for ConversationLane<'_> {
+impl LaneSource<Conversation> for ConversationLane {
     fn connection(&self) -> &str {
         &self.provider.info().connection
     }
 
     async fn fetch(&self, page: &UpstreamPage, page_size: u32) -> Result<Page<Conversation>> {
-        let query = ListQuery {
-            filter: &self.filter,
-            page_size,
-            include_raw: self.include_raw,
-        };
         let paged_by_number = self.provider.info().capabilities.paging == PagingStyle::PageNumber;
         let first_number = match page {
             UpstreamPage::First => Some(1),
@@ -51,12 +53,11 @@ impl LaneSource<Conversation> for ConversationLane<'_> {
         let (mut chunk, mut read) = match first_number {
             Some(first) if paged_by_number && self.chunk_pages > 1 => {
                 // Every page of the chunk at once; stitched below along the vendor's own `next`.
-                let query = &query;
                 let ahead = (1..self.chunk_pages).map(|k| UpstreamPage::Number(first + k));
                 let (chunk, ahead) = futures::join!(
-                    self.provider.list_conversations(query, page),
+                    self.list(page.clone(), page_size),
                     join_all(ahead.map(|p| async move {
-                        let read = self.provider.list_conversations(query, &p).await;
+                        let read = self.list(p.clone(), page_size).await;
                         (p, read)
                     })),
                 );
@@ -75,16 +76,51 @@ impl LaneSource<Conversation> for ConversationLane<'_> {
                 }
                 (chunk, read)
             }
-            _ => (self.provider.list_conversations(&query, page).await?, 1),
+            _ => (self.list(page.clone(), page_size).await?, 1),
         };
         while read < self.chunk_pages {
             let Some(next) = chunk.next.take() else { break };
-            let more = self.provider.list_conversations(&query, &next).await?;
+            let more = self.list(next, page_size).await?;
             chunk.items.extend(more.items);
             chunk.next = more.next;
             read += 1;
         }
         Ok(chunk)
+    }
+}
+
+impl ConversationLane {
+    /// One upstream page, read on a task of its own (see the type's docs).
+    async fn list(&self, page: UpstreamPage, page_size: u32) -> Result<Page<Conversation>> {
+        let provider = Arc::clone(&self.provider);
+        let filter = self.filter.clone();
+        let include_raw = self.include_raw;
+        let read = deadline::carry(deadline::ambient(), async move {
+            let query = ListQuery {
+                filter: &filter,
+                page_size,
+                include_raw,
+            };
+            provider.list_conversations(&query, &page).await
+        });
+        let mut task = AbortOnDrop(tokio::spawn(read));
+        match (&mut task.0).await {
+            Ok(read) => read,
+            Err(e) => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("reading an upstream page failed: {e}"),
+            )),
+        }
+    }
+}
+
+/// A spawned task that is stopped when its handle is dropped (a page that stops waiting for a
+/// lane stops its read).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -9,6 +9,7 @@ pub mod capabilities;
 pub mod checked;
 pub mod codes;
 pub mod cursor;
+pub mod deadline;
 pub mod error;
 pub mod event;
 pub mod ids;

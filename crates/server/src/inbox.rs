@@ -1,6 +1,8 @@
 //! The gateway's operations over its connections: the merged inbox, one conversation, its
 //! messages, agents, and the writes routed to the vendor that owns the conversation.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::cursor::Binding;
@@ -273,15 +275,15 @@ pub async fn list_conversations(
         None => (None, new_traversal_id()?),
     };
 
-    let connections: Vec<&dyn Provider> = state
+    let connections: Vec<Arc<dyn Provider>> = state
         .visible(caller)
-        .map(|p| p.as_ref())
         .filter(|p| {
             let info = p.info();
             (query.connections.is_empty() || query.connections.contains(&info.connection))
                 && (query.providers.is_empty() || query.providers.contains(&info.kind))
                 && assignee.is_none_or(|(conn, _)| conn == info.connection)
         })
+        .cloned()
         .collect();
     let kept = if state.traversal_pages.ttl().is_zero() {
         None
@@ -302,7 +304,7 @@ pub async fn list_conversations(
     let out = switchboard_upstream::deadline::within(
         deadline,
         inbox_page(InboxRequest {
-            connections,
+            connections: connections.clone(),
             filter: &filter,
             state: state_in,
             limit: query.limit,

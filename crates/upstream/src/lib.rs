@@ -9,7 +9,6 @@
 mod breaker;
 mod budget;
 mod client;
-pub mod deadline;
 mod edge;
 mod native;
 mod secret;
@@ -33,4 +32,5 @@ pub use store::{
     MAX_PAGE_BYTES, MemoryStore, NotYet, QuotaLeft, RedisStore, STORE_RETRY_AFTER, Store,
     unavailable,
 };
+pub use switchboard_core::deadline;
 pub use url::Url;

@@ -664,7 +664,11 @@ impl World {
         }
         let log_start = lock(&self.log).len();
         let (out, error) = match inbox_page(InboxRequest {
-            connections: self.checked.iter().map(|p| p.as_ref()).collect(),
+            connections: self
+                .checked
+                .iter()
+                .map(|p| Arc::clone(p) as Arc<dyn Provider>)
+                .collect(),
             filter,
             state: state_in.clone(),
             limit,

@@ -16,6 +16,20 @@ pub async fn within<F: Future>(deadline: Instant, work: F) -> F::Output {
     DEADLINE.scope(sooner(deadline), work).await
 }
 
+/// The ambient deadline, if the task runs within one.
+pub fn ambient() -> Option<Instant> {
+    DEADLINE.try_with(|ambient| *ambient).ok()
+}
+
+/// `work` run with `deadline` as its ambient deadline, when there is one: what a task spawned
+/// for a caller carries over from it (task-local values do not cross `tokio::spawn`).
+pub async fn carry<F: Future>(deadline: Option<Instant>, work: F) -> F::Output {
+    match deadline {
+        Some(deadline) => within(deadline, work).await,
+        None => work.await,
+    }
+}
+
 /// `own`, or the ambient deadline when that is sooner.
 pub fn sooner(own: Instant) -> Instant {
     DEADLINE
