@@ -1,6 +1,7 @@
 //! ChatbotX's routes: auth, scope and the rate limit, then the public API's endpoints.
 
 use super::*;
+use crate::json::ok_json;
 
 pub(super) fn lock(world: &Shared) -> Result<MutexGuard<'_, World>, Response> {
     world.lock().map_err(|_| {
@@ -316,7 +317,7 @@ pub(super) async fn list_conversations(
             next_cursor,
             prev_cursor,
         };
-        Ok(Json(page).into_response())
+        Ok(ok_json(&page))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -332,10 +333,9 @@ pub(super) async fn get_conversation(
             .conversations
             .get(&id)
             .ok_or_else(|| not_found("Conversation"))?;
-        Ok(Json(DataJson {
+        Ok(ok_json(&DataJson {
             data: w.conv_json(c, true),
-        })
-        .into_response())
+        }))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -532,7 +532,7 @@ pub(super) async fn list_messages(
             next_cursor,
             prev_cursor: None,
         };
-        Ok(Json(page).into_response())
+        Ok(ok_json(&page))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -561,7 +561,7 @@ pub(super) async fn get_message(
             .iter()
             .find(|m| m.id == message_id && m.created_at == created_at)
             .ok_or_else(|| not_found("Message"))?;
-        Ok(Json(w.message_json(c.id, m, true)).into_response())
+        Ok(ok_json(&w.message_json(c.id, m, true)))
     };
     run().unwrap_or_else(|e| e)
 }

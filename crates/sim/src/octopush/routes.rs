@@ -1,6 +1,7 @@
 //! Octopush's routes: the `api-login` / `api-key` check, the two lists and the SMS send.
 
 use super::*;
+use crate::json::ok_json;
 
 pub(super) fn lock(world: &Shared) -> Result<std::sync::MutexGuard<'_, World>, Response> {
     world
@@ -87,7 +88,7 @@ pub(super) async fn list_conversations(
         .into_iter()
         .map(World::conv_json)
         .collect();
-    Json(items).into_response()
+    ok_json(&items)
 }
 
 pub(super) async fn list_messages(
@@ -149,7 +150,7 @@ pub(super) async fn list_messages(
         .into_iter()
         .map(|(c, m)| World::message_json(c, m))
         .collect();
-    Json(items).into_response()
+    ok_json(&items)
 }
 
 /// A value cast to a string leniently: strings as they are, numbers and booleans printed.

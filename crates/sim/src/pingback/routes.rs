@@ -1,6 +1,7 @@
 //! PingBack's routes: the login, the bearer check, then the API's endpoints.
 
 use super::*;
+use crate::json::ok_json;
 
 pub(super) fn lock(world: &Shared) -> Result<std::sync::MutexGuard<'_, World>, Response> {
     world
@@ -286,7 +287,7 @@ pub(super) async fn list_conversations(
             .into_iter()
             .map(|c| World::conv_json(c, false))
             .collect();
-        Ok(Json(items).into_response())
+        Ok(ok_json(&items))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -322,7 +323,7 @@ pub(super) async fn show_conversation(
         let id = conversation_path(&conversation_id)?;
         let w = lock(&world)?;
         let c = w.own(&id).ok_or_else(not_found)?;
-        Ok(Json(World::conv_json(c, true)).into_response())
+        Ok(ok_json(&World::conv_json(c, true)))
     };
     run().unwrap_or_else(|e| e)
 }

@@ -1,6 +1,7 @@
 //! Zipchat's routes: auth and the rate limit, then the Backend API's endpoints.
 
 use super::*;
+use crate::json::ok_json;
 
 /// The integration (chat) a request authenticated as.
 #[derive(Debug, Clone, Copy)]
@@ -167,7 +168,7 @@ pub(super) async fn list_conversations(
                 .collect(),
             pagination: PaginationJson::new(page, per_page, total),
         };
-        Ok(Json(body).into_response())
+        Ok(ok_json(&body))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -204,7 +205,7 @@ pub(super) async fn show_conversation(
                 .collect(),
         );
         conversation.message_pagination = Some(PaginationJson::new(page, per_page, total));
-        Ok(Json(OneConversationJson { conversation }).into_response())
+        Ok(ok_json(&OneConversationJson { conversation }))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -319,7 +320,7 @@ pub(super) async fn assign(
         c.manual_reply_mode = assignee.is_some();
         let c = c.clone();
         let conversation = w.conv_json(&c, false);
-        Ok(Json(OneConversationJson { conversation }).into_response())
+        Ok(ok_json(&OneConversationJson { conversation }))
     };
     run().unwrap_or_else(|e| e)
 }
