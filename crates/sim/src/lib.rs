@@ -14,6 +14,7 @@
 pub mod chatbotx;
 pub mod control;
 mod generator;
+mod json;
 pub mod live;
 pub mod octopush;
 pub mod pingback;

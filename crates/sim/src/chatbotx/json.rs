@@ -1,6 +1,9 @@
 //! ChatbotX's JSON: objects as the API shows them, cursors, and the oRPC error envelope.
 
 use base64::Engine as _;
+use serde::Serialize;
+
+use crate::json::{EmptyArray, EmptyObject, Null, NumericString, Stamp};
 
 use super::*;
 
@@ -9,106 +12,320 @@ pub(super) fn millis(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
-pub(super) fn ts(t: DateTime<Utc>) -> Value {
-    Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+/// A time as ChatbotX prints it: milliseconds and `Z`.
+pub(super) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-pub(super) fn opt_ts(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, ts)
+fn stamp(t: DateTime<Utc>) -> Stamp {
+    Stamp(t, ts)
 }
 
-pub(super) fn id(n: u64) -> Value {
-    Value::String(n.to_string())
+fn opt_stamp(t: Option<DateTime<Utc>>) -> Option<Stamp> {
+    t.map(stamp)
 }
 
-pub(super) fn opt_id(n: Option<u64>) -> Value {
-    n.map_or(Value::Null, id)
+/// A bigint id, as a numeric string.
+pub(super) fn id(n: u64) -> NumericString {
+    NumericString(n)
+}
+
+fn opt_id(n: Option<u64>) -> Option<NumericString> {
+    n.map(id)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct UserJson<'a> {
+    id: NumericString,
+    name: &'a str,
+    email: &'a str,
+    email_verified: bool,
+    image: Option<&'a str>,
+    is_anonymous: bool,
+    created_at: Stamp,
+    updated_at: Stamp,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TeamJson<'a> {
+    id: NumericString,
+    name: &'a str,
+    workspace_id: &'static str,
+    created_at: Stamp,
+    updated_at: Stamp,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct InboxJson<'a> {
+    id: NumericString,
+    name: &'a str,
+    channel: &'a str,
+    workspace_id: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ContactJson<'a> {
+    id: NumericString,
+    avatar: Option<&'a str>,
+    phone_number: Option<&'a str>,
+    email: Option<&'a str>,
+    email_verified: bool,
+    email_opt_in: bool,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    full_name: Option<String>,
+    last_read_at: Null,
+    #[serde(rename = "ref")]
+    reference: Null,
+    country: Null,
+    state: Null,
+    city: Null,
+    location: Null,
+    locale: Option<&'a str>,
+    timezone: Null,
+    subscribed_at: Stamp,
+    broadcast_subscribed_at: Null,
+    blocked_at: Option<Stamp>,
+    workspace_id: &'static str,
+    created_at: Stamp,
+    updated_at: Stamp,
+    contacts_on_sequences: EmptyArray,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AttachmentJson<'a> {
+    id: NumericString,
+    message_id: NumericString,
+    file_type: &'a str,
+    mime_type: &'a str,
+    name: Option<&'a str>,
+    origin_path: &'a str,
+    size: u32,
+    url: String,
+}
+
+/// A message; `attachments` and `user` (its sender when a member) only with its relations.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MessageJson<'a> {
+    id: NumericString,
+    created_at: Stamp,
+    updated_at: Stamp,
+    conversation_id: NumericString,
+    contact_inbox_id: NumericString,
+    workspace_id: &'static str,
+    text: Option<&'a str>,
+    content_attributes: EmptyObject,
+    message_type: &'a str,
+    content_type: &'static str,
+    sender_type: &'a str,
+    sender_id: Option<NumericString>,
+    source_id: Option<String>,
+    is_internal: bool,
+    delivered_at: Option<Stamp>,
+    read_at: Option<Stamp>,
+    failed_at: Option<Stamp>,
+    failure_reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachments: Option<Vec<AttachmentJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ContactInboxJson<'a> {
+    id: NumericString,
+    contact_id: NumericString,
+    inbox_id: NumericString,
+    channel: &'a str,
+    inbox: InboxJson<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ConversationJson<'a> {
+    id: NumericString,
+    created_at: Stamp,
+    updated_at: Stamp,
+    bot_enabled: bool,
+    bot_resume_at: Null,
+    archived_at: Option<Stamp>,
+    additional_attributes: EmptyObject,
+    contact_last_read_at: Option<Stamp>,
+    agent_last_read_at: Option<Stamp>,
+    last_activity_at: Stamp,
+    followed: bool,
+    workspace_id: &'static str,
+    contact_id: NumericString,
+    admin_replied_at: Option<Stamp>,
+    contact_replied_at: Option<Stamp>,
+    contact_inboxes: Vec<ContactInboxJson<'a>>,
+    inbox: Option<InboxJson<'a>>,
+    messages: Vec<MessageJson<'a>>,
+    contact: ContactJson<'a>,
+    assigned_user: Option<UserJson<'a>>,
+    assigned_inbox_team: Option<TeamJson<'a>>,
+    ai_context_last_message_id: Null,
+    assigned_user_id: Option<NumericString>,
+    assigned_inbox_team_id: Option<NumericString>,
+}
+
+/// A cursor-paged list: `{data, nextCursor, prevCursor}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PageJson<T> {
+    pub(super) data: Vec<T>,
+    pub(super) next_cursor: Option<String>,
+    pub(super) prev_cursor: Option<String>,
+}
+
+/// `{data}`.
+#[derive(Serialize)]
+pub(super) struct DataJson<T> {
+    pub(super) data: T,
 }
 
 impl World {
-    pub(super) fn user_json(u: &User) -> Value {
-        json!({
-            "id": id(u.id), "name": u.name, "email": u.email, "emailVerified": true,
-            "image": u.image, "isAnonymous": false, "createdAt": ts(u.created_at), "updatedAt": ts(u.created_at),
-        })
-    }
-
-    pub(super) fn team_json(t: &Team) -> Value {
-        json!({
-            "id": id(t.id), "name": t.name, "workspaceId": WORKSPACE_ID,
-            "createdAt": ts(t.created_at), "updatedAt": ts(t.created_at),
-        })
-    }
-
-    pub(super) fn inbox_json(i: &Inbox) -> Value {
-        json!({"id": id(i.id), "name": i.name, "channel": i.channel, "workspaceId": WORKSPACE_ID})
-    }
-
-    pub(super) fn contact_json(c: &Contact) -> Value {
-        let full = [c.first_name.as_deref(), c.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-        json!({
-            "id": id(c.id), "avatar": c.avatar, "phoneNumber": c.phone, "email": c.email,
-            "emailVerified": c.email.is_some(), "emailOptIn": c.email.is_some(),
-            "firstName": c.first_name, "lastName": c.last_name,
-            "fullName": (!full.is_empty()).then_some(full),
-            "lastReadAt": null, "ref": null, "country": null, "state": null, "city": null,
-            "location": null, "locale": c.locale, "timezone": null,
-            "subscribedAt": ts(c.created_at), "broadcastSubscribedAt": null,
-            "blockedAt": opt_ts(c.blocked_at), "workspaceId": WORKSPACE_ID,
-            "createdAt": ts(c.created_at), "updatedAt": ts(c.created_at),
-            "contactsOnSequences": [],
-        })
-    }
-
-    pub(super) fn message_json(&self, conversation: u64, m: &Msg, relations: bool) -> Value {
-        let mut v = json!({
-            "id": id(m.id), "createdAt": ts(m.created_at), "updatedAt": ts(m.created_at),
-            "conversationId": id(conversation), "contactInboxId": id(m.contact_inbox),
-            "workspaceId": WORKSPACE_ID, "text": m.text, "contentAttributes": {},
-            "messageType": m.message_type, "contentType": "text", "senderType": m.sender_type,
-            "senderId": opt_id(m.sender_id),
-            "sourceId": (m.sender_type == "contact").then(|| format!("src.{}", m.id)),
-            "isInternal": m.is_internal, "deliveredAt": opt_ts(m.delivered_at), "readAt": opt_ts(m.read_at),
-            "failedAt": opt_ts(m.failed_at),
-            "failureReason": m.failed_at.map(|_| "The channel rejected the message"),
-        });
-        if relations {
-            v["attachments"] = m
-                .attachments
-                .iter()
-                .map(|a| {
-                    json!({
-                        "id": id(a.id), "messageId": id(m.id), "fileType": a.file_type, "mimeType": a.mime_type,
-                        "name": a.name, "originPath": a.origin_path, "size": 48_213,
-                        "url": format!("https://files.chatbotx.example/{}?X-Amz-Expires=3600", a.origin_path),
-                    })
-                })
-                .collect();
-            if m.sender_type == "user"
-                && let Some(u) = m.sender_id.and_then(|u| self.user(u))
-            {
-                v["user"] = Self::user_json(u);
-            }
+    pub(super) fn user_json(u: &User) -> UserJson<'_> {
+        UserJson {
+            id: id(u.id),
+            name: &u.name,
+            email: &u.email,
+            email_verified: true,
+            image: u.image.as_deref(),
+            is_anonymous: false,
+            created_at: stamp(u.created_at),
+            updated_at: stamp(u.created_at),
         }
-        v
+    }
+
+    pub(super) fn team_json(t: &Team) -> TeamJson<'_> {
+        TeamJson {
+            id: id(t.id),
+            name: t.name,
+            workspace_id: WORKSPACE_ID,
+            created_at: stamp(t.created_at),
+            updated_at: stamp(t.created_at),
+        }
+    }
+
+    pub(super) fn inbox_json(i: &Inbox) -> InboxJson<'_> {
+        InboxJson {
+            id: id(i.id),
+            name: &i.name,
+            channel: i.channel,
+            workspace_id: WORKSPACE_ID,
+        }
+    }
+
+    pub(super) fn contact_json(c: &Contact) -> ContactJson<'_> {
+        let full_name = match (c.first_name.as_deref(), c.last_name.as_deref()) {
+            (Some(first), Some(last)) => Some(format!("{first} {last}")),
+            (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+            (None, None) => None,
+        }
+        .filter(|full| !full.is_empty());
+        ContactJson {
+            id: id(c.id),
+            avatar: c.avatar.as_deref(),
+            phone_number: c.phone.as_deref(),
+            email: c.email.as_deref(),
+            email_verified: c.email.is_some(),
+            email_opt_in: c.email.is_some(),
+            first_name: c.first_name.as_deref(),
+            last_name: c.last_name.as_deref(),
+            full_name,
+            last_read_at: Null,
+            reference: Null,
+            country: Null,
+            state: Null,
+            city: Null,
+            location: Null,
+            locale: c.locale,
+            timezone: Null,
+            subscribed_at: stamp(c.created_at),
+            broadcast_subscribed_at: Null,
+            blocked_at: opt_stamp(c.blocked_at),
+            workspace_id: WORKSPACE_ID,
+            created_at: stamp(c.created_at),
+            updated_at: stamp(c.created_at),
+            contacts_on_sequences: EmptyArray,
+        }
+    }
+
+    pub(super) fn message_json<'a>(
+        &'a self,
+        conversation: u64,
+        m: &'a Msg,
+        relations: bool,
+    ) -> MessageJson<'a> {
+        let attachments = relations.then(|| {
+            m.attachments
+                .iter()
+                .map(|a| AttachmentJson {
+                    id: id(a.id),
+                    message_id: id(m.id),
+                    file_type: a.file_type,
+                    mime_type: a.mime_type,
+                    name: a.name.as_deref(),
+                    origin_path: &a.origin_path,
+                    size: 48_213,
+                    url: format!(
+                        "https://files.chatbotx.example/{}?X-Amz-Expires=3600",
+                        a.origin_path
+                    ),
+                })
+                .collect()
+        });
+        let user = (relations && m.sender_type == "user")
+            .then(|| m.sender_id.and_then(|u| self.user(u)))
+            .flatten()
+            .map(Self::user_json);
+        MessageJson {
+            id: id(m.id),
+            created_at: stamp(m.created_at),
+            updated_at: stamp(m.created_at),
+            conversation_id: id(conversation),
+            contact_inbox_id: id(m.contact_inbox),
+            workspace_id: WORKSPACE_ID,
+            text: m.text.as_deref(),
+            content_attributes: EmptyObject,
+            message_type: m.message_type,
+            content_type: "text",
+            sender_type: m.sender_type,
+            sender_id: opt_id(m.sender_id),
+            source_id: (m.sender_type == "contact").then(|| format!("src.{}", m.id)),
+            is_internal: m.is_internal,
+            delivered_at: opt_stamp(m.delivered_at),
+            read_at: opt_stamp(m.read_at),
+            failed_at: opt_stamp(m.failed_at),
+            failure_reason: m.failed_at.map(|_| "The channel rejected the message"),
+            attachments,
+            user,
+        }
     }
 
     /// A conversation as `conversations.list` / `conversations.get` return it; `messages` holds
     /// the latest message (any type in the list, incoming or outgoing in `get`).
-    pub(super) fn conv_json(&self, c: &Conv, detail: bool) -> Value {
-        let contact_inboxes: Vec<Value> = c
+    pub(super) fn conv_json<'a>(&'a self, c: &'a Conv, detail: bool) -> ConversationJson<'a> {
+        let contact_inboxes = c
             .contact_inboxes
             .iter()
             .filter_map(|ci| {
                 let inbox = self.inboxes.get(ci.inbox)?;
-                Some(json!({
-                    "id": id(ci.id), "contactId": id(c.contact.id), "inboxId": id(inbox.id),
-                    "channel": inbox.channel, "inbox": Self::inbox_json(inbox),
-                }))
+                Some(ContactInboxJson {
+                    id: id(ci.id),
+                    contact_id: id(c.contact.id),
+                    inbox_id: id(inbox.id),
+                    channel: inbox.channel,
+                    inbox: Self::inbox_json(inbox),
+                })
             })
             .collect();
         let latest = c
@@ -120,26 +337,41 @@ impl World {
             .contact_inboxes
             .first()
             .and_then(|ci| self.inboxes.get(ci.inbox));
-        json!({
-            "id": id(c.id), "createdAt": ts(c.created_at), "updatedAt": ts(c.updated_at),
-            "botEnabled": c.bot_enabled, "botResumeAt": null, "archivedAt": opt_ts(c.archived_at),
-            "additionalAttributes": {}, "contactLastReadAt": opt_ts(c.contact_last_read_at),
-            "agentLastReadAt": opt_ts(c.agent_last_read_at), "lastActivityAt": ts(c.last_activity_at),
-            "followed": c.followed, "workspaceId": WORKSPACE_ID, "contactId": id(c.contact.id),
-            "adminRepliedAt": opt_ts(c.admin_replied_at), "contactRepliedAt": opt_ts(c.contact_replied_at),
-            "contactInboxes": contact_inboxes,
-            "inbox": inbox.map_or(Value::Null, Self::inbox_json),
-            "messages": latest.map(|m| self.message_json(c.id, m, false)).into_iter().collect::<Vec<_>>(),
-            "contact": Self::contact_json(&c.contact),
-            "assignedUser": c.assigned_user.and_then(|u| self.user(u)).map_or(Value::Null, Self::user_json),
-            "assignedInboxTeam": c
+        ConversationJson {
+            id: id(c.id),
+            created_at: stamp(c.created_at),
+            updated_at: stamp(c.updated_at),
+            bot_enabled: c.bot_enabled,
+            bot_resume_at: Null,
+            archived_at: opt_stamp(c.archived_at),
+            additional_attributes: EmptyObject,
+            contact_last_read_at: opt_stamp(c.contact_last_read_at),
+            agent_last_read_at: opt_stamp(c.agent_last_read_at),
+            last_activity_at: stamp(c.last_activity_at),
+            followed: c.followed,
+            workspace_id: WORKSPACE_ID,
+            contact_id: id(c.contact.id),
+            admin_replied_at: opt_stamp(c.admin_replied_at),
+            contact_replied_at: opt_stamp(c.contact_replied_at),
+            contact_inboxes,
+            inbox: inbox.map(Self::inbox_json),
+            messages: latest
+                .map(|m| self.message_json(c.id, m, false))
+                .into_iter()
+                .collect(),
+            contact: Self::contact_json(&c.contact),
+            assigned_user: c
+                .assigned_user
+                .and_then(|u| self.user(u))
+                .map(Self::user_json),
+            assigned_inbox_team: c
                 .assigned_team
                 .and_then(|t| self.teams.iter().find(|team| team.id == t))
-                .map_or(Value::Null, Self::team_json),
-            "aiContextLastMessageId": null,
-            "assignedUserId": opt_id(c.assigned_user),
-            "assignedInboxTeamId": opt_id(c.assigned_team),
-        })
+                .map(Self::team_json),
+            ai_context_last_message_id: Null,
+            assigned_user_id: opt_id(c.assigned_user),
+            assigned_inbox_team_id: opt_id(c.assigned_team),
+        }
     }
 }
 

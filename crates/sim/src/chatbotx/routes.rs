@@ -1,6 +1,7 @@
 //! ChatbotX's routes: auth, scope and the rate limit, then the public API's endpoints.
 
 use super::*;
+use crate::json::ok_json;
 
 pub(super) fn lock(world: &Shared) -> Result<MutexGuard<'_, World>, Response> {
     world.lock().map_err(|_| {
@@ -311,11 +312,12 @@ pub(super) async fn list_conversations(
             list.first()
                 .map_or_else(String::new, |c| conversation_cursor(c))
         });
-        let data: Vec<Value> = list.iter().map(|c| w.conv_json(c, false)).collect();
-        Ok(
-            Json(json!({"data": data, "nextCursor": next_cursor, "prevCursor": prev_cursor}))
-                .into_response(),
-        )
+        let page = PageJson {
+            data: list.iter().map(|c| w.conv_json(c, false)).collect(),
+            next_cursor,
+            prev_cursor,
+        };
+        Ok(ok_json(&page))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -331,7 +333,9 @@ pub(super) async fn get_conversation(
             .conversations
             .get(&id)
             .ok_or_else(|| not_found("Conversation"))?;
-        Ok(Json(json!({"data": w.conv_json(c, true)})).into_response())
+        Ok(ok_json(&DataJson {
+            data: w.conv_json(c, true),
+        }))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -523,11 +527,12 @@ pub(super) async fn list_messages(
                 json!({"direction": "prev", "createdAt": ts(m.created_at), "id": m.id.to_string()});
             base64_encode(json.to_string().as_bytes())
         });
-        let data: Vec<Value> = list.iter().map(|m| w.message_json(c.id, m, true)).collect();
-        Ok(
-            Json(json!({"data": data, "nextCursor": next_cursor, "prevCursor": null}))
-                .into_response(),
-        )
+        let page = PageJson {
+            data: list.iter().map(|m| w.message_json(c.id, m, true)).collect(),
+            next_cursor,
+            prev_cursor: None,
+        };
+        Ok(ok_json(&page))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -556,7 +561,7 @@ pub(super) async fn get_message(
             .iter()
             .find(|m| m.id == message_id && m.created_at == created_at)
             .ok_or_else(|| not_found("Message"))?;
-        Ok(Json(w.message_json(c.id, m, true)).into_response())
+        Ok(ok_json(&w.message_json(c.id, m, true)))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -633,7 +638,13 @@ pub(super) async fn send_message(
         c.last_activity_at = created_at;
         c.admin_replied_at = Some(created_at);
         c.updated_at = created_at;
-        let json = w.message_json(id, &message, true);
+        let json = serde_json::to_value(w.message_json(id, &message, true)).map_err(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "An unexpected error occurred",
+            )
+        })?;
         Ok(remember(
             &mut w,
             key,
@@ -712,7 +723,7 @@ pub(super) async fn get_member(State(world): State<Shared>, Path(raw): Path<Stri
 pub(super) async fn list_teams(State(world): State<Shared>) -> Response {
     let run = || -> Result<Response, Response> {
         let w = lock(&world)?;
-        let data: Vec<Value> = w.teams.iter().map(World::team_json).collect();
+        let data: Vec<TeamJson> = w.teams.iter().map(World::team_json).collect();
         Ok(Json(json!({"data": data, "pageCount": 1})).into_response())
     };
     run().unwrap_or_else(|e| e)
@@ -721,8 +732,8 @@ pub(super) async fn list_teams(State(world): State<Shared>) -> Response {
 pub(super) async fn list_inboxes(State(world): State<Shared>) -> Response {
     let run = || -> Result<Response, Response> {
         let w = lock(&world)?;
-        let data: Vec<Value> = w.inboxes.iter().map(World::inbox_json).collect();
-        Ok(Json(json!({"data": data})).into_response())
+        let data: Vec<InboxJson> = w.inboxes.iter().map(World::inbox_json).collect();
+        Ok(Json(DataJson { data }).into_response())
     };
     run().unwrap_or_else(|e| e)
 }

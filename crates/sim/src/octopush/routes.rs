@@ -1,6 +1,7 @@
 //! Octopush's routes: the `api-login` / `api-key` check, the two lists and the SMS send.
 
 use super::*;
+use crate::json::ok_json;
 
 pub(super) fn lock(world: &Shared) -> Result<std::sync::MutexGuard<'_, World>, Response> {
     world
@@ -83,11 +84,11 @@ pub(super) async fn list_conversations(
         Ok(w) => w,
         Err(e) => return e,
     };
-    let items: Vec<Value> = paginate(&w.sorted(), page, per_page)
+    let items: Vec<ConversationJson> = paginate(&w.sorted(), page, per_page)
         .into_iter()
         .map(World::conv_json)
         .collect();
-    Json(Value::Array(items)).into_response()
+    ok_json(&items)
 }
 
 pub(super) async fn list_messages(
@@ -145,11 +146,11 @@ pub(super) async fn list_messages(
         .flat_map(|c| c.messages.iter().map(move |m| (*c, m)))
         .collect();
     messages.sort_by(|(_, a), (_, b)| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
-    let items: Vec<Value> = paginate(&messages, page, per_page)
+    let items: Vec<MessageJson> = paginate(&messages, page, per_page)
         .into_iter()
         .map(|(c, m)| World::message_json(c, m))
         .collect();
-    Json(Value::Array(items)).into_response()
+    ok_json(&items)
 }
 
 /// A value cast to a string leniently: strings as they are, numbers and booleans printed.

@@ -1,14 +1,17 @@
 //! PingBack's JSON: objects as the API shows them, and FastAPI's error bodies.
 
+use serde::Serialize;
+
 use super::*;
+use crate::json::Stamp;
 
 /// Times as pydantic prints an aware UTC datetime: `Z`, fractional seconds only when present.
 pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-pub(super) fn opt_ts(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(ts(t)))
+fn stamp(t: DateTime<Utc>) -> Stamp {
+    Stamp(t, ts)
 }
 
 /// The current time at the microsecond precision the vendor stores.
@@ -17,47 +20,95 @@ pub(super) fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
+#[derive(Serialize)]
+pub(super) struct MemberJson<'a> {
+    id: &'a str,
+    user_id: &'a str,
+    email: &'a str,
+    name: &'a str,
+    role: &'a str,
+    status: &'a str,
+    is_active: bool,
+    invited_at: Stamp,
+}
+
+#[derive(Serialize)]
+pub(super) struct MessageJson<'a> {
+    id: &'a str,
+    conversation_id: &'a str,
+    sender_type: &'a str,
+    sender_id: Option<&'a str>,
+    content: &'a str,
+    attachments: &'a [Value],
+    created_at: Stamp,
+}
+
+#[derive(Serialize)]
+pub(super) struct CustomerJson<'a> {
+    id: &'a Value,
+    business_id: &'a Value,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    phone: Option<&'a str>,
+    external_id: Option<&'a str>,
+    created_at: Stamp,
+}
+
+#[derive(Serialize)]
+pub(super) struct ConversationJson<'a> {
+    id: &'a str,
+    business_id: &'a str,
+    customer_id: Option<&'a str>,
+    assignee_id: Option<&'a str>,
+    status: &'a str,
+    channel_type: &'a str,
+    channel_id: Option<&'a str>,
+    created_at: Stamp,
+    updated_at: Stamp,
+    first_response_at: Option<Stamp>,
+    customer: Option<CustomerJson<'a>>,
+    messages: Vec<MessageJson<'a>>,
+}
+
 impl World {
-    pub(super) fn member_json(m: &Member) -> Value {
-        json!({
-            "id": m.membership_id,
-            "user_id": m.user_id,
-            "email": m.email,
-            "name": m.name,
-            "role": m.role,
-            "status": m.status,
-            "is_active": m.is_active,
-            "invited_at": ts(m.invited_at),
-        })
+    pub(super) fn member_json(m: &Member) -> MemberJson<'_> {
+        MemberJson {
+            id: &m.membership_id,
+            user_id: &m.user_id,
+            email: &m.email,
+            name: &m.name,
+            role: m.role,
+            status: m.status,
+            is_active: m.is_active,
+            invited_at: stamp(m.invited_at),
+        }
     }
 
-    pub(super) fn message_json(conversation_id: &str, m: &Msg) -> Value {
-        json!({
-            "id": m.id,
-            "conversation_id": conversation_id,
-            "sender_type": m.sender_type,
-            "sender_id": m.sender_id,
-            "content": m.content,
-            "attachments": m.attachments,
-            "created_at": ts(m.created_at),
-        })
+    pub(super) fn message_json<'a>(conversation_id: &'a str, m: &'a Msg) -> MessageJson<'a> {
+        MessageJson {
+            id: &m.id,
+            conversation_id,
+            sender_type: m.sender_type,
+            sender_id: m.sender_id.as_deref(),
+            content: &m.content,
+            attachments: &m.attachments,
+            created_at: stamp(m.created_at),
+        }
     }
 
     /// A conversation as the API shows it; the list leaves `messages` empty (DOC: "may be empty
     /// in list responses for performance").
-    pub(super) fn conv_json(c: &Conv, with_messages: bool) -> Value {
-        let customer = c.customer.as_ref().map_or(Value::Null, |p| {
-            json!({
-                "id": p.id,
-                "business_id": p.business_id,
-                "name": p.name,
-                "email": p.email,
-                "phone": p.phone,
-                "external_id": p.external_id,
-                "created_at": ts(p.created_at),
-            })
+    pub(super) fn conv_json(c: &Conv, with_messages: bool) -> ConversationJson<'_> {
+        let customer = c.customer.as_ref().map(|p| CustomerJson {
+            id: &p.id,
+            business_id: &p.business_id,
+            name: p.name.as_deref(),
+            email: p.email.as_deref(),
+            phone: p.phone.as_deref(),
+            external_id: p.external_id.as_deref(),
+            created_at: stamp(p.created_at),
         });
-        let messages: Vec<Value> = if with_messages {
+        let messages = if with_messages {
             c.messages
                 .iter()
                 .map(|m| Self::message_json(&c.id, m))
@@ -65,20 +116,20 @@ impl World {
         } else {
             Vec::new()
         };
-        json!({
-            "id": c.id,
-            "business_id": c.business_id,
-            "customer_id": c.customer_id,
-            "assignee_id": c.assignee_id,
-            "status": c.status,
-            "channel_type": c.channel_type,
-            "channel_id": c.channel_id,
-            "created_at": ts(c.created_at),
-            "updated_at": ts(c.updated_at),
-            "first_response_at": opt_ts(c.first_response_at),
-            "customer": customer,
-            "messages": messages,
-        })
+        ConversationJson {
+            id: &c.id,
+            business_id: &c.business_id,
+            customer_id: c.customer_id.as_deref(),
+            assignee_id: c.assignee_id.as_deref(),
+            status: c.status,
+            channel_type: c.channel_type,
+            channel_id: c.channel_id.as_deref(),
+            created_at: stamp(c.created_at),
+            updated_at: stamp(c.updated_at),
+            first_response_at: c.first_response_at.map(stamp),
+            customer,
+            messages,
+        }
     }
 }
 

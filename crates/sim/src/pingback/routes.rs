@@ -1,6 +1,7 @@
 //! PingBack's routes: the login, the bearer check, then the API's endpoints.
 
 use super::*;
+use crate::json::ok_json;
 
 pub(super) fn lock(world: &Shared) -> Result<std::sync::MutexGuard<'_, World>, Response> {
     world
@@ -282,11 +283,11 @@ pub(super) async fn list_conversations(
             })
             .collect();
         list.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
-        let items: Vec<Value> = paginate(&list, page, limit)
+        let items: Vec<ConversationJson> = paginate(&list, page, limit)
             .into_iter()
             .map(|c| World::conv_json(c, false))
             .collect();
-        Ok(Json(Value::Array(items)).into_response())
+        Ok(ok_json(&items))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -322,7 +323,7 @@ pub(super) async fn show_conversation(
         let id = conversation_path(&conversation_id)?;
         let w = lock(&world)?;
         let c = w.own(&id).ok_or_else(not_found)?;
-        Ok(Json(World::conv_json(c, true)).into_response())
+        Ok(ok_json(&World::conv_json(c, true)))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -422,9 +423,9 @@ pub(super) async fn create_conversation(
             customer,
             messages,
         };
-        let body = World::conv_json(&conv, true);
+        let response = Json(World::conv_json(&conv, true)).into_response();
         w.conversations.insert(id, conv);
-        Ok(Json(body).into_response())
+        Ok(response)
     };
     run().unwrap_or_else(|e| e)
 }
@@ -608,10 +609,8 @@ pub(super) async fn team_assign(
 pub(super) async fn team_members(State(world): State<Shared>) -> Response {
     let run = || -> Result<Response, Response> {
         let w = lock(&world)?;
-        Ok(Json(Value::Array(
-            w.members.iter().map(World::member_json).collect(),
-        ))
-        .into_response())
+        let members: Vec<MemberJson> = w.members.iter().map(World::member_json).collect();
+        Ok(Json(members).into_response())
     };
     run().unwrap_or_else(|e| e)
 }

@@ -1,6 +1,7 @@
 //! Zipchat's routes: auth and the rate limit, then the Backend API's endpoints.
 
 use super::*;
+use crate::json::ok_json;
 
 /// The integration (chat) a request authenticated as.
 #[derive(Debug, Clone, Copy)]
@@ -120,10 +121,6 @@ pub(super) fn since(
         .transpose()
 }
 
-pub(super) fn pagination(page: usize, per_page: usize, total: usize) -> Value {
-    json!({"page": page, "per_page": per_page, "total_count": total, "total_pages": total_pages(total, per_page)})
-}
-
 pub(super) fn lock(world: &Shared) -> Result<std::sync::MutexGuard<'_, World>, Response> {
     world
         .lock()
@@ -164,14 +161,14 @@ pub(super) async fn list_conversations(
                 .then(b.id.cmp(&a.id))
         });
         let total = list.len();
-        let items: Vec<Value> = paginate(&list, page, per_page)
-            .into_iter()
-            .map(|c| w.conv_json(c, false))
-            .collect();
-        Ok(
-            Json(json!({"conversations": items, "pagination": pagination(page, per_page, total)}))
-                .into_response(),
-        )
+        let body = ConversationsJson {
+            conversations: paginate(&list, page, per_page)
+                .into_iter()
+                .map(|c| w.conv_json(c, false))
+                .collect(),
+            pagination: PaginationJson::new(page, per_page, total),
+        };
+        Ok(ok_json(&body))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -200,13 +197,15 @@ pub(super) async fn show_conversation(
             .filter(|m| since.is_none_or(|s| m.created_at >= s))
             .collect();
         let total = messages.len();
-        let mut body = w.conv_json(c, true);
-        body["messages"] = paginate(&messages, page, per_page)
-            .into_iter()
-            .map(World::message_json)
-            .collect();
-        body["message_pagination"] = pagination(page, per_page, total);
-        Ok(Json(json!({"conversation": body})).into_response())
+        let mut conversation = w.conv_json(c, true);
+        conversation.messages = Some(
+            paginate(&messages, page, per_page)
+                .into_iter()
+                .map(World::message_json)
+                .collect(),
+        );
+        conversation.message_pagination = Some(PaginationJson::new(page, per_page, total));
+        Ok(ok_json(&OneConversationJson { conversation }))
     };
     run().unwrap_or_else(|e| e)
 }
@@ -222,15 +221,13 @@ pub(super) async fn list_users(
         let page = number(&params, "page", 1)?;
         let per_page = number(&params, "per_page", 50)?.min(100);
         let w = lock(&world)?;
-        let users = w.users.get(&chat).cloned().unwrap_or_default();
-        let items: Vec<Value> = paginate(&users, page, per_page)
-            .iter()
+        let users: Vec<&User> = w.users.get(&chat).into_iter().flatten().collect();
+        let items: Vec<UserJson> = paginate(&users, page, per_page)
+            .into_iter()
             .map(World::user_json)
             .collect();
-        Ok(
-            Json(json!({"users": items, "pagination": pagination(page, per_page, users.len())}))
-                .into_response(),
-        )
+        let pagination = PaginationJson::new(page, per_page, users.len());
+        Ok(Json(json!({"users": items, "pagination": pagination})).into_response())
     };
     run().unwrap_or_else(|e| e)
 }
@@ -322,7 +319,8 @@ pub(super) async fn assign(
         c.assignee = assignee;
         c.manual_reply_mode = assignee.is_some();
         let c = c.clone();
-        Ok(Json(json!({"conversation": w.conv_json(&c, false)})).into_response())
+        let conversation = w.conv_json(&c, false);
+        Ok(ok_json(&OneConversationJson { conversation }))
     };
     run().unwrap_or_else(|e| e)
 }
