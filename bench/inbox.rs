@@ -1,6 +1,7 @@
 //! Benchmark of the merged inbox (`GET /v1/conversations`, DESIGN.md §4).
 //!
-//! Starts the vendor simulators and three gateways in-process on loopback (port 0): one with the
+//! Starts the vendor simulators (on a runtime of their own) and three gateways in-process on
+//! loopback (port 0): one with the
 //! upstream page cache off (`cache_ttl_ms = 0`: every page shows its real upstream cost, as for
 //! a caller who pages more slowly than the cache's TTL), the same without the pages a traversal
 //! reached kept for it (`traversal_ttl_secs = 0`, section 1 only), and one with the default
@@ -289,6 +290,34 @@ async fn start_gateway(config: &str, label: &str) -> Gateway {
     }
 }
 
+/// Serves the simulator from a runtime of its own (two worker threads of its own), as a separate
+/// process would: a vendor handler waiting for its world's lock then blocks a simulator thread,
+/// never one of the gateway's, and the gateway's work is measured, not the two runtimes' sharing.
+fn on_own_runtime(sim: switchboard_sim::Sim) -> SocketAddr {
+    let (bound, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("simulator")
+            .enable_all()
+            .build()
+            .expect("the simulator's runtime starts");
+        runtime.block_on(async move {
+            let addr = sim
+                .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .expect("simulator binds 127.0.0.1:0");
+            bound
+                .send(addr)
+                .expect("the benchmark waits for the simulator");
+            std::future::pending::<()>().await;
+        });
+    });
+    address
+        .recv()
+        .expect("the simulator's thread reports its address")
+}
+
 async fn start() -> Bench {
     let sim = registry::simulators(&SimOptions {
         seed: 42,
@@ -301,10 +330,7 @@ async fn start() -> Bench {
     for (_, s) in &simulated {
         s.lift_quota();
     }
-    let sim_addr = sim
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("simulator binds 127.0.0.1:0");
+    let sim_addr = on_own_runtime(sim);
     let sim_url = format!("http://{sim_addr}");
     let floor = simulated
         .iter()

@@ -7,6 +7,7 @@
 #   bash bench/profile.sh              # 2000 reads
 #   REQUESTS=500 TOP=60 bash bench/profile.sh
 #   OUT=/tmp/cg.out bash bench/profile.sh   # keep the callgrind file for `callgrind_annotate --inclusive=yes`
+#   READ_PATH='/v1/conversations?limit=50' REQUESTS=40 bash bench/profile.sh   # another read: page 1 of the inbox
 #
 # Installs valgrind from Debian's packages when missing; builds the release binary.
 set -euo pipefail
@@ -58,7 +59,7 @@ callgrind_control --instr=off "$gateway_pid" >/dev/null
 callgrind_control --dump=measured "$gateway_pid" >/dev/null
 measured="$(ls -t "$out".* | head -1)"
 total="$(callgrind_annotate "$measured" | awk '/PROGRAM TOTALS/ && !t { gsub(",", "", $1); t = $1 } END { print t }')"
-echo "# Single read under callgrind: $requests reads, $((total / requests)) instructions per read"
+echo "# ${READ_PATH:-Single read} under callgrind: $requests reads, $((total / requests)) instructions per read"
 echo
 callgrind_annotate "$measured" | sed -n '/^--.*$/,$p' | grep -v '^$' | head -n "$((top + 6))"
 [ -n "${OUT:-}" ] && echo "kept: $measured"

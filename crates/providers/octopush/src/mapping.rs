@@ -65,10 +65,12 @@ pub fn assignee(connection: &str, v: &Value) -> Option<Agent> {
 }
 
 /// The contact of `recipient_details`. Octopush gives the contact no id: `id` stays null.
-pub fn contact(v: &Value) -> Option<Contact> {
-    let details: wire::RecipientDetails = serde_json::from_value(v.clone()).ok()?;
-    let phone = details.phone_number.filter(|p| !p.trim().is_empty());
-    let name = details.name.filter(|n| !n.trim().is_empty());
+pub fn contact(details: &wire::RecipientDetails) -> Option<Contact> {
+    let phone = details
+        .phone_number
+        .clone()
+        .filter(|p| !p.trim().is_empty());
+    let name = details.name.clone().filter(|n| !n.trim().is_empty());
     if phone.is_none() && name.is_none() {
         return None;
     }

@@ -32,8 +32,8 @@ pub struct Conversation {
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub last_user_channel: Option<String>,
     /// The contact: `{phone_number, name}`.
-    #[serde(default)]
-    pub recipient_details: Option<Value>,
+    #[serde(default, deserialize_with = "tolerant::opt_object")]
+    pub recipient_details: Option<RecipientDetails>,
     /// The agent the conversation is assigned to; absent when none (format undocumented).
     #[serde(default)]
     pub agent_assigned_to: Option<Value>,

@@ -184,6 +184,8 @@ pub struct World {
     requests: BTreeMap<String, (DateTime<Utc>, Value)>,
     tickets: u64,
     message_ids: fastrand::Rng,
+    /// The list order [`World::sorted`] found last, as indices into `conversations`.
+    order: std::sync::Mutex<Vec<usize>>,
 }
 
 /// Whole seconds: the API shows seconds, so the simulator orders by what it shows.

@@ -14,6 +14,7 @@ impl World {
             requests: BTreeMap::new(),
             tickets: 0,
             message_ids: fastrand::Rng::with_seed(seed ^ 0x0c70_9055),
+            order: std::sync::Mutex::default(),
         };
         let mut phones = std::collections::BTreeSet::new();
         for _ in 0..conversations {
@@ -135,15 +136,31 @@ impl World {
 }
 
 impl World {
+    /// The conversations, newest activity first. The order found by the last call is kept and
+    /// checked in one pass before it is used again (a permutation of every conversation that is
+    /// in order is the order), so a list request sorts only after activity has moved.
     pub(super) fn sorted(&self) -> Vec<&Conv> {
-        let mut list: Vec<&Conv> = self.conversations.iter().collect();
-        list.sort_by(|a, b| {
+        let conversations = &self.conversations;
+        let newest_first = |a: usize, b: usize| {
+            let (a, b) = (&conversations[a], &conversations[b]);
             b.last_at()
                 .cmp(&a.last_at())
                 // Same order as the listed `cid_{uuid}` ids, without building them.
                 .then_with(|| b.uuid.cmp(&a.uuid))
-        });
-        list
+        };
+        let mut order = self
+            .order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let still = order.len() == conversations.len()
+            && order
+                .windows(2)
+                .all(|w| newest_first(w[0], w[1]) != std::cmp::Ordering::Greater);
+        if !still {
+            *order = (0..conversations.len()).collect();
+            order.sort_by(|&a, &b| newest_first(a, b));
+        }
+        order.iter().map(|&i| &conversations[i]).collect()
     }
 
     pub(super) fn find(&self, conversation_id: &str) -> Option<&Conv> {
