@@ -18,7 +18,7 @@
 //! cursor used twice (a retried request) gets the same page both times.
 
 use std::cmp::Ordering;
-use std::collections::VecDeque;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -193,9 +193,10 @@ pub struct KeptPage<T> {
 #[async_trait]
 pub trait KeptPages<T>: Send + Sync + std::fmt::Debug {
     /// `page` of `connection`, when this traversal kept it.
-    async fn recall(&self, connection: &str, page: &UpstreamPage) -> Option<KeptPage<T>>;
-    /// Keeps `page` of `connection`, just read from the vendor, for the traversal's next pages.
-    async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&T>);
+    async fn recall(&self, connection: &str, page: &UpstreamPage) -> Option<Arc<KeptPage<T>>>;
+    /// Keeps `page` of `connection`, just read from the vendor, for the traversal's next pages
+    /// (shared with the lane reading it: keeping a page copies none of it).
+    async fn keep(&self, connection: &str, page: &UpstreamPage, read: Arc<KeptPage<T>>);
     /// Forgets `page` of `connection`: the traversal has moved past it.
     async fn forget(&self, connection: &str, page: &UpstreamPage);
 }
@@ -280,7 +281,7 @@ struct Run<'a, T> {
     /// The pages this page recalled or kept (forgotten at its end when the lane moved past).
     touched: Vec<UpstreamPage>,
     state: LaneState,
-    buf: VecDeque<T>,
+    buf: Buffer<T>,
     next: Option<UpstreamPage>,
     loaded: bool,
     calls: u32,
@@ -288,7 +289,65 @@ struct Run<'a, T> {
     error: Option<Error>,
 }
 
-impl<T: Sortable + Send> Run<'_, T> {
+/// The upstream page a lane is reading: its items as read (shared with what the traversal
+/// kept), taken in merge order from `pos`.
+struct Buffer<T> {
+    page: Option<Arc<KeptPage<T>>>,
+    /// Indices into the page's items, newest first.
+    order: Vec<usize>,
+    pos: usize,
+}
+
+impl<T: Sortable> Buffer<T> {
+    fn empty() -> Buffer<T> {
+        Buffer {
+            page: None,
+            order: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn new(page: Arc<KeptPage<T>>) -> Buffer<T> {
+        let items = &page.items;
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by(|&a, &b| key_cmp(&items[b], &items[a]));
+        Buffer {
+            page: Some(page),
+            order,
+            pos: 0,
+        }
+    }
+
+    fn item(&self, index: usize) -> Option<&T> {
+        self.page.as_ref()?.items.get(index)
+    }
+
+    fn front(&self) -> Option<&T> {
+        self.item(*self.order.get(self.pos)?)
+    }
+
+    /// Moves past the front item.
+    fn skip(&mut self) {
+        self.pos = (self.pos + 1).min(self.order.len());
+    }
+
+    /// Moves past every item.
+    fn clear(&mut self) {
+        self.pos = self.order.len();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos >= self.order.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.order[self.pos..]
+            .iter()
+            .filter_map(|&index| self.item(index))
+    }
+}
+
+impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
     fn active(&self) -> bool {
         !self.state.exhausted && self.error.is_none()
     }
@@ -308,7 +367,7 @@ impl<T: Sortable + Send> Run<'_, T> {
 
     /// Recalls the lane's current upstream page from what the traversal kept, within the page
     /// deadline; `None` when it was not kept (or not in time).
-    async fn recall(&mut self) -> Option<KeptPage<T>> {
+    async fn recall(&mut self) -> Option<Arc<KeptPage<T>>> {
         if !std::mem::take(&mut self.may_recall) {
             return None;
         }
@@ -326,7 +385,7 @@ impl<T: Sortable + Send> Run<'_, T> {
     async fn load(&mut self) {
         if let Some(page) = self.recall().await {
             self.touched.push(self.state.page.clone());
-            self.fill(page.items, page.next);
+            self.fill(page);
             return;
         }
         self.calls += 1;
@@ -347,32 +406,35 @@ impl<T: Sortable + Send> Run<'_, T> {
         };
         match fetched {
             Ok(page) => {
+                let page = Arc::new(KeptPage {
+                    items: page.items,
+                    next: page.next,
+                });
                 if let Some(kept) = self.kept {
-                    let read = KeptPage {
-                        items: page.items.iter().collect(),
-                        next: page.next.clone(),
-                    };
-                    kept.keep(self.lane.source.connection(), &self.state.page, read)
-                        .await;
+                    kept.keep(
+                        self.lane.source.connection(),
+                        &self.state.page,
+                        Arc::clone(&page),
+                    )
+                    .await;
                     self.touched.push(self.state.page.clone());
                 }
-                self.fill(page.items, page.next);
+                self.fill(page);
             }
             Err(e) => self.error = Some(e),
         }
     }
 
-    /// Makes `items` (an upstream page, read now or kept) the lane's buffer, in merge order.
-    fn fill(&mut self, mut items: Vec<T>, next: Option<UpstreamPage>) {
-        items.sort_by(|a, b| key_cmp(b, a));
+    /// Makes `page` (an upstream page, read now or kept) the lane's buffer, in merge order.
+    fn fill(&mut self, page: Arc<KeptPage<T>>) {
         // What earlier pages consumed of this upstream page is skipped again by key (at or
         // above `last`) and by the filter in `ensure_head`, which counts it anew. Skipping
         // `consumed` items by position skipped unread ones whenever the page had shifted up
         // since (a keyset page one of whose emitted items got new activity and left it, or a
         // vendor-filtered item that stopped matching).
         self.state.consumed = 0;
-        self.buf = items.into();
-        self.next = next;
+        self.next = page.next.clone();
+        self.buf = Buffer::new(page);
         self.loaded = true;
     }
 
@@ -412,7 +474,7 @@ impl<T: Sortable + Send> Run<'_, T> {
                 if self.is_candidate(front, filter) {
                     return;
                 }
-                self.buf.pop_front();
+                self.buf.skip();
                 self.state.consumed += 1;
             }
             self.turn_page();
@@ -458,7 +520,9 @@ impl<T: Sortable + Send> Run<'_, T> {
 }
 
 /// Produces one page of the merged list.
-pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOutput<T> {
+pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
+    req: MergeRequest<'_, T>,
+) -> MergeOutput<T> {
     let MergeRequest {
         lanes,
         state,
@@ -497,7 +561,7 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
                 may_recall,
                 touched: Vec::new(),
                 state,
-                buf: VecDeque::new(),
+                buf: Buffer::empty(),
                 next: None,
                 loaded: false,
                 calls: 0,
@@ -527,7 +591,8 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
                 .map(|(i, _)| i);
             let Some(i) = best else { break };
             let run = &mut runs[i];
-            if let Some(item) = run.buf.pop_front() {
+            if let Some(item) = run.buf.front().cloned() {
+                run.buf.skip();
                 run.state.consumed += 1;
                 run.state.last = Some(item.sort_key());
                 items.push(item);
@@ -584,7 +649,7 @@ pub async fn merge_page<T: Sortable + Send>(req: MergeRequest<'_, T>) -> MergeOu
 mod tests {
     use super::*;
 
-    #[derive(Debug)]
+    #[derive(Debug, Clone)]
     struct Item(i64, String);
 
     impl Sortable for Item {

@@ -153,7 +153,7 @@ impl<'a> TraversalPages<'a> {
     }
 
     /// Writes `page` to the shared store, for the other replicas.
-    async fn share(&self, key: &str, page: &KeptPage<&Conversation>, at: u64) {
+    async fn share(&self, key: &str, page: &KeptPage<Conversation>, at: u64) {
         let Ok(json) = serde_json::to_vec(page) else {
             return;
         };
@@ -176,10 +176,10 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         &self,
         connection: &str,
         page: &UpstreamPage,
-    ) -> Option<KeptPage<Conversation>> {
+    ) -> Option<Arc<KeptPage<Conversation>>> {
         let key = self.key(connection, page)?;
         if let Some(kept) = self.local.pages.get(&key) {
-            return Some(KeptPage::clone(&kept));
+            return Some(kept);
         }
         if !self.store.shared() {
             return None;
@@ -197,28 +197,21 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         // older than the others'): past half its time, the page is kept for another TTL.
         let now = unix_secs();
         if now.saturating_sub(at) * 2 >= self.local.ttl.as_secs() {
-            let again = KeptPage {
-                items: kept.items.iter().collect(),
-                next: kept.next.clone(),
-            };
-            self.share(&key, &again, now).await;
+            self.share(&key, &kept, now).await;
         }
-        self.local.pages.insert(key, Arc::new(kept.clone()));
+        let kept = Arc::new(kept);
+        self.local.pages.insert(key, Arc::clone(&kept));
         Some(kept)
     }
 
-    async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&Conversation>) {
+    async fn keep(&self, connection: &str, page: &UpstreamPage, read: Arc<KeptPage<Conversation>>) {
         let Some(key) = self.key(connection, page) else {
             return;
         };
         if self.store.shared() {
             self.share(&key, &read, unix_secs()).await;
         }
-        let owned = KeptPage {
-            items: read.items.into_iter().cloned().collect(),
-            next: read.next,
-        };
-        self.local.pages.insert(key, Arc::new(owned));
+        self.local.pages.insert(key, read);
     }
 
     async fn forget(&self, connection: &str, page: &UpstreamPage) {

@@ -498,10 +498,13 @@ pub struct Recall {
     pub next: Option<UpstreamPage>,
 }
 
+/// A kept page's key: traversal, connection and upstream page.
+type KeptKey = (u64, String, String);
+
 /// What the traversals of a world kept, keyed by traversal, connection and upstream page.
 #[derive(Debug, Default)]
 struct KeptMemory {
-    pages: Mutex<HashMap<(u64, String, String), KeptPage<Conversation>>>,
+    pages: Mutex<HashMap<KeptKey, Arc<KeptPage<Conversation>>>>,
     recalls: Mutex<Vec<Recall>>,
 }
 
@@ -518,7 +521,7 @@ impl KeptPages<Conversation> for KeptFor<'_> {
         &self,
         connection: &str,
         page: &UpstreamPage,
-    ) -> Option<KeptPage<Conversation>> {
+    ) -> Option<Arc<KeptPage<Conversation>>> {
         let key = (self.traversal, connection.to_owned(), format!("{page:?}"));
         let kept = lock(&self.memory.pages).get(&key).cloned()?;
         lock(&self.memory.recalls).push(Recall {
@@ -530,13 +533,9 @@ impl KeptPages<Conversation> for KeptFor<'_> {
         Some(kept)
     }
 
-    async fn keep(&self, connection: &str, page: &UpstreamPage, read: KeptPage<&Conversation>) {
-        let rest = KeptPage {
-            items: read.items.into_iter().cloned().collect(),
-            next: read.next,
-        };
+    async fn keep(&self, connection: &str, page: &UpstreamPage, read: Arc<KeptPage<Conversation>>) {
         let key = (self.traversal, connection.to_owned(), format!("{page:?}"));
-        lock(&self.memory.pages).insert(key, rest);
+        lock(&self.memory.pages).insert(key, read);
     }
 
     async fn forget(&self, connection: &str, page: &UpstreamPage) {
