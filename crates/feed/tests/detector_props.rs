@@ -259,6 +259,18 @@ struct MemVendor {
 }
 
 impl MemVendor {
+    /// The vendor of `case`, its world as the case starts.
+    fn of(case: &Case) -> MemVendor {
+        MemVendor {
+            info: ProviderInfo {
+                kind: ProviderKind::new("zipchat"),
+                connection: CONNECTION.into(),
+                capabilities: capabilities(case.sorted, case.native_since),
+            },
+            world: Mutex::new(world(case)),
+        }
+    }
+
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -533,14 +545,7 @@ fn settled(snapshot: &Snapshot) -> bool {
 }
 
 async fn check(case: Case) -> Result<(), TestCaseError> {
-    let vendor = MemVendor {
-        info: ProviderInfo {
-            kind: ProviderKind::new("zipchat"),
-            connection: CONNECTION.into(),
-            capabilities: capabilities(case.sorted, case.native_since),
-        },
-        world: Mutex::new(world(&case)),
-    };
+    let vendor = MemVendor::of(&case);
     let store = MemoryStore::default();
     let mut snapshot = Snapshot::default();
     let baseline: BTreeMap<String, State> = vendor
@@ -723,14 +728,7 @@ async fn message_reads_a_budget_cannot_cover_wait_in_the_snapshot_for_the_next_p
         native_since: true,
         silent_assignments: false,
     };
-    let vendor = MemVendor {
-        info: ProviderInfo {
-            kind: ProviderKind::new("zipchat"),
-            connection: CONNECTION.into(),
-            capabilities: capabilities(case.sorted, case.native_since),
-        },
-        world: Mutex::new(world(&case)),
-    };
+    let vendor = MemVendor::of(&case);
     let store = MemoryStore::default();
     let mut snapshot = Snapshot::default();
     for _ in 0..20 {
