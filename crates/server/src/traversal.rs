@@ -62,7 +62,14 @@ const LOCAL_CONVERSATIONS: u64 = 8 * 1024;
 #[derive(Clone)]
 pub struct LocalPages {
     ttl: Duration,
-    pages: moka::sync::Cache<String, Arc<KeptPage<Conversation>>>,
+    pages: moka::sync::Cache<String, Kept>,
+}
+
+/// A page held in this process, and when it was last written to a shared store (Unix seconds).
+#[derive(Clone)]
+struct Kept {
+    page: Arc<KeptPage<Conversation>>,
+    shared_at: u64,
 }
 
 impl std::fmt::Debug for LocalPages {
@@ -82,8 +89,10 @@ impl LocalPages {
             ttl,
             pages: moka::sync::Cache::builder()
                 .max_capacity(LOCAL_CONVERSATIONS)
-                .weigher(|_, page: &Arc<KeptPage<Conversation>>| {
-                    u32::try_from(page.items.len()).unwrap_or(u32::MAX).max(1)
+                .weigher(|_, kept: &Kept| {
+                    u32::try_from(kept.page.items.len())
+                        .unwrap_or(u32::MAX)
+                        .max(1)
                 })
                 .time_to_idle(ttl.max(Duration::from_secs(1)))
                 .build(),
@@ -95,8 +104,8 @@ impl LocalPages {
         self.ttl
     }
 
-    fn keep(&self, key: String, page: Arc<KeptPage<Conversation>>) {
-        self.pages.insert(key, page);
+    fn keep(&self, key: String, page: Arc<KeptPage<Conversation>>, shared_at: u64) {
+        self.pages.insert(key, Kept { page, shared_at });
         // The bound holds now, not at the cache's next housekeeping.
         self.pages.run_pending_tasks();
     }
@@ -161,6 +170,13 @@ impl<'a> TraversalPages<'a> {
         ))
     }
 
+    /// Whether a page written to the shared store at `at` is past half its time there: a lane
+    /// can stay on one upstream page for many gateway pages (its conversations are older than
+    /// the others'), so such a page is written again, for another TTL.
+    fn due_again(&self, at: u64, now: u64) -> bool {
+        self.store.shared() && now.saturating_sub(at) * 2 >= self.local.ttl.as_secs()
+    }
+
     /// Writes `page` to the shared store, for the other replicas.
     async fn share(&self, key: &str, page: &KeptPage<Conversation>, at: u64) {
         let Ok(json) = serde_json::to_vec(page) else {
@@ -187,8 +203,13 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         page: &UpstreamPage,
     ) -> Option<Arc<KeptPage<Conversation>>> {
         let key = self.key(connection, page)?;
-        if let Some(kept) = self.local.pages.get(&key) {
-            return Some(kept);
+        if let Some(Kept { page, shared_at }) = self.local.pages.get(&key) {
+            let now = unix_secs();
+            if self.due_again(shared_at, now) {
+                self.share(&key, &page, now).await;
+                self.local.keep(key, Arc::clone(&page), now);
+            }
+            return Some(page);
         }
         if !self.store.shared() {
             return None;
@@ -202,14 +223,15 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         };
         let at = u64::from_le_bytes(value.get(..8)?.try_into().ok()?);
         let kept: KeptPage<Conversation> = serde_json::from_slice(value.get(8..)?).ok()?;
-        // A lane can stay on one upstream page for many gateway pages (its conversations are
-        // older than the others'): past half its time, the page is kept for another TTL.
         let now = unix_secs();
-        if now.saturating_sub(at) * 2 >= self.local.ttl.as_secs() {
+        let shared_at = if self.due_again(at, now) {
             self.share(&key, &kept, now).await;
-        }
+            now
+        } else {
+            at
+        };
         let kept = Arc::new(kept);
-        self.local.keep(key, Arc::clone(&kept));
+        self.local.keep(key, Arc::clone(&kept), shared_at);
         Some(kept)
     }
 
@@ -217,10 +239,11 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         let Some(key) = self.key(connection, page) else {
             return;
         };
+        let now = unix_secs();
         if self.store.shared() {
-            self.share(&key, &read, unix_secs()).await;
+            self.share(&key, &read, now).await;
         }
-        self.local.keep(key, read);
+        self.local.keep(key, read, now);
     }
 
     async fn forget(&self, connection: &str, page: &UpstreamPage) {
