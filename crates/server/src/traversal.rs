@@ -258,3 +258,59 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use switchboard_core::{Channel, ProviderKind, Status};
+    use switchboard_upstream::MemoryStore;
+
+    fn conversation(n: usize) -> Conversation {
+        Conversation {
+            id: format!("sms:{n}"),
+            connection: "sms".into(),
+            provider: ProviderKind::new("octopush"),
+            native_id: n.to_string(),
+            channel: Channel::Sms,
+            native_channel: None,
+            status: Status::Open,
+            mode: None,
+            assignee: None,
+            contact: None,
+            created_at: None,
+            updated_at: None,
+            last_activity_at: Utc::now(),
+            last_message: None,
+            message_count: None,
+            escalation: None,
+            url: None,
+            raw: None,
+        }
+    }
+
+    /// Pages kept past the bound push the least recently used out at once: the process never
+    /// holds more than `LOCAL_CONVERSATIONS` of them, however many traversals keep pages.
+    #[tokio::test]
+    async fn a_process_holds_a_bounded_number_of_kept_conversations() {
+        let store = MemoryStore::default();
+        let local = LocalPages::new(Duration::from_secs(300));
+        let page: Arc<KeptPage<Conversation>> = Arc::new(KeptPage {
+            items: (0..1000).map(conversation).collect(),
+            next: None,
+        });
+        for traversal in 0..20 {
+            let traversal = traversal.to_string();
+            let pages = TraversalPages::new(&store, &local, &traversal, ["sms"]).await;
+            pages
+                .keep("sms", &UpstreamPage::Number(1), Arc::clone(&page))
+                .await;
+            assert!(
+                local.pages.weighted_size() <= LOCAL_CONVERSATIONS,
+                "{} conversations kept after {traversal}",
+                local.pages.weighted_size()
+            );
+        }
+        assert!(local.pages.weighted_size() > LOCAL_CONVERSATIONS / 2);
+    }
+}
