@@ -350,11 +350,16 @@ where
 
 /// Items read as their type, as [`items_with_raw`] gives them without `keep_raw`.
 pub fn without_raw<T>(items: Vec<Item<T>>) -> Vec<(T, Option<serde_json::Value>)> {
-    items
-        .into_iter()
-        .filter_map(Item::read)
-        .map(|item| (item, None))
-        .collect()
+    // Sized up front: `filter_map` gives no lower bound, and growing a vector of large items
+    // one doubling at a time copies them again and again.
+    let mut read = Vec::with_capacity(items.len());
+    read.extend(
+        items
+            .into_iter()
+            .filter_map(Item::read)
+            .map(|item| (item, None)),
+    );
+    read
 }
 
 /// Parses each item of a vendor list on its own (an unreadable item is dropped, not the page),

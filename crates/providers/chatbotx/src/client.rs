@@ -177,15 +177,21 @@ impl Chatbotx {
         let (open, open_next) = open?;
         let (archived, archived_next) = archived?;
         let mut seen = HashSet::new();
-        let mut items: Vec<(wire::Conversation, Option<Value>)> = open
+        // Each conversation's list time is read once, not at every comparison of the sort.
+        let mut listed: Vec<_> = open
             .into_iter()
             .chain(archived)
             .filter(|(c, _)| seen.insert(c.id.clone()))
+            .map(|item| (mapping::listed_at(&item.0), item))
             .collect();
-        items.sort_by(|a, b| mapping::list_order(&a.0, &b.0));
+        listed.sort_by(|(at_a, a), (at_b, b)| {
+            mapping::list_order((*at_a, &a.0.id), (*at_b, &b.0.id))
+        });
         let more =
-            items.len() > per_page as usize || open_next.is_some() || archived_next.is_some();
-        items.truncate(per_page as usize);
+            listed.len() > per_page as usize || open_next.is_some() || archived_next.is_some();
+        listed.truncate(per_page as usize);
+        let items: Vec<(wire::Conversation, Option<Value>)> =
+            listed.into_iter().map(|(_, item)| item).collect();
         let next = items
             .last()
             .filter(|_| more)

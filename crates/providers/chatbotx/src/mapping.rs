@@ -129,16 +129,21 @@ pub fn compare_ids(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
-/// ChatbotX's list order: `lastActivityAt` present first, then `lastActivityAt` desc, `id` desc.
-pub fn list_order(a: &wire::Conversation, b: &wire::Conversation) -> Ordering {
-    let at = |c: &wire::Conversation| c.last_activity_at.as_deref().and_then(parse_timestamp);
-    match (at(a), at(b)) {
+/// The time ChatbotX's list orders a conversation by: its `lastActivityAt`, read.
+pub fn listed_at(c: &wire::Conversation) -> Option<DateTime<Utc>> {
+    c.last_activity_at.as_deref().and_then(parse_timestamp)
+}
+
+/// ChatbotX's list order of two conversations, each given as its [`listed_at`] and id:
+/// `lastActivityAt` present first, then `lastActivityAt` desc, `id` desc.
+pub fn list_order(a: (Option<DateTime<Utc>>, &str), b: (Option<DateTime<Utc>>, &str)) -> Ordering {
+    match (a.0, b.0) {
         (Some(x), Some(y)) => y.cmp(&x),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
     }
-    .then_with(|| compare_ids(&b.id, &a.id))
+    .then_with(|| compare_ids(b.1, a.1))
 }
 
 /// Maps a conversation. `raw` is the vendor's JSON, kept for `include=raw`.
@@ -373,7 +378,14 @@ mod tests {
         assert_eq!(team.channel, Channel::Web);
         assert_eq!(team.mode, Some(Mode::Ai));
         assert_eq!(team.last_message, None);
-        assert_eq!(list_order(&items[0], &items[1]), Ordering::Less);
+        let (first, second) = (&items[0], &items[1]);
+        assert_eq!(
+            list_order(
+                (listed_at(first), &first.id),
+                (listed_at(second), &second.id)
+            ),
+            Ordering::Less
+        );
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub struct Conversation {
     pub inbox: Option<Inbox>,
     /// At most the latest message.
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub messages: Vec<Message>,
+    pub messages: Vec<LatestMessage>,
     /// The customer.
     #[serde(default, deserialize_with = "tolerant::opt_object")]
     pub contact: Option<Contact>,
@@ -221,6 +221,18 @@ pub struct Attachment {
     /// File name.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub name: Option<String>,
+}
+
+/// A conversation's latest message, as the conversation embeds it: only what its
+/// `last_message` shows is read (a list of 100 embeds 100 of them).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LatestMessage {
+    /// Sent at.
+    #[serde(default, rename = "createdAt", deserialize_with = "tolerant::opt_time")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Text (null for attachments and locations).
+    #[serde(default, deserialize_with = "tolerant::opt_string")]
+    pub text: Option<String>,
 }
 
 /// A message.

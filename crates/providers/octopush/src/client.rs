@@ -180,11 +180,16 @@ impl Provider for Octopush {
         let next = next_page(page, per_page, sent);
         // In the vendor's order, which is undocumented: the capabilities say so, and the gateway
         // sorts.
-        let items = items
-            .into_iter()
-            .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
-            .collect();
-        Ok(Page { items, next })
+        let mut mapped = Vec::with_capacity(items.len());
+        mapped.extend(
+            items
+                .into_iter()
+                .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw)),
+        );
+        Ok(Page {
+            items: mapped,
+            next,
+        })
     }
 
     async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation> {
