@@ -187,7 +187,7 @@ impl<'a> TraversalPages<'a> {
         value.extend_from_slice(&json);
         if let Err(e) = self
             .store
-            .put_page(key, Bytes::from(value), self.local.ttl)
+            .put(key, Bytes::from(value), self.local.ttl)
             .await
         {
             tracing::debug!(error = %e, "could not keep a traversal's upstream page");
@@ -252,7 +252,7 @@ impl KeptPages<Conversation> for TraversalPages<'_> {
         };
         self.local.pages.invalidate(&key);
         if self.store.shared()
-            && let Err(e) = self.store.delete_page(&key).await
+            && let Err(e) = self.store.delete(&key).await
         {
             tracing::debug!(connection, error = %e, "could not forget a traversal's upstream page; it expires with its TTL");
         }

@@ -29,8 +29,7 @@ pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
 pub use store::{
     Claim, EmbeddedStore, GENERATION_TTL, LASTING_TTL, LEASE_COUNTER_TTL, LogEntry, LogId,
-    MAX_PAGE_BYTES, MemoryStore, NotYet, QuotaLeft, RedisStore, STORE_RETRY_AFTER, Store,
-    unavailable,
+    MemoryStore, NotYet, QuotaLeft, RedisStore, STORE_RETRY_AFTER, Store, unavailable,
 };
 pub use switchboard_core::deadline;
 pub use url::Url;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchboard_testkit::{RedisServer, TempDir};
 use switchboard_upstream::{
-    Claim, EmbeddedStore, LogId, MAX_PAGE_BYTES, MemoryStore, RateLimit, RedisStore, Store,
+    Claim, EmbeddedStore, LogId, MemoryStore, RateLimit, RedisStore, Store,
 };
 
 type Handles = Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>;
@@ -16,7 +16,6 @@ type Handles = Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>;
 async fn contract(handles: Handles) {
     ping(&handles).await;
     bytes_with_ttl(&handles).await;
-    kept_pages(&handles).await;
     generations(&handles).await;
     claim_race(&handles).await;
     claim_complete_replay(&handles).await;
@@ -295,38 +294,6 @@ async fn bytes_with_ttl(handles: &Handles) {
     assert_eq!(a.get("page:3").await.expect("get"), None, "expired");
 }
 
-/// A traversal's page: kept for minutes, read with `get` from any handle, deleted when the
-/// traversal moves past it, gone at its TTL.
-async fn kept_pages(handles: &Handles) {
-    let (a, b) = (handles(), handles());
-    let minutes = Duration::from_secs(300);
-    a.put_page("traversal:t:c:0:p1", Bytes::from_static(b"rest"), minutes)
-        .await
-        .expect("put_page");
-    assert_eq!(
-        b.get("traversal:t:c:0:p1").await.expect("get").as_deref(),
-        Some(&b"rest"[..])
-    );
-    b.delete_page("traversal:t:c:0:p1")
-        .await
-        .expect("delete_page");
-    assert_eq!(a.get("traversal:t:c:0:p1").await.expect("get"), None);
-    a.put_page(
-        "traversal:t:c:0:p2",
-        Bytes::from_static(b"rest"),
-        Duration::from_millis(100),
-    )
-    .await
-    .expect("put_page");
-    assert!(b.get("traversal:t:c:0:p2").await.expect("get").is_some());
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(
-        a.get("traversal:t:c:0:p2").await.expect("get"),
-        None,
-        "expired"
-    );
-}
-
 async fn generations(handles: &Handles) {
     let (a, b) = (handles(), handles());
     assert_eq!(a.generation("conn-a").await.expect("generation"), 0);
@@ -553,36 +520,6 @@ async fn vendor_block(handles: &Handles) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(b.blocked_for("q3").await.expect("blocked_for"), None);
     assert!(b.take("q3", limit).await.expect("take").is_ok());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_memory_store_bounds_kept_pages_by_size() {
-    let store = MemoryStore::default();
-    let page = Bytes::from(vec![b'x'; 1024 * 1024]);
-    let minutes = Duration::from_secs(300);
-    let pages = 2 * MAX_PAGE_BYTES / (1024 * 1024);
-    for n in 0..pages {
-        store
-            .put_page(&format!("traversal:t:c:0:{n}"), page.clone(), minutes)
-            .await
-            .expect("put_page");
-    }
-    let mut kept = 0;
-    for n in 0..pages {
-        if store
-            .get(&format!("traversal:t:c:0:{n}"))
-            .await
-            .expect("get")
-            .is_some()
-        {
-            kept += 1;
-        }
-    }
-    assert!(kept > 0, "the newest pages are kept");
-    assert!(
-        kept * 1024 * 1024 <= MAX_PAGE_BYTES,
-        "{kept} pages of 1 MiB kept, over the bound"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -315,16 +315,6 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn put_page(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
-        self.pages.cache_page(key, value, ttl);
-        Ok(())
-    }
-
-    async fn delete_page(&self, key: &str) -> Result<()> {
-        self.pages.uncache_page(key);
-        Ok(())
-    }
-
     async fn delete(&self, key: &str) -> Result<()> {
         self.pages.uncache(key);
         let key = key.to_owned();

@@ -141,16 +141,9 @@ impl Lasting {
     }
 }
 
-/// The most bytes of [`Store::put_page`] values one memory store holds (the embedded store holds
-/// them in memory too); past it the least recently used go first, and a traversal that loses
-/// one reads that upstream page again.
-pub const MAX_PAGE_BYTES: u64 = 32 * 1024 * 1024;
-
 /// The in-memory store of one replica: a bounded cache with per-entry TTL and GCRA budgets.
 pub struct MemoryStore {
     entries: Cache<String, Entry>,
-    /// Values of [`Store::put_page`], bounded by their size ([`MAX_PAGE_BYTES`]).
-    pages: Cache<String, Entry>,
     lasting: Mutex<Lasting>,
     logs: Mutex<HashMap<String, VecDeque<LogEntry>>>,
     leases: Mutex<HashMap<String, LeaseState>>,
@@ -178,14 +171,6 @@ impl MemoryStore {
         MemoryStore {
             entries: Cache::builder()
                 .max_capacity(max_entries)
-                .expire_after(PerEntryTtl)
-                .build(),
-            pages: Cache::builder()
-                .max_capacity(MAX_PAGE_BYTES)
-                .weigher(|key: &String, entry: &Entry| {
-                    u32::try_from(key.len() + entry.value.len()).unwrap_or(u32::MAX)
-                })
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .expire_after(PerEntryTtl)
                 .build(),
             lasting: Mutex::default(),
@@ -252,7 +237,6 @@ impl MemoryStore {
     pub(super) fn cached(&self, key: &str) -> Option<Bytes> {
         self.entries
             .get(key)
-            .or_else(|| self.pages.get(key))
             .map(|e| e.value)
             .or_else(|| lock(&self.lasting).get(key))
     }
@@ -267,23 +251,8 @@ impl MemoryStore {
         }
     }
 
-    /// Caches a page in the cache bounded by size, whatever its `ttl`.
-    pub(super) fn cache_page(&self, key: &str, value: Bytes, ttl: Duration) {
-        if !ttl.is_zero() {
-            self.pages.insert(key.to_owned(), Entry { value, ttl });
-            // The bound holds now, not at the cache's next housekeeping.
-            self.pages.run_pending_tasks();
-        }
-    }
-
-    /// Removes a page cached with `cache_page`.
-    pub(super) fn uncache_page(&self, key: &str) {
-        self.pages.invalidate(key);
-    }
-
     pub(super) fn uncache(&self, key: &str) {
         self.entries.invalidate(key);
-        self.pages.invalidate(key);
         lock(&self.lasting).remove(key);
     }
 }
@@ -313,18 +282,8 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn put_page(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
-        self.cache_page(key, value, ttl);
-        Ok(())
-    }
-
     async fn delete(&self, key: &str) -> Result<()> {
         self.uncache(key);
-        Ok(())
-    }
-
-    async fn delete_page(&self, key: &str) -> Result<()> {
-        self.uncache_page(key);
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use switchboard_core::{Error, ErrorKind, Result};
 use crate::budget::RateLimit;
 
 pub use embedded::EmbeddedStore;
-pub use memory::{MAX_PAGE_BYTES, MemoryStore};
+pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 /// How long a cache generation is kept after its last bump: far longer than any page's TTL, so a
@@ -171,19 +171,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
     /// Caches `value` under `key` for `ttl` (a zero `ttl` stores nothing).
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()>;
-    /// Like [`Store::put`], for a value that is only worth keeping while it is cheap to keep
-    /// (upstream pages a traversal reached): whatever its `ttl`, it may be evicted for space
-    /// first, and the embedded store holds it in memory, never in its file. Read it with
-    /// [`Store::get`].
-    async fn put_page(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
-        self.put(key, value, ttl).await
-    }
     /// Removes `key`.
     async fn delete(&self, key: &str) -> Result<()>;
-    /// Removes a value stored with [`Store::put_page`].
-    async fn delete_page(&self, key: &str) -> Result<()> {
-        self.delete(key).await
-    }
     /// The current cache generation of `scope` (0 when never bumped); callers fold it into
     /// their cache keys.
     async fn generation(&self, scope: &str) -> Result<u64>;
