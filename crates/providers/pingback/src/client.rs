@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
@@ -16,6 +17,7 @@ use switchboard_upstream::{
 use tokio::sync::{OnceCell, RwLock};
 
 use crate::config::Config;
+use crate::wire::MessageText;
 use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, mapping, wire};
 
 /// The cached login: the `Authorization` value (marked sensitive, so it never prints) and a
@@ -191,12 +193,12 @@ impl Pingback {
 
     /// `GET /api/v1/conversations/{id}`: the conversation with its full history, and its JSON.
     /// `GET /api/v1/conversations/{id}`, and its JSON when `keep_raw`.
-    async fn show(
+    async fn show<M: DeserializeOwned>(
         &self,
         op: Operation,
         id: &str,
         keep_raw: bool,
-    ) -> Result<(wire::Conversation, Option<Value>)> {
+    ) -> Result<(wire::Conversation<M>, Option<Value>)> {
         self.send(call(op, Method::GET, &["conversations", native_id(id)?]))
             .await?
             .json_keeping_raw(keep_raw)
@@ -262,9 +264,13 @@ impl Provider for Pingback {
         let response = self.send(list).await?;
         let (sent, items) = if query.include_raw {
             let list: wire::ConversationList = response.json()?;
-            (list.0.len(), tolerant::items_with_raw(list.0, true))
+            (
+                list.0.len(),
+                tolerant::items_with_raw::<wire::Conversation<MessageText>>(list.0, true),
+            )
         } else {
-            let list: wire::ConversationList<tolerant::Item<_>> = response.json()?;
+            let list: wire::ConversationList<tolerant::Item<wire::Conversation<MessageText>>> =
+                response.json()?;
             (list.0.len(), tolerant::without_raw(list.0))
         };
         // A bare array without metadata: a short page is the last one.
@@ -278,7 +284,7 @@ impl Provider for Pingback {
 
     async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation> {
         let (conversation, raw) = self
-            .show(Operation::GetConversation, id, include_raw)
+            .show::<MessageText>(Operation::GetConversation, id, include_raw)
             .await?;
         Ok(mapping::conversation(
             self.connection(),
@@ -304,7 +310,7 @@ impl Provider for Pingback {
         // first. It is served newest first, a page at a time, each page after the message the
         // previous one ended with (so messages arriving meanwhile cause no duplicates).
         let (conversation, raw) = self
-            .show(Operation::ListMessages, id, query.include_raw)
+            .show::<wire::Message>(Operation::ListMessages, id, query.include_raw)
             .await?;
         let mut raw_by_id = raw_messages(raw.as_ref());
         let fallback = conversation

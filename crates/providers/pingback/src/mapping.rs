@@ -10,7 +10,7 @@ use switchboard_core::{
     Status, ids,
 };
 
-use crate::wire;
+use crate::wire::{self, Said};
 
 /// Maps a team member to an agent; `None` without a `user_id` (the only assignable id).
 pub fn agent(connection: &str, m: &wire::Member) -> Option<Agent> {
@@ -104,26 +104,26 @@ pub fn attachment(v: &Value) -> Option<Attachment> {
 
 /// Maps a conversation. `detail` says the messages are the full history (the single-conversation
 /// read), so they can be counted; `raw` is the vendor's JSON, kept when the caller asked for it.
-pub fn conversation(
+pub fn conversation<M: Said>(
     connection: &str,
-    c: wire::Conversation,
+    c: wire::Conversation<M>,
     detail: bool,
     raw: Option<Value>,
 ) -> Conversation {
     let newest = c
         .messages
         .iter()
-        .filter(|m| m.created_at.is_some())
-        .max_by_key(|m| m.created_at)
+        .filter(|m| m.created_at().is_some())
+        .max_by_key(|m| m.created_at())
         .or(c.messages.last());
     let last_message = newest.map(|m| LastMessage {
-        text: text(m.content.as_deref()).0,
-        created_at: m.created_at,
+        text: text(m.content()).0,
+        created_at: m.created_at(),
     });
     // The list is ordered by `updated_at`, so that is the sort key.
     let last_activity_at = c
         .updated_at
-        .or_else(|| newest.and_then(|m| m.created_at))
+        .or_else(|| newest.and_then(Said::created_at))
         .or(c.created_at)
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     // The list may leave `messages` empty, so only the detail's history counts them.
@@ -206,6 +206,10 @@ mod tests {
             .expect("documented JSON parses");
         let messages = wire.messages.clone();
         let c = conversation("helpdesk", wire, true, None);
+        // Read for the conversation alone (as the gateway reads a detail), it maps the same.
+        let texts: wire::Conversation<wire::MessageText> =
+            serde_json::from_str(&fixture!("get_conversation.json")).expect("parses");
+        assert_eq!(conversation("helpdesk", texts, true, None), c);
         assert_eq!(c.id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
         assert_eq!(c.provider, crate::KIND);
         assert_eq!(c.channel, Channel::Web);
@@ -255,7 +259,8 @@ mod tests {
             serde_json::from_str(&fixture!("list_conversations.json"))
                 .expect("documented JSON parses");
         assert_eq!(list.0.len(), 1);
-        let first = serde_json::from_value(list.0[0].clone()).expect("the item parses");
+        let first: wire::Conversation<wire::MessageText> =
+            serde_json::from_value(list.0[0].clone()).expect("the item parses");
         let c = conversation("helpdesk", first, false, None);
         assert_eq!(c.message_count, None);
         assert_eq!(c.last_message, None);

@@ -52,9 +52,12 @@ pub struct ConversationList<I = Value>(
     #[serde(deserialize_with = "tolerant::nullable_vec")] pub Vec<I>,
 );
 
-/// A conversation (list item, or detail with its full message history).
+/// A conversation (list item, or detail with its full message history), its messages read as
+/// `M`: whole [`Message`]s to serve them, or only what the conversation shows of them
+/// ([`MessageText`]).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Conversation {
+#[serde(bound = "M: serde::de::DeserializeOwned")]
+pub struct Conversation<M = Message> {
     /// Conversation id (UUID).
     #[serde(deserialize_with = "tolerant::id")]
     pub id: String,
@@ -96,7 +99,47 @@ pub struct Conversation {
     pub customer: Option<Customer>,
     /// Messages, chronological: the full history in the detail, possibly empty in the list.
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub messages: Vec<Message>,
+    pub messages: Vec<M>,
+}
+
+/// What a conversation shows of one of its messages: when it was sent and what it says.
+pub trait Said {
+    /// Sent at.
+    fn created_at(&self) -> Option<DateTime<Utc>>;
+    /// Text.
+    fn content(&self) -> Option<&str>;
+}
+
+/// A message of a conversation read for the conversation alone (its last message, its count):
+/// the detail holds the whole history, so the rest of each message is skipped, not read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessageText {
+    /// Text.
+    #[serde(default, deserialize_with = "tolerant::opt_string")]
+    pub content: Option<String>,
+    /// Sent at.
+    #[serde(default, deserialize_with = "tolerant::opt_time")]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl Said for MessageText {
+    fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created_at
+    }
+
+    fn content(&self) -> Option<&str> {
+        self.content.as_deref()
+    }
+}
+
+impl Said for Message {
+    fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created_at
+    }
+
+    fn content(&self) -> Option<&str> {
+        self.content.as_deref()
+    }
 }
 
 /// The customer embedded in a conversation.
