@@ -1,6 +1,10 @@
 //! ChatbotX's JSON, as serde types. Tolerant: unknown fields are ignored, ids (bigints sent as
 //! numeric strings) are accepted as strings or numbers, nested objects that do not parse become
 //! `None`, and unreadable optional values become `None` rather than failing the response.
+//!
+//! A conversation is read for the fields the gateway maps, and only those: a list page holds
+//! a hundred of them, and a field read into a string only to be dropped costs on every one. The
+//! vendor's whole JSON is still there for `include=raw`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -52,12 +56,6 @@ impl<T> Envelope<T> {
 /// One of the contact's channel identities (`contactInboxes[]`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ContactInbox {
-    /// Contact-inbox id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
-    /// The inbox (channel account) id.
-    #[serde(default, rename = "inboxId", deserialize_with = "tolerant::opt_id")]
-    pub inbox_id: Option<String>,
     /// `webchat`, `whatsapp`, `messenger`, `instagram`, `telegram`, `zalo`, `smtp`, `tiktok`, …
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub channel: Option<String>,
@@ -66,9 +64,6 @@ pub struct ContactInbox {
 /// The conversation's inbox, when included.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Inbox {
-    /// Inbox id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
     /// Its channel.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub channel: Option<String>,
@@ -196,13 +191,6 @@ pub struct Conversation {
         deserialize_with = "tolerant::opt_id"
     )]
     pub assigned_user_id: Option<String>,
-    /// The assigned inbox team's id (a team is not an agent).
-    #[serde(
-        default,
-        rename = "assignedInboxTeamId",
-        deserialize_with = "tolerant::opt_id"
-    )]
-    pub assigned_inbox_team_id: Option<String>,
 }
 
 /// A file attached to a message.

@@ -1,6 +1,10 @@
 //! Octopush's JSON, as serde types. Tolerant: unknown fields are ignored, ids are accepted as
 //! strings or numbers, and unreadable optional values become `None`. Lists are bare arrays
 //! (DOC); a wrapped list is tolerated.
+//!
+//! A conversation is read for the fields the gateway maps, and only those: a list page holds
+//! a hundred of them, and a field read into a string only to be dropped costs on every one. The
+//! vendor's whole JSON is still there for `include=raw`.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -37,9 +41,6 @@ pub struct Conversation {
     /// The agent the conversation is assigned to; absent when none (format undocumented).
     #[serde(default)]
     pub agent_assigned_to: Option<Value>,
-    /// The sending identity: a short code, or an RCS agent `…@rcs.goog` (INFERRED).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub from: Option<String>,
     /// First message.
     #[serde(default, deserialize_with = "tolerant::opt_time")]
     pub first_message_at: Option<DateTime<Utc>>,
@@ -49,12 +50,6 @@ pub struct Conversation {
     /// Latest message's text.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub last_message: Option<String>,
-    /// The campaign purpose (`alert` or `wholesale`).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub purpose: Option<String>,
-    /// An inbox colour label (undocumented).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub color: Option<String>,
     /// Messages in the conversation.
     #[serde(default, deserialize_with = "tolerant::opt_u64")]
     pub number_of_messages: Option<u64>,

@@ -1,6 +1,10 @@
 //! PingBack's JSON, as serde types. Tolerant: unknown fields are ignored, ids are accepted as
 //! strings or numbers (the docs mix UUIDs and integers), and unreadable optional values become
 //! `None`.
+//!
+//! A conversation is read for the fields the gateway maps, and only those: a list page holds
+//! a hundred of them, and a field read into a string only to be dropped costs on every one. The
+//! vendor's whole JSON is still there for `include=raw`.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -61,9 +65,6 @@ pub struct Conversation<M = Message> {
     /// Conversation id (UUID).
     #[serde(deserialize_with = "tolerant::id")]
     pub id: String,
-    /// The business it belongs to.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub business_id: Option<String>,
     /// The customer's id.
     #[serde(default, deserialize_with = "tolerant::opt_id")]
     pub customer_id: Option<String>,
@@ -76,24 +77,12 @@ pub struct Conversation<M = Message> {
     /// `widget`, `webchat`, `email`, `whatsapp`, `telegram`, `instagram`, `x`, `sms`, …
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub channel_type: Option<String>,
-    /// The channel record.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub channel_id: Option<String>,
     /// Created.
     #[serde(default, deserialize_with = "tolerant::opt_time")]
     pub created_at: Option<DateTime<Utc>>,
     /// Last changed (the list's sort key).
     #[serde(default, deserialize_with = "tolerant::opt_time")]
     pub updated_at: Option<DateTime<Utc>>,
-    /// First agent reply.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub first_response_at: Option<DateTime<Utc>>,
-    /// Resolved (recorded by the vendor; not a documented field of the object).
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub resolved_at: Option<DateTime<Utc>>,
-    /// Closed (recorded by the vendor; not a documented field of the object).
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub closed_at: Option<DateTime<Utc>>,
     /// The customer, when it is an object (its ids are integers in the docs' example).
     #[serde(default, deserialize_with = "tolerant::opt_object")]
     pub customer: Option<Customer>,
