@@ -1,6 +1,7 @@
 //! Tolerant parsing shared by every adapter's wire types: ids as strings or numbers, timestamps in
 //! every format vendors use, and fields that may be missing or null.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -34,7 +35,7 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 /// An id given as a string or a number, as a string.
 pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Loose::deserialize(d)? {
-        Loose::Str(s) => Ok(s),
+        Loose::Str(s) => Ok(s.into_owned()),
         Loose::Int(i) => Ok(i.to_string()),
         Loose::UInt(u) => Ok(u.to_string()),
         Loose::Float(f) => Ok(f.to_string()),
@@ -46,9 +47,10 @@ pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 /// A JSON value as the optional readers below see it: a scalar, or nothing they can use
-/// (null, an object, an array), which is skipped without being built.
-enum Loose {
-    Str(String),
+/// (null, an object, an array), which is skipped without being built. A string is borrowed from
+/// the body where it can be, so a reader that only parses it (a time, a flag) copies nothing.
+enum Loose<'de> {
+    Str(Cow<'de, str>),
     Int(i64),
     UInt(u64),
     Float(f64),
@@ -56,7 +58,7 @@ enum Loose {
     Nothing,
 }
 
-impl Loose {
+impl Loose<'_> {
     /// A number as JSON writes it.
     fn number(&self) -> Option<String> {
         match self {
@@ -68,52 +70,55 @@ impl Loose {
     }
 }
 
-impl<'de> Deserialize<'de> for Loose {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Loose, D::Error> {
+impl<'de> Deserialize<'de> for Loose<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Loose<'de>, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Loose;
+            type Value = Loose<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
-                Ok(Loose::Str(v.to_owned()))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Borrowed(v)))
             }
-            fn visit_string<E>(self, v: String) -> Result<Loose, E> {
-                Ok(Loose::Str(v))
+            fn visit_str<E>(self, v: &str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
+            fn visit_string<E>(self, v: String) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Loose<'de>, E> {
                 Ok(Loose::Int(v))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
+            fn visit_u64<E>(self, v: u64) -> Result<Loose<'de>, E> {
                 Ok(Loose::UInt(v))
             }
-            fn visit_f64<E>(self, v: f64) -> Result<Loose, E> {
+            fn visit_f64<E>(self, v: f64) -> Result<Loose<'de>, E> {
                 Ok(Loose::Float(v))
             }
-            fn visit_bool<E>(self, v: bool) -> Result<Loose, E> {
+            fn visit_bool<E>(self, v: bool) -> Result<Loose<'de>, E> {
                 Ok(Loose::Bool(v))
             }
-            fn visit_unit<E>(self) -> Result<Loose, E> {
+            fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
                 Ok(Loose::Nothing)
             }
-            fn visit_none<E>(self) -> Result<Loose, E> {
+            fn visit_none<E>(self) -> Result<Loose<'de>, E> {
                 Ok(Loose::Nothing)
             }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose<'de>, D::Error> {
                 Loose::deserialize(d)
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<Loose, A::Error> {
+            ) -> Result<Loose<'de>, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Loose::Nothing)
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<Loose, A::Error> {
+            ) -> Result<Loose<'de>, A::Error> {
                 while map
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                     .is_some()
@@ -128,7 +133,7 @@ impl<'de> Deserialize<'de> for Loose {
 /// An optional id given as a string, a number or null.
 pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Loose::deserialize(d)? {
-        Loose::Str(s) if !s.is_empty() => Some(s),
+        Loose::Str(s) if !s.is_empty() => Some(s.into_owned()),
         n => n.number(),
     })
 }
@@ -136,7 +141,7 @@ pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
 /// An optional string; a number is stringified and anything else (object, array) is `None`.
 pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Loose::deserialize(d)? {
-        Loose::Str(s) => Some(s),
+        Loose::Str(s) => Some(s.into_owned()),
         Loose::Bool(b) => Some(b.to_string()),
         n => n.number(),
     })
@@ -168,7 +173,7 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
         Loose::Bool(b) => Some(b),
         Loose::Int(i) => Some(i != 0),
         Loose::UInt(u) => Some(u != 0),
-        Loose::Str(s) => match s.as_str() {
+        Loose::Str(s) => match s.as_ref() {
             "true" | "1" => Some(true),
             "false" | "0" => Some(false),
             _ => None,
