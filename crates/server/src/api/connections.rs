@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use super::json::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde::{Deserialize, Serialize};
 use switchboard_core::{Capabilities, ConnectionHealth, Operation, ProviderKind};

@@ -5,6 +5,7 @@ pub mod connections;
 pub mod conversations;
 pub mod events;
 pub mod extract;
+pub mod json;
 pub mod system;
 pub mod webhooks;
 

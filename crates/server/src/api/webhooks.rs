@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use super::json::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
