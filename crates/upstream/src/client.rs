@@ -221,6 +221,38 @@ pub struct Upstream {
     vendor: Mutex<VendorWindow>,
     last: Mutex<LastOutcome>,
     in_flight: Mutex<HashMap<String, Waiters>>,
+    meters: Meters,
+}
+
+/// The connection's metrics of every call, registered once: a `metrics` macro looks its name and
+/// labels up again at each call.
+#[derive(Debug)]
+struct Meters {
+    breaker: metrics::Gauge,
+    duration: metrics::Histogram,
+    /// `switchboard_upstream_requests_total` by outcome, each registered when it first happens.
+    requests: Mutex<Vec<(&'static str, metrics::Counter)>>,
+}
+
+impl Meters {
+    fn new(connection: &str) -> Meters {
+        Meters {
+            breaker: metrics::gauge!("switchboard_upstream_breaker_state", "connection" => connection.to_owned()),
+            duration: metrics::histogram!("switchboard_upstream_request_duration_seconds", "connection" => connection.to_owned()),
+            requests: Mutex::default(),
+        }
+    }
+
+    fn request(&self, connection: &str, outcome: &'static str) {
+        let mut requests = lock(&self.requests);
+        if let Some((_, counter)) = requests.iter().find(|(o, _)| *o == outcome) {
+            counter.increment(1);
+            return;
+        }
+        let counter = metrics::counter!("switchboard_upstream_requests_total", "connection" => connection.to_owned(), "outcome" => outcome);
+        counter.increment(1);
+        requests.push((outcome, counter));
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -293,8 +325,8 @@ impl Upstream {
                 Error::new(ErrorKind::Config, "could not build the HTTP client").with_source(e)
             })?;
         let breaker = Breaker::new(options.shared.breaker);
-        metrics::gauge!("switchboard_upstream_breaker_state", "connection" => connection.to_owned())
-            .set(gauge(BreakerState::Closed));
+        let meters = Meters::new(connection);
+        meters.breaker.set(gauge(BreakerState::Closed));
         Ok(Upstream {
             http,
             connection: connection.to_owned(),
@@ -304,6 +336,7 @@ impl Upstream {
             vendor: Mutex::default(),
             last: Mutex::default(),
             in_flight: Mutex::default(),
+            meters,
         })
     }
 
@@ -544,8 +577,7 @@ impl Upstream {
     }
 
     fn rate_limited(&self, wait: Duration) -> Error {
-        metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => "quota_exhausted")
-            .increment(1);
+        self.meters.request(&self.connection, "quota_exhausted");
         Error::new(
             ErrorKind::RateLimited,
             "the vendor's request quota for this connection is used up; retry later",
@@ -586,8 +618,7 @@ impl Upstream {
     }
 
     fn record(&self, outcome: &'static str, error: Option<&Error>) {
-        metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => outcome)
-            .increment(1);
+        self.meters.request(&self.connection, outcome);
         let mut last = lock(&self.last);
         match error {
             None => {
@@ -611,13 +642,11 @@ impl Upstream {
     }
 
     fn breaker_gauge(&self) {
-        metrics::gauge!("switchboard_upstream_breaker_state", "connection" => self.connection.clone())
-            .set(gauge(self.breaker.state()));
+        self.meters.breaker.set(gauge(self.breaker.state()));
     }
 
     fn circuit_open(&self, wait: Duration) -> Error {
-        metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => "circuit_open")
-            .increment(1);
+        self.meters.request(&self.connection, "circuit_open");
         Error::new(
             ErrorKind::UpstreamUnavailable,
             "the vendor failed repeatedly; calls to it are paused for a while",
@@ -682,8 +711,7 @@ impl Upstream {
             Ok::<_, BodyError>((status, headers, body))
         }
         .await;
-        metrics::histogram!("switchboard_upstream_request_duration_seconds", "connection" => self.connection.clone())
-            .record(started.elapsed().as_secs_f64());
+        self.meters.duration.record(started.elapsed().as_secs_f64());
         let (status, headers, body) = match received {
             Ok(parts) => parts,
             Err(BodyError::TooLarge) => {
