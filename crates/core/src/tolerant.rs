@@ -199,48 +199,74 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    struct Visitor<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
-            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Option<T>, A::Error> {
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_none<E>(self) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Option<T>, E> {
-            Ok(None)
-        }
+    d.deserialize_any(ObjectVisitor { from_id: None })
+}
+
+/// An optional object read as `T`, or only its id (a non-empty string or an integer) made a `T`
+/// with `From<String>`; anything else is `None`. `T` must read any object, as for
+/// [`opt_object`].
+pub fn opt_object_or_id<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + From<String>,
+{
+    d.deserialize_any(ObjectVisitor {
+        from_id: Some(T::from),
+    })
+}
+
+/// The reader of [`opt_object`] and [`opt_object_or_id`]: an object as `T`, an id as `from_id`
+/// makes it (when given), anything else skipped whole as `None`.
+struct ObjectVisitor<T> {
+    from_id: Option<fn(String) -> T>,
+}
+
+impl<T> ObjectVisitor<T> {
+    fn id(self, id: String) -> Option<T> {
+        self.from_id.map(|from_id| from_id(id))
     }
-    d.deserialize_any(Visitor(std::marker::PhantomData))
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, id: &str) -> Result<Option<T>, E> {
+        Ok(if id.is_empty() {
+            None
+        } else {
+            self.id(id.to_owned())
+        })
+    }
+    fn visit_i64<E>(self, id: i64) -> Result<Option<T>, E> {
+        Ok(self.id(id.to_string()))
+    }
+    fn visit_u64<E>(self, id: u64) -> Result<Option<T>, E> {
+        Ok(self.id(id.to_string()))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Option<T>, E> {
+        Ok(None)
+    }
 }
 
 /// How [`lenient_vec`] reads its items on this thread (see [`from_slice`]).
@@ -471,5 +497,55 @@ mod tests {
         assert_eq!(t("2026-01-15T10:30:00"), "2026-01-15T10:30:00+00:00");
         assert_eq!(t("2026-01-15 10:30:00+0200"), "2026-01-15T08:30:00+00:00");
         assert_eq!(t("yesterday"), "");
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Person {
+        #[serde(default, deserialize_with = "opt_id")]
+        id: Option<String>,
+        #[serde(default, deserialize_with = "opt_string")]
+        name: Option<String>,
+    }
+
+    impl From<String> for Person {
+        fn from(id: String) -> Person {
+            Person {
+                id: Some(id),
+                name: None,
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Assigned {
+        #[serde(default, deserialize_with = "opt_object")]
+        object: Option<Person>,
+        #[serde(default, deserialize_with = "opt_object_or_id")]
+        object_or_id: Option<Person>,
+    }
+
+    #[test]
+    fn an_object_is_read_and_an_id_stands_for_one_where_allowed() {
+        let person = |id: &str, name: Option<&str>| {
+            Some(Person {
+                id: Some(id.to_owned()),
+                name: name.map(str::to_owned),
+            })
+        };
+        let read = |value: &str| {
+            let body = format!(r#"{{"object": {value}, "object_or_id": {value}}}"#);
+            let read = from_slice::<Assigned>(body.as_bytes()).expect(value);
+            (read.object, read.object_or_id)
+        };
+        let object = r#"{"id": 7, "name": "Sam", "extra": [1]}"#;
+        assert_eq!(
+            read(object),
+            (person("7", Some("Sam")), person("7", Some("Sam")))
+        );
+        assert_eq!(read("7"), (None, person("7", None)));
+        assert_eq!(read(r#""u_7""#), (None, person("u_7", None)));
+        for nothing in ["null", r#""""#, "[1, {}]", "true", "7.5"] {
+            assert_eq!(read(nothing), (None, None), "{nothing}");
+        }
     }
 }

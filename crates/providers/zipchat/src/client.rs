@@ -240,8 +240,8 @@ impl Provider for Zipchat {
         );
         let items = list
             .users
-            .iter()
-            .map(|u| mapping::agent(self.connection(), u))
+            .into_iter()
+            .filter_map(|u| mapping::agent(self.connection(), u))
             .collect();
         Ok(Page { items, next })
     }

@@ -12,17 +12,15 @@ use switchboard_core::{
 
 use crate::wire;
 
-/// Maps a user to an agent.
-pub fn agent(connection: &str, u: &wire::User) -> Agent {
-    Agent {
-        id: ids::join(connection, &u.id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        native_id: u.id.clone(),
-        name: u.name.clone(),
-        email: u.email.clone(),
-        avatar_url: u.avatar_url.clone(),
-    }
+/// Maps a user to an agent; `None` without a user id.
+pub fn agent(connection: &str, u: wire::User) -> Option<Agent> {
+    let id = u.id?;
+    Some(Agent {
+        name: u.name,
+        email: u.email,
+        avatar_url: u.avatar_url,
+        ..bare_agent(connection, &id)
+    })
 }
 
 fn bare_agent(connection: &str, id: &str) -> Agent {
@@ -37,19 +35,7 @@ fn bare_agent(connection: &str, id: &str) -> Agent {
     }
 }
 
-fn assignee(connection: &str, v: &Value) -> Option<Agent> {
-    match v {
-        Value::Object(_) => serde_json::from_value::<wire::User>(v.clone())
-            .ok()
-            .map(|u| agent(connection, &u)),
-        Value::Number(n) => Some(bare_agent(connection, &n.to_string())),
-        Value::String(s) if !s.is_empty() => Some(bare_agent(connection, s)),
-        _ => None,
-    }
-}
-
-fn contact(connection: &str, v: &Value) -> Option<Contact> {
-    let lead: wire::Lead = serde_json::from_value(v.clone()).ok()?;
+fn contact(connection: &str, lead: wire::Lead) -> Contact {
     let name = lead.full_name.clone().or_else(|| {
         let parts: Vec<&str> = [lead.first_name.as_deref(), lead.last_name.as_deref()]
             .into_iter()
@@ -61,14 +47,14 @@ fn contact(connection: &str, v: &Value) -> Option<Contact> {
     if let Some(shopify) = lead.shopify_customer_id {
         external_ids.insert("shopify_customer_id".to_owned(), shopify);
     }
-    Some(Contact {
+    Contact {
         id: lead.id.as_deref().map(|id| ids::join(connection, id)),
         native_id: lead.id,
         name,
         email: lead.email,
         phone: lead.phone_number,
         external_ids,
-    })
+    }
 }
 
 /// Maps a conversation. `raw` is the vendor's JSON, kept when the caller asked `include=raw`.
@@ -98,8 +84,8 @@ pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>)
         mode: c
             .manual_reply_mode
             .map(|manual| if manual { Mode::Human } else { Mode::Ai }),
-        assignee: c.assignee.as_ref().and_then(|a| assignee(connection, a)),
-        contact: c.lead.as_ref().and_then(|l| contact(connection, l)),
+        assignee: c.assignee.and_then(|u| agent(connection, u)),
+        contact: c.lead.map(|l| contact(connection, l)),
         created_at: c.created_at,
         updated_at: c.updated_at,
         last_activity_at,

@@ -90,14 +90,14 @@ pub struct Conversation {
     #[serde(default, deserialize_with = "tolerant::opt_time")]
     pub last_escalation_resolved_at: Option<DateTime<Utc>>,
     /// The assigned user: an object, or (tolerated) a bare id.
-    #[serde(default)]
-    pub assignee: Option<Value>,
+    #[serde(default, deserialize_with = "tolerant::opt_object_or_id")]
+    pub assignee: Option<User>,
     /// Link into Zipchat.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub share_url: Option<String>,
     /// The customer.
-    #[serde(default)]
-    pub lead: Option<Value>,
+    #[serde(default, deserialize_with = "tolerant::opt_object")]
+    pub lead: Option<Lead>,
     /// Messages (detail only), parsed one by one into [`Message`] by the client, so an
     /// unreadable message is dropped rather than the page, and its JSON can be kept.
     #[serde(default, deserialize_with = "tolerant::lenient_vec")]
@@ -133,12 +133,12 @@ pub struct Lead {
     pub shopify_customer_id: Option<String>,
 }
 
-/// A user (agent) of the chat.
+/// A user (agent) of the chat: in the user list, or a conversation's assignee.
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {
-    /// User id.
-    #[serde(deserialize_with = "tolerant::id")]
-    pub id: String,
+    /// User id; a user without one cannot be assigned, and is no agent.
+    #[serde(default, deserialize_with = "tolerant::opt_id")]
+    pub id: Option<String>,
     /// Name.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub name: Option<String>,
@@ -148,6 +148,18 @@ pub struct User {
     /// Avatar URL (null without an avatar).
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub avatar_url: Option<String>,
+}
+
+impl From<String> for User {
+    /// An assignee given as its id alone.
+    fn from(id: String) -> User {
+        User {
+            id: Some(id),
+            name: None,
+            email: None,
+            avatar_url: None,
+        }
+    }
 }
 
 /// `GET /chats/:chat_id/users`.
