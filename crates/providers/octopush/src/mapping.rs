@@ -45,23 +45,13 @@ fn looks_like_email(s: &str) -> bool {
 
 /// The agent of `agent_assigned_to`: a scalar (the agent's login or id, format undocumented) or,
 /// tolerated, an object. A login that is an e-mail is also the agent's e-mail.
-pub fn assignee(connection: &str, v: &Value) -> Option<Agent> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => {
-            let email = looks_like_email(s).then(|| s.clone());
-            Some(bare_agent(connection, s, None, email))
-        }
-        Value::Number(n) => Some(bare_agent(connection, &n.to_string(), None, None)),
-        Value::Object(_) => {
-            let a: wire::AgentRef = serde_json::from_value(v.clone()).ok()?;
-            let email = a
-                .email
-                .or_else(|| a.login.clone().filter(|l| looks_like_email(l)));
-            let id = a.id.or(a.login).or_else(|| email.clone())?;
-            Some(bare_agent(connection, &id, a.name, email))
-        }
-        _ => None,
-    }
+pub fn assignee(connection: &str, a: wire::AgentRef) -> Option<Agent> {
+    let login = a.login.filter(|l| !l.trim().is_empty());
+    let email = a
+        .email
+        .or_else(|| login.clone().filter(|l| looks_like_email(l)));
+    let id = a.id.or(login).or_else(|| email.clone())?;
+    Some(bare_agent(connection, &id, a.name, email))
 }
 
 /// The contact of `recipient_details`. Octopush gives the contact no id: `id` stays null.
@@ -124,10 +114,7 @@ pub fn conversation(
         status: Status::Open,
         // No bot answers on Octopush.
         mode: None,
-        assignee: c
-            .agent_assigned_to
-            .as_ref()
-            .and_then(|a| assignee(connection, a)),
+        assignee: c.agent_assigned_to.and_then(|a| assignee(connection, a)),
         contact: c.recipient_details.as_ref().and_then(contact),
         created_at: c.first_message_at,
         updated_at: None,
@@ -381,17 +368,32 @@ mod tests {
 
     #[test]
     fn reads_assignees_in_every_shape() {
-        let a = assignee("sms", &Value::String("lea@shop.example.com".into())).expect("login");
+        // As the list sends them: `agent_assigned_to` of a conversation.
+        let assignee = |v: Value| {
+            let c: wire::Conversation =
+                serde_json::from_value(serde_json::json!({ "agent_assigned_to": v }))
+                    .expect("a conversation parses whatever its assignee");
+            c.agent_assigned_to.and_then(|a| assignee("sms", a))
+        };
+        let a = assignee(Value::String("lea@shop.example.com".into())).expect("login");
         assert_eq!(a.email.as_deref(), Some("lea@shop.example.com"));
         assert_eq!(a.native_id, "lea@shop.example.com");
-        let b = assignee("sms", &serde_json::json!(17)).expect("id");
+        let b = assignee(serde_json::json!(17)).expect("id");
         assert_eq!(b.id, "sms:17");
-        let c = assignee("sms", &serde_json::json!({"id": 3, "name": "Léa"})).expect("object");
+        assert_eq!(b.email, None);
+        let c = assignee(serde_json::json!({"id": 3, "name": "Léa"})).expect("object");
         assert_eq!(
             (c.native_id.as_str(), c.name.as_deref()),
             ("3", Some("Léa"))
         );
-        assert!(assignee("sms", &Value::Null).is_none());
-        assert!(assignee("sms", &Value::String(String::new())).is_none());
+        for nothing in [
+            Value::Null,
+            Value::String(String::new()),
+            Value::String("  ".into()),
+            serde_json::json!([]),
+            serde_json::json!({"name": "no id"}),
+        ] {
+            assert!(assignee(nothing.clone()).is_none(), "{nothing}");
+        }
     }
 }

@@ -38,9 +38,10 @@ pub struct Conversation {
     /// The contact: `{phone_number, name}`.
     #[serde(default, deserialize_with = "tolerant::opt_object")]
     pub recipient_details: Option<RecipientDetails>,
-    /// The agent the conversation is assigned to; absent when none (format undocumented).
-    #[serde(default)]
-    pub agent_assigned_to: Option<Value>,
+    /// The agent the conversation is assigned to: its login or id (format undocumented) or,
+    /// tolerated, an object; absent when none.
+    #[serde(default, deserialize_with = "tolerant::opt_object_or_id")]
+    pub agent_assigned_to: Option<AgentRef>,
     /// First message.
     #[serde(default, deserialize_with = "tolerant::opt_time")]
     pub first_message_at: Option<DateTime<Utc>>,
@@ -66,7 +67,7 @@ pub struct RecipientDetails {
     pub name: Option<String>,
 }
 
-/// An agent given as an object (tolerated; the docs only show a masked scalar).
+/// An agent: given as an object (tolerated), or as the masked scalar the docs show.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AgentRef {
     /// Id.
@@ -81,6 +82,18 @@ pub struct AgentRef {
     /// Name.
     #[serde(default, deserialize_with = "tolerant::opt_string")]
     pub name: Option<String>,
+}
+
+impl From<String> for AgentRef {
+    /// An agent given as a scalar: its login (an e-mail, or a masked value) or id.
+    fn from(login: String) -> AgentRef {
+        AgentRef {
+            id: None,
+            email: None,
+            login: Some(login),
+            name: None,
+        }
+    }
 }
 
 /// The names a message's timestamp is looked up under, in order (the field is not documented).
