@@ -95,6 +95,10 @@ impl LocalPages {
                         .max(1)
                 })
                 .time_to_idle(ttl.max(Duration::from_secs(1)))
+                // The page just kept is the one its traversal reads next: a full cache drops
+                // the least recently used, never the newcomer (moka's default, TinyLFU, admits
+                // by past frequency and turned new traversals' pages away).
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
         }
     }
@@ -290,7 +294,10 @@ mod tests {
     }
 
     /// Pages kept past the bound push the least recently used out at once: the process never
-    /// holds more than `LOCAL_CONVERSATIONS` of them, however many traversals keep pages.
+    /// holds more than `LOCAL_CONVERSATIONS` of them, however many traversals keep pages, and
+    /// the page a traversal just kept is always there for its next page (a cache that admits
+    /// by frequency turned new traversals' pages away once full: each page 2 read its vendors
+    /// again).
     #[tokio::test]
     async fn a_process_holds_a_bounded_number_of_kept_conversations() {
         let store = MemoryStore::default();
@@ -309,6 +316,13 @@ mod tests {
                 local.pages.weighted_size() <= LOCAL_CONVERSATIONS,
                 "{} conversations kept after {traversal}",
                 local.pages.weighted_size()
+            );
+            assert!(
+                pages
+                    .recall("sms", &UpstreamPage::Number(1))
+                    .await
+                    .is_some(),
+                "traversal {traversal} lost the page it just kept"
             );
         }
         assert!(local.pages.weighted_size() > LOCAL_CONVERSATIONS / 2);
