@@ -414,6 +414,31 @@ async fn metrics_are_prometheus_text() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
+    // The page is counted by its route, method and status, and each connection's call by outcome.
+    let sample = |series: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no sample of {series} in /metrics:\n{text}"))
+    };
+    assert!(
+        sample(
+            r#"switchboard_http_requests_total{route="/v1/conversations",method="GET",status="200"}"#
+        ) >= 1.0
+    );
+    assert!(
+        sample(r#"switchboard_upstream_requests_total{connection="shop-zipchat",outcome="ok"}"#)
+            >= 1.0
+    );
+    assert_eq!(
+        sample(r#"switchboard_upstream_breaker_state{connection="shop-zipchat"}"#),
+        0.0,
+        "closed"
+    );
     // Every sample line is `name{labels} value`.
     for line in text
         .lines()

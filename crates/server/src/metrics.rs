@@ -8,12 +8,15 @@
 //! the change feed `switchboard_event_streams` (open SSE streams) and
 //! `switchboard_webhook_attempts_total{webhook,outcome}` (`delivered`, `failed`, `gone`).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Buckets of every duration histogram, in seconds.
@@ -69,17 +72,52 @@ pub fn render() -> String {
 
 /// Counts every request by matched route, method and status, and times it.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("switchboard_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("switchboard_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let mut routes = ROUTES.lock().unwrap_or_else(|p| p.into_inner());
+    if !routes.contains_key(route) {
+        routes.insert(route.to_owned(), RouteMeters::new(route));
+    }
+    if let Some(meters) = routes.get_mut(route) {
+        meters.duration.record(started.elapsed().as_secs_f64());
+        meters
+            .requests(route, &method, response.status().as_u16())
+            .increment(1);
+    }
     response
+}
+
+/// `track`'s metric handles, by matched route, each registered once: a `metrics` macro looks
+/// its name and labels up again on every request.
+static ROUTES: LazyLock<Mutex<HashMap<String, RouteMeters>>> = LazyLock::new(Mutex::default);
+
+/// One route's handles: its duration, and its request count by method and status.
+struct RouteMeters {
+    duration: Histogram,
+    requests: Vec<(Method, u16, Counter)>,
+}
+
+impl RouteMeters {
+    fn new(route: &str) -> RouteMeters {
+        RouteMeters {
+            duration: metrics::histogram!("switchboard_http_request_duration_seconds", "route" => route.to_owned()),
+            requests: Vec::new(),
+        }
+    }
+
+    fn requests(&mut self, route: &str, method: &Method, status: u16) -> &Counter {
+        let known = self
+            .requests
+            .iter()
+            .position(|(m, s, _)| m == method && *s == status);
+        let at = known.unwrap_or_else(|| {
+            let counter = metrics::counter!("switchboard_http_requests_total", "route" => route.to_owned(), "method" => method.as_str().to_owned(), "status" => status.to_string());
+            self.requests.push((method.clone(), status, counter));
+            self.requests.len() - 1
+        });
+        &self.requests[at].2
+    }
 }
