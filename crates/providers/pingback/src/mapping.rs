@@ -10,7 +10,7 @@ use switchboard_core::{
     Status, ids,
 };
 
-use crate::wire::{self, Said};
+use crate::wire::{self, MessageText};
 
 /// Maps a team member to an agent; `None` without a `user_id` (the only assignable id).
 pub fn agent(connection: &str, m: &wire::Member) -> Option<Agent> {
@@ -104,26 +104,26 @@ pub fn attachment(v: &Value) -> Option<Attachment> {
 
 /// Maps a conversation. `detail` says the messages are the full history (the single-conversation
 /// read), so they can be counted; `raw` is the vendor's JSON, kept when the caller asked for it.
-pub fn conversation<M: Said>(
+pub fn conversation(
     connection: &str,
-    c: wire::Conversation<M>,
+    c: wire::Conversation<MessageText>,
     detail: bool,
     raw: Option<Value>,
 ) -> Conversation {
     let newest = c
         .messages
         .iter()
-        .filter(|m| m.created_at().is_some())
-        .max_by_key(|m| m.created_at())
+        .filter(|m| m.created_at.is_some())
+        .max_by_key(|m| m.created_at)
         .or(c.messages.last());
     let last_message = newest.map(|m| LastMessage {
-        text: text(m.content()).0,
-        created_at: m.created_at(),
+        text: text(m.content.as_deref()).0,
+        created_at: m.created_at,
     });
     // The list is ordered by `updated_at`, so that is the sort key.
     let last_activity_at = c
         .updated_at
-        .or_else(|| newest.and_then(Said::created_at))
+        .or_else(|| newest.and_then(|m| m.created_at))
         .or(c.created_at)
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     // The list may leave `messages` empty, so only the detail's history counts them.
@@ -202,14 +202,16 @@ mod tests {
 
     #[test]
     fn maps_the_documented_conversation() {
-        let wire: wire::Conversation = serde_json::from_str(&fixture!("get_conversation.json"))
-            .expect("documented JSON parses");
-        let messages = wire.messages.clone();
+        // The conversation as the gateway reads a detail to serve it, and its messages as it reads
+        // them to list them.
+        let wire: wire::Conversation<MessageText> =
+            serde_json::from_str(&fixture!("get_conversation.json"))
+                .expect("documented JSON parses");
+        let messages =
+            serde_json::from_str::<wire::Conversation>(&fixture!("get_conversation.json"))
+                .expect("documented JSON parses")
+                .messages;
         let c = conversation("helpdesk", wire, true, None);
-        // Read for the conversation alone (as the gateway reads a detail), it maps the same.
-        let texts: wire::Conversation<wire::MessageText> =
-            serde_json::from_str(&fixture!("get_conversation.json")).expect("parses");
-        assert_eq!(conversation("helpdesk", texts, true, None), c);
         assert_eq!(c.id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
         assert_eq!(c.provider, crate::KIND);
         assert_eq!(c.channel, Channel::Web);
@@ -259,7 +261,7 @@ mod tests {
             serde_json::from_str(&fixture!("list_conversations.json"))
                 .expect("documented JSON parses");
         assert_eq!(list.0.len(), 1);
-        let first: wire::Conversation<wire::MessageText> =
+        let first: wire::Conversation<MessageText> =
             serde_json::from_value(list.0[0].clone()).expect("the item parses");
         let c = conversation("helpdesk", first, false, None);
         assert_eq!(c.message_count, None);
@@ -324,16 +326,19 @@ mod tests {
 
     #[test]
     fn tolerates_other_shapes() {
-        let c: wire::Conversation = serde_json::from_value(serde_json::json!({
+        let json = serde_json::json!({
             "id": 17, "status": "RESOLVED", "channel_type": "x", "customer": null, "customer_id": null,
             "created_at": "2024-03-01 09:00:00", "messages": [
                 {"id": 1, "sender_type": "agent", "sender_id": 9, "content": "<p>Hello &amp; bye</p>",
                  "attachments": ["https://cdn.example.com/a.pdf", {"file_url": "https://cdn.example.com/b.png",
                  "type": "image/png", "filename": "b.png"}, {"no": "url"}], "created_at": "2024-03-01T10:00:00+02:00"}
             ]
-        }))
-        .expect("parses");
-        let messages = c.messages.clone();
+        });
+        let c: wire::Conversation<MessageText> =
+            serde_json::from_value(json.clone()).expect("parses");
+        let messages = serde_json::from_value::<wire::Conversation>(json)
+            .expect("parses")
+            .messages;
         let mapped = conversation("hd", c, true, None);
         assert_eq!(mapped.native_id, "17");
         assert_eq!(mapped.status, Status::Resolved);

@@ -91,14 +91,6 @@ pub struct Conversation<M = Message> {
     pub messages: Vec<M>,
 }
 
-/// What a conversation shows of one of its messages: when it was sent and what it says.
-pub trait Said {
-    /// Sent at.
-    fn created_at(&self) -> Option<DateTime<Utc>>;
-    /// Text.
-    fn content(&self) -> Option<&str>;
-}
-
 /// A message of a conversation read for the conversation alone (its last message, its count):
 /// the detail holds the whole history, so the rest of each message is skipped, not read.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,26 +101,6 @@ pub struct MessageText {
     /// Sent at.
     #[serde(default, deserialize_with = "tolerant::opt_time")]
     pub created_at: Option<DateTime<Utc>>,
-}
-
-impl Said for MessageText {
-    fn created_at(&self) -> Option<DateTime<Utc>> {
-        self.created_at
-    }
-
-    fn content(&self) -> Option<&str> {
-        self.content.as_deref()
-    }
-}
-
-impl Said for Message {
-    fn created_at(&self) -> Option<DateTime<Utc>> {
-        self.created_at
-    }
-
-    fn content(&self) -> Option<&str> {
-        self.content.as_deref()
-    }
 }
 
 /// The customer embedded in a conversation.
