@@ -83,9 +83,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     }
     if let Some(meters) = routes.get_mut(route) {
         meters.duration.record(started.elapsed().as_secs_f64());
-        meters
-            .requests(route, &method, response.status().as_u16())
-            .increment(1);
+        meters.request(route, method, response.status().as_u16());
     }
     response
 }
@@ -108,16 +106,18 @@ impl RouteMeters {
         }
     }
 
-    fn requests(&mut self, route: &str, method: &Method, status: u16) -> &Counter {
-        let known = self
+    /// Counts one request, registering its counter when the method and status are new.
+    fn request(&mut self, route: &str, method: Method, status: u16) {
+        if let Some((_, _, counter)) = self
             .requests
             .iter()
-            .position(|(m, s, _)| m == method && *s == status);
-        let at = known.unwrap_or_else(|| {
-            let counter = metrics::counter!("switchboard_http_requests_total", "route" => route.to_owned(), "method" => method.as_str().to_owned(), "status" => status.to_string());
-            self.requests.push((method.clone(), status, counter));
-            self.requests.len() - 1
-        });
-        &self.requests[at].2
+            .find(|(m, s, _)| *m == method && *s == status)
+        {
+            counter.increment(1);
+            return;
+        }
+        let counter = metrics::counter!("switchboard_http_requests_total", "route" => route.to_owned(), "method" => method.as_str().to_owned(), "status" => status.to_string());
+        counter.increment(1);
+        self.requests.push((method, status, counter));
     }
 }
