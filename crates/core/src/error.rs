@@ -112,6 +112,7 @@ pub struct Error {
     operation: Option<Operation>,
     connection: Option<String>,
     parameter: Option<&'static str>,
+    unsent: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -130,6 +131,7 @@ impl Error {
             operation: None,
             connection: None,
             parameter: None,
+            unsent: false,
             source: None,
         }
     }
@@ -197,6 +199,19 @@ impl Error {
         self
     }
 
+    /// Marks the request as never sent to the vendor (the breaker, the quota, the store or the
+    /// deadline stopped it, or no connection could be made): whatever it asked was not done, so
+    /// a write may be sent again without checking first.
+    pub fn unsent(mut self) -> Error {
+        self.unsent = true;
+        self
+    }
+
+    /// Whether the request is known never to have reached the vendor (see [`Error::unsent`]).
+    pub fn is_unsent(&self) -> bool {
+        self.unsent
+    }
+
     /// Overrides whether the error is temporary.
     pub fn set_temporary(mut self, temporary: bool) -> Error {
         self.temporary = temporary;
@@ -220,6 +235,7 @@ impl Error {
             operation: self.operation,
             connection: self.connection.clone(),
             parameter: self.parameter,
+            unsent: self.unsent,
             source: self.source.as_ref().map(|s| {
                 Box::new(SourceText(s.to_string())) as Box<dyn std::error::Error + Send + Sync>
             }),

@@ -1,24 +1,45 @@
-//! `Idempotency-Key` on replies: a repeat with the same key and body returns the first answer
-//! without a second send; the same key with another body is 422; a repeat while the first is in
-//! flight is 409. Records live in the shared store for 24 hours, scoped to the caller.
+//! `Idempotency-Key` on replies: a reply retried with its key is delivered exactly once,
+//! whatever failed on the way. The same key with another body is 422; a repeat while the first
+//! is in flight is 409 with the `Retry-After` of its lease. Records live in the shared store,
+//! scoped to the caller.
+//!
+//! What a key keeps depends on what is known of the vendor:
+//! - **it acted or refused for good** (the message, or a documented 4xx such as
+//!   `conversation_in_ai_mode`): the answer is kept for [`RETENTION`] and replayed;
+//! - **it did not get the request** (no connection, a 429, an open breaker, a closed vendor
+//!   window, the store down, the deadline before sending): the key is released, and a retry sends;
+//! - **nobody knows** (a 5xx, a dropped or unreadable answer, a timeout after sending, a crash):
+//!   the key is kept *unsettled* with when the attempt began, and the next retry first finds out
+//!   (the reply's service looks for the message in the conversation, or sends again with the same
+//!   vendor-side key to a vendor that deduplicates) before it sends.
+//!
+//! A claim's lease is [`LEASE`], renewed every [`RENEW_EVERY`] while its request works, so a
+//! crashed replica's claim turns unsettled within [`LEASE`] and a retry then takes over. After a
+//! timeout the key stays in flight [`LATE_ANSWER_GRACE`] longer, for a vendor still at work.
 
+use std::future::Future;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use switchboard_core::{Error, ErrorKind, Message, Operation, codes};
-use switchboard_upstream::Claim as Held;
-use switchboard_upstream::Store;
+use switchboard_upstream::{Attempt, Claim as Held, Store};
 
 use crate::problem::{PROBLEM_JSON, Problem, status_of};
 
-/// How long a finished record is kept.
+/// How long a finished record, or an unsettled attempt, is kept.
 pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-/// How long an in-flight record blocks its key if its request never finishes (a crash): longer
-/// than any request may take.
-const IN_FLIGHT: Duration = Duration::from_secs(120);
+/// How long a claim holds its key unless renewed: a crashed request's key is taken over this
+/// long after its last renewal at most.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// How often a request at work renews its claim's lease.
+pub const RENEW_EVERY: Duration = Duration::from_secs(3);
+/// How long a key stays in flight after its request gave up waiting on the vendor (a timeout):
+/// a vendor still working on it acts by then, before a retry looks for the message.
+pub const LATE_ANSWER_GRACE: Duration = Duration::from_secs(5);
 
 /// A finished answer, replayed as it was: the status, media type and body the first request
 /// was answered with.
@@ -29,12 +50,18 @@ struct Stored {
     body: String,
 }
 
+/// What a claim notes of its attempt, for the claim that takes over if it ends unsettled.
+#[derive(Serialize, Deserialize)]
+struct Note {
+    began_at: DateTime<Utc>,
+}
+
 /// What `begin` found.
 #[derive(Debug)]
 pub enum Begin {
-    /// No record: the caller proceeds and must `finish`.
+    /// The caller holds the key and must `finish` (after finding out about `earlier`, if set).
     Fresh(Claim),
-    /// What the first request came to: its message, or its error (the caller's answer is then
+    /// What the first request came to: its message, or its refusal (the caller's answer is then
     /// the first one, byte for byte).
     Replay(Box<Result<Message, Error>>),
 }
@@ -44,6 +71,40 @@ pub enum Begin {
 pub struct Claim {
     key: String,
     fingerprint: String,
+    earlier: Option<Earlier>,
+}
+
+/// An earlier attempt of the same request that ended without knowing whether the vendor acted.
+#[derive(Debug, Clone, Copy)]
+pub struct Earlier {
+    /// When it began (`None` for a record that does not say): the message, if sent, is newer.
+    pub began_at: Option<DateTime<Utc>>,
+}
+
+impl Claim {
+    /// The earlier attempt to find out about before acting, if any.
+    pub fn earlier(&self) -> Option<Earlier> {
+        self.earlier
+    }
+
+    /// Runs `work` while renewing the claim's lease, so no retry takes over a request at work.
+    pub async fn hold<T>(&self, store: &dyn Store, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            match tokio::time::timeout(RENEW_EVERY, &mut work).await {
+                Ok(out) => return out,
+                Err(_) => match store.renew(&self.key, &self.fingerprint, LEASE).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        "an idempotency claim's lease ended while its request worked; a retry may check the vendor meanwhile"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not renew an idempotency claim's lease")
+                    }
+                },
+            }
+        }
+    }
 }
 
 /// A hash of what the request asks for: the same key must come with the same request.
@@ -68,35 +129,58 @@ pub async fn begin(
     fingerprint: String,
 ) -> Result<Begin, Error> {
     let store_key = store_key(caller, key);
-    let (held_by, done) = match store.claim(&store_key, &fingerprint, IN_FLIGHT).await? {
-        Held::Claimed => {
-            return Ok(Begin::Fresh(Claim {
-                key: store_key,
-                fingerprint,
-            }));
-        }
-        Held::InFlight { fingerprint } => (fingerprint, None),
-        Held::Done {
-            fingerprint,
-            record,
-        } => (fingerprint, Some(record)),
+    let note = serde_json::to_vec(&Note {
+        began_at: Utc::now(),
+    })
+    .unwrap_or_default();
+    let attempt = Attempt {
+        fingerprint: &fingerprint,
+        note: &note,
+        lease: LEASE,
+        keep: RETENTION,
     };
-    if held_by != fingerprint {
-        return Err(Error::new(
+    let reused = || {
+        Error::new(
             ErrorKind::Unprocessable,
             "this Idempotency-Key was used for a different request; use a new key for a new reply",
         )
         .with_code(codes::IDEMPOTENCY_KEY_REUSED)
-        .with_parameter("idempotency_key"));
-    }
-    match done {
-        None => Err(Error::new(
-            ErrorKind::Conflict,
-            "a request with this Idempotency-Key is still in progress; retry when it has finished",
-        )
-        .with_code(codes::IDEMPOTENCY_IN_PROGRESS)
-        .with_retry_after(Duration::from_secs(1))),
-        Some(record) => {
+        .with_parameter("idempotency_key")
+    };
+    match store.claim(&store_key, &attempt).await? {
+        Held::Claimed { unsettled } => Ok(Begin::Fresh(Claim {
+            key: store_key,
+            fingerprint,
+            earlier: unsettled.map(|note| Earlier {
+                began_at: serde_json::from_slice::<Note>(&note)
+                    .ok()
+                    .map(|n| n.began_at),
+            }),
+        })),
+        Held::InFlight {
+            fingerprint: held_by,
+            retry_in,
+        } => {
+            if held_by != fingerprint {
+                return Err(reused());
+            }
+            // Whole seconds, rounded up: at that time the claim has finished or ended.
+            let secs = retry_in.as_millis().div_ceil(1000).max(1);
+            Err(Error::new(
+                ErrorKind::Conflict,
+                "a request with this Idempotency-Key is still in progress; retry after Retry-After seconds",
+            )
+            .with_code(codes::IDEMPOTENCY_IN_PROGRESS)
+            .with_retry_after(Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX))))
+        }
+        Held::Unsettled { .. } => Err(reused()),
+        Held::Done {
+            fingerprint: held_by,
+            record,
+        } => {
+            if held_by != fingerprint {
+                return Err(reused());
+            }
             let stored: Stored = serde_json::from_slice(&record).map_err(|e| {
                 Error::new(ErrorKind::Unexpected, "unreadable idempotency record").with_source(e)
             })?;
@@ -117,13 +201,22 @@ fn replay(stored: Stored) -> Result<Message, Error> {
     Err(error_of(problem))
 }
 
-/// The error a kept problem was made from (only failures whose outcome is unknown are kept:
-/// `upstream_timeout` and `upstream_unavailable`), so it renders as the same bytes again.
+/// The error a kept problem was made from, so it renders as the same bytes again.
 fn error_of(problem: Problem) -> Error {
-    let kind = if problem.status == StatusCode::GATEWAY_TIMEOUT.as_u16() {
-        ErrorKind::UpstreamTimeout
-    } else {
-        ErrorKind::UpstreamUnavailable
+    // Only final answers are kept: refusals (4xx, 501) and a vendor's documented rejection.
+    let kind = match problem.status {
+        400 => ErrorKind::InvalidRequest,
+        401 => ErrorKind::Unauthenticated,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        410 => ErrorKind::Gone,
+        413 => ErrorKind::TooLarge,
+        422 => ErrorKind::Unprocessable,
+        501 => ErrorKind::Unsupported,
+        502 => ErrorKind::UpstreamUnavailable,
+        504 => ErrorKind::UpstreamTimeout,
+        _ => ErrorKind::Unexpected,
     };
     let code = codes::all()
         .into_iter()
@@ -170,13 +263,47 @@ fn stored(result: &Result<Message, Error>) -> Stored {
     }
 }
 
-/// Whether a failure leaves it unknown if the vendor acted (the answer is kept so a retry
-/// cannot send twice), rather than known not to have (the key is freed for a corrected retry).
-fn outcome_unknown(e: &Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::UpstreamTimeout | ErrorKind::UpstreamUnavailable
-    )
+/// What a failed request tells of the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It refused for good, or the request was refused before it (a bad parameter): the answer
+    /// is final and kept.
+    Refused,
+    /// It never got the request: the key is freed (unless an earlier attempt is unsettled).
+    NotSent,
+    /// Nobody knows whether it acted: the key is kept unsettled.
+    Unknown,
+}
+
+/// What `error` tells of the vendor.
+pub fn outcome_of(error: &Error) -> Outcome {
+    if error.is_unsent() {
+        return Outcome::NotSent;
+    }
+    match error.kind() {
+        // A 4xx the vendor documents, as its own code: it did not act.
+        ErrorKind::UpstreamUnavailable if error.code() == codes::UPSTREAM_REJECTED => {
+            Outcome::Refused
+        }
+        ErrorKind::UpstreamTimeout | ErrorKind::UpstreamUnavailable => Outcome::Unknown,
+        // A 429, the vendor refusing the gateway's credential, the store or the caller's own
+        // quota: nothing was done, and a retry may go through.
+        ErrorKind::RateLimited
+        | ErrorKind::UpstreamAuth
+        | ErrorKind::StoreUnavailable
+        | ErrorKind::TooManyRequests
+        | ErrorKind::Config
+        | ErrorKind::Unexpected => Outcome::NotSent,
+        ErrorKind::InvalidRequest
+        | ErrorKind::Unprocessable
+        | ErrorKind::TooLarge
+        | ErrorKind::Unauthenticated
+        | ErrorKind::Forbidden
+        | ErrorKind::NotFound
+        | ErrorKind::Conflict
+        | ErrorKind::Gone
+        | ErrorKind::Unsupported => Outcome::Refused,
+    }
 }
 
 /// Records the outcome of a claimed request and returns it.
@@ -185,28 +312,42 @@ pub async fn finish(
     claim: Claim,
     result: Result<Message, Error>,
 ) -> Result<Message, Error> {
-    let keep = match &result {
-        Ok(_) => true,
-        Err(e) => outcome_unknown(e),
+    let outcome = match &result {
+        Ok(_) => Outcome::Refused,
+        Err(e) => outcome_of(e),
     };
-    if !keep {
-        if let Err(e) = store.release(&claim.key).await {
-            tracing::warn!(error = %e, "could not release an idempotency key; it frees itself when its lease ends");
+    let kept = match outcome {
+        Outcome::Refused => {
+            let record = serde_json::to_vec(&stored(&result)).unwrap_or_default();
+            store
+                .complete(
+                    &claim.key,
+                    &claim.fingerprint,
+                    Bytes::from(record),
+                    RETENTION,
+                )
+                .await
         }
-        return result;
-    }
-    let record = serde_json::to_vec(&stored(&result)).unwrap_or_default();
-    if let Err(e) = store
-        .complete(
-            &claim.key,
-            &claim.fingerprint,
-            Bytes::from(record),
-            RETENTION,
-        )
-        .await
-    {
-        // The answer was sent: the caller gets it. Until the lease ends a retry gets 409.
-        tracing::error!(error = %e, "could not store an idempotency record; a retry after the lease ends may send again");
+        // An earlier attempt still unsettled stays so until one is known to have acted.
+        Outcome::NotSent if claim.earlier.is_none() => store.release(&claim.key).await,
+        // The vendor may still be working on a request it did not answer in time: the key
+        // turns unsettled once it would have acted.
+        Outcome::Unknown
+            if result
+                .as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::UpstreamTimeout) =>
+        {
+            store
+                .renew(&claim.key, &claim.fingerprint, LATE_ANSWER_GRACE)
+                .await
+                .map(|_| ())
+        }
+        Outcome::NotSent | Outcome::Unknown => store.unsettle(&claim.key, &claim.fingerprint).await,
+    };
+    if let Err(e) = kept {
+        // The caller gets its answer. The claim's lease ends by itself, and a retry then finds
+        // out from the vendor before it sends.
+        tracing::warn!(error = %e, ?outcome, "could not record a reply's outcome under its Idempotency-Key; a retry checks the vendor first");
     }
     result
 }
@@ -235,17 +376,18 @@ mod tests {
             "delivery_status": "sent"
         }))
         .expect("a message");
-        let timeout = Error::new(
-            ErrorKind::UpstreamTimeout,
-            "the vendor did not answer in time",
-        )
-        .with_connection("shop")
-        .with_operation(Operation::SendMessage);
-        let open_breaker = Error::new(ErrorKind::UpstreamUnavailable, "paused")
-            .with_code(codes::UPSTREAM_CIRCUIT_OPEN)
+        let ai_mode = Error::new(ErrorKind::Conflict, "the bot answers this conversation")
+            .with_code(codes::CONVERSATION_IN_AI_MODE)
             .with_connection("shop")
-            .with_retry_after(Duration::from_secs(9));
-        for first in [Ok(message), Err(timeout), Err(open_breaker)] {
+            .with_operation(Operation::SendMessage);
+        let bad_sender = Error::new(ErrorKind::Unprocessable, "not an agent")
+            .with_code(codes::INVALID_SENDER)
+            .with_parameter("sender_id");
+        let rejected = Error::new(ErrorKind::UpstreamUnavailable, "Acme rejected the request")
+            .with_code(codes::UPSTREAM_REJECTED)
+            .set_temporary(false)
+            .with_connection("shop");
+        for first in [Ok(message), Err(ai_mode), Err(bad_sender), Err(rejected)] {
             let (stored_first, replayed) = again(&first);
             assert_eq!(
                 (replayed.status, &replayed.content_type, &replayed.body),

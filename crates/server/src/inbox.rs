@@ -2,6 +2,7 @@
 //! messages, agents, and the writes routed to the vendor that owns the conversation.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,15 +11,15 @@ use switchboard_core::inbox::{InboxRequest, inbox_page};
 use switchboard_core::lanes::MessageLane;
 use switchboard_core::merge::{KeptPages, Lane, MergeRequest, MergeState, merge_page};
 use switchboard_core::{
-    Agent, Assignment, Channel, Conversation, ConversationFilter, Error, ErrorKind, Message, Mode,
-    NewMessage, Provider, ProviderKind, Status, UpstreamPage, ids,
+    Agent, Assignment, Channel, Conversation, ConversationFilter, Direction, Error, ErrorKind,
+    Message, MessageQuery, Mode, NewMessage, Provider, ProviderKind, Status, UpstreamPage, ids,
 };
 use utoipa::ToSchema;
 
 use switchboard_feed::GatewayWrite;
 
 use crate::auth::Caller;
-use crate::idempotency::{self, Begin};
+use crate::idempotency::{self, Begin, Earlier};
 use crate::params::QueryPairs;
 use crate::registry;
 use crate::state::AppState;
@@ -555,37 +556,142 @@ impl From<Error> for ReplyError {
     }
 }
 
-/// `POST /v1/conversations/{id}/messages` with its `Idempotency-Key`: the reply is sent at most
-/// once per key; a repeat gets the first outcome.
+/// How far a vendor's clock may lag the gateway's: an earlier attempt's message is looked for
+/// from this long before the attempt began.
+const CLOCK_SLACK: Duration = Duration::from_secs(120);
+
+/// `POST /v1/conversations/{id}/messages` with its `Idempotency-Key`: the reply is delivered
+/// once per key, whatever fails on the way (see [`idempotency`]); a repeat gets the first
+/// outcome. The keyed work runs to its end even if the caller goes away, so its outcome is
+/// always recorded.
 pub async fn reply(
-    state: &AppState,
-    caller: &Caller,
+    state: &Arc<AppState>,
+    caller: &Arc<Caller>,
     id: &str,
     text: String,
     sender_id: Option<String>,
     idempotency_key: Option<String>,
 ) -> Result<Reply, ReplyError> {
-    let sender = sender_id.as_deref();
     let Some(key) = idempotency_key else {
-        let message = send_message(state, caller, id, text, sender, None).await?;
+        let message = send_message(state, caller, id, text, sender_id.as_deref(), None).await?;
         return Ok(Reply {
             message,
             replayed: false,
         });
     };
-    let fingerprint = idempotency::fingerprint(&[id, &text, sender.unwrap_or("")]);
-    let store = state.store.as_ref();
-    let (result, replayed) =
-        match idempotency::begin(store, &caller.name, &key, fingerprint).await? {
-            Begin::Replay(first) => (*first, true),
-            Begin::Fresh(claim) => {
-                // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
-                let vendor_key = idempotency::fingerprint(&[&caller.name, &key]);
-                let sent = send_message(state, caller, id, text, sender, Some(vendor_key)).await;
-                (idempotency::finish(store, claim, sent).await, false)
+    // A request refused before it reaches the vendor (bad text, unknown conversation) does not
+    // use its key.
+    check_reply_text(&text)?;
+    state.resolve(caller, id, "conversation")?;
+    let fingerprint = idempotency::fingerprint(&[id, &text, sender_id.as_deref().unwrap_or("")]);
+    let claim =
+        match idempotency::begin(state.store.as_ref(), &caller.name, &key, fingerprint).await? {
+            Begin::Replay(first) => {
+                return (*first)
+                    .map(|message| Reply {
+                        message,
+                        replayed: true,
+                    })
+                    .map_err(|error| ReplyError {
+                        error,
+                        replayed: true,
+                    });
             }
+            Begin::Fresh(claim) => claim,
         };
+    // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
+    let vendor_key = idempotency::fingerprint(&[&caller.name, &key]);
+    let (state, caller, id) = (state.clone(), caller.clone(), id.to_owned());
+    let work = tokio::spawn(async move {
+        let store = state.store.as_ref();
+        let earlier = claim.earlier();
+        let delivered = claim
+            .hold(
+                store,
+                deliver(&state, &caller, &id, text, sender_id, vendor_key, earlier),
+            )
+            .await;
+        let replayed = matches!(delivered, Ok(Delivered { earlier: true, .. }));
+        let result = idempotency::finish(store, claim, delivered.map(|d| d.message)).await;
+        (result, replayed)
+    });
+    let (result, replayed) = work
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unexpected, "the reply's work failed").with_source(e))?;
     result
         .map(|message| Reply { message, replayed })
         .map_err(|error| ReplyError { error, replayed })
+}
+
+/// A keyed reply as delivered: its message, and whether an earlier attempt had sent it.
+struct Delivered {
+    message: Message,
+    earlier: bool,
+}
+
+/// Sends a keyed reply, after finding out whether an `earlier` attempt whose outcome is
+/// unknown sent it already: a vendor that deduplicates replies by key is simply sent the same
+/// key again; for the others the conversation's newest messages are searched for it.
+async fn deliver(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    text: String,
+    sender_id: Option<String>,
+    vendor_key: String,
+    earlier: Option<Earlier>,
+) -> Result<Delivered, Error> {
+    let (provider, native) = state.resolve(caller, id, "conversation")?;
+    let sender = sender_id.as_deref();
+    if let Some(earlier) = earlier
+        && !provider.info().capabilities.idempotent_replies
+    {
+        let sender_native = sender.and_then(ids::split).map(|(_, native)| native);
+        if let Some(mut message) =
+            find_earlier_reply(provider.as_ref(), native, &text, sender_native, earlier).await?
+        {
+            message.raw = None;
+            record_write(state, caller, GatewayWrite::Reply(&message)).await;
+            return Ok(Delivered {
+                message,
+                earlier: true,
+            });
+        }
+    }
+    let message = send_message(state, caller, id, text, sender, Some(vendor_key)).await?;
+    Ok(Delivered {
+        message,
+        earlier: false,
+    })
+}
+
+/// The reply an earlier attempt sent, if the conversation holds it: the newest outbound message
+/// with the same text (and sender, when one was named) since the attempt began. Listing fails
+/// as `unsent`: this request has sent nothing.
+async fn find_earlier_reply(
+    provider: &dyn Provider,
+    conversation: &str,
+    text: &str,
+    sender: Option<&str>,
+    earlier: Earlier,
+) -> Result<Option<Message>, Error> {
+    let since = earlier
+        .began_at
+        .map(|t| t - chrono::Duration::from_std(CLOCK_SLACK).unwrap_or_default());
+    let query = MessageQuery {
+        since,
+        page_size: provider.info().capabilities.max_message_page_size.min(50),
+        include_raw: false,
+    };
+    let newest = provider
+        .list_messages(conversation, &query, &UpstreamPage::First)
+        .await
+        .map_err(Error::unsent)?;
+    let text = text.trim();
+    Ok(newest.items.into_iter().find(|m| {
+        m.direction == Direction::Outbound
+            && m.text.trim() == text
+            && since.is_none_or(|t| m.created_at >= t)
+            && sender.is_none_or(|s| m.sender.as_ref().is_some_and(|a| a.native_id == s))
+    }))
 }

@@ -37,6 +37,14 @@ pub struct Faults {
     /// Send that oversized body without a `Content-Length` (chunked), so only reading it tells
     /// its size.
     pub oversized_without_length: bool,
+    /// Of the injected errors, malformed answers and dropped connections, the fraction that
+    /// strike after the vendor handled the request: it acted, and only its answer is lost.
+    pub acted_rate: f64,
+    /// Fraction of requests held `hang_ms` before the vendor handles them (a client that gave
+    /// up meanwhile may have its request handled anyway, or dropped).
+    pub hang_rate: f64,
+    /// How long a hung request is held, in milliseconds (default 30 000).
+    pub hang_ms: Option<u64>,
 }
 
 /// Request counters and faults, per vendor.
@@ -143,12 +151,8 @@ pub async fn vendor_middleware(
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
-    if faults.error_rate > 0.0 && control.roll() < faults.error_rate {
-        let status = faults
-            .error_status
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, Json(serde_json::json!({"error": "injected fault"}))).into_response();
+    if faults.hang_rate > 0.0 && control.roll() < faults.hang_rate {
+        tokio::time::sleep(Duration::from_millis(faults.hang_ms.unwrap_or(30_000))).await;
     }
     if faults.oversized_body_bytes > 0 {
         return oversized(&faults, control.oversized_bytes_sent.clone());
@@ -164,29 +168,66 @@ pub async fn vendor_middleware(
         )
             .into_response();
     }
-    if faults.malformed_rate > 0.0 && control.roll() < faults.malformed_rate {
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{\"conversations\": [ {\"id\": ",
-        )
-            .into_response();
+    let lost = if faults.error_rate > 0.0 && control.roll() < faults.error_rate {
+        Some(LostAnswer::Error)
+    } else if faults.malformed_rate > 0.0 && control.roll() < faults.malformed_rate {
+        Some(LostAnswer::Malformed)
+    } else if faults.drop_rate > 0.0 && control.roll() < faults.drop_rate {
+        Some(LostAnswer::Dropped)
+    } else {
+        None
+    };
+    let Some(lost) = lost else {
+        return next.run(request).await;
+    };
+    if faults.acted_rate > 0.0 && control.roll() < faults.acted_rate {
+        drop(next.run(request).await);
     }
-    if faults.drop_rate > 0.0 && control.roll() < faults.drop_rate {
-        // Promise a long body, send a little, then fail the stream: the client sees the
-        // connection dropped mid-body.
-        let chunks: Vec<Result<&'static str, std::io::Error>> = vec![
-            Ok("{\"conversations\": ["),
-            Err(std::io::Error::other("dropped")),
-        ];
-        return Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CONTENT_LENGTH, "100000")
-            .body(Body::from_stream(futures::stream::iter(chunks)))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    lost.response(&faults)
+}
+
+/// An answer that never reaches the client as the vendor meant it.
+enum LostAnswer {
+    /// `error_status` (default 500).
+    Error,
+    /// 200 with a body cut short.
+    Malformed,
+    /// The connection dropped mid-body.
+    Dropped,
+}
+
+impl LostAnswer {
+    fn response(self, faults: &Faults) -> Response {
+        match self {
+            LostAnswer::Error => {
+                let status = faults
+                    .error_status
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (status, Json(serde_json::json!({"error": "injected fault"}))).into_response()
+            }
+            LostAnswer::Malformed => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"conversations\": [ {\"id\": ",
+            )
+                .into_response(),
+            LostAnswer::Dropped => {
+                // Promise a long body, send a little, then fail the stream: the client sees the
+                // connection dropped mid-body.
+                let chunks: Vec<Result<&'static str, std::io::Error>> = vec![
+                    Ok("{\"conversations\": ["),
+                    Err(std::io::Error::other("dropped")),
+                ];
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONTENT_LENGTH, "100000")
+                    .body(Body::from_stream(futures::stream::iter(chunks)))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            }
+        }
     }
-    next.run(request).await
 }
 
 /// A valid (empty, blank-padded) JSON array of `faults.oversized_body_bytes` bytes, made and sent 64 KiB at a time, so

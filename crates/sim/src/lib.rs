@@ -21,6 +21,7 @@ pub mod pingback;
 pub mod zipchat;
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -83,6 +84,9 @@ pub trait Simulated: Send + Sync + std::fmt::Debug {
     fn newest_conversation(&self) -> Option<String>;
     /// How many messages conversation `id` holds.
     fn message_count(&self, id: &str) -> usize;
+    /// How many messages of every conversation hold exactly `text`: the vendor's own record of
+    /// what it delivered.
+    fn messages_with_text(&self, text: &str) -> usize;
     /// Lifts its request quota out of the way (benchmarks).
     fn lift_quota(&self);
     /// The requests a client sends for the first page of its account's conversations, with
@@ -189,6 +193,11 @@ impl Sim {
                 Router::new()
                     .route("/_control/changes", get(live::get_changes))
                     .with_state(self.changes.clone()),
+            )
+            .merge(
+                Router::new()
+                    .route("/_control/messages", get(messages_with_text))
+                    .with_state(self.clone()),
             );
         let mut router = Router::new();
         for (vendor, simulated) in &self.vendors {
@@ -201,6 +210,15 @@ impl Sim {
             router = router.nest(vendor.prefix, routes);
         }
         router.merge(control_routes)
+    }
+
+    /// How many messages hold exactly `text`, per vendor: what each vendor delivered, by its own
+    /// record.
+    pub fn messages_with_text(&self, text: &str) -> BTreeMap<String, usize> {
+        self.vendors
+            .iter()
+            .map(|(v, s)| (v.name.to_owned(), s.messages_with_text(text)))
+            .collect()
     }
 
     /// Lifts every vendor's own request quota, so a benchmark measures the gateway rather than
@@ -242,12 +260,28 @@ trait SimWorld: Send + std::fmt::Debug + Sized + 'static {
     fn newest(&self) -> Option<String>;
     /// See [`Simulated::message_count`].
     fn messages_in(&self, id: &str) -> usize;
+    /// See [`Simulated::messages_with_text`].
+    fn messages_with_text(&self, text: &str) -> usize;
     /// See [`Simulated::lift_quota`].
     fn lift_quota(&mut self);
     /// See [`Simulated::first_page`].
     fn first_page(&mut self, base: &str) -> Vec<DirectRequest>;
     /// See [`Simulated::tick`]: one change by the vendor's rules at `now`, drawing from `g`.
     fn tick(&mut self, g: &mut generator::Gen, now: DateTime<Utc>) -> Option<Tick>;
+}
+
+/// What `GET /_control/messages` asks: the exact text to count.
+#[derive(Debug, serde::Deserialize)]
+struct TextQuery {
+    text: String,
+}
+
+/// `GET /_control/messages?text=...`: how many messages hold exactly `text`, per vendor.
+async fn messages_with_text(
+    axum::extract::State(sim): axum::extract::State<Sim>,
+    axum::extract::Query(query): axum::extract::Query<TextQuery>,
+) -> axum::Json<BTreeMap<String, usize>> {
+    axum::Json(sim.messages_with_text(&query.text))
 }
 
 /// Locks a mutex, even after a panic elsewhere.
@@ -283,6 +317,10 @@ impl<W: SimWorld> Simulated for Simulator<W> {
 
     fn message_count(&self, id: &str) -> usize {
         self.lock().messages_in(id)
+    }
+
+    fn messages_with_text(&self, text: &str) -> usize {
+        self.lock().messages_with_text(text)
     }
 
     fn lift_quota(&self) {

@@ -653,6 +653,7 @@ impl Upstream {
         )
         .with_code(codes::UPSTREAM_CIRCUIT_OPEN)
         .with_retry_after(wait.max(Duration::from_secs(1)))
+        .unsent()
     }
 
     /// Reads a 2xx/4xx/5xx body, at most `max_body_bytes` of it: a larger answer is refused
@@ -688,11 +689,11 @@ impl Upstream {
         self.breaker_gauge();
         // A probe refused here (quota, deadline) was never sent: dropping its admission gives
         // the probe back.
-        self.acquire(deadline).await?;
+        self.acquire(deadline).await.map_err(Error::unsent)?;
         let remaining = attempt_deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             admission.neutral();
-            return Err(timeout_error());
+            return Err(timeout_error().unsent());
         }
         let mut request = self
             .http
@@ -819,15 +820,21 @@ fn timeout_error() -> Error {
     )
 }
 
+/// A request that failed on the way. One that never connected was never sent (`unsent`); any
+/// other may have reached the vendor.
 fn transport_error(e: reqwest::Error) -> Error {
-    if e.is_timeout() {
+    if e.is_connect() {
+        let error = if e.is_timeout() {
+            timeout_error()
+        } else {
+            Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "the vendor could not be reached",
+            )
+        };
+        error.with_source(e).unsent()
+    } else if e.is_timeout() {
         timeout_error().with_source(e)
-    } else if e.is_connect() {
-        Error::new(
-            ErrorKind::UpstreamUnavailable,
-            "the vendor could not be reached",
-        )
-        .with_source(e)
     } else {
         Error::new(
             ErrorKind::UpstreamUnavailable,

@@ -28,7 +28,7 @@ pub use native::{MAX_NATIVE_ID_BYTES, native_id};
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
 pub use store::{
-    Claim, EmbeddedStore, GENERATION_TTL, LASTING_TTL, LEASE_COUNTER_TTL, LogEntry, LogId,
+    Attempt, Claim, EmbeddedStore, GENERATION_TTL, LASTING_TTL, LEASE_COUNTER_TTL, LogEntry, LogId,
     MemoryStore, NotYet, QuotaLeft, RedisStore, STORE_RETRY_AFTER, Store, unavailable,
 };
 pub use switchboard_core::deadline;

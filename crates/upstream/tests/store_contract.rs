@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchboard_testkit::{RedisServer, TempDir};
 use switchboard_upstream::{
-    Claim, EmbeddedStore, LogId, MemoryStore, RateLimit, RedisStore, Store,
+    Attempt, Claim, EmbeddedStore, LogId, MemoryStore, RateLimit, RedisStore, Store,
 };
 
 type Handles = Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>;
@@ -20,6 +20,7 @@ async fn contract(handles: Handles) {
     claim_race(&handles).await;
     claim_complete_replay(&handles).await;
     lease_expiry_and_release(&handles).await;
+    unsettled_attempts(&handles).await;
     quota_burst_then_wait(&handles).await;
     quota_window_never_exceeded(&handles).await;
     vendor_block(&handles).await;
@@ -29,6 +30,22 @@ async fn contract(handles: Handles) {
     log_retention(&handles).await;
     lease_one_holder_with_fencing(&handles).await;
     lease_race(&handles).await;
+}
+
+/// A claim of `fingerprint` for `lease`, noting `note`, kept a minute when unsettled.
+fn attempt<'a>(fingerprint: &'a str, note: &'a str, lease: Duration) -> Attempt<'a> {
+    Attempt {
+        fingerprint,
+        note: note.as_bytes(),
+        lease,
+        keep: Duration::from_secs(60),
+    }
+}
+
+fn unsettled(note: &'static str) -> Claim {
+    Claim::Claimed {
+        unsettled: Some(Bytes::from_static(note.as_bytes())),
+    }
 }
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -315,7 +332,7 @@ async fn claim_race(handles: &Handles) {
             let store = handles();
             tokio::spawn(async move {
                 store
-                    .claim("race", "fp-1", Duration::from_secs(60))
+                    .claim("race", &attempt("fp-1", "n", Duration::from_secs(60)))
                     .await
                     .expect("claim")
             })
@@ -324,8 +341,8 @@ async fn claim_race(handles: &Handles) {
     let mut claimed = 0;
     for task in tasks {
         match task.await.expect("task") {
-            Claim::Claimed => claimed += 1,
-            Claim::InFlight { fingerprint } => assert_eq!(fingerprint, "fp-1"),
+            Claim::Claimed { unsettled: None } => claimed += 1,
+            Claim::InFlight { fingerprint, .. } => assert_eq!(fingerprint, "fp-1"),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -336,15 +353,28 @@ async fn claim_complete_replay(handles: &Handles) {
     let (a, b) = (handles(), handles());
     let lease = Duration::from_secs(60);
     assert_eq!(
-        a.claim("k1", "fp", lease).await.expect("claim"),
-        Claim::Claimed
+        a.claim("k1", &attempt("fp", "n", lease))
+            .await
+            .expect("claim"),
+        Claim::FRESH
     );
-    assert_eq!(
-        b.claim("k1", "other", lease).await.expect("claim"),
+    match b
+        .claim("k1", &attempt("other", "n", lease))
+        .await
+        .expect("claim")
+    {
         Claim::InFlight {
-            fingerprint: "fp".into()
+            fingerprint,
+            retry_in,
+        } => {
+            assert_eq!(fingerprint, "fp");
+            assert!(
+                retry_in > Duration::from_secs(50) && retry_in <= lease,
+                "a retry is told when the lease ends: {retry_in:?}"
+            );
         }
-    );
+        other => panic!("unexpected {other:?}"),
+    }
     a.complete(
         "k1",
         "fp",
@@ -357,9 +387,19 @@ async fn claim_complete_replay(handles: &Handles) {
         fingerprint: "fp".into(),
         record: Bytes::from_static(b"answer"),
     };
-    assert_eq!(b.claim("k1", "fp", lease).await.expect("claim"), done);
-    assert_eq!(b.claim("k1", "other", lease).await.expect("claim"), done);
-    // Another fingerprint never overwrites a finished record, and release keeps it.
+    assert_eq!(
+        b.claim("k1", &attempt("fp", "n", lease))
+            .await
+            .expect("claim"),
+        done
+    );
+    assert_eq!(
+        b.claim("k1", &attempt("other", "n", lease))
+            .await
+            .expect("claim"),
+        done
+    );
+    // Another fingerprint never overwrites a finished record; release and unsettle keep it.
     b.complete(
         "k1",
         "other",
@@ -369,11 +409,19 @@ async fn claim_complete_replay(handles: &Handles) {
     .await
     .expect("complete");
     b.release("k1").await.expect("release");
-    assert_eq!(a.claim("k1", "fp", lease).await.expect("claim"), done);
+    b.unsettle("k1", "fp").await.expect("unsettle");
+    assert_eq!(
+        a.claim("k1", &attempt("fp", "n", lease))
+            .await
+            .expect("claim"),
+        done
+    );
     // A finished record lives for its TTL.
     assert_eq!(
-        a.claim("k2", "fp", lease).await.expect("claim"),
-        Claim::Claimed
+        a.claim("k2", &attempt("fp", "n", lease))
+            .await
+            .expect("claim"),
+        Claim::FRESH
     );
     a.complete(
         "k2",
@@ -385,8 +433,10 @@ async fn claim_complete_replay(handles: &Handles) {
     .expect("complete");
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(
-        a.claim("k2", "fp", lease).await.expect("claim"),
-        Claim::Claimed
+        a.claim("k2", &attempt("fp", "n", lease))
+            .await
+            .expect("claim"),
+        Claim::FRESH
     );
 }
 
@@ -394,29 +444,110 @@ async fn lease_expiry_and_release(handles: &Handles) {
     let (a, b) = (handles(), handles());
     let short = Duration::from_millis(100);
     assert_eq!(
-        a.claim("k3", "fp", short).await.expect("claim"),
-        Claim::Claimed
+        a.claim("k3", &attempt("fp", "first", short))
+            .await
+            .expect("claim"),
+        Claim::FRESH
     );
     assert!(matches!(
-        b.claim("k3", "fp", short).await.expect("claim"),
+        b.claim("k3", &attempt("fp", "second", short))
+            .await
+            .expect("claim"),
         Claim::InFlight { .. }
     ));
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(
-        b.claim("k3", "fp", short).await.expect("claim"),
-        Claim::Claimed,
-        "a crashed holder's lease ends"
+        b.claim("k3", &attempt("fp", "second", short))
+            .await
+            .expect("claim"),
+        unsettled("first"),
+        "a crashed holder's lease ends, and the next claim hears of its attempt"
     );
     let lease = Duration::from_secs(60);
     assert_eq!(
-        a.claim("k4", "fp", lease).await.expect("claim"),
-        Claim::Claimed
+        a.claim("k4", &attempt("fp", "n", lease))
+            .await
+            .expect("claim"),
+        Claim::FRESH
     );
     a.release("k4").await.expect("release");
     assert_eq!(
-        b.claim("k4", "fp", lease).await.expect("claim"),
-        Claim::Claimed,
+        b.claim("k4", &attempt("fp", "n", lease))
+            .await
+            .expect("claim"),
+        Claim::FRESH,
         "a released key is free"
+    );
+}
+
+/// An attempt that does not know whether the vendor acted hands its note to the next claim of
+/// the same request, at once; a renewed lease keeps the key held past its first term.
+async fn unsettled_attempts(handles: &Handles) {
+    let (a, b) = (handles(), handles());
+    let lease = Duration::from_secs(60);
+    assert_eq!(
+        a.claim("k5", &attempt("fp", "at-1", lease))
+            .await
+            .expect("claim"),
+        Claim::FRESH
+    );
+    a.unsettle("k5", "fp").await.expect("unsettle");
+    assert_eq!(
+        b.claim("k5", &attempt("other", "x", lease))
+            .await
+            .expect("claim"),
+        Claim::Unsettled {
+            fingerprint: "fp".into()
+        },
+        "another request never takes over an unsettled key"
+    );
+    assert_eq!(
+        b.claim("k5", &attempt("fp", "at-2", lease))
+            .await
+            .expect("claim"),
+        unsettled("at-1")
+    );
+    assert!(matches!(
+        a.claim("k5", &attempt("fp", "at-3", lease))
+            .await
+            .expect("claim"),
+        Claim::InFlight { .. }
+    ));
+    // Unsettled again, then claimed again: still the earliest attempt's note.
+    b.unsettle("k5", "fp").await.expect("unsettle");
+    assert_eq!(
+        a.claim("k5", &attempt("fp", "at-3", lease))
+            .await
+            .expect("claim"),
+        unsettled("at-1")
+    );
+    // A renewed lease outlives its first term; a lapsed one cannot be renewed.
+    let short = Duration::from_millis(200);
+    assert_eq!(
+        a.claim("k6", &attempt("fp", "n", short))
+            .await
+            .expect("claim"),
+        Claim::FRESH
+    );
+    assert!(a.renew("k6", "fp", lease).await.expect("renew"));
+    assert!(!a.renew("k6", "other", lease).await.expect("renew"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(
+        b.claim("k6", &attempt("fp", "n", short))
+            .await
+            .expect("claim"),
+        Claim::InFlight { .. }
+    ));
+    assert_eq!(
+        a.claim("k7", &attempt("fp", "n", short))
+            .await
+            .expect("claim"),
+        Claim::FRESH
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !a.renew("k7", "fp", lease).await.expect("renew"),
+        "a lease that ended is not renewed: another claim may have taken over"
     );
 }
 
@@ -576,10 +707,10 @@ async fn embedded_records_survive_reopening_and_expired_ones_are_swept() {
         let store = EmbeddedStore::open(&path).expect("opens");
         assert_eq!(
             store
-                .claim("kept", "fp", Duration::from_secs(60))
+                .claim("kept", &attempt("fp", "n", Duration::from_secs(60)))
                 .await
                 .expect("claim"),
-            Claim::Claimed
+            Claim::FRESH
         );
         store
             .complete(
@@ -591,7 +722,13 @@ async fn embedded_records_survive_reopening_and_expired_ones_are_swept() {
             .await
             .expect("complete");
         store
-            .claim("gone", "fp", Duration::from_millis(50))
+            .claim(
+                "gone",
+                &Attempt {
+                    keep: Duration::from_millis(50),
+                    ..attempt("fp", "n", Duration::from_millis(50))
+                },
+            )
             .await
             .expect("claim");
     }
@@ -613,7 +750,7 @@ async fn embedded_records_survive_reopening_and_expired_ones_are_swept() {
     assert_eq!(store.sweep().await.expect("sweep"), 1, "the expired claim");
     assert_eq!(
         store
-            .claim("kept", "fp", Duration::from_secs(60))
+            .claim("kept", &attempt("fp", "n", Duration::from_secs(60)))
             .await
             .expect("claim"),
         Claim::Done {
@@ -695,7 +832,7 @@ async fn a_stopped_redis_fails_fast_and_is_found_again() {
     store.ping().await.expect("up");
     redis.stop();
     let err = store
-        .claim("k", "fp", Duration::from_secs(60))
+        .claim("k", &attempt("fp", "n", Duration::from_secs(60)))
         .await
         .expect_err("Redis is down");
     assert_eq!(err.code(), "store_unavailable");
@@ -723,9 +860,9 @@ async fn a_stopped_redis_fails_fast_and_is_found_again() {
     assert!(back, "the store reconnects by itself");
     assert_eq!(
         store
-            .claim("k", "fp", Duration::from_secs(60))
+            .claim("k", &attempt("fp", "n", Duration::from_secs(60)))
             .await
             .expect("claim"),
-        Claim::Claimed
+        Claim::FRESH
     );
 }

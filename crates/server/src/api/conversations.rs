@@ -262,7 +262,7 @@ pub async fn reply_to_conversation(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     let (response, replayed) =
-        match inbox::reply(&state, &caller, &id, body.text, body.sender_id, key).await {
+        match inbox::reply(&state, &caller.0, &id, body.text, body.sender_id, key).await {
             Ok(reply) => (
                 (StatusCode::CREATED, Json(reply.message)).into_response(),
                 reply.replayed,

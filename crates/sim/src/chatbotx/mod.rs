@@ -69,6 +69,14 @@ impl SimWorld for World {
         self.message_count(id)
     }
 
+    fn messages_with_text(&self, text: &str) -> usize {
+        self.conversations
+            .values()
+            .flat_map(|c| &c.messages)
+            .filter(|m| m.text.as_deref() == Some(text))
+            .count()
+    }
+
     fn lift_quota(&mut self) {
         self.set_quota(u32::MAX);
     }

@@ -74,6 +74,14 @@ impl SimWorld for World {
         self.message_count(id)
     }
 
+    fn messages_with_text(&self, text: &str) -> usize {
+        self.conversations
+            .iter()
+            .flat_map(|c| &c.messages)
+            .filter(|m| m.text == text)
+            .count()
+    }
+
     /// Octopush documents no request quota, and none is simulated.
     fn lift_quota(&mut self) {}
 

@@ -58,6 +58,14 @@ impl SimWorld for World {
         id.parse().map_or(0, |id| self.message_count(id))
     }
 
+    fn messages_with_text(&self, text: &str) -> usize {
+        self.conversations
+            .values()
+            .flat_map(|c| &c.messages)
+            .filter(|m| m.message == text)
+            .count()
+    }
+
     fn lift_quota(&mut self) {
         self.set_quota(u32::MAX);
     }

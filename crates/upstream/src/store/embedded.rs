@@ -24,8 +24,8 @@ use redb::{
 use switchboard_core::{Error, Result};
 
 use super::{
-    Claim, LASTING_TTL, LeaseState, LogEntry, LogId, MemoryStore, NotYet, QuotaLeft, Store,
-    next_log_id, retention_floor, unavailable, unix_micros, unix_millis,
+    Attempt, Claim, LASTING_TTL, LeaseState, LogEntry, LogId, MemoryStore, NotYet, QuotaLeft,
+    Store, next_log_id, retention_floor, unavailable, unix_micros, unix_millis,
 };
 use crate::budget::{Gcra, GcraDecision, RateLimit};
 
@@ -78,37 +78,81 @@ fn blob_expiry(bytes: &[u8]) -> Option<u64> {
 /// How often expired entries are removed from the file.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// An idempotency entry as stored: expiry, state, fingerprint and the finished record.
+/// An idempotency entry as stored: expiry, state, fingerprint, and the finished record or the
+/// claim's lease and note.
 struct StoredRecord {
     expires_us: u64,
     fingerprint: String,
-    done: Option<Bytes>,
+    state: RecordState,
 }
+
+enum RecordState {
+    /// Claimed: in flight until `lease_until_us`, unsettled after it.
+    Claimed {
+        lease_until_us: u64,
+        note: Bytes,
+    },
+    Done(Bytes),
+}
+
+/// The state byte: files written before leases were renewable hold `IN_FLIGHT_UNLEASED` (read
+/// as a lease already over, with no note).
+const IN_FLIGHT_UNLEASED: u8 = 0;
+const DONE: u8 = 1;
+const IN_FLIGHT: u8 = 2;
 
 impl StoredRecord {
     fn encode(&self) -> Vec<u8> {
         let fp = self.fingerprint.as_bytes();
-        let record = self.done.as_deref().unwrap_or_default();
-        let mut out = Vec::with_capacity(13 + fp.len() + record.len());
+        let mut out = Vec::with_capacity(21 + fp.len());
         out.extend_from_slice(&self.expires_us.to_le_bytes());
-        out.push(u8::from(self.done.is_some()));
+        let state = match &self.state {
+            RecordState::Claimed { .. } => IN_FLIGHT,
+            RecordState::Done(_) => DONE,
+        };
+        out.push(state);
         out.extend_from_slice(&u32::try_from(fp.len()).unwrap_or(u32::MAX).to_le_bytes());
         out.extend_from_slice(fp);
-        out.extend_from_slice(record);
+        match &self.state {
+            RecordState::Claimed {
+                lease_until_us,
+                note,
+            } => {
+                out.extend_from_slice(&lease_until_us.to_le_bytes());
+                out.extend_from_slice(note);
+            }
+            RecordState::Done(record) => out.extend_from_slice(record),
+        }
         out
     }
 
     fn decode(bytes: &[u8]) -> Option<StoredRecord> {
         let expires_us = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-        let done = *bytes.get(8)? == 1;
+        let state = *bytes.get(8)?;
         let fp_len = u32::from_le_bytes(bytes.get(9..13)?.try_into().ok()?) as usize;
         let fingerprint = String::from_utf8(bytes.get(13..13 + fp_len)?.to_vec()).ok()?;
-        let record = bytes.get(13 + fp_len..)?;
+        let rest = bytes.get(13 + fp_len..)?;
+        let state = match state {
+            DONE => RecordState::Done(Bytes::copy_from_slice(rest)),
+            IN_FLIGHT => RecordState::Claimed {
+                lease_until_us: u64::from_le_bytes(rest.get(..8)?.try_into().ok()?),
+                note: Bytes::copy_from_slice(rest.get(8..)?),
+            },
+            IN_FLIGHT_UNLEASED => RecordState::Claimed {
+                lease_until_us: 0,
+                note: Bytes::new(),
+            },
+            _ => return None,
+        };
         Some(StoredRecord {
             expires_us,
             fingerprint,
-            done: done.then(|| Bytes::copy_from_slice(record)),
+            state,
         })
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.state, RecordState::Done(_))
     }
 }
 
@@ -196,6 +240,53 @@ impl EmbeddedStore {
             Err(e) => Err(failed(e.to_string())),
         }
     }
+}
+
+/// Moves the lease of `key`'s claim held by `fingerprint` to what `until` makes of its current
+/// end (`None`: leave it); whether it moved.
+fn set_lease(
+    db: &Database,
+    key: &str,
+    fingerprint: &str,
+    now: u64,
+    until: impl FnOnce(u64) -> Option<u64>,
+) -> std::result::Result<bool, redb::Error> {
+    let tx = db.begin_write()?;
+    let moved = {
+        let mut records = tx.open_table(RECORDS)?;
+        match read_record(&records, key, now)? {
+            Some(StoredRecord {
+                expires_us,
+                fingerprint: held_by,
+                state:
+                    RecordState::Claimed {
+                        lease_until_us,
+                        note,
+                    },
+            }) if held_by == fingerprint => match until(lease_until_us) {
+                Some(lease_until_us) => {
+                    let stored = StoredRecord {
+                        expires_us: expires_us.max(lease_until_us),
+                        fingerprint: held_by,
+                        state: RecordState::Claimed {
+                            lease_until_us,
+                            note,
+                        },
+                    };
+                    records.insert(key, stored.encode().as_slice())?;
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        }
+    };
+    if moved {
+        tx.commit()?;
+    } else {
+        tx.abort()?;
+    }
+    Ok(moved)
 }
 
 fn sweep_expired(db: &Database) -> std::result::Result<usize, redb::Error> {
@@ -404,45 +495,120 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn claim(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<Claim> {
+    async fn claim(&self, key: &str, attempt: &Attempt<'_>) -> Result<Claim> {
         let key = key.to_owned();
-        let fingerprint = fingerprint.to_owned();
+        let fingerprint = attempt.fingerprint.to_owned();
+        let note = Bytes::copy_from_slice(attempt.note);
+        let (lease, keep) = (
+            micros(attempt.lease),
+            micros(attempt.keep.max(attempt.lease)),
+        );
         self.run(move |db| {
             let now = unix_micros();
+            let lease_until_us = now.saturating_add(lease);
             let tx = db.begin_write()?;
-            let claim = {
+            let (claim, write) = {
                 let mut records = tx.open_table(RECORDS)?;
-                match read_record(&records, &key, now)? {
+                let (claim, stored) = match read_record(&records, &key, now)? {
                     Some(StoredRecord {
                         fingerprint,
-                        done: None,
+                        state: RecordState::Done(record),
                         ..
-                    }) => Claim::InFlight { fingerprint },
-                    Some(StoredRecord {
-                        fingerprint,
-                        done: Some(record),
-                        ..
-                    }) => Claim::Done {
-                        fingerprint,
-                        record,
-                    },
-                    None => {
-                        let stored = StoredRecord {
-                            expires_us: now.saturating_add(micros(lease)),
+                    }) => (
+                        Claim::Done {
                             fingerprint,
-                            done: None,
-                        };
-                        records.insert(key.as_str(), stored.encode().as_slice())?;
-                        Claim::Claimed
+                            record,
+                        },
+                        None,
+                    ),
+                    Some(StoredRecord {
+                        fingerprint: held_by,
+                        state:
+                            RecordState::Claimed {
+                                lease_until_us: held_until,
+                                note: earlier,
+                            },
+                        expires_us,
+                    }) => {
+                        if held_until > now {
+                            let retry_in = Duration::from_micros(held_until - now);
+                            (
+                                Claim::InFlight {
+                                    fingerprint: held_by,
+                                    retry_in,
+                                },
+                                None,
+                            )
+                        } else if held_by != fingerprint {
+                            (
+                                Claim::Unsettled {
+                                    fingerprint: held_by,
+                                },
+                                None,
+                            )
+                        } else {
+                            let stored = StoredRecord {
+                                expires_us: expires_us.max(lease_until_us),
+                                fingerprint,
+                                state: RecordState::Claimed {
+                                    lease_until_us,
+                                    note: earlier.clone(),
+                                },
+                            };
+                            (
+                                Claim::Claimed {
+                                    unsettled: Some(earlier),
+                                },
+                                Some(stored),
+                            )
+                        }
                     }
+                    None => (
+                        Claim::FRESH,
+                        Some(StoredRecord {
+                            expires_us: now.saturating_add(keep),
+                            fingerprint,
+                            state: RecordState::Claimed {
+                                lease_until_us,
+                                note,
+                            },
+                        }),
+                    ),
+                };
+                if let Some(stored) = &stored {
+                    records.insert(key.as_str(), stored.encode().as_slice())?;
                 }
+                (claim, stored.is_some())
             };
-            if claim == Claim::Claimed {
+            if write {
                 tx.commit()?;
             } else {
                 tx.abort()?;
             }
             Ok(claim)
+        })
+        .await
+    }
+
+    async fn renew(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<bool> {
+        let key = key.to_owned();
+        let fingerprint = fingerprint.to_owned();
+        self.run(move |db| {
+            let now = unix_micros();
+            let until = now.saturating_add(micros(lease));
+            set_lease(db, &key, &fingerprint, now, |held_until| {
+                (held_until > now).then_some(until)
+            })
+        })
+        .await
+    }
+
+    async fn unsettle(&self, key: &str, fingerprint: &str) -> Result<()> {
+        let key = key.to_owned();
+        let fingerprint = fingerprint.to_owned();
+        self.run(move |db| {
+            let now = unix_micros();
+            set_lease(db, &key, &fingerprint, now, |_| Some(now)).map(|_| ())
         })
         .await
     }
@@ -462,12 +628,12 @@ impl Store for EmbeddedStore {
             {
                 let mut records = tx.open_table(RECORDS)?;
                 let taken = read_record(&records, &key, now)?
-                    .is_some_and(|r| r.done.is_some() && r.fingerprint != fingerprint);
+                    .is_some_and(|r| r.is_done() && r.fingerprint != fingerprint);
                 if !taken {
                     let stored = StoredRecord {
                         expires_us: now.saturating_add(micros(ttl)),
                         fingerprint,
-                        done: Some(record),
+                        state: RecordState::Done(record),
                     };
                     records.insert(key.as_str(), stored.encode().as_slice())?;
                 }
@@ -485,7 +651,7 @@ impl Store for EmbeddedStore {
             let tx = db.begin_write()?;
             {
                 let mut records = tx.open_table(RECORDS)?;
-                if read_record(&records, &key, now)?.is_some_and(|r| r.done.is_none()) {
+                if read_record(&records, &key, now)?.is_some_and(|r| !r.is_done()) {
                     records.remove(key.as_str())?;
                 }
             }

@@ -13,8 +13,8 @@ use moka::sync::Cache;
 use switchboard_core::Result;
 
 use super::{
-    Claim, GENERATION_TTL, LASTING_TTL, LeaseState, LogEntry, LogId, NotYet, QuotaLeft, Store,
-    next_log_id, retention_floor, unix_micros, unix_millis,
+    Attempt, Claim, GENERATION_TTL, LASTING_TTL, LeaseState, LogEntry, LogId, NotYet, QuotaLeft,
+    Store, next_log_id, retention_floor, unix_micros, unix_millis,
 };
 use crate::budget::{Budget, RateLimit};
 
@@ -46,6 +46,9 @@ impl Expiry<String, Entry> for PerEntryTtl {
 struct Record {
     expires: Instant,
     fingerprint: String,
+    /// In flight until then; past it (a crash, or `unsettle`) the attempt is unsettled.
+    lease_until: Instant,
+    note: Bytes,
     done: Option<Bytes>,
 }
 
@@ -58,17 +61,34 @@ pub(super) struct Records {
 }
 
 impl Records {
-    pub(super) fn claim(&mut self, key: &str, fingerprint: &str, lease: Duration) -> Claim {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Record> {
+        self.map.get_mut(key).filter(|r| r.expires > now)
+    }
+
+    pub(super) fn claim(&mut self, key: &str, attempt: &Attempt<'_>) -> Claim {
         let now = Instant::now();
-        if let Some(r) = self.map.get(key).filter(|r| r.expires > now) {
-            return match &r.done {
-                None => Claim::InFlight {
-                    fingerprint: r.fingerprint.clone(),
-                },
-                Some(record) => Claim::Done {
+        if let Some(r) = self.live(key, now) {
+            if let Some(record) = &r.done {
+                return Claim::Done {
                     fingerprint: r.fingerprint.clone(),
                     record: record.clone(),
-                },
+                };
+            }
+            if r.lease_until > now {
+                return Claim::InFlight {
+                    fingerprint: r.fingerprint.clone(),
+                    retry_in: r.lease_until - now,
+                };
+            }
+            if r.fingerprint != attempt.fingerprint {
+                return Claim::Unsettled {
+                    fingerprint: r.fingerprint.clone(),
+                };
+            }
+            r.lease_until = now + attempt.lease;
+            r.expires = r.expires.max(r.lease_until);
+            return Claim::Claimed {
+                unsettled: Some(r.note.clone()),
             };
         }
         if self.map.len() >= self.sweep_at {
@@ -78,12 +98,36 @@ impl Records {
         self.map.insert(
             key.to_owned(),
             Record {
-                expires: now + lease,
-                fingerprint: fingerprint.to_owned(),
+                expires: now + attempt.keep.max(attempt.lease),
+                fingerprint: attempt.fingerprint.to_owned(),
+                lease_until: now + attempt.lease,
+                note: Bytes::copy_from_slice(attempt.note),
                 done: None,
             },
         );
-        Claim::Claimed
+        Claim::FRESH
+    }
+
+    pub(super) fn renew(&mut self, key: &str, fingerprint: &str, lease: Duration) -> bool {
+        let now = Instant::now();
+        match self.live(key, now) {
+            Some(r) if r.done.is_none() && r.fingerprint == fingerprint && r.lease_until > now => {
+                r.lease_until = now + lease;
+                r.expires = r.expires.max(r.lease_until);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn unsettle(&mut self, key: &str, fingerprint: &str) {
+        let now = Instant::now();
+        if let Some(r) = self.live(key, now)
+            && r.done.is_none()
+            && r.fingerprint == fingerprint
+        {
+            r.lease_until = now;
+        }
     }
 
     pub(super) fn complete(&mut self, key: &str, fingerprint: &str, record: Bytes, ttl: Duration) {
@@ -98,6 +142,8 @@ impl Records {
                 Record {
                     expires: now + ttl,
                     fingerprint: fingerprint.to_owned(),
+                    lease_until: now,
+                    note: Bytes::new(),
                     done: Some(record),
                 },
             );
@@ -323,8 +369,17 @@ impl Store for MemoryStore {
         Ok(self.block_left(bucket))
     }
 
-    async fn claim(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<Claim> {
-        Ok(lock(&self.records).claim(key, fingerprint, lease))
+    async fn claim(&self, key: &str, attempt: &Attempt<'_>) -> Result<Claim> {
+        Ok(lock(&self.records).claim(key, attempt))
+    }
+
+    async fn renew(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<bool> {
+        Ok(lock(&self.records).renew(key, fingerprint, lease))
+    }
+
+    async fn unsettle(&self, key: &str, fingerprint: &str) -> Result<()> {
+        lock(&self.records).unsettle(key, fingerprint);
+        Ok(())
     }
 
     async fn complete(

@@ -103,14 +103,41 @@ pub struct QuotaLeft {
     pub remaining: u32,
 }
 
+/// A request claiming an idempotency key ([`Store::claim`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// What the request asks for: the same key must come with the same request.
+    pub fingerprint: &'a str,
+    /// What the claimer notes of its attempt (when it began): handed to the next claimer when
+    /// this attempt ends without knowing whether the vendor acted.
+    pub note: &'a [u8],
+    /// How long the claim holds the key unless renewed ([`Store::renew`]): a crashed holder's
+    /// claim ends by itself this long after its last renewal.
+    pub lease: Duration,
+    /// How long a key whose attempt ended unsettled is kept (with its note).
+    pub keep: Duration,
+}
+
 /// What [`Store::claim`] found under an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// Nobody held the key: the caller holds it now (for the lease) and must `complete` or
-    /// `release` it.
-    Claimed,
+    /// The caller holds the key now (for the lease) and must `complete`, `release` or `unsettle`
+    /// it. `unsettled` is the note of an earlier attempt with the same fingerprint that ended
+    /// without knowing whether the vendor acted (a lost answer, a crash): the caller must find
+    /// out before acting again.
+    Claimed {
+        /// The earliest unsettled attempt's note, if there was one.
+        unsettled: Option<Bytes>,
+    },
     /// Another request holds the key and has not finished.
     InFlight {
+        /// The fingerprint that request was claimed with.
+        fingerprint: String,
+        /// When its lease ends unless renewed: a retry then finds its outcome or takes over.
+        retry_in: Duration,
+    },
+    /// A request with another fingerprint held the key and ended unsettled.
+    Unsettled {
         /// The fingerprint that request was claimed with.
         fingerprint: String,
     },
@@ -121,6 +148,11 @@ pub enum Claim {
         /// What it stored with `complete`.
         record: Bytes,
     },
+}
+
+impl Claim {
+    /// A fresh claim: nobody held the key.
+    pub const FRESH: Claim = Claim::Claimed { unsettled: None };
 }
 
 /// Why a quota gave nothing now, and for how long.
@@ -195,9 +227,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// How long `bucket` stays blocked, if it is.
     async fn blocked_for(&self, bucket: &str) -> Result<Option<Duration>>;
 
-    /// Claims idempotency `key` for a request with `fingerprint` for at most `lease` (longer
-    /// than any request may take), atomically: of concurrent claims exactly one is `Claimed`.
-    async fn claim(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<Claim>;
+    /// Claims idempotency `key` for `attempt`, atomically: of concurrent claims exactly one is
+    /// `Claimed`. A key whose holder's lease ended without an answer (a crash) or that was
+    /// [`Store::unsettle`]d is claimed again, with the earliest attempt's note.
+    async fn claim(&self, key: &str, attempt: &Attempt<'_>) -> Result<Claim>;
+    /// Extends a held claim's lease to `lease` from now; `false` when `fingerprint` no longer
+    /// holds `key` in flight.
+    async fn renew(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<bool>;
     /// Stores the finished request's `record` under `key` for `ttl` (a finished record of
     /// another fingerprint is never overwritten). Durable once it returns.
     async fn complete(
@@ -209,6 +245,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// Frees a claimed `key` whose request is known not to have acted (a finished record stays).
     async fn release(&self, key: &str) -> Result<()>;
+    /// Ends the lease of a claimed `key` whose request does not know whether the vendor acted:
+    /// the key is kept (for the claim's `keep`) with its earliest note, and the next claim of
+    /// the same fingerprint gets it at once, to find out before acting.
+    async fn unsettle(&self, key: &str, fingerprint: &str) -> Result<()>;
 
     /// Appends `bodies` to `log` in order, assigning increasing ids (on Redis, `XADD *` in one
     /// script, so ids increase across replicas), and drops the entries older than `retention`.

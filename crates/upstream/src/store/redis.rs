@@ -21,7 +21,7 @@ use redis::{AsyncCommands, RedisResult, Script};
 use switchboard_core::{Error, ErrorKind, Result};
 
 use super::{
-    Claim, GENERATION_TTL, LEASE_COUNTER_TTL, LogEntry, LogId, NotYet, QuotaLeft, Store,
+    Attempt, Claim, GENERATION_TTL, LEASE_COUNTER_TTL, LogEntry, LogId, NotYet, QuotaLeft, Store,
     unavailable,
 };
 use crate::budget::{Gcra, RateLimit};
@@ -68,14 +68,42 @@ end
 return 1
 ";
 
-/// Claims KEYS[1] with fingerprint ARGV[1] for ARGV[2] ms, or returns what holds it:
-/// `{'claimed'}`, `{'flight', fingerprint}` or `{'done', fingerprint, record}`.
+/// Claims KEYS[1] (hash: s state, f fingerprint, r record, e lease end ms, n note) for
+/// fingerprint ARGV[1] with note ARGV[2], a lease of ARGV[3] ms, kept ARGV[4] ms; or returns what
+/// holds it: `{'claimed'}`, `{'reclaimed', note}` (an unsettled attempt of the same fingerprint),
+/// `{'flight', fingerprint, ms left}`, `{'unsettled', fingerprint}` or `{'done', fingerprint,
+/// record}`. Time is Redis's own.
 const CLAIM: &str = r"
-local held = redis.call('HMGET', KEYS[1], 's', 'f', 'r')
-if held[1] then return {held[1], held[2] or '', held[3] or ''} end
-redis.call('HSET', KEYS[1], 's', 'flight', 'f', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = redis.call('HMGET', KEYS[1], 's', 'f', 'r', 'e', 'n')
+if held[1] == 'done' then return {'done', held[2] or '', held[3] or ''} end
+local lease_end = now + tonumber(ARGV[3])
+if held[1] then
+  local e = tonumber(held[4] or '0')
+  if e > now then return {'flight', held[2] or '', string.format('%.0f', e - now)} end
+  if held[2] ~= ARGV[1] then return {'unsettled', held[2] or ''} end
+  redis.call('HSET', KEYS[1], 'e', string.format('%.0f', lease_end))
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+  return {'reclaimed', held[5] or ''}
+end
+redis.call('HSET', KEYS[1], 's', 'flight', 'f', ARGV[1], 'n', ARGV[2], 'e', string.format('%.0f', lease_end))
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[4]), tonumber(ARGV[3])))
 return {'claimed'}
+";
+
+/// Moves the lease end of KEYS[1] to ARGV[2] ms from now if fingerprint ARGV[1] holds it in
+/// flight (ARGV[3] = 1: only while the lease is live); returns 1 when it moved.
+const SET_LEASE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = redis.call('HMGET', KEYS[1], 's', 'f', 'e')
+if held[1] ~= 'flight' or held[2] ~= ARGV[1] then return 0 end
+if ARGV[3] == '1' and tonumber(held[3] or '0') <= now then return 0 end
+local lease_end = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'e', string.format('%.0f', lease_end))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
 ";
 
 /// Stores the record ARGV[2] of fingerprint ARGV[1] under KEYS[1] for ARGV[3] ms, unless another
@@ -141,6 +169,7 @@ struct Scripts {
     take: Script,
     block: Script,
     claim: Script,
+    set_lease: Script,
     complete: Script,
     release: Script,
     append: Script,
@@ -225,6 +254,7 @@ impl RedisStore {
                 take: Script::new(TAKE),
                 block: Script::new(BLOCK),
                 claim: Script::new(CLAIM),
+                set_lease: Script::new(SET_LEASE),
                 complete: Script::new(COMPLETE),
                 release: Script::new(RELEASE),
                 append: Script::new(APPEND),
@@ -249,6 +279,29 @@ impl RedisStore {
                 "the Redis store did not answer in time to {what}"
             ))),
         }
+    }
+
+    async fn set_lease(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        lease: Duration,
+        only_live: bool,
+    ) -> Result<bool> {
+        let mut con = self.manager.clone();
+        let mut invocation = self.scripts.set_lease.prepare_invoke();
+        invocation
+            .key(self.key("idem", key))
+            .arg(fingerprint)
+            .arg(millis(lease))
+            .arg(if only_live { "1" } else { "0" });
+        let moved: i64 = self
+            .call(
+                "move an idempotency claim's lease",
+                invocation.invoke_async(&mut con),
+            )
+            .await?;
+        Ok(moved == 1)
     }
 
     async fn gcra(
@@ -409,35 +462,53 @@ impl Store for RedisStore {
             .map(Duration::from_millis))
     }
 
-    async fn claim(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<Claim> {
+    async fn claim(&self, key: &str, attempt: &Attempt<'_>) -> Result<Claim> {
         let mut con = self.manager.clone();
         let mut invocation = self.scripts.claim.prepare_invoke();
         invocation
             .key(self.key("idem", key))
-            .arg(fingerprint)
-            .arg(millis(lease));
+            .arg(attempt.fingerprint)
+            .arg(attempt.note)
+            .arg(millis(attempt.lease))
+            .arg(millis(attempt.keep));
         let reply: Vec<Vec<u8>> = self
             .call(
                 "claim an idempotency key",
                 invocation.invoke_async(&mut con),
             )
             .await?;
-        let text = |i: usize| {
-            String::from_utf8_lossy(reply.get(i).map_or(&[][..], Vec::as_slice)).into_owned()
-        };
-        match reply.first().map(Vec::as_slice) {
-            Some(b"claimed") => Ok(Claim::Claimed),
-            Some(b"flight") => Ok(Claim::InFlight {
+        let field = |i: usize| reply.get(i).map_or(&[][..], Vec::as_slice);
+        let text = |i: usize| String::from_utf8_lossy(field(i)).into_owned();
+        match field(0) {
+            b"claimed" => Ok(Claim::FRESH),
+            b"reclaimed" => Ok(Claim::Claimed {
+                unsettled: Some(Bytes::copy_from_slice(field(1))),
+            }),
+            b"flight" => Ok(Claim::InFlight {
+                fingerprint: text(1),
+                retry_in: Duration::from_millis(text(2).parse().unwrap_or(0)),
+            }),
+            b"unsettled" => Ok(Claim::Unsettled {
                 fingerprint: text(1),
             }),
-            Some(b"done") => Ok(Claim::Done {
+            b"done" => Ok(Claim::Done {
                 fingerprint: text(1),
-                record: Bytes::from(reply.get(2).cloned().unwrap_or_default()),
+                record: Bytes::copy_from_slice(field(2)),
             }),
             _ => Err(unavailable(
                 "the Redis store answered a claim with something unexpected",
             )),
         }
+    }
+
+    async fn renew(&self, key: &str, fingerprint: &str, lease: Duration) -> Result<bool> {
+        self.set_lease(key, fingerprint, lease, true).await
+    }
+
+    async fn unsettle(&self, key: &str, fingerprint: &str) -> Result<()> {
+        self.set_lease(key, fingerprint, Duration::ZERO, false)
+            .await
+            .map(|_| ())
     }
 
     async fn complete(
