@@ -247,47 +247,6 @@ async fn retried_replies_with_one_key_are_sent_once() {
     }
 }
 
-/// A reply whose outcome is unknown (the vendor did not answer in time) is kept: its retry gets
-/// the same answer, byte for byte, marked replayed, and sends nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_that_timed_out_is_replayed_as_it_was() {
-    let env = Env::start_with(10, |config| {
-        config.replacen(
-            "provider = \"octopush\"\n",
-            "provider = \"octopush\"\ntimeout_secs = 1\n",
-            1,
-        )
-    })
-    .await;
-    let id = reply_target(&env, "sms").await;
-    env.faults("octopush", json!({"latency_ms": 3000})).await;
-    let reply = || {
-        env.http
-            .post(format!("{}/v1/conversations/{id}/messages", env.gateway))
-            .bearer_auth(ADMIN)
-            .header("Idempotency-Key", "slow-1")
-            .json(&json!({"text": "Are you there?"}))
-            .send()
-    };
-    let first = reply().await.expect("answers");
-    assert_eq!(first.status(), 504);
-    assert!(!support::replayed(&first));
-    let first_body = first.bytes().await.expect("a body");
-    let before = env.sim_requests().await;
-    let again = reply().await.expect("answers");
-    assert_eq!(again.status(), 504);
-    assert!(support::replayed(&again));
-    assert_eq!(
-        again
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json")
-    );
-    assert_eq!(again.bytes().await.expect("a body"), first_body);
-    assert_eq!(env.sim_requests().await, before, "the replay sent nothing");
-}
-
 /// Zipchat's connection with a short deadline and a breaker that opens after 3 failures and
 /// probes again after 3 s.
 fn impatient(config: String) -> String {

@@ -81,6 +81,66 @@ async fn slow_and_idle_connections_are_closed_and_the_gateway_keeps_serving() {
     );
 }
 
+/// Connections that send nothing, or a request head that never ends, or only an HTTP/2 preface,
+/// cannot lock other clients out: with every slot taken by them (and a header timeout of an
+/// hour), a new client is served at once, the oldest of them giving up its slot; and a silent
+/// connection is closed at the header timeout like a slow one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_cannot_lock_clients_out() {
+    let env = Env::start_with(5, |config| {
+        format!("[server]\nheader_timeout_secs = 3600\nmax_connections = 8\n\n{config}")
+    })
+    .await;
+    let addr = host_of(&env.gateway).to_owned();
+    let mut held = Vec::new();
+    for n in 0..60 {
+        let mut s = TcpStream::connect(&addr).await.expect("connects");
+        match n % 3 {
+            0 => {}
+            1 => s
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .expect("writes"),
+            _ => s
+                .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                .await
+                .expect("writes"),
+        }
+        held.push(s);
+    }
+    for _ in 0..3 {
+        let r = tokio::time::timeout(
+            SAFETY,
+            env.http.get(format!("{}/healthz", env.gateway)).send(),
+        )
+        .await
+        .expect("a new client is served while silent connections hold every slot")
+        .expect("healthz answers");
+        assert_eq!(r.status(), 200);
+    }
+    // A client that keeps its connection (it sent a request) is never closed for a newcomer.
+    let kept = reqwest::Client::new();
+    let r = kept
+        .get(format!("{}/healthz", env.gateway))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+    drop(held);
+
+    let env = Env::start_with(5, |config| {
+        format!("[server]\nheader_timeout_secs = 1\n\n{config}")
+    })
+    .await;
+    let mut silent = TcpStream::connect(host_of(&env.gateway))
+        .await
+        .expect("connects");
+    assert!(
+        closed_by_server(&mut silent).await,
+        "a connection that sends nothing stayed open past the header timeout"
+    );
+}
+
 async fn raw_status_and_body(addr: &str, request: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.expect("connects");
     s.write_all(request).await.expect("writes");

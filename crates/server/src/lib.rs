@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod params;
 pub mod problem;
 pub mod registry;
+pub mod slots;
 pub mod stall;
 pub mod state;
 pub mod traversal;
@@ -287,10 +288,12 @@ impl ShuttingDown {
 /// for at most `limits.shutdown_timeout` before closing their connections (event streams end at
 /// once: each request carries a [`ShuttingDown`]).
 ///
-/// Every connection is bounded: its request headers must arrive within `header_timeout`, an
-/// idle keep-alive connection is closed after it, a write that makes no progress for
-/// `write_timeout` closes it, and at most `max_connections` are served at once. Each request
-/// carries its peer address (`ConnectInfo<SocketAddr>`).
+/// Every connection is bounded: its first request must arrive within `header_timeout` (a
+/// connection that sends nothing is closed then), later request headers too, an idle keep-alive
+/// connection is closed after it, a write that makes no progress for `write_timeout` closes it,
+/// and at most `max_connections` are served at once, the oldest connection that has sent no
+/// request giving its slot to a new one when all are taken ([`slots`]). Each request carries
+/// its peer address (`ConnectInfo<SocketAddr>`).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -316,17 +319,12 @@ pub async fn serve_with(
         .keep_alive_timeout(limits.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (going_down, shutting_down) = tokio::sync::watch::channel(false);
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let slots = Arc::new(slots::Slots::new(
+        limits.max_connections,
+        limits.header_timeout,
+    ));
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -340,11 +338,19 @@ pub async fn serve_with(
                 }
             },
         };
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = slots.admit() => slot,
+        };
+        let standing = slots.track();
         let _ = stream.set_nodelay(true);
         let shutting_down = ShuttingDown(shutting_down.clone());
+        let proven = standing.clone();
         let service =
             app.clone()
                 .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                    proven.prove();
                     let extensions = request.extensions_mut();
                     extensions.insert(axum::extract::ConnectInfo(peer));
                     extensions.insert(shutting_down.clone());
@@ -355,8 +361,13 @@ pub async fn serve_with(
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
+        let slots = slots.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection => {}
+                () = slots.expired(&standing) => {}
+            }
+            standing.prove();
             drop(slot);
         });
     }
