@@ -27,7 +27,50 @@ use super::{
 use crate::budget::{Gcra, RateLimit};
 
 /// The longest any one Redis call may take before the request fails with `store_unavailable`.
-pub const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// How long after a failed Redis call every call fails at once, so a request that needs several
+/// store calls answers `store_unavailable` after one call's timeout, not one per call: with
+/// Redis paused or gone, every request that needs it answers 503 within 1.5 s.
+pub const FAIL_FAST_FOR: Duration = Duration::from_millis(1000);
+
+/// Whether Redis failed moments ago.
+#[derive(Debug, Default)]
+struct FailFast {
+    failed_at: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl FailFast {
+    fn failed_recently(&self) -> bool {
+        self.lock()
+            .is_some_and(|at| at.elapsed() < FAIL_FAST_FOR)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
+        self.failed_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one Redis call within [`CALL_TIMEOUT`], or fails at once while Redis failed
+    /// recently; any failure is `store_unavailable`.
+    async fn call<T>(&self, what: &str, call: impl Future<Output = RedisResult<T>>) -> Result<T> {
+        if self.failed_recently() {
+            return Err(unavailable(format!(
+                "the Redis store failed moments ago; not trying to {what} again yet"
+            )));
+        }
+        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                Err(unavailable(format!("the Redis store failed to {what}")).with_source(e))
+            }
+            Err(_) => Err(unavailable(format!(
+                "the Redis store did not answer in time to {what}"
+            ))),
+        };
+        *self.lock() = outcome.is_err().then(tokio::time::Instant::now);
+        outcome
+    }
+}
 
 /// GCRA, the same steps as [`Gcra::check`]. KEYS: TAT, blocked-until. ARGV: period and tolerance
 /// (µs), and optionally `now` (µs; tests inject a clock, and as their clock is not Redis's the key
@@ -206,6 +249,7 @@ pub struct RedisStore {
     manager: ConnectionManager,
     prefix: String,
     scripts: Scripts,
+    fail_fast: FailFast,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -249,6 +293,7 @@ impl RedisStore {
         })?;
         Ok(RedisStore {
             manager,
+            fail_fast: FailFast::default(),
             prefix: prefix.to_owned(),
             scripts: Scripts {
                 take: Script::new(TAKE),
@@ -268,17 +313,9 @@ impl RedisStore {
         format!("{}{kind}:{key}", self.prefix)
     }
 
-    /// Runs one Redis call within [`CALL_TIMEOUT`]; any failure is `store_unavailable`.
+    /// Runs one Redis call (see [`FailFast::call`]).
     async fn call<T>(&self, what: &str, call: impl Future<Output = RedisResult<T>>) -> Result<T> {
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                Err(unavailable(format!("the Redis store failed to {what}")).with_source(e))
-            }
-            Err(_) => Err(unavailable(format!(
-                "the Redis store did not answer in time to {what}"
-            ))),
-        }
+        self.fail_fast.call(what, call).await
     }
 
     async fn set_lease(
@@ -633,5 +670,35 @@ impl Store for RedisStore {
         invocation.key(self.key("lease", key)).arg(holder);
         self.call("release a lease", invocation.invoke_async::<()>(&mut con))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With Redis silent, the first call waits its timeout and the calls after it fail at once,
+    /// until the window ends and Redis is tried again; a success closes the window.
+    #[tokio::test(start_paused = true)]
+    async fn after_a_failed_call_the_next_ones_fail_at_once() {
+        let guard = FailFast::default();
+        let silent = || std::future::pending::<RedisResult<()>>();
+        let started = tokio::time::Instant::now();
+        let first = guard.call("read", silent()).await.expect_err("times out");
+        assert_eq!(first.code(), "store_unavailable");
+        assert_eq!(started.elapsed(), CALL_TIMEOUT);
+        for _ in 0..5 {
+            guard.call("read", silent()).await.expect_err("fails at once");
+        }
+        assert_eq!(started.elapsed(), CALL_TIMEOUT, "no second wait");
+        tokio::time::sleep(FAIL_FAST_FOR).await;
+        guard
+            .call("read", async { Ok(()) })
+            .await
+            .expect("tried again after the window");
+        guard
+            .call("read", async { Ok(()) })
+            .await
+            .expect("and open again");
     }
 }
