@@ -141,6 +141,68 @@ async fn silent_connections_cannot_lock_clients_out() {
     );
 }
 
+/// A reply holding bidi controls is refused, naming the parameter, and nothing is sent; line and
+/// paragraph separators go through as they are. A body announced larger than the cap is refused
+/// on every endpoint, one that reads no body included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bidi_controls_are_refused_and_oversized_bodies_everywhere() {
+    let env = Env::start(10).await;
+    let (_, page) = env
+        .get(
+            ADMIN,
+            "/v1/conversations?connection=helpdesk-pingback&limit=1",
+        )
+        .await;
+    let id = page["data"][0]["id"]
+        .as_str()
+        .expect("a conversation")
+        .to_owned();
+    let before = env.sim_requests().await;
+    for control in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'] {
+        let (status, problem) = env
+            .send(
+                reqwest::Method::POST,
+                ADMIN,
+                &format!("/v1/conversations/{id}/messages"),
+                serde_json::json!({"text": format!("pay {control}1234 now")}),
+            )
+            .await;
+        assert_eq!(
+            (status, &problem["code"]),
+            (422, &serde_json::json!("invalid_text")),
+            "{problem}"
+        );
+    }
+    assert_eq!(env.sim_requests().await, before, "nothing was sent");
+    let text = "first line\u{2028}second paragraph\u{2029}end";
+    let (status, message) = env
+        .send(
+            reqwest::Method::POST,
+            ADMIN,
+            &format!("/v1/conversations/{id}/messages"),
+            serde_json::json!({"text": text}),
+        )
+        .await;
+    assert_eq!(status, 201, "{message}");
+    assert_eq!(message["text"], text);
+
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    for path in ["/v1/webhooks/crm/replay", "/v1/events/tickets", "/healthz"] {
+        let r = env
+            .http
+            .post(format!("{}{path}", env.gateway))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 413, "{path}");
+        let problem: serde_json::Value = r.json().await.expect("problem+json");
+        assert_eq!(problem["code"], "payload_too_large", "{path}");
+    }
+}
+
 async fn raw_status_and_body(addr: &str, request: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.expect("connects");
     s.write_all(request).await.expect("writes");

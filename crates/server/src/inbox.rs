@@ -49,6 +49,18 @@ fn check_reply_text(text: &str) -> Result<(), Error> {
             format!("`text` holds at most {MAX_REPLY_CHARS} characters (this one has {length})"),
         ));
     }
+    // Bidi embeddings, overrides and isolates can make a message read other than it is
+    // (Trojan Source, CVE-2021-42574): refused. Line and paragraph separators (U+2028/9) are
+    // line breaks and are sent as they are.
+    if let Some(c) = text.chars().find(|c| is_bidi_control(*c)) {
+        return Err(Error::invalid_parameter(
+            "text",
+            format!(
+                "`text` must not hold bidirectional embedding, override or isolate controls (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
     if let Some(c) = text
         .chars()
         .find(|c| c.is_control() && *c != '\n' && *c != '\t')
@@ -62,6 +74,11 @@ fn check_reply_text(text: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// U+202A–U+202E (embeddings, overrides) and U+2066–U+2069 (isolates).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A connection that could not answer; the page holds what the others gave.

@@ -390,7 +390,9 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// The most request headers accepted (`431 headers_too_large` past it).
 pub const MAX_HEADERS: usize = 100;
 
-/// Refuses oversized request heads with problem+json, before anything else reads them.
+/// Refuses oversized request heads, and bodies announced larger than [`MAX_BODY_BYTES`] (on
+/// every endpoint, those that read no body included), with problem+json, before anything else
+/// reads them.
 async fn head_limits(
     request: Request<axum::body::Body>,
     next: axum::middleware::Next,
@@ -420,6 +422,18 @@ async fn head_limits(
         )
         .with_code("headers_too_large");
         return problem::with_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, error);
+    }
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        let error = Error::new(
+            ErrorKind::TooLarge,
+            format!("the request body is too large; at most {MAX_BODY_BYTES} bytes are accepted"),
+        )
+        .with_code("payload_too_large");
+        return problem::with_status(StatusCode::PAYLOAD_TOO_LARGE, error);
     }
     next.run(request).await
 }

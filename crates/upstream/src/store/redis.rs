@@ -42,8 +42,7 @@ struct FailFast {
 
 impl FailFast {
     fn failed_recently(&self) -> bool {
-        self.lock()
-            .is_some_and(|at| at.elapsed() < FAIL_FAST_FOR)
+        self.lock().is_some_and(|at| at.elapsed() < FAIL_FAST_FOR)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
@@ -688,7 +687,10 @@ mod tests {
         assert_eq!(first.code(), "store_unavailable");
         assert_eq!(started.elapsed(), CALL_TIMEOUT);
         for _ in 0..5 {
-            guard.call("read", silent()).await.expect_err("fails at once");
+            guard
+                .call("read", silent())
+                .await
+                .expect_err("fails at once");
         }
         assert_eq!(started.elapsed(), CALL_TIMEOUT, "no second wait");
         tokio::time::sleep(FAIL_FAST_FOR).await;
