@@ -82,6 +82,11 @@ impl Gateway {
         panic!("the gateway did not start on port {}", self.port);
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL, and waits until the process is gone.
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -52,6 +52,7 @@ pub struct Faults {
 pub struct Control {
     counters: BTreeMap<&'static str, AtomicU64>,
     oversized_bytes_sent: Arc<AtomicU64>,
+    injected: Mutex<BTreeMap<&'static str, u64>>,
     faults: Mutex<BTreeMap<String, Faults>>,
     rng: Mutex<Option<fastrand::Rng>>,
 }
@@ -67,6 +68,9 @@ pub struct Report {
     /// stops the stream).
     #[serde(default)]
     pub oversized_bytes_sent: u64,
+    /// Faults injected so far, by kind (`error`, `error_after_acting`, `dropped`, `hang`, ...).
+    #[serde(default)]
+    pub injected: BTreeMap<String, u64>,
 }
 
 impl Control {
@@ -78,6 +82,7 @@ impl Control {
                 .map(|v| (v, AtomicU64::new(0)))
                 .collect(),
             oversized_bytes_sent: Arc::default(),
+            injected: Mutex::default(),
             faults: Mutex::new(BTreeMap::new()),
             rng: Mutex::new(Some(fastrand::Rng::with_seed(7))),
         }
@@ -100,6 +105,18 @@ impl Control {
                 .collect(),
             faults: self.faults.lock().map(|f| f.clone()).unwrap_or_default(),
             oversized_bytes_sent: self.oversized_bytes_sent.load(Ordering::Relaxed),
+            injected: self
+                .injected
+                .lock()
+                .map(|i| i.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Counts one injected fault of `kind`.
+    fn injected(&self, kind: &'static str) {
+        if let Ok(mut injected) = self.injected.lock() {
+            *injected.entry(kind).or_default() += 1;
         }
     }
 
@@ -152,12 +169,14 @@ pub async fn vendor_middleware(
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
     if faults.hang_rate > 0.0 && control.roll() < faults.hang_rate {
+        control.injected("hang");
         tokio::time::sleep(Duration::from_millis(faults.hang_ms.unwrap_or(30_000))).await;
     }
     if faults.oversized_body_bytes > 0 {
         return oversized(&faults, control.oversized_bytes_sent.clone());
     }
     if faults.rate_limit_rate > 0.0 && control.roll() < faults.rate_limit_rate {
+        control.injected("rate_limited");
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(
@@ -180,7 +199,9 @@ pub async fn vendor_middleware(
     let Some(lost) = lost else {
         return next.run(request).await;
     };
-    if faults.acted_rate > 0.0 && control.roll() < faults.acted_rate {
+    let acted = faults.acted_rate > 0.0 && control.roll() < faults.acted_rate;
+    control.injected(lost.kind(acted));
+    if acted {
         drop(next.run(request).await);
     }
     lost.response(&faults)
@@ -197,6 +218,17 @@ enum LostAnswer {
 }
 
 impl LostAnswer {
+    fn kind(&self, acted: bool) -> &'static str {
+        match (self, acted) {
+            (LostAnswer::Error, false) => "error",
+            (LostAnswer::Error, true) => "error_after_acting",
+            (LostAnswer::Malformed, false) => "malformed",
+            (LostAnswer::Malformed, true) => "malformed_after_acting",
+            (LostAnswer::Dropped, false) => "dropped",
+            (LostAnswer::Dropped, true) => "dropped_after_acting",
+        }
+    }
+
     fn response(self, faults: &Faults) -> Response {
         match self {
             LostAnswer::Error => {

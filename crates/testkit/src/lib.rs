@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Where a durable server keeps its append-only file (`None`: it keeps nothing).
+    durable: Option<PathBuf>,
 }
 
 /// A port nobody listens on right now.
@@ -32,9 +34,43 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             child: None,
+            durable: None,
         };
         server.restart();
         server
+    }
+
+    /// Starts a server that writes every change to an append-only file in `dir` before it
+    /// answers (`appendfsync always`), as a deployment that must lose nothing runs it: a
+    /// restart (after [`RedisServer::stop`], a kill) finds its data again.
+    pub fn start_durable(dir: &Path) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            durable: Some(dir.to_owned()),
+        };
+        server.restart();
+        server
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill {signal} redis-server");
+        }
     }
 
     /// A server not running yet, on a free port: `restart` starts it (a gateway that starts
@@ -43,6 +79,7 @@ impl RedisServer {
         RedisServer {
             port: free_port(),
             child: None,
+            durable: None,
         }
     }
 
@@ -72,12 +109,20 @@ impl RedisServer {
     /// Starts the server again on the same port (stopping it first if it runs).
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string()]).args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match &self.durable {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
         let child = match child {
             Ok(child) => child,
             Err(e) => panic!(
