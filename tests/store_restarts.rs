@@ -272,3 +272,67 @@ async fn a_gateway_started_before_its_redis_is_not_ready_until_redis_answers() {
     let r = reply(&env, &id, "late-redis", "Hello").await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+/// Redis frozen (SIGSTOP: connections open, nothing answers): every request that needs the
+/// store answers `503 store_unavailable`, nothing is sent, and the gateway serves again once
+/// Redis thaws. The time each took is printed (the bound is measured, see the README).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_fails_closed_and_recovers() {
+    let dir = TempDir::new();
+    let redis = RedisServer::start();
+    let mut env = simulators().await;
+    let config_path = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config_path,
+        config(&env, &format!("[store]\nredis_url = \"{}\"", redis.url())),
+    )
+    .expect("config written");
+    let gateway = Gateway::start(&config_path, free_port(), dir.path()).await;
+    env.gateway = gateway.url.clone();
+    let (id, native) = chatbotx_conversation(&env).await;
+    let messages = messages_in_sim(&env, &native);
+
+    redis.pause();
+    let sent = env.sim_requests().await;
+    let mut timings = Vec::new();
+    for path in [
+        "/v1/conversations?limit=20".to_owned(),
+        format!("/v1/conversations/{id}"),
+        format!("/v1/conversations/{id}/messages"),
+    ] {
+        // Past the fail-fast window: each request meets the frozen Redis afresh.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let started = std::time::Instant::now();
+        let (status, problem) = env.get(ADMIN, &path).await;
+        timings.push((path.clone(), started.elapsed()));
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (503, Some("store_unavailable")),
+            "{path}: {problem}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let started = std::time::Instant::now();
+    let refused = reply(&env, &id, "frozen-1", "While Redis is frozen").await;
+    timings.push(("reply".to_owned(), started.elapsed()));
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    println!("with Redis paused: {timings:?}");
+    assert_eq!(messages_in_sim(&env, &native), messages, "nothing was sent");
+    assert_eq!(env.sim_requests().await["chatbotx"], sent["chatbotx"]);
+
+    redis.resume();
+    let mut served = false;
+    for _ in 0..100 {
+        if reply(&env, &id, "frozen-1", "While Redis is frozen")
+            .await
+            .status()
+            == StatusCode::CREATED
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served, "served again once Redis thaws");
+    assert_eq!(messages_in_sim(&env, &native), messages + 1, "sent once");
+}

@@ -127,7 +127,7 @@ mod tests {
             .await
             .expect("the oldest unproven connection is told to close, long before its timeout");
         drop(slot_a);
-        third.await.expect("the new connection gets the freed slot");
+        let _slot_c = third.await.expect("the new connection gets the freed slot");
         assert!(
             tokio::time::timeout(Duration::from_secs(3600), slots.expired(&b))
                 .await
