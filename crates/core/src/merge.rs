@@ -27,20 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use tokio::time::Instant;
 
+pub use crate::cursor::shape::{LaneState, MergeState, SortKey, id_cmp};
 use crate::error::{Error, ErrorKind};
 use crate::model::{Conversation, Message};
 use crate::provider::{Page, UpstreamPage};
-
-/// The merge order key: (time, id), compared descending.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SortKey {
-    /// Microseconds since the Unix epoch.
-    #[serde(rename = "t")]
-    pub micros: i64,
-    /// The item's gateway id (tie-breaker).
-    #[serde(rename = "i")]
-    pub id: String,
-}
 
 /// Something that can be merged newest first.
 pub trait Sortable {
@@ -75,42 +65,6 @@ impl Sortable for Message {
     }
 }
 
-impl Ord for SortKey {
-    fn cmp(&self, other: &SortKey) -> Ordering {
-        self.micros
-            .cmp(&other.micros)
-            .then_with(|| id_cmp(&self.id, &other.id))
-    }
-}
-
-impl PartialOrd for SortKey {
-    fn partial_cmp(&self, other: &SortKey) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-fn is_decimal(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Compares two gateway ids the way vendors order ids that tie on time: numerically when both
-/// native ids are decimal numbers on one connection (so `c:9` < `c:10`), else as text.
-pub fn id_cmp(a: &str, b: &str) -> Ordering {
-    if let (Some((ca, na)), Some((cb, nb))) = (a.split_once(':'), b.split_once(':'))
-        && ca == cb
-        && is_decimal(na)
-        && is_decimal(nb)
-    {
-        let (na, nb) = (na.trim_start_matches('0'), nb.trim_start_matches('0'));
-        return na
-            .len()
-            .cmp(&nb.len())
-            .then_with(|| na.cmp(nb))
-            .then_with(|| a.cmp(b));
-    }
-    a.cmp(b)
-}
-
 fn key_cmp<T: Sortable>(a: &T, b: &T) -> Ordering {
     // At the key's precision (microseconds), as `below` and the cursor compare: ordering by the
     // full time made an item a few nanoseconds older but with a greater id come after one it
@@ -125,40 +79,6 @@ fn below<T: Sortable>(item: &T, last: &SortKey) -> bool {
     let micros = item.sort_time().timestamp_micros();
     micros < last.micros
         || (micros == last.micros && id_cmp(item.sort_id(), &last.id) == Ordering::Less)
-}
-
-/// One lane's position, as stored in the cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LaneState {
-    /// The connection id.
-    #[serde(rename = "c")]
-    pub connection: String,
-    /// The upstream page holding the next unconsumed item.
-    #[serde(rename = "p")]
-    pub page: UpstreamPage,
-    /// Items of that page already consumed (emitted or filtered out), in sorted order.
-    #[serde(rename = "n")]
-    pub consumed: u32,
-    /// Upstream page size, fixed for the whole traversal so page numbers stay stable.
-    #[serde(rename = "s")]
-    pub page_size: u32,
-    /// Nothing more to read.
-    #[serde(rename = "x", default)]
-    pub exhausted: bool,
-    /// The last key this lane emitted; anything at or above it is skipped.
-    #[serde(rename = "k", default)]
-    pub last: Option<SortKey>,
-    /// Consecutive failed pages; the lane is given up after [`MAX_LANE_FAILURES`].
-    #[serde(rename = "f", default)]
-    pub failures: u8,
-}
-
-/// The merge state of a traversal, carried in the cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MergeState {
-    /// One entry per lane.
-    #[serde(rename = "l")]
-    pub lanes: Vec<LaneState>,
 }
 
 /// How many consecutive pages a failing lane is retried before the traversal gives it up.

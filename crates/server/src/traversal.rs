@@ -20,23 +20,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+
 use sha2::{Digest, Sha256};
-use switchboard_core::merge::{KeptPage, KeptPages, MergeState};
+use switchboard_core::merge::{KeptPage, KeptPages};
 use switchboard_core::{Conversation, Error, UpstreamPage};
 use switchboard_upstream::Store;
-
-/// The state an inbox cursor carries: the merge's, and the traversal it belongs to.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct InboxCursor {
-    /// Where each connection's lane stands.
-    #[serde(flatten)]
-    pub merge: MergeState,
-    /// The traversal's id (absent in cursors made before traversals were named: the next page
-    /// starts a name).
-    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
-    pub traversal: Option<String>,
-}
 
 /// A new traversal id: 128 random bits, hex.
 pub fn new_traversal_id() -> Result<String, Error> {

@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
 use crate::config::Scope;
-use crate::inbox::{self, AgentPage};
 use crate::params::QueryPairs;
 use crate::problem::{ApiError, Problem, TooManyRequests, UpstreamProblems};
+use crate::service::{self, AgentPage};
 use crate::state::AppState;
 
 /// One connection and what its vendor can do.
@@ -107,6 +107,6 @@ pub async fn list_agents(
     caller.require(Scope::Read)?;
     let q = QueryPairs::parse(raw.as_deref());
     Ok(Json(
-        inbox::list_agents(&state, &caller, &connection, &q).await?,
+        service::list_agents(&state, &caller, &connection, &q).await?,
     ))
 }

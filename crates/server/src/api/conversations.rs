@@ -13,9 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{IdempotencyKey, JsonBody, PathId};
 use crate::auth::Authenticated;
 use crate::config::Scope;
-use crate::inbox::{self, ConversationPage, ConversationQuery, MessagePage};
 use crate::params::QueryPairs;
 use crate::problem::{ApiError, Problem, TooManyRequests, UpstreamProblems};
+use crate::service::{self, ConversationPage, ConversationQuery, MessagePage};
 use crate::state::AppState;
 
 /// Query of `GET /v1/conversations`.
@@ -51,7 +51,7 @@ pub struct ListConversationsParams {
 /// Query of `GET /v1/conversations/{id}/messages`.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents the query; parsed in `inbox::list_messages`
+#[allow(dead_code)] // documents the query; parsed in `service::list_messages`
 pub struct ListMessagesParams {
     /// Page size.
     #[param(minimum = 1, maximum = 100, default = 50)]
@@ -153,7 +153,7 @@ pub async fn list_conversations(
     caller.require(Scope::Read)?;
     let query = ConversationQuery::parse(&QueryPairs::parse(raw.as_deref()))?;
     Ok(Json(
-        inbox::list_conversations(&state, &caller, query).await?,
+        service::list_conversations(&state, &caller, query).await?,
     ))
 }
 
@@ -190,7 +190,7 @@ pub async fn get_conversation(
     let q = QueryPairs::parse(raw.as_deref());
     let include_raw = q.only(&["include"])?.include_raw()?;
     Ok(Json(
-        inbox::get_conversation(&state, &caller, &id, include_raw).await?,
+        service::get_conversation(&state, &caller, &id, include_raw).await?,
     ))
 }
 
@@ -221,7 +221,9 @@ pub async fn list_messages(
 ) -> Result<Json<MessagePage>, ApiError> {
     caller.require(Scope::Read)?;
     let q = QueryPairs::parse(raw.as_deref());
-    Ok(Json(inbox::list_messages(&state, &caller, &id, &q).await?))
+    Ok(Json(
+        service::list_messages(&state, &caller, &id, &q).await?,
+    ))
 }
 
 /// Reply in a conversation. Send an `Idempotency-Key` so a retried request never sends twice.
@@ -262,7 +264,7 @@ pub async fn reply_to_conversation(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     let (response, replayed) =
-        match inbox::reply(&state, &caller.0, &id, body.text, body.sender_id, key).await {
+        match service::reply(&state, &caller.0, &id, body.text, body.sender_id, key).await {
             Ok(reply) => (
                 (StatusCode::CREATED, Json(reply.message)).into_response(),
                 reply.replayed,
@@ -317,7 +319,7 @@ pub async fn set_assignment(
 ) -> Result<Json<Conversation>, ApiError> {
     caller.require(Scope::Write)?;
     Ok(Json(
-        inbox::set_assignment(&state, &caller, &id, body.assignee_id.as_deref()).await?,
+        service::set_assignment(&state, &caller, &id, body.assignee_id.as_deref()).await?,
     ))
 }
 
@@ -355,6 +357,6 @@ pub async fn set_status(
 ) -> Result<Json<Conversation>, ApiError> {
     caller.require(Scope::Write)?;
     Ok(Json(
-        inbox::set_status(&state, &caller, &id, body.status).await?,
+        service::set_status(&state, &caller, &id, body.status).await?,
     ))
 }

@@ -1,4 +1,4 @@
-//! The opaque, versioned, signed cursor: base64url(JSON envelope) "." base64url(HMAC-SHA256).
+//! The cursor's codec: base64url(JSON envelope) "." base64url(HMAC-SHA256).
 //!
 //! The envelope binds the state to the caller and the filters it was made for, so a cursor cannot
 //! be forged, nor replayed by another caller or with other filters.
