@@ -216,6 +216,9 @@ async fn demo(
         println!("  curl {auth} http://{addr}/v1/conversations/{id}/messages");
     }
     println!("  curl -N {auth} http://{addr}/v1/events/stream");
+    if config.server.console {
+        println!("\nConsole (in a browser; sign in with the token): http://{addr}/console");
+    }
     match live_every {
         Some(every) => println!(
             "\nThe simulated world moves every {} ms (--still keeps it still): http://{sim_addr}/_control/changes",
