@@ -33,6 +33,8 @@ async function start() {
   show($("console"), true);
   show($("sign-out"), true);
   await loadInbox();
+  // Health, breaker and quota as of the calls the inbox just made.
+  loadConnections().catch(() => {});
   stopFollowing = follow({
     onEvent,
     onState: (state) => {
@@ -41,7 +43,7 @@ async function start() {
     },
     onResync: () => loadInbox(),
   });
-  refresh = setInterval(() => loadConnections().catch(() => {}), 15000);
+  refresh = setInterval(() => loadConnections().catch(() => {}), 10000);
 }
 
 function onEvent(event) {

@@ -91,7 +91,7 @@ async function showControls(c) {
   show($("reply"), can.send_message);
   show($("conversation-actions"), true);
   if (can.assign && can.list_agents) {
-    const agents = await request("GET", `/v1/connections/${segment(c.connection)}/agents?limit=100`);
+    const agents = await request("GET", `/v1/connections/${segment(c.connection)}/agents`);
     $("assignee").replaceChildren(...agents.data.map((a) => el("option", { value: a.id }, a.name || a.email || a.id)));
   } else {
     $("assignee").replaceChildren();
