@@ -208,6 +208,14 @@ pub struct SseReader {
 }
 
 impl SseReader {
+    /// Reads the stream `response` is (already checked to be one).
+    pub fn new(response: reqwest::Response) -> SseReader {
+        SseReader {
+            response,
+            pending: String::new(),
+        }
+    }
+
     /// The next message; `None` when the stream ended.
     pub async fn next(&mut self) -> Option<SseMessage> {
         loop {
