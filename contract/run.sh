@@ -5,7 +5,7 @@
 #      drive.ts, and drive the demo with it;
 #   3. generate a Python client (openapi-python-client), install it, type-check drive.py against
 #      it, and drive the demo with it;
-#   4. fuzz the demo from the spec with schemathesis.
+#   4. fuzz the demo from the spec with schemathesis, every check (contract/schemathesis.toml).
 # Every tool is installed here from the package registries, at the versions pinned in
 # contract/python/{requirements,constraints}.txt and contract/ts/package-lock.json.
 #
