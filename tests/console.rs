@@ -510,6 +510,23 @@ async fn the_console_and_a_page_on_another_origin_in_chromium() {
     };
     std::fs::write(path, png).expect("the screenshot is written");
 
+    // A connection that fails is shown as such, not hidden.
+    env.faults("pingback", json!({"error_rate": 1.0, "error_status": 500}))
+        .await;
+    browser
+        .execute(
+            "const f = document.getElementById('filters'); f.connection.value = ''; f.mode.value = ''; f.status.value = 'open'; f.requestSubmit();",
+            vec![],
+        )
+        .await
+        .expect("filter");
+    eventually("the failing connection named as partial", || async {
+        let partial = js_strings(&browser, "return [...document.querySelectorAll('#partial:not([hidden]) [data-partial-connection]')].map(e => e.dataset.partialConnection)").await;
+        (partial == ["helpdesk-pingback"]).then_some(())
+    })
+    .await;
+    env.faults("pingback", json!({})).await;
+
     // A page on an allowed origin follows the stream with tickets, across a forced disconnect.
     let start = env.get(ADMIN, "/v1/events?after=0-0&limit=500").await.1["next_cursor"]
         .as_str()

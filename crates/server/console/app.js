@@ -32,9 +32,7 @@ async function start() {
   show($("sign-in"), false);
   show($("console"), true);
   show($("sign-out"), true);
-  await loadInbox();
-  // Health, breaker and quota as of the calls the inbox just made.
-  loadConnections().catch(() => {});
+  // Follow the feed first, so nothing that changes while the inbox loads is missed.
   stopFollowing = follow({
     onEvent,
     onState: (state) => {
@@ -43,6 +41,9 @@ async function start() {
     },
     onResync: () => loadInbox(),
   });
+  await loadInbox();
+  // Health, breaker and quota as of the calls the inbox just made.
+  loadConnections().catch(() => {});
   refresh = setInterval(() => loadConnections().catch(() => {}), 10000);
 }
 

@@ -48,11 +48,17 @@ export async function loadInbox(cursor = null) {
   }
 }
 
+/** Connections that did not answer for this page, named with their error code. */
 function showPartial(partial) {
   const note = document.getElementById("partial");
-  note.textContent = partial.length
-    ? `Partial page: ${partial.map((p) => `${p.connection} (${p.code})`).join(", ")} did not answer; retried on the next page.`
-    : "";
+  const names = partial.map((p) =>
+    el("span", { "data-partial-connection": p.connection, title: p.message }, `${p.connection} (${p.code})`),
+  );
+  note.replaceChildren(
+    "Partial page: ",
+    ...names.flatMap((name, i) => (i === 0 ? [name] : [", ", name])),
+    " did not answer; retried on the next page.",
+  );
   show(note, partial.length > 0);
 }
 
