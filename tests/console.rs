@@ -684,6 +684,13 @@ async fn the_console_is_served_with_a_strict_policy_and_can_be_turned_off() {
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["referrer-policy"], "no-referrer");
     let html = r.text().await.expect("html");
+    let slash = env
+        .http
+        .get(format!("{}/console/", env.gateway))
+        .send()
+        .await
+        .expect("console/");
+    assert_eq!(slash.text().await.expect("html"), html);
     assert!(html.contains("name=\"token\""));
     assert!(
         !html.contains("<script>") && !html.contains("style="),

@@ -56,13 +56,12 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 
-/// `/console` and its files.
+/// `/console` (also `/console/`) and its files.
 pub fn router() -> Router {
+    let index = get(|headers: HeaderMap| async move { serve("index.html", &headers) });
     Router::new()
-        .route(
-            "/console",
-            get(|headers: HeaderMap| async move { serve("index.html", &headers) }),
-        )
+        .route("/console", index.clone())
+        .route("/console/", index)
         .route(
             "/console/{file}",
             get(|Path(file): Path<String>, headers: HeaderMap| async move {
