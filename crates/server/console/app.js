@@ -8,7 +8,10 @@ import { loadInbox, markOpen, noteMessage, setConnectionChoices, setUpInbox, ups
 import { follow } from "./stream.js";
 import { signIn, signOut, store } from "./store.js";
 
+/** @typedef {import("switchboard-api").components["schemas"]["Event"]} FeedEvent */
+
 const $ = (id) => document.getElementById(id);
+const signInForm = /** @type {HTMLFormElement} */ ($("sign-in"));
 let stopFollowing = null;
 let refresh = null;
 
@@ -17,7 +20,7 @@ function showSignIn(error) {
   show($("sign-out"), false);
   show($("sign-in"), true);
   showError($("sign-in-error"), error);
-  $("sign-in").token.focus();
+  signInForm.token.focus();
 }
 
 async function start() {
@@ -47,6 +50,7 @@ async function start() {
   refresh = setInterval(() => loadConnections().catch(() => {}), 10000);
 }
 
+/** @param {FeedEvent} event */
 function onEvent(event) {
   if (event.data.conversation) {
     upsertConversation(event.data.conversation);
@@ -76,9 +80,9 @@ setUpConversation((conversation) => {
   markOpen(store.openId);
 });
 
-$("sign-in").addEventListener("submit", (e) => {
+signInForm.addEventListener("submit", (e) => {
   e.preventDefault();
-  signIn(new FormData(e.target).get("token").trim());
+  signIn(String(new FormData(signInForm).get("token") ?? "").trim());
   start();
 });
 $("sign-out").addEventListener("click", () => {

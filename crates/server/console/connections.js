@@ -5,6 +5,8 @@ import { request } from "./api.js";
 import { ago, el } from "./dom.js";
 import { store } from "./store.js";
 
+/** @typedef {import("switchboard-api").components["schemas"]["ConnectionInfo"]} ConnectionInfo */
+
 const rows = () => document.getElementById("connection-rows");
 
 /** Loads `GET /v1/connections` into the store and the panel. */
@@ -15,6 +17,7 @@ export async function loadConnections() {
   return data;
 }
 
+/** @param {ConnectionInfo} connection */
 function row(connection) {
   const { health } = connection;
   const quota = health.quota;

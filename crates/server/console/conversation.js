@@ -6,13 +6,19 @@ import { request, segment } from "./api.js";
 import { el, show, showError } from "./dom.js";
 import { store } from "./store.js";
 
+/** @typedef {import("switchboard-api").components["schemas"]["Conversation"]} Conversation */
+/** @typedef {import("switchboard-api").components["schemas"]["Message"]} Message */
+
 /** The reply being sent: its text and the key every retry of it reuses. */
 let pending = null;
 /** Called with the conversation after a write, so the inbox shows it. */
-let onChanged = () => {};
+let onChanged = /** @type {(conversation: Conversation) => void} */ (() => {});
 
 const $ = (id) => document.getElementById(id);
+/** The value of the select `id`. */
+const chosen = (id) => /** @type {HTMLSelectElement} */ ($(id)).value;
 
+/** @param {(conversation: Conversation) => void} changed */
 export function setUpConversation(changed) {
   onChanged = changed;
   const form = /** @type {HTMLFormElement} */ ($("reply"));
@@ -23,10 +29,10 @@ export function setUpConversation(changed) {
   form.text.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) sendReply(form);
   });
-  $("take-over").addEventListener("click", () => assign($("assignee").value));
-  $("assign").addEventListener("click", () => assign($("assignee").value));
+  $("take-over").addEventListener("click", () => assign(chosen("assignee")));
+  $("assign").addEventListener("click", () => assign(chosen("assignee")));
   $("hand-back").addEventListener("click", () => assign(null));
-  $("set-status").addEventListener("click", () => write("status", { status: $("status").value }));
+  $("set-status").addEventListener("click", () => write("status", { status: chosen("status") }));
 }
 
 /** Opens conversation `id`: its header, controls and messages. */
@@ -48,18 +54,26 @@ export async function openConversation(id) {
   }
 }
 
-/** A conversation changed (live): the header follows if it is the open one. */
+/**
+ * A conversation changed (live): the header follows if it is the open one.
+ * @param {Conversation} conversation
+ */
 export function conversationChanged(conversation) {
   if (conversation.id === store.openId) showHeader(conversation);
 }
 
-/** A message arrived (live): shown if its conversation is open and it is not shown yet. */
+/**
+ * A message arrived (live): shown if its conversation is open and it is not shown yet.
+ * @param {Message} message
+ */
 export function messageArrived(message) {
   if (message.conversation_id !== store.openId) return;
-  const shown = [...$("messages").children].some((li) => li.dataset.messageId === message.id);
+  const items = /** @type {HTMLElement[]} */ ([...$("messages").children]);
+  const shown = items.some((li) => li.dataset.messageId === message.id);
   if (!shown) $("messages").prepend(messageItem(message));
 }
 
+/** @param {Conversation} c */
 function showHeader(c) {
   const who = c.contact?.name || c.contact?.email || c.native_id;
   $("conversation-title").textContent = who;
@@ -67,6 +81,7 @@ function showHeader(c) {
   $("conversation-meta").textContent = [c.connection, c.channel, c.status, c.mode || "mode unknown", assignee].join(" · ");
 }
 
+/** @param {Message} m */
 function messageItem(m) {
   const by = m.sender?.name || m.author;
   return el(
@@ -77,6 +92,7 @@ function messageItem(m) {
   );
 }
 
+/** @param {Conversation} c */
 async function showControls(c) {
   const connection = store.connections.get(c.connection);
   const can = connection ? connection.capabilities : {};

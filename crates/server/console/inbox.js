@@ -5,15 +5,23 @@
 import { query, request } from "./api.js";
 import { ago, el, show, showError } from "./dom.js";
 
+/** @typedef {import("switchboard-api").components["schemas"]["Conversation"]} Conversation */
+/** @typedef {import("switchboard-api").components["schemas"]["Message"]} Message */
+/** @typedef {import("switchboard-api").components["schemas"]["PartialFailure"]} PartialFailure */
+
 const PAGE = 25;
 let filters = {};
 let nextCursor = null;
 /** Called with a conversation id when a row is chosen. */
-let onOpen = () => {};
+let onOpen = /** @type {(id: string) => void} */ (() => {});
 
 const list = () => document.getElementById("conversation-rows");
+const rows = () => /** @type {HTMLElement[]} */ ([...list().children]);
 
-/** Wires the filters and "More"; `open` is called with the id of a chosen conversation. */
+/**
+ * Wires the filters and "More"; `open` is called with the id of a chosen conversation.
+ * @param {(id: string) => void} open
+ */
 export function setUpInbox(open) {
   onOpen = open;
   const form = /** @type {HTMLFormElement} */ (document.getElementById("filters"));
@@ -48,7 +56,10 @@ export async function loadInbox(cursor = null) {
   }
 }
 
-/** Connections that did not answer for this page, named with their error code. */
+/**
+ * Connections that did not answer for this page, named with their error code.
+ * @param {PartialFailure[]} partial
+ */
 function showPartial(partial) {
   const note = document.getElementById("partial");
   const names = partial.map((p) =>
@@ -62,7 +73,10 @@ function showPartial(partial) {
   show(note, partial.length > 0);
 }
 
-/** Whether `conversation` passes the filters in force. */
+/**
+ * Whether `conversation` passes the filters in force.
+ * @param {Conversation} conversation
+ */
 function passes(conversation) {
   return (
     (!filters.connection || conversation.connection === filters.connection) &&
@@ -72,7 +86,10 @@ function passes(conversation) {
   );
 }
 
-/** A conversation changed (live): its row is replaced, or inserted, at the top. */
+/**
+ * A conversation changed (live): its row is replaced, or inserted, at the top.
+ * @param {Conversation} conversation
+ */
 export function upsertConversation(conversation) {
   const old = findRow(conversation.id);
   const selected = old?.getAttribute("aria-selected") === "true";
@@ -83,7 +100,10 @@ export function upsertConversation(conversation) {
   list().prepend(fresh);
 }
 
-/** A message arrived (live): its conversation's row shows it and moves to the top. */
+/**
+ * A message arrived (live): its conversation's row shows it and moves to the top.
+ * @param {Message} message
+ */
 export function noteMessage(message) {
   const existing = findRow(message.conversation_id);
   if (!existing) return false;
@@ -95,13 +115,14 @@ export function noteMessage(message) {
 
 /** Marks the open conversation's row. */
 export function markOpen(id) {
-  for (const li of list().children) li.setAttribute("aria-selected", String(li.dataset.conversationId === id));
+  for (const li of rows()) li.setAttribute("aria-selected", String(li.dataset.conversationId === id));
 }
 
 function findRow(id) {
-  return [...list().children].find((li) => li.dataset.conversationId === id) || null;
+  return rows().find((li) => li.dataset.conversationId === id) || null;
 }
 
+/** @param {Conversation} c */
 function row(c) {
   const who = c.contact?.name || c.contact?.email || c.contact?.phone || c.native_id;
   const li = el(
@@ -122,8 +143,9 @@ function row(c) {
   li.addEventListener("click", () => onOpen(c.id));
   li.addEventListener("keydown", (e) => {
     if (e.key === "Enter") onOpen(c.id);
-    if (e.key === "ArrowDown" || e.key === "j") li.nextElementSibling?.focus();
-    if (e.key === "ArrowUp" || e.key === "k") li.previousElementSibling?.focus();
+    const next = e.key === "ArrowDown" || e.key === "j" ? li.nextElementSibling : null;
+    const previous = e.key === "ArrowUp" || e.key === "k" ? li.previousElementSibling : null;
+    /** @type {HTMLElement | null} */ (next || previous)?.focus();
   });
   return li;
 }
