@@ -224,10 +224,10 @@ pub async fn list_events(
 /// as JSON (the `Event` schema). Reconnect with `Last-Event-ID` (browsers do so by themselves)
 /// to get every event missed and none twice.
 ///
-/// A browser's `EventSource` cannot send the `Authorization` header: it opens
-/// `?ticket=` with a ticket from `POST /v1/events/tickets` instead (the ticket carries the
-/// filters). A ticket opens one stream: when the `EventSource` errors, mint a new ticket and
-/// reopen with `?after=<id of the last event received>`. Comments (`:`) keep an idle stream alive every
+/// A browser's `EventSource` cannot send the `Authorization` header: it opens `?ticket=` with a
+/// ticket from `POST /v1/events/tickets` instead (the ticket carries the filters). A ticket
+/// opens one stream: when the `EventSource` errors, mint a new ticket and reopen with
+/// `?after=<id of the last event received>`. Comments (`:`) keep an idle stream alive every
 /// 15 s. A stream whose cursor falls behind the retention gets one `event: error` whose data is
 /// a `cursor_expired` problem, and ends. The stream ends when the gateway shuts down.
 #[utoipa::path(
@@ -310,7 +310,6 @@ pub async fn stream_events(
 /// its type, `data` the `Event` as JSON), or at the end of a stream whose cursor fell behind
 /// the retention, `event: error` whose `data` is a `cursor_expired` problem.
 #[derive(Debug, ToSchema)]
-#[schema(as = EventStreamMessage)]
 #[allow(dead_code)] // documents the stream; messages are written by `message`
 pub struct EventStreamMessage {
     /// The event's cursor (resume after it with `Last-Event-ID` or `after=`).
