@@ -333,7 +333,7 @@ async fn the_console_and_a_page_on_another_origin_in_chromium() {
     assert_eq!(breaker, "closed");
 
     // The inbox in the API's order, then "More".
-    let (first_page, cursor) = page_ids(&env, "/v1/conversations?limit=25").await;
+    let (first_page, cursor) = page_ids(&env, "/v1/conversations").await;
     let rows = eventually("the inbox rows", || async {
         let ids = js_strings(&browser, INBOX_IDS).await;
         (!ids.is_empty()).then_some(ids)
@@ -343,7 +343,7 @@ async fn the_console_and_a_page_on_another_origin_in_chromium() {
     let cursor = cursor.expect("a second page");
     let (second_page, _) = page_ids(
         &env,
-        &format!("/v1/conversations?limit=25&cursor={}", urlencode(&cursor)),
+        &format!("/v1/conversations?cursor={}", urlencode(&cursor)),
     )
     .await;
     browser

@@ -9,7 +9,6 @@ import { ago, el, show, showError } from "./dom.js";
 /** @typedef {import("switchboard-api").components["schemas"]["Message"]} Message */
 /** @typedef {import("switchboard-api").components["schemas"]["PartialFailure"]} PartialFailure */
 
-const PAGE = 25;
 let filters = {};
 let nextCursor = null;
 /** Called with a conversation id when a row is chosen. */
@@ -43,7 +42,7 @@ export function setConnectionChoices(ids) {
 export async function loadInbox(cursor = null) {
   const error = document.getElementById("inbox-error");
   try {
-    const page = await request("GET", `/v1/conversations${query({ ...filters, limit: PAGE, cursor })}`);
+    const page = await request("GET", `/v1/conversations${query({ ...filters, cursor })}`);
     const rows = page.data.map(row);
     if (cursor) list().append(...rows);
     else list().replaceChildren(...rows);
