@@ -2,10 +2,11 @@
 # The API contract, checked against the running demo gateway:
 #   1. lint openapi/openapi.json (openapi-spec-validator, @redocly/cli);
 #   2. generate a TypeScript client (openapi-typescript + openapi-fetch), type-check it with
-#      drive.ts, and drive the demo with it;
+#      drive.ts, and drive the demo with it; type-check the console's modules (JSDoc, tsc
+#      --checkJs) against the same generated types;
 #   3. generate a Python client (openapi-python-client), install it, type-check drive.py against
 #      it, and drive the demo with it;
-#   4. fuzz the demo from the spec with schemathesis.
+#   4. fuzz the demo from the spec with schemathesis, every check (contract/schemathesis.toml).
 # Every tool is installed here from the package registries, at the versions pinned in
 # contract/python/{requirements,constraints}.txt and contract/ts/package-lock.json.
 #
@@ -192,6 +193,11 @@ ts_generate() {
 }
 export -f ts_generate
 step "typescript: generate (openapi-typescript) + tsc" 180 ts_generate
+console_types() {
+    cd "$C/ts" && "$NODE_BIN/tsc" -p tsconfig.console.json
+}
+export -f console_types
+step "console: tsc --checkJs against the generated types (crates/server/console)" 120 console_types
 ts_drive() {
     cd "$C/ts" && "$NODE_BIN/tsx" drive.ts
 }
@@ -225,7 +231,7 @@ fuzz() {
 }
 export MAX_EXAMPLES SEED
 export -f fuzz
-step "schemathesis: ${MAX_EXAMPLES} examples per operation, seed ${SEED}" 480 fuzz
+step "schemathesis: ${MAX_EXAMPLES} examples per operation, seed ${SEED}" 600 fuzz
 
 FINISHED=1
 summary

@@ -56,6 +56,10 @@ enum Command {
         /// How often the live world changes, in milliseconds.
         #[arg(long, default_value_t = DEFAULT_LIVE_EVERY_MS)]
         live_every_ms: u64,
+        /// A browser origin whose pages may call the demo (CORS), e.g. `http://localhost:5173`;
+        /// repeat for more.
+        #[arg(long = "allow-origin", value_name = "ORIGIN")]
+        allow_origins: Vec<String>,
     },
     /// Run the vendor simulators alone.
     Sim {
@@ -170,6 +174,7 @@ async fn demo(
     seed: u64,
     conversations: usize,
     live_every: Option<Duration>,
+    allow_origins: Vec<String>,
 ) -> anyhow::Result<()> {
     let sim = registry::simulators(&SimOptions {
         seed,
@@ -194,6 +199,10 @@ async fn demo(
         registry::demo_config(&format!("http://{sim_addr}"))
     );
     let mut config = Config::parse(&config_text).context("the demo config is invalid")?;
+    // The demo serves one person on a known token: requests without it are not slowed down
+    // (a contract fuzzer sends many on purpose), while `serve` keeps the guard.
+    config.server.unauthenticated_rate_limit.requests = 100_000;
+    config.server.cors.allowed_origins = allow_origins;
     // The demo polls every connection, so the change feed shows events.
     for connection in &mut config.connections {
         connection
@@ -216,6 +225,15 @@ async fn demo(
         println!("  curl {auth} http://{addr}/v1/conversations/{id}/messages");
     }
     println!("  curl -N {auth} http://{addr}/v1/events/stream");
+    if config.server.console {
+        println!("\nConsole (in a browser; sign in with the token): http://{addr}/console");
+    }
+    if !config.server.cors.allowed_origins.is_empty() {
+        println!(
+            "Pages on {} may call the gateway (CORS).",
+            config.server.cors.allowed_origins.join(", ")
+        );
+    }
     match live_every {
         Some(every) => println!(
             "\nThe simulated world moves every {} ms (--still keeps it still): http://{sim_addr}/_control/changes",
@@ -302,10 +320,11 @@ async fn main() -> anyhow::Result<()> {
             conversations,
             still,
             live_every_ms,
+            allow_origins,
         } => {
             init_tracing()?;
             let live_every = (!still).then(|| Duration::from_millis(live_every_ms.max(1)));
-            demo(bind, token, seed, conversations, live_every).await
+            demo(bind, token, seed, conversations, live_every, allow_origins).await
         }
         Command::Sim {
             bind,

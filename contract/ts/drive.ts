@@ -13,6 +13,8 @@ import type { components, paths } from "./generated/schema.js";
 type Problem = components["schemas"]["Problem"];
 type Conversation = components["schemas"]["Conversation"];
 type FeedEvent = components["schemas"]["Event"];
+/** One message of `/v1/events/stream`: `id`, `event` (the type) and `data` (an Event as JSON). */
+type StreamMessage = components["schemas"]["EventStreamMessage"];
 
 const baseUrl = process.env.SWITCHBOARD_URL ?? "http://127.0.0.1:8080";
 const token = process.env.SWITCHBOARD_TOKEN ?? "demo-token";
@@ -141,16 +143,20 @@ async function readEvents(after: string, what: string): Promise<{ events: FeedEv
   throw new Error("the event log never ends");
 }
 
-/** Reads Server-Sent Events from `/v1/events/stream` resuming after `lastEventId`, until `done`. */
+/**
+ * Reads Server-Sent Events from `/v1/events/stream` resuming after `lastEventId`, until `done`.
+ * It opens the stream the way a browser's EventSource must, with a single-use ticket minted
+ * through the typed client instead of the Authorization header.
+ */
 async function followStream(lastEventId: string, done: (e: FeedEvent) => boolean): Promise<FeedEvent[]> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), 30_000);
   const seen: FeedEvent[] = [];
   try {
-    const response = await fetch(`${baseUrl}/v1/events/stream`, {
-      headers: { Authorization: `Bearer ${token}`, "Last-Event-ID": lastEventId },
-      signal: abort.signal,
-    });
+    const minted = await client.POST("/v1/events/tickets", { body: {} });
+    const { ticket } = must(minted.data, minted.error, minted.response, "a stream ticket (POST /v1/events/tickets)");
+    const query = new URLSearchParams({ ticket, after: lastEventId });
+    const response = await fetch(`${baseUrl}/v1/events/stream?${query}`, { signal: abort.signal });
     check(
       response.status === 200 && (response.headers.get("content-type") ?? "").startsWith("text/event-stream"),
       "the stream answers text/event-stream",
@@ -170,10 +176,14 @@ async function followStream(lastEventId: string, done: (e: FeedEvent) => boolean
           const colon = line.indexOf(":");
           if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
         }
-        const data = fields.get("data");
-        if (data === undefined) continue; // a keep-alive comment
-        const event = JSON.parse(data) as FeedEvent;
-        if (fields.get("id") !== event.id || fields.get("event") !== event.type) {
+        if (!fields.has("data")) continue; // a keep-alive comment
+        const message = Object.fromEntries(fields) as StreamMessage;
+        if (message.event === "error") {
+          check(false, "the stream goes on", message.data);
+          return seen;
+        }
+        const event = JSON.parse(message.data) as FeedEvent;
+        if (message.id !== event.id || message.event !== event.type) {
           check(false, "each message's id and event are the event's", block);
         }
         seen.push(event);
@@ -284,7 +294,7 @@ async function main(): Promise<void> {
     );
     // The stream, resumed after the cursor from before the writes, replays the same reply.
     const streamed = await followStream(before.next, (e) => e.id === replied?.id);
-    check(streamed.at(-1)?.id === replied?.id, "the stream replays it after Last-Event-ID", streamed.length);
+    check(streamed.at(-1)?.id === replied?.id, "the stream, opened with the ticket, replays it after the cursor", streamed.length);
     const upToReply = events.slice(0, events.findIndex((e) => e.id === replied?.id) + 1).map((e) => e.id);
     check(
       JSON.stringify(streamed.map((e) => e.id)) === JSON.stringify(upToReply),

@@ -23,7 +23,7 @@ pub use echo::{ECHO_TTL, GatewayWrite};
 pub use log::{DEFAULT_LOG, DEFAULT_RETENTION, EventLog, EventPage, FeedConfig, TAIL_EVERY};
 pub use poller::{
     LEASE_INTERVALS, PollSettings, PollerHandle, QuotaShare, SNAPSHOT_TTL, UNDOCUMENTED_QUOTA,
-    lease_key, snapshot_key, spawn_poller,
+    last_poll, lease_key, snapshot_key, spawn_poller,
 };
 pub use switchboard_core::{Event, EventData, EventType, PerformedBy};
 pub use switchboard_upstream::LogId;

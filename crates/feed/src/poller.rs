@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use switchboard_core::{Provider, Result};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -125,6 +125,25 @@ impl QuotaShare {
 /// The store key of a connection's lease.
 pub fn lease_key(connection: &str) -> String {
     format!("feed:poll:{connection}")
+}
+
+/// The store key of when a connection's last poll pass completed (RFC 3339).
+fn last_poll_key(connection: &str) -> String {
+    format!("feed:poll:{connection}:last")
+}
+
+/// When the poller (on whichever replica holds the lease) last completed a pass over
+/// `connection`; `None` before the first pass, after three intervals without one, or when the
+/// store does not answer.
+pub async fn last_poll(
+    store: &dyn switchboard_upstream::Store,
+    connection: &str,
+) -> Option<DateTime<Utc>> {
+    let stored = store.get(&last_poll_key(connection)).await.ok()??;
+    let text = std::str::from_utf8(&stored).ok()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The store key of a connection's snapshot.
@@ -330,7 +349,15 @@ impl Poller {
         if let Some(e) = outcome.error {
             tracing::warn!(connection = %connection, error = %e, "a poll pass stopped early; it goes on next interval");
         }
-        Ok(())
+        let finished = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.feed
+            .store()
+            .put(
+                &last_poll_key(&connection),
+                Bytes::from(finished),
+                self.settings.interval * 3 + Duration::from_secs(1),
+            )
+            .await
     }
 }
 

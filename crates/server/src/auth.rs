@@ -71,6 +71,7 @@ impl Caller {
 #[derive(Debug, Default)]
 pub struct Clients {
     by_token_hash: HashMap<[u8; 32], Arc<Caller>>,
+    by_name: HashMap<String, Arc<Caller>>,
 }
 
 /// The SHA-256 of `bytes`.
@@ -82,6 +83,7 @@ impl Clients {
     /// From the config's `[[clients]]` (validated: each has exactly one of token / token_sha256).
     pub fn from_config(clients: &[ClientConfig]) -> Clients {
         let mut by_token_hash = HashMap::new();
+        let mut by_name = HashMap::new();
         for c in clients {
             let hash = match (&c.token_sha256, &c.token) {
                 (Some(hex_hash), _) => {
@@ -97,18 +99,25 @@ impl Clients {
             let Some(limiter) = inbound_limiter(c.rate_limit) else {
                 continue;
             };
-            by_token_hash.insert(
-                hash,
-                Arc::new(Caller {
-                    name: c.name.clone(),
-                    scopes: c.scopes.iter().copied().collect(),
-                    connections: c.connections.as_ref().map(|v| v.iter().cloned().collect()),
-                    limit: c.rate_limit,
-                    limiter,
-                }),
-            );
+            let caller = Arc::new(Caller {
+                name: c.name.clone(),
+                scopes: c.scopes.iter().copied().collect(),
+                connections: c.connections.as_ref().map(|v| v.iter().cloned().collect()),
+                limit: c.rate_limit,
+                limiter,
+            });
+            by_name.insert(c.name.clone(), caller.clone());
+            by_token_hash.insert(hash, caller);
         }
-        Clients { by_token_hash }
+        Clients {
+            by_token_hash,
+            by_name,
+        }
+    }
+
+    /// The client named `name` in `[[clients]]` (a stream ticket names its client).
+    pub fn by_name(&self, name: &str) -> Option<Arc<Caller>> {
+        self.by_name.get(name).cloned()
     }
 
     /// The caller holding `token`.
@@ -155,7 +164,7 @@ impl IntoResponse for OverQuota {
 
 impl Caller {
     /// Takes one request from the caller's quota.
-    fn admit(&self) -> Result<(), OverQuota> {
+    pub(crate) fn admit(&self) -> Result<(), OverQuota> {
         let Err(not_until) = self.limiter.check() else {
             return Ok(());
         };

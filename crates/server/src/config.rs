@@ -218,6 +218,21 @@ pub struct ServerConfig {
     /// each `[[webhooks]]` may override it).
     #[serde(default)]
     pub allow_private_targets: bool,
+    /// Whether the gateway serves its console at `/console` (default true).
+    #[serde(default = "default_console")]
+    pub console: bool,
+    /// How long a stream ticket (`POST /v1/events/tickets`) stays valid, in milliseconds
+    /// (default 30000; at most 60000).
+    #[serde(default = "default_stream_ticket_ttl_ms")]
+    pub stream_ticket_ttl_ms: u64,
+}
+
+fn default_console() -> bool {
+    true
+}
+
+fn default_stream_ticket_ttl_ms() -> u64 {
+    crate::tickets::DEFAULT_TICKET_TTL.as_millis() as u64
 }
 
 fn default_page_deadline_ms() -> u64 {
@@ -291,6 +306,8 @@ impl Default for ServerConfig {
             ops_token: None,
             unauthenticated_rate_limit: default_unauthenticated_rate_limit(),
             allow_private_targets: false,
+            console: default_console(),
+            stream_ticket_ttl_ms: default_stream_ticket_ttl_ms(),
         }
     }
 }
@@ -519,6 +536,7 @@ impl Config {
             ),
             ("header_timeout_secs", server.header_timeout_secs),
             ("write_timeout_secs", server.write_timeout_secs),
+            ("stream_ticket_ttl_ms", server.stream_ticket_ttl_ms),
             ("max_connections", server.max_connections as u64),
             (
                 "unauthenticated_rate_limit.requests",
@@ -533,6 +551,10 @@ impl Config {
             if value == 0 {
                 bail!("[server] {key} must be above 0");
             }
+        }
+        let max_ticket_ms = crate::tickets::MAX_TICKET_TTL.as_millis() as u64;
+        if server.stream_ticket_ttl_ms > max_ticket_ms {
+            bail!("[server] stream_ticket_ttl_ms must be at most {max_ticket_ms}");
         }
         if let Some(store) = &self.store {
             store.validate(&self.server)?;

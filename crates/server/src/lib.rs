@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod idempotency;
 pub mod logging;
 pub mod metrics;
@@ -16,6 +17,7 @@ pub mod service;
 pub mod slots;
 pub mod stall;
 pub mod state;
+pub mod tickets;
 pub mod traversal;
 pub mod webhooks;
 
@@ -55,10 +57,14 @@ pub fn app(state: Arc<AppState>) -> Router {
     let (router, _) = api::router().split_for_parts();
     // The docs page's assets are served by the gateway itself (no CDN); it reads /openapi.json.
     let docs = SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json"));
-    let router = router
+    let console = state.console;
+    let mut router = router
         .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
         .merge(docs);
+    if console {
+        router = router.merge(console::router());
+    }
     router.layer(
         ServiceBuilder::new()
             .layer(SetSensitiveRequestHeadersLayer::new([
@@ -127,6 +133,9 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([
                 REQUEST_ID,
                 header::RETRY_AFTER,
+                header::LOCATION,
+                HeaderName::from_static("ratelimit"),
+                HeaderName::from_static("ratelimit-policy"),
                 HeaderName::from_static("x-ratelimit-limit"),
                 HeaderName::from_static("x-ratelimit-remaining"),
                 HeaderName::from_static("x-ratelimit-reset"),
@@ -196,6 +205,8 @@ pub fn state_over_store(
         .as_ref()
         .map(|t| auth::sha256(t.expose().as_bytes()));
     state.unauthenticated = auth::Unauthenticated::new(config.server.unauthenticated_rate_limit);
+    state.ticket_ttl = Duration::from_millis(config.server.stream_ticket_ttl_ms);
+    state.console = config.server.console;
     state.webhooks =
         webhooks::Webhooks::from_config(&config.webhooks, config.server.allow_private_targets)?;
     state.pollers = start_pollers(config, &state)?;

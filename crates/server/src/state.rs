@@ -41,6 +41,10 @@ pub struct AppState {
     pub ops_token: Option<[u8; 32]>,
     /// Throttles requests without a valid token, per client IP.
     pub unauthenticated: Unauthenticated,
+    /// How long a stream ticket stays valid.
+    pub ticket_ttl: Duration,
+    /// Whether `/console` is served.
+    pub console: bool,
 }
 
 /// The pollers a replica runs; they stop when this is dropped.
@@ -97,6 +101,8 @@ impl AppState {
             unauthenticated: Unauthenticated::new(
                 crate::config::default_unauthenticated_rate_limit(),
             ),
+            ticket_ttl: crate::tickets::DEFAULT_TICKET_TTL,
+            console: true,
         }
     }
 

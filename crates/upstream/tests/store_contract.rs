@@ -16,6 +16,7 @@ type Handles = Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>;
 async fn contract(handles: Handles) {
     ping(&handles).await;
     bytes_with_ttl(&handles).await;
+    take_once(&handles).await;
     generations(&handles).await;
     claim_race(&handles).await;
     claim_complete_replay(&handles).await;
@@ -309,6 +310,57 @@ async fn bytes_with_ttl(handles: &Handles) {
     assert!(a.get("page:3").await.expect("get").is_some());
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(a.get("page:3").await.expect("get"), None, "expired");
+}
+
+async fn take_once(handles: &Handles) {
+    let (a, b) = (handles(), handles());
+    let ttl = Duration::from_secs(30);
+    a.put("ticket:1", Bytes::from_static(b"one"), ttl)
+        .await
+        .expect("put");
+    let mut takes = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = handles();
+        takes.spawn(async move { store.take_once("ticket:1").await.expect("take") });
+    }
+    let taken: Vec<_> = takes.join_all().await.into_iter().flatten().collect();
+    assert_eq!(
+        taken,
+        vec![Bytes::from_static(b"one")],
+        "exactly one take gets it"
+    );
+    assert_eq!(b.take_once("ticket:1").await.expect("take"), None);
+    assert_eq!(
+        a.get("ticket:1").await.expect("get"),
+        None,
+        "gone once taken"
+    );
+    a.put(
+        "ticket:2",
+        Bytes::from_static(b"two"),
+        Duration::from_millis(50),
+    )
+    .await
+    .expect("put");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        b.take_once("ticket:2").await.expect("take"),
+        None,
+        "expired"
+    );
+    a.put(
+        "ticket:3",
+        Bytes::from_static(b"three"),
+        Duration::from_secs(120),
+    )
+    .await
+    .expect("put");
+    assert_eq!(
+        b.take_once("ticket:3").await.expect("take").as_deref(),
+        Some(&b"three"[..]),
+        "a lasting blob is taken too"
+    );
+    assert_eq!(a.take_once("ticket:3").await.expect("take"), None);
 }
 
 async fn generations(handles: &Handles) {

@@ -28,6 +28,11 @@ pub struct ConnectionInfo {
     pub capabilities: Capabilities,
     /// Circuit breaker, last error and quota.
     pub health: ConnectionHealth,
+    /// When the change feed last polled the connection (null: not polled, or no pass in the
+    /// last three intervals).
+    #[schema(required = true)]
+    #[serde(serialize_with = "switchboard_core::rfc3339::serialize_opt")]
+    pub last_poll_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The connections visible to the caller.
@@ -58,19 +63,24 @@ pub async fn list_connections(
     caller: Authenticated,
 ) -> Result<Json<ConnectionList>, ApiError> {
     caller.require(Scope::Read)?;
-    let data = state
-        .visible(&caller)
-        .map(|p| {
-            let info = p.info();
-            ConnectionInfo {
-                id: info.connection.clone(),
-                provider: info.kind.clone(),
-                operations: info.capabilities.operations(),
-                capabilities: info.capabilities.clone(),
-                health: p.health(),
-            }
-        })
-        .collect();
+    let polled = state.pollers.connections();
+    let data = futures::future::join_all(state.visible(&caller).map(|p| async {
+        let info = p.info();
+        let last_poll_at = if polled.contains(&info.connection.as_str()) {
+            switchboard_feed::last_poll(state.store.as_ref(), &info.connection).await
+        } else {
+            None
+        };
+        ConnectionInfo {
+            id: info.connection.clone(),
+            provider: info.kind.clone(),
+            operations: info.capabilities.operations(),
+            capabilities: info.capabilities.clone(),
+            health: p.health(),
+            last_poll_at,
+        }
+    }))
+    .await;
     Ok(Json(ConnectionList { data }))
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::json::Json;
 use axum::extract::{Extension, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -18,11 +18,13 @@ use switchboard_feed::{EventLog, LogId};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::ShuttingDown;
+use crate::api::extract::JsonBody;
 use crate::auth::{Authenticated, Caller};
 use crate::config::Scope;
 use crate::params::QueryPairs;
 use crate::problem::{ApiError, Problem, TooManyRequests};
 use crate::state::AppState;
+use crate::tickets::{self, Subscriber};
 
 /// The cursor of the log's beginning: `after=0-0` reads every event kept.
 pub const START: &str = "0-0";
@@ -126,11 +128,17 @@ impl EventFilter {
             "conversation.created, conversation.updated or message.created",
             EventType::parse,
         )?;
-        let connections: Vec<String> = q
-            .list("connection")
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let connections = q.list("connection").into_iter().map(str::to_owned);
+        EventFilter::new(caller, types, connections.collect(), state)
+    }
+
+    /// The filters for `caller`; each connection named must be one it can see.
+    fn new(
+        caller: &Authenticated,
+        types: Vec<EventType>,
+        connections: Vec<String>,
+        state: &AppState,
+    ) -> Result<EventFilter, Error> {
         for c in &connections {
             state.connection(caller, c).map_err(|_| {
                 Error::invalid_parameter(
@@ -214,7 +222,12 @@ pub async fn list_events(
 ///
 /// Each event is one SSE message: `id:` the event's cursor, `event:` its type, `data:` the event
 /// as JSON (the `Event` schema). Reconnect with `Last-Event-ID` (browsers do so by themselves)
-/// to get every event missed and none twice. Comments (`:`) keep an idle stream alive every
+/// to get every event missed and none twice.
+///
+/// A browser's `EventSource` cannot send the `Authorization` header: it opens `?ticket=` with a
+/// ticket from `POST /v1/events/tickets` instead (the ticket carries the filters). A ticket
+/// opens one stream: when the `EventSource` errors, mint a new ticket and reopen with
+/// `?after=<id of the last event received>`. Comments (`:`) keep an idle stream alive every
 /// 15 s. A stream whose cursor falls behind the retention gets one `event: error` whose data is
 /// a `cursor_expired` problem, and ends. The stream ends when the gateway shuts down.
 #[utoipa::path(
@@ -222,28 +235,29 @@ pub async fn list_events(
     path = "/v1/events/stream",
     operation_id = "streamEvents",
     tag = "events",
+    security(("bearer" = []), ("ticket" = [])),
     params(
         StreamEventsParams,
         ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^[0-9]{1,20}-[0-9]{1,20}$",
             description = "The `id` of the last event received: the stream replays every event after it, then follows the log"),
     ),
     responses(
-        (status = 200, description = "An endless `text/event-stream`; each message's `data` is an `Event`", content_type = "text/event-stream", body = String,
-            example = "id: 1767225600000-0\nevent: conversation.updated\ndata: {\"id\":\"1767225600000-0\",\"type\":\"conversation.updated\",...}\n\n"),
+        (status = 200, description = "An endless `text/event-stream`; each message's `data` is an `Event`", content_type = "text/event-stream", body = EventStreamMessage),
         FeedProblems,
         TooManyRequests,
     )
 )]
 pub async fn stream_events(
     State(state): State<Arc<AppState>>,
-    caller: Authenticated,
+    subscriber: Subscriber,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     shutting_down: Option<Extension<ShuttingDown>>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let caller = subscriber.caller;
     caller.require(Scope::Read)?;
     let q = QueryPairs::parse(raw.as_deref());
-    q.only(&["after", "type", "connection"])?;
+    q.only(&["after", "type", "connection", "ticket"])?;
     let last_event_id = match headers.get("last-event-id") {
         Some(value) => Some(parse_cursor(
             value.to_str().unwrap_or_default(),
@@ -257,7 +271,19 @@ pub async fn stream_events(
         // Only what comes next: start after the newest event there is.
         (None, None) => state.newest_event().await?,
     };
-    let filter = EventFilter::parse(&q, &caller, &state)?;
+    let filter = match subscriber.grant {
+        Some(grant) => {
+            if !q.list("type").is_empty() || !q.list("connection").is_empty() {
+                return Err(Error::invalid_parameter(
+                    "ticket",
+                    "a ticket carries its filters: mint it with `type` and `connection` instead",
+                )
+                .into());
+            }
+            EventFilter::new(&caller, grant.types, grant.connections, &state)?
+        }
+        None => EventFilter::parse(&q, &caller, &state)?,
+    };
     // The first page now, so that a bad cursor is an HTTP error rather than a broken stream.
     let first = state
         .feed
@@ -278,6 +304,86 @@ pub async fn stream_events(
         Some((Ok(message), follower))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One message of `GET /v1/events/stream`, as an SSE parser reads it: an event (`id`, `event`
+/// its type, `data` the `Event` as JSON), or at the end of a stream whose cursor fell behind
+/// the retention, `event: error` whose `data` is a `cursor_expired` problem.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the stream; messages are written by `message`
+pub struct EventStreamMessage {
+    /// The event's cursor (resume after it with `Last-Event-ID` or `after=`).
+    #[schema(example = "1767225600000-0")]
+    id: Option<String>,
+    /// The event's type (`conversation.created`, `conversation.updated`, `message.created`),
+    /// or `error`.
+    #[schema(example = "conversation.updated")]
+    event: String,
+    /// The `Event` (or, for `error`, the `Problem`) as JSON.
+    data: String,
+}
+
+/// The body of `POST /v1/events/tickets`: the filters of the stream the ticket opens.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRequest {
+    /// Only these event types (empty or omitted: every type).
+    #[serde(default, rename = "type")]
+    #[schema(rename = "type")]
+    pub r#type: Vec<EventType>,
+    /// Only these connections (empty or omitted: every connection you can see).
+    #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    pub connection: Vec<String>,
+}
+
+/// A stream ticket.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StreamTicket {
+    /// Open `GET /v1/events/stream?ticket=<ticket>` with it, once, before it expires.
+    #[schema(example = "sbt_2b4Jf0Yq3xW1mYbq7cR9tXo4kZLhN5sVgA8eUuDpQiE")]
+    pub ticket: String,
+    /// When the ticket stops being valid (within a minute).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Mint a single-use ticket that opens one event stream, for a browser's `EventSource`.
+///
+/// The ticket stands for your token and the filters given here for one `GET
+/// /v1/events/stream?ticket=<ticket>`: it works once (a second use is 401), expires within a
+/// minute, is accepted by every replica and by no other endpoint, and is never logged.
+#[utoipa::path(
+    post,
+    path = "/v1/events/tickets",
+    operation_id = "createStreamTicket",
+    tag = "events",
+    request_body = TicketRequest,
+    responses(
+        (status = 201, description = "The ticket; open the stream with it before `expires_at`", body = StreamTicket),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body: an unknown event type, or a connection you cannot see", body = Problem, content_type = "application/problem+json"),
+        TooManyRequests,
+        (status = 503, description = "The store does not answer (`store_unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_ticket(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    JsonBody(body): JsonBody<TicketRequest>,
+) -> Result<(StatusCode, Json<StreamTicket>), ApiError> {
+    caller.require(Scope::Read)?;
+    let filter = EventFilter::new(&caller, body.r#type, body.connection, &state)?;
+    let minted = tickets::mint(&state, &caller.name, filter.types, filter.connections).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(StreamTicket {
+            ticket: minted.ticket,
+            expires_at: minted.expires_at,
+        }),
+    ))
 }
 
 /// One subscriber's position in the log: it reads the next batch only when the previous one

@@ -12,7 +12,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -54,6 +54,13 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "ticket",
+                "A single-use stream ticket from `POST /v1/events/tickets` (for `EventSource`, which cannot send headers)",
+            ))),
+        );
     }
 }
 
@@ -72,6 +79,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(conversations::set_status))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
+        .routes(routes!(events::create_ticket))
         .routes(routes!(webhooks::list_webhooks))
         .routes(routes!(webhooks::replay_webhook))
         .routes(routes!(system::healthz))
@@ -107,8 +115,50 @@ pub fn openapi_json() -> serde_json::Value {
     if let Some(code) = spec.pointer_mut("/components/schemas/Problem/properties/code") {
         code["enum"] = serde_json::json!(switchboard_core::codes::all());
     }
+    if let Some(message) = spec.pointer_mut("/components/schemas/EventStreamMessage") {
+        *message = event_stream_message(message);
+    }
     spec["webhooks"] = webhook_delivery();
     spec
+}
+
+/// One SSE message of `GET /v1/events/stream` as SSE parsers and schemathesis read it (in
+/// OpenAPI 3.1 a `text/event-stream` schema describes each message): `data` is JSON, an `Event`
+/// (`contentMediaType` / `contentSchema`), or for the final `error` message, a `Problem`.
+fn event_stream_message(generated: &serde_json::Value) -> serde_json::Value {
+    let description = generated["description"].clone();
+    let json_of = |schema: &str| {
+        serde_json::json!({
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": format!("#/components/schemas/{schema}")},
+        })
+    };
+    serde_json::json!({
+        "description": description,
+        "oneOf": [
+            {
+                "title": "EventMessage",
+                "type": "object",
+                "required": ["id", "event", "data"],
+                "properties": {
+                    "id": {"type": "string", "description": "The event's id: resume after it with `Last-Event-ID` or `after=`", "example": "1767225600000-0"},
+                    "event": {"$ref": "#/components/schemas/EventType"},
+                    "data": json_of("Event"),
+                },
+            },
+            {
+                "title": "ErrorMessage",
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "event": {"type": "string", "const": "error"},
+                    "data": json_of("Problem"),
+                },
+            },
+        ],
+    })
 }
 
 /// What a `[[webhooks]]` endpoint receives (OpenAPI 3.1 `webhooks`): the `Event`, signed.

@@ -418,6 +418,25 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn take_once(&self, key: &str) -> Result<Option<Bytes>> {
+        if let Some(value) = self.pages.take_cached(key) {
+            return Ok(Some(value));
+        }
+        let key = key.to_owned();
+        self.run(move |db| {
+            let tx = db.begin_write()?;
+            let taken = tx.open_table(BLOBS)?.remove(key.as_str())?.and_then(|v| {
+                let bytes = v.value();
+                blob_expiry(bytes)
+                    .filter(|e| *e > unix_micros())
+                    .map(|_| Bytes::copy_from_slice(&bytes[8..]))
+            });
+            tx.commit()?;
+            Ok(taken)
+        })
+        .await
+    }
+
     async fn generation(&self, scope: &str) -> Result<u64> {
         Ok(self.pages.current_generation(scope))
     }

@@ -185,6 +185,13 @@ impl Lasting {
     pub(super) fn remove(&mut self, key: &str) {
         self.map.remove(key);
     }
+
+    pub(super) fn take(&mut self, key: &str) -> Option<Bytes> {
+        self.map
+            .remove(key)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(value, _)| value)
+    }
 }
 
 /// The in-memory store of one replica: a bounded cache with per-entry TTL and GCRA budgets.
@@ -301,6 +308,15 @@ impl MemoryStore {
         self.entries.invalidate(key);
         lock(&self.lasting).remove(key);
     }
+
+    /// Removes `key` and returns its value if it was live; one caller at most gets it.
+    pub(super) fn take_cached(&self, key: &str) -> Option<Bytes> {
+        // `remove` hands back an expired entry too: only a live one counts.
+        let live = self.entries.contains_key(key);
+        let cached = self.entries.remove(key).filter(|_| live).map(|e| e.value);
+        let lasting = lock(&self.lasting).take(key);
+        cached.or(lasting)
+    }
 }
 
 impl Default for MemoryStore {
@@ -331,6 +347,10 @@ impl Store for MemoryStore {
     async fn delete(&self, key: &str) -> Result<()> {
         self.uncache(key);
         Ok(())
+    }
+
+    async fn take_once(&self, key: &str) -> Result<Option<Bytes>> {
+        Ok(self.take_cached(key))
     }
 
     async fn generation(&self, scope: &str) -> Result<u64> {

@@ -205,6 +205,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()>;
     /// Removes `key`.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Removes `key` and returns the value it held, unless missing or expired, atomically: of
+    /// concurrent takes of one key (from any replica) at most one gets the value (single-use
+    /// secrets such as stream tickets).
+    async fn take_once(&self, key: &str) -> Result<Option<Bytes>>;
     /// The current cache generation of `scope` (0 when never bumped); callers fold it into
     /// their cache keys.
     async fn generation(&self, scope: &str) -> Result<u64>;

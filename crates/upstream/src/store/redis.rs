@@ -436,6 +436,15 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn take_once(&self, key: &str) -> Result<Option<Bytes>> {
+        let mut con = self.manager.clone();
+        // GETDEL (Redis 6.2+): one command, so two replicas never both get the value.
+        let value: Option<Vec<u8>> = self
+            .call("take a key", con.get_del(self.key("kv", key)))
+            .await?;
+        Ok(value.map(Bytes::from))
+    }
+
     async fn generation(&self, scope: &str) -> Result<u64> {
         let mut con = self.manager.clone();
         let value: Option<u64> = self
