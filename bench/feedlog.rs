@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use switchboard_feed::Event;
 use switchboard_server::Config;
-use switchboard_upstream::{EmbeddedStore, MemoryStore, RedisStore, Store};
+use switchboard_store::{EmbeddedStore, MemoryStore, RedisStore, Store};
 
 const TOKEN: &str = "bench-token";
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::feed::{Gateway, OPS, OUTSIDER, READER, SseReader, config_text, event};
+use switchboard_store::{MemoryStore, RedisStore, Store};
 use switchboard_testkit::{RedisServer, TempDir, free_port};
-use switchboard_upstream::{MemoryStore, RedisStore, Store};
 
 impl Gateway {
     /// Mints a ticket for `token` with `filters` (the request body).

@@ -12,7 +12,7 @@ use serde_json::Value;
 use support::feed::{
     Answer, Gateway, HookReceiver, OPS, OUTSIDER, READER, SECRET, event, webhook_toml,
 };
-use switchboard_upstream::{MemoryStore, Store};
+use switchboard_store::{MemoryStore, Store};
 
 fn time(v: &Value) -> DateTime<Utc> {
     v.as_str()

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use switchboard_feed::Event;
 use switchboard_server::{AppState, Config};
-use switchboard_upstream::{MemoryStore, Store};
+use switchboard_store::{MemoryStore, Store};
 
 /// `read`, `write` and `admin`, every connection.
 pub const OPS: &str = "ops-token";

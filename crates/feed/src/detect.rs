@@ -16,7 +16,7 @@ use switchboard_core::{
     Conversation, ConversationFilter, Error, ErrorKind, Event, EventType, ListQuery, Message,
     MessageQuery, Provider, UpstreamPage,
 };
-use switchboard_upstream::Store;
+use switchboard_store::Store;
 
 use crate::echo::{self, Echo, EchoedWrite};
 use crate::snapshot::{ListScan, MAX_TRACKED_CONVERSATIONS, MessageMark, Snapshot, Tracked};

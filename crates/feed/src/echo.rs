@@ -8,7 +8,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::{Conversation, Message, Mode, Result, Status, ids};
-use switchboard_upstream::Store;
+use switchboard_store::Store;
 
 /// How long a gateway write's echo is kept: far longer than a poll interval.
 pub const ECHO_TTL: Duration = Duration::from_secs(10 * 60);

@@ -26,4 +26,4 @@ pub use poller::{
     last_poll, lease_key, snapshot_key, spawn_poller,
 };
 pub use switchboard_core::{Event, EventData, EventType, PerformedBy};
-pub use switchboard_upstream::LogId;
+pub use switchboard_store::LogId;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use switchboard_core::event::fields;
 use switchboard_core::{Error, Event, EventType, Result};
-use switchboard_upstream::{LogId, Store};
+use switchboard_store::{LogId, Store};
 use tokio::sync::watch;
 
 use crate::echo::GatewayWrite;
@@ -347,7 +347,7 @@ impl EventLog {
 }
 
 /// The events of `entries` (`None` for an unreadable one).
-fn parse(entries: Vec<switchboard_upstream::LogEntry>) -> Batch {
+fn parse(entries: Vec<switchboard_store::LogEntry>) -> Batch {
     Arc::new(
         entries
             .into_iter()

@@ -136,7 +136,7 @@ fn last_poll_key(connection: &str) -> String {
 /// `connection`; `None` before the first pass, after three intervals without one, or when the
 /// store does not answer.
 pub async fn last_poll(
-    store: &dyn switchboard_upstream::Store,
+    store: &dyn switchboard_store::Store,
     connection: &str,
 ) -> Option<DateTime<Utc>> {
     let stored = store.get(&last_poll_key(connection)).await.ok()??;

@@ -22,7 +22,7 @@ use switchboard_core::{
 use switchboard_core::{Author, Direction};
 use switchboard_feed::detect::{CallBudget, DetectSettings, run_pass};
 use switchboard_feed::snapshot::Snapshot;
-use switchboard_upstream::MemoryStore;
+use switchboard_store::MemoryStore;
 
 const CONNECTION: &str = "mem";
 const LOOKBACK_SECS: i64 = 2;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use switchboard_core::{Channel, Conversation, Event, EventType, ProviderKind, Status};
 use switchboard_feed::{EventLog, FeedConfig, LogId};
+use switchboard_store::{MemoryStore, RedisStore, Store};
 use switchboard_testkit::RedisServer;
-use switchboard_upstream::{MemoryStore, RedisStore, Store};
 
 fn conversation(connection: &str, native: &str) -> Conversation {
     let at = Utc

@@ -17,7 +17,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use switchboard_core::{Error, ErrorKind};
-use switchboard_upstream::RateLimit;
+use switchboard_store::RateLimit;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 use tower_governor::GovernorError;

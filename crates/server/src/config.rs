@@ -11,7 +11,8 @@ use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use switchboard_core::ProviderKind;
 use switchboard_core::ids::is_valid_connection_id;
-use switchboard_upstream::{BreakerSettings, RateLimit, Secret};
+use switchboard_store::RateLimit;
+use switchboard_upstream::{BreakerSettings, Secret};
 
 use crate::registry;
 pub use crate::webhooks::WebhookConfig;

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use switchboard_core::{Error, ErrorKind, Message, Operation, codes};
-use switchboard_upstream::{Attempt, Claim as Held, Store};
+use switchboard_store::{Attempt, Claim as Held, Store};
 
 use crate::problem::{PROBLEM_JSON, Problem, status_of};
 

@@ -38,7 +38,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::Config;
 pub use state::AppState;
-use switchboard_upstream::{EmbeddedStore, MemoryStore, RedisStore, Shared, Store};
+use switchboard_store::{EmbeddedStore, MemoryStore, RedisStore, Store};
+use switchboard_upstream::Shared;
 
 use config::{StoreConfig, StoreKind};
 

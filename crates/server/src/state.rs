@@ -6,7 +6,7 @@ use std::time::Duration;
 use switchboard_core::cursor::CursorCodec;
 use switchboard_core::{Error, Provider, ids};
 use switchboard_feed::{EventLog, FeedConfig, PollerHandle};
-use switchboard_upstream::Store;
+use switchboard_store::Store;
 
 use crate::auth::{Caller, Clients, Unauthenticated};
 use crate::registry::Registry;

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use switchboard_core::merge::{KeptPage, KeptPages};
 use switchboard_core::{Conversation, Error, UpstreamPage};
-use switchboard_upstream::Store;
+use switchboard_store::Store;
 
 /// A new traversal id: 128 random bits, hex.
 pub fn new_traversal_id() -> Result<String, Error> {
@@ -256,7 +256,7 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use switchboard_core::{Channel, ProviderKind, Status};
-    use switchboard_upstream::MemoryStore;
+    use switchboard_store::MemoryStore;
 
     fn conversation(n: usize) -> Conversation {
         Conversation {

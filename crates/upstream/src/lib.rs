@@ -7,15 +7,16 @@
 #![deny(missing_docs)]
 
 mod breaker;
-mod budget;
 mod client;
 mod edge;
 mod native;
 mod secret;
-mod store;
+
+/// The store crate, under the paths this crate's modules use.
+use switchboard_store as store;
+use switchboard_store::budget;
 
 pub use breaker::{Admission, Breaker, BreakerSettings};
-pub use budget::{Budget, Gcra, GcraDecision, RateLimit};
 pub use client::{
     Call, DEFAULT_MAX_BODY_BYTES, ErrorParser, Response, Shared, Upstream, UpstreamOptions,
     retry_after_from_headers,
@@ -27,9 +28,10 @@ pub use edge::{
 pub use native::{MAX_NATIVE_ID_BYTES, native_id};
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
-pub use store::{
+pub use switchboard_core::deadline;
+pub use switchboard_store::budget::{Budget, Gcra, GcraDecision, RateLimit};
+pub use switchboard_store::{
     Attempt, Claim, EmbeddedStore, GENERATION_TTL, LASTING_TTL, LEASE_COUNTER_TTL, LogEntry, LogId,
     MemoryStore, NotYet, QuotaLeft, RedisStore, STORE_RETRY_AFTER, Store, unavailable,
 };
-pub use switchboard_core::deadline;
 pub use url::Url;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::{Error, ErrorKind, Result};
-use switchboard_upstream::{LogId, Store};
+use switchboard_store::{LogId, Store};
 
 /// How long an endpoint's state is kept in the store after its last change.
 pub const STATE_TTL: Duration = Duration::from_secs(400 * 24 * 60 * 60);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use switchboard_core::{ErrorKind, Event};
 use switchboard_feed::EventLog;
-use switchboard_upstream::{LogId, Store};
+use switchboard_store::{LogId, Store};
 use tokio::sync::watch;
 use tokio::time::Instant;
 

@@ -20,11 +20,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisResult, Script};
 use switchboard_core::{Error, ErrorKind, Result};
 
-use super::{
+use crate::budget::{Gcra, RateLimit};
+use crate::{
     Attempt, Claim, GENERATION_TTL, LEASE_COUNTER_TTL, LogEntry, LogId, NotYet, QuotaLeft, Store,
     unavailable,
 };
-use crate::budget::{Gcra, RateLimit};
 
 /// The longest any one Redis call may take before the request fails with `store_unavailable`.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);

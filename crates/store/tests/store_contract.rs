@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use switchboard_testkit::{RedisServer, TempDir};
-use switchboard_upstream::{
+use switchboard_store::{
     Attempt, Claim, EmbeddedStore, LogId, MemoryStore, RateLimit, RedisStore, Store,
 };
+use switchboard_testkit::{RedisServer, TempDir};
 
 type Handles = Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>;
 

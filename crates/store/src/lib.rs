@@ -11,7 +11,9 @@
 //! Every method is fallible: a store that cannot answer gives `store_unavailable` (503, with a
 //! `Retry-After` of about a second) quickly, never a panic and never a hang, and the caller fails
 //! closed (no vendor call without its quota check, no reply without its idempotency claim).
+#![deny(missing_docs)]
 
+pub mod budget;
 mod embedded;
 mod memory;
 mod redis;
@@ -22,7 +24,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use switchboard_core::{Error, ErrorKind, Result};
 
-use crate::budget::RateLimit;
+pub use budget::{Budget, Gcra, GcraDecision, RateLimit};
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;

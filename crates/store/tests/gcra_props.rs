@@ -9,8 +9,8 @@ use std::time::Duration;
 use governor::clock::FakeRelativeClock;
 use governor::{Quota, RateLimiter};
 use proptest::prelude::*;
+use switchboard_store::{Gcra, GcraDecision, RateLimit, RedisStore};
 use switchboard_testkit::RedisServer;
-use switchboard_upstream::{Gcra, GcraDecision, RateLimit, RedisStore};
 
 /// Arrivals as gaps in microseconds, runs of simultaneous requests included.
 fn arrivals() -> impl Strategy<Value = Vec<u64>> {

@@ -23,11 +23,11 @@ use redb::{
 };
 use switchboard_core::{Error, Result};
 
-use super::{
+use crate::budget::{Gcra, GcraDecision, RateLimit};
+use crate::{
     Attempt, Claim, LASTING_TTL, LeaseState, LogEntry, LogId, MemoryStore, NotYet, QuotaLeft,
     Store, next_log_id, retention_floor, unavailable, unix_micros, unix_millis,
 };
-use crate::budget::{Gcra, GcraDecision, RateLimit};
 
 const QUOTAS: TableDefinition<&str, u64> = TableDefinition::new("quota_tat_us");
 const BLOCKS: TableDefinition<&str, u64> = TableDefinition::new("blocked_until_us");

@@ -12,11 +12,11 @@ use moka::Expiry;
 use moka::sync::Cache;
 use switchboard_core::Result;
 
-use super::{
+use crate::budget::{Budget, RateLimit};
+use crate::{
     Attempt, Claim, GENERATION_TTL, LASTING_TTL, LeaseState, LogEntry, LogId, NotYet, QuotaLeft,
     Store, next_log_id, retention_floor, unix_micros, unix_millis,
 };
-use crate::budget::{Budget, RateLimit};
 
 #[derive(Clone)]
 struct Entry {
