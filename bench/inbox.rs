@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use switchboard_demo::{self as registry, VENDORS};
 use switchboard_server::Config;
-use switchboard_server::registry::{self, VENDORS};
 use switchboard_sim::{DirectRequest, SimOptions};
 
 /// Conversations per simulated vendor: page 200 at limit 50 needs more than 10 000 in all.
@@ -877,7 +877,7 @@ const DOWN_REPS: usize = 60;
 /// deadline).
 async fn one_vendor_down(bench: &Bench) {
     let Some(down) = VENDORS.first() else { return };
-    let (name, counter) = (down.vendor.name, down.simulator.name);
+    let (name, counter) = (down.entry.vendor.name, down.simulator.name);
     let total = VENDORS.len();
     println!(
         "## 5. One vendor of {total} failing, hanging or rate-limited (page 1, cache off, {DOWN_REPS} sequential pages each)\n"

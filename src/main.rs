@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
+use switchboard_demo as demo;
 use switchboard_server::Config;
 use switchboard_server::config::{StoreConfig, StoreKind};
 use switchboard_server::registry;
@@ -176,12 +177,12 @@ async fn demo(
     live_every: Option<Duration>,
     allow_origins: Vec<String>,
 ) -> anyhow::Result<()> {
-    let sim = registry::simulators(&SimOptions {
+    let sim = demo::simulators(&SimOptions {
         seed,
         conversations,
     });
     // An example conversation: the newest of the first vendor's demo connection.
-    let newest = registry::VENDORS.first().and_then(|v| {
+    let newest = demo::VENDORS.first().and_then(|v| {
         let id = sim.vendor(v.simulator.name)?.newest_conversation()?;
         Some(format!("{}:{id}", v.demo_connection))
     });
@@ -196,7 +197,7 @@ async fn demo(
     let config_text = format!(
         "{}\n{}",
         client_section(&token),
-        registry::demo_config(&format!("http://{sim_addr}"))
+        demo::demo_config(&format!("http://{sim_addr}"))
     );
     let mut config = Config::parse(&config_text).context("the demo config is invalid")?;
     // The demo serves one person on a known token: requests without it are not slowed down
@@ -341,12 +342,12 @@ async fn main() -> anyhow::Result<()> {
                 print!(
                     "[server]\nbind = \"127.0.0.1:8080\"\n\n{}\n{}",
                     client_section("demo-token"),
-                    registry::demo_config(base.trim_end_matches('/'))
+                    demo::demo_config(base.trim_end_matches('/'))
                 );
                 return Ok(());
             }
             init_tracing()?;
-            let sim = registry::simulators(&SimOptions {
+            let sim = demo::simulators(&SimOptions {
                 seed,
                 conversations,
             });

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN, Env};
-use switchboard_server::registry::VENDORS;
+use switchboard_demo::VENDORS;
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()

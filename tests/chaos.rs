@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use support::feed::{HookReceiver, SseReader, webhook_toml};
 use support::process::Gateway;
 use support::{ADMIN, Env};
-use switchboard_server::registry::{self, VENDORS};
+use switchboard_demo::{self as registry, VENDORS};
 use switchboard_sim::SimOptions;
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 use tokio::time::Instant;

@@ -7,7 +7,7 @@ mod support;
 use std::process::Output;
 
 use support::process::Gateway;
-use switchboard_server::registry;
+use switchboard_demo as registry;
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 
 const CLIENT_TOKEN: &str = "client-token-from-the-env-file";

@@ -11,10 +11,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN, clients_toml};
+use switchboard_demo as registry;
 use switchboard_feed::snapshot::{Snapshot, Tracked};
 use switchboard_feed::{Event, EventType};
 use switchboard_server::AppState;
-use switchboard_server::registry;
 use switchboard_sim::{Sim, SimOptions};
 use switchboard_testkit::RedisServer;
 

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN, Env, OUTSIDER, READER};
-use switchboard_server::registry;
+use switchboard_demo as registry;
 use switchboard_sim::zipchat;
 
 fn ids(items: &[Value]) -> Vec<String> {

@@ -155,7 +155,7 @@ fn sim_message_count(env: &Env, connection: &str, native: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retried_replies_with_one_key_are_sent_once() {
     let env = Env::start(20).await;
-    let replying = switchboard_server::registry::VENDORS
+    let replying = switchboard_demo::VENDORS
         .iter()
         .filter(|v| v.capabilities().send_message);
     for connection in replying.map(|v| v.demo_connection) {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use support::{ADMIN, Env, clients_toml};
+use switchboard_demo::{self as registry, VENDORS};
 use switchboard_feed::{Event, EventType};
-use switchboard_server::registry::{self, VENDORS};
 use switchboard_sim::{Change, ChangeKind, ChangesPage, SimOptions};
 
 /// The demo connection of simulated vendor `vendor`.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use support::Env;
 use support::process::Gateway;
-use switchboard_server::registry;
+use switchboard_demo as registry;
 use switchboard_sim::{Sim, SimOptions};
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 
@@ -189,7 +189,7 @@ async fn callers_spread_over_three_replicas_never_exceed_a_vendor_quota() {
             switchboard_sim::zipchat::PREFIX,
             switchboard_sim::zipchat::CHAT_ID,
             switchboard_sim::zipchat::API_KEY,
-            registry::vendor("chatbotx").expect("chatbotx").demo_section(sim_url),
+            registry::VENDORS.iter().find(|v| v.kind().as_str() == "chatbotx").expect("chatbotx").demo_section(sim_url),
         )
     })
     .await;

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::process::Gateway;
 use support::{ADMIN, Env};
-use switchboard_server::registry::{self, VENDORS};
+use switchboard_demo::{self as registry, VENDORS};
 use switchboard_sim::SimOptions;
 use switchboard_testkit::{TempDir, free_port};
 

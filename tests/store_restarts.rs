@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::process::Gateway;
 use support::{ADMIN, Env};
-use switchboard_server::registry;
+use switchboard_demo as registry;
 use switchboard_sim::SimOptions;
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 

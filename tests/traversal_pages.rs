@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN, clients_toml, sim_requests_at, start_gateway, urlencode};
-use switchboard_server::registry;
+use switchboard_demo as registry;
 use switchboard_sim::SimOptions;
 use switchboard_testkit::{RedisServer, TempDir};
 

@@ -10,8 +10,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+use switchboard_demo::{self as registry, DemoVendor, VENDORS};
 use switchboard_server::Config;
-use switchboard_server::registry::{self, VENDORS, VendorEntry};
 use switchboard_sim::{Sim, SimOptions, Simulated};
 
 /// Tokens of the test clients.
@@ -102,7 +102,7 @@ impl Env {
     }
 
     /// The simulator behind demo connection `connection`, and its vendor.
-    pub fn simulated(&self, connection: &str) -> (&'static VendorEntry, &Arc<dyn Simulated>) {
+    pub fn simulated(&self, connection: &str) -> (&'static DemoVendor, &Arc<dyn Simulated>) {
         let entry = VENDORS
             .iter()
             .find(|v| v.demo_connection == connection)

@@ -1,9 +1,8 @@
 //! The connection registry: connection id -> `Arc<dyn Provider>`, and the one table of the
 //! vendors this build knows ([`VENDORS`]). Everything that lists vendors derives from that table:
 //! `provider = "..."` in the config, the inbox's `provider` filter, the spec's `ProviderKind`
-//! enum and description, the README's capability table, the simulators that run and the demo
-//! config pointing at them, the benchmark and the gateway behaviour suite. Adding a vendor is one
-//! entry in it.
+//! enum and description, the README's capability table and the gateway behaviour suite. Adding a
+//! vendor is one entry in it (and one in `switchboard-demo`, which pairs it with its simulator).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +10,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use switchboard_core::inbox::UNSORTED_CHUNK_PAGES;
 use switchboard_core::{Capabilities, Checked, PagingStyle, Provider, ProviderKind};
-use switchboard_sim::{Sim, SimOptions, SimVendor};
 use switchboard_upstream::{Adapter, Shared, Vendor};
 
 use crate::config::ConnectionConfig;
@@ -23,32 +21,15 @@ pub struct VendorEntry {
     pub vendor: &'static Vendor,
     /// Builds a connection from its `[[connections]]` section.
     connect: fn(&ConnectionConfig, &Shared) -> anyhow::Result<Arc<dyn Provider>>,
-    /// Its simulator (the demo, the tests, the benchmark).
-    pub simulator: SimVendor,
-    /// The id of the demo's connection to its simulator.
-    pub demo_connection: &'static str,
 }
 
 impl VendorEntry {
-    /// The entry of adapter `A`, simulated by `simulator`, whose demo connection is
-    /// `demo_connection`.
-    const fn of<A: Adapter>(simulator: SimVendor, demo_connection: &'static str) -> VendorEntry {
+    /// The entry of adapter `A`.
+    const fn of<A: Adapter>() -> VendorEntry {
         VendorEntry {
             vendor: A::VENDOR,
             connect: connect::<A>,
-            simulator,
-            demo_connection,
         }
-    }
-
-    /// The demo's `[[connections]]` section for its simulator on `base`.
-    pub fn demo_section(&self, base: &str) -> String {
-        format!(
-            "[[connections]]\nid = \"{}\"\nprovider = \"{}\"\n{}",
-            self.demo_connection,
-            self.vendor.kind,
-            (self.simulator.settings)(base)
-        )
     }
 
     /// The vendor's `provider = "..."` name.
@@ -69,36 +50,11 @@ fn connect<A: Adapter>(c: &ConnectionConfig, shared: &Shared) -> anyhow::Result<
 /// Every vendor this build knows, in a stable order (the order of the README's table and of
 /// the spec's enum).
 pub static VENDORS: &[VendorEntry] = &[
-    VendorEntry::of::<switchboard_zipchat::Zipchat>(
-        switchboard_sim::zipchat::VENDOR,
-        "shop-zipchat",
-    ),
-    VendorEntry::of::<switchboard_chatbotx::Chatbotx>(
-        switchboard_sim::chatbotx::VENDOR,
-        "support-chatbotx",
-    ),
-    VendorEntry::of::<switchboard_pingback::Pingback>(
-        switchboard_sim::pingback::VENDOR,
-        "helpdesk-pingback",
-    ),
-    VendorEntry::of::<switchboard_octopush::Octopush>(switchboard_sim::octopush::VENDOR, "sms"),
+    VendorEntry::of::<switchboard_zipchat::Zipchat>(),
+    VendorEntry::of::<switchboard_chatbotx::Chatbotx>(),
+    VendorEntry::of::<switchboard_pingback::Pingback>(),
+    VendorEntry::of::<switchboard_octopush::Octopush>(),
 ];
-
-/// The simulators of every vendor, generated from `options`, on one router.
-pub fn simulators(options: &SimOptions) -> Sim {
-    let vendors: Vec<SimVendor> = VENDORS.iter().map(|v| v.simulator).collect();
-    Sim::new(options, &vendors)
-}
-
-/// A gateway config (TOML) whose connections point at the simulators on `base` (e.g.
-/// `http://127.0.0.1:9100`): one demo connection per vendor.
-pub fn demo_config(base: &str) -> String {
-    let sections: Vec<String> = VENDORS.iter().map(|v| v.demo_section(base)).collect();
-    format!(
-        "# Connections to the Switchboard simulator at {base}.\n{}",
-        sections.join("\n")
-    )
-}
 
 /// The vendor named `kind` (its `provider = "..."` name).
 pub fn vendor(kind: &str) -> Option<&'static VendorEntry> {
@@ -281,27 +237,9 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn every_vendor_is_named_once_and_its_demo_section_connects_to_it() {
+    fn every_vendor_is_named_once() {
         let unique = |names: Vec<&str>| names.iter().collect::<HashSet<_>>().len() == names.len();
         assert!(unique(VENDORS.iter().map(|v| v.kind().as_str()).collect()));
-        assert!(unique(VENDORS.iter().map(|v| v.demo_connection).collect()));
-        assert!(unique(VENDORS.iter().map(|v| v.simulator.name).collect()));
-        let config = crate::Config::parse(&demo_config("http://127.0.0.1:9100"))
-            .expect("the demo config parses");
-        let registry =
-            Registry::from_config(&config.connections, &Shared::default()).expect("it connects");
-        for v in VENDORS {
-            let provider = registry.get(v.demo_connection).expect("a demo connection");
-            assert_eq!(provider.info().kind, *v.kind());
-            assert!(
-                v.demo_section("http://127.0.0.1:9100").contains(&format!(
-                    "base_url = \"http://127.0.0.1:9100/{}",
-                    v.simulator.name
-                )),
-                "{}: its simulator's routes are under its name",
-                v.kind()
-            );
-        }
     }
 
     #[test]
