@@ -24,6 +24,7 @@ use crate::generator::Gen;
 use crate::{ChangeKind, DirectRequest, SimOptions, SimVendor, SimWorld, Tick};
 
 mod json;
+mod messages;
 mod routes;
 mod world;
 
