@@ -178,9 +178,6 @@ pub async fn lists_every_conversation_once<A: Adapter>(vendor: SimVendor) {
 pub async fn includes_raw_only_when_asked<A: Adapter>(vendor: SimVendor) {
     let h = Harness::<A>::start(vendor).await;
     let capabilities = capabilities::<A>();
-    if !capabilities.list_conversations {
-        return;
-    }
     let filter = ConversationFilter::default();
     let query = ListQuery {
         filter: &filter,
@@ -259,9 +256,6 @@ pub async fn get_conversation<A: Adapter>(vendor: SimVendor) {
 /// A conversation the vendor does not have is `not_found`, never a vendor error.
 pub async fn an_unknown_conversation_is_not_found<A: Adapter>(vendor: SimVendor) {
     let h = Harness::<A>::start(vendor).await;
-    if !capabilities::<A>().get_conversation {
-        return;
-    }
     let error = h
         .checked
         .get_conversation("999999999", false)
