@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks docker-compose.yml without a Docker engine: Debian's docker-compose (v1, installed when
 # missing) validates and normalizes it (`docker-compose config`), with deploy/example.env standing
-# in for the operator's deploy/switchboard.env; then the topology the README promises is asserted
+# in for the operator's deploy/switchboard.env; then the topology docs/operations.md promises is asserted
 # on the normalized file: Redis with AOF and noeviction, two gateways sharing the env file and the
 # config, every service with a health check, every dependency waiting for health, and nginx
 # balancing over every gateway.

@@ -475,7 +475,7 @@ async fn the_console_and_a_page_on_another_origin_in_chromium() {
         "Switchboard console"
     );
 
-    // The screenshot the README shows: the reply conversation open.
+    // The screenshot the README and docs/console.md show: the reply conversation open.
     click_row(&browser, opened).await;
     eventually("the conversation again", || async {
         let texts = js_strings(&browser, "return [...document.querySelectorAll('#messages li')].map(li => li.lastChild.textContent)").await;
@@ -501,7 +501,7 @@ async fn the_console_and_a_page_on_another_origin_in_chromium() {
         "the conversation panel shows no error"
     );
     let png = browser.screenshot().await.expect("screenshot");
-    // The README's docs/console.png when asked (SWITCHBOARD_UPDATE_SCREENSHOT=1), so a test run
+    // docs/console.png (the README's screenshot) when asked (SWITCHBOARD_UPDATE_SCREENSHOT=1), so a test run
     // leaves the work tree as it was; target/tmp/console.png otherwise.
     let path = if std::env::var_os("SWITCHBOARD_UPDATE_SCREENSHOT").is_some() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/docs/console.png")

@@ -38,7 +38,7 @@ async fn the_compose_gateway_config_serves_on_redis_and_the_health_check_follows
     let committed = std::fs::read_to_string(config).expect("deploy/gateway.toml");
     assert!(
         committed.contains(&registry::demo_config("http://sim:9100")),
-        "deploy/gateway.toml's connections must be the output of `switchboard sim --print-config --public-url http://sim:9100`"
+        "deploy/gateway.toml's connections must be the output of `switchboard sim --print-config --public-url http://sim:9100` (docs/vendors.md, \"Adding a vendor\", has the command that regenerates them)"
     );
 
     let dir = TempDir::new();

@@ -165,7 +165,7 @@ const QUOTA: u32 = 40;
 /// Its window: a day, so the budget's spacing (a day / (QUOTA - BURST) = 48 min) never lets one
 /// more request through while the test runs.
 const WINDOW_SECS: u32 = 86_400;
-/// What one budget allows at once: a quarter of the quota (README, "A good citizen upstream").
+/// What one budget allows at once: a quarter of the quota (docs/upstream.md).
 /// Three replicas with a budget each would send three times this.
 const BURST: u64 = QUOTA as u64 / 4;
 

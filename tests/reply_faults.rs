@@ -55,7 +55,7 @@ async fn post_reply(
     }
 }
 
-/// Retries as a client following the README does: same key, waiting `Retry-After` when told,
+/// Retries as a client following docs/upstream.md does: same key, waiting `Retry-After` when told,
 /// until the reply is accepted; the answers on the way.
 async fn retry_until_accepted(
     http: &reqwest::Client,

@@ -275,7 +275,7 @@ async fn a_gateway_started_before_its_redis_is_not_ready_until_redis_answers() {
 
 /// Redis frozen (SIGSTOP: connections open, nothing answers): every request that needs the
 /// store answers `503 store_unavailable`, nothing is sent, and the gateway serves again once
-/// Redis thaws. The time each took is printed (the bound is measured, see the README).
+/// Redis thaws. The time each took is printed (the bound is measured, see docs/operations.md, "When Redis is down").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_redis_fails_closed_and_recovers() {
     let dir = TempDir::new();

@@ -1,8 +1,9 @@
 //! The connection registry: connection id -> `Arc<dyn Provider>`, and the one table of the
 //! vendors this build knows ([`VENDORS`]). Everything that lists vendors derives from that table:
 //! `provider = "..."` in the config, the inbox's `provider` filter, the spec's `ProviderKind`
-//! enum and description, the README's capability table and the gateway behaviour suite. Adding a
-//! vendor is one entry in it (and one in `switchboard-demo`, which pairs it with its simulator).
+//! enum and description, the capability table in docs/vendors.md and the gateway behaviour
+//! suite. Adding a vendor is one entry in it (and one in `switchboard-demo`, which pairs it with
+//! its simulator; docs/vendors.md lists every file a new vendor touches).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,7 +48,7 @@ fn connect<A: Adapter>(c: &ConnectionConfig, shared: &Shared) -> anyhow::Result<
     Ok(Arc::new(A::connect(&c.id, &c.settings()?, shared)?))
 }
 
-/// Every vendor this build knows, in a stable order (the order of the README's table and of
+/// Every vendor this build knows, in a stable order (the order of docs/vendors.md's table and of
 /// the spec's enum).
 pub static VENDORS: &[VendorEntry] = &[
     VendorEntry::of::<switchboard_zipchat::Zipchat>(),
@@ -152,7 +153,7 @@ fn yes_no(b: bool) -> String {
 type Cell = fn(&Capabilities) -> String;
 
 /// What each vendor supports, as a Markdown table rendered from the adapters' `Capabilities`
-/// (the README's table is this, checked by a test).
+/// (docs/vendors.md's table is this, checked by `tests/readme.rs`).
 pub fn capability_table() -> String {
     let vendors: Vec<(&str, Capabilities)> = VENDORS
         .iter()
