@@ -58,6 +58,9 @@ pub struct Gateway {
     pub url: String,
     pub state: Arc<AppState>,
     pub http: reqwest::Client,
+    /// The same app, called in-process (tower's `oneshot`) by `get` and `post`: the requests
+    /// that need no connection of their own.
+    app: axum::Router,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -89,6 +92,7 @@ impl Gateway {
         ));
         Gateway {
             url: format!("http://{addr}"),
+            app: switchboard_server::app(state.clone()),
             state,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
@@ -125,16 +129,30 @@ impl Gateway {
         self.call(reqwest::Method::POST, token, path).await
     }
 
+    /// One request, in-process: the router called with tower's `oneshot`, no socket.
     async fn call(&self, method: reqwest::Method, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .send()
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .extension(axum::extract::ConnectInfo(SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))))
+            .body(axum::body::Body::empty())
+            .expect("a request");
+        let response = self
+            .app
+            .clone()
+            .oneshot(request)
             .await
-            .expect("gateway answers");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+            .expect("the router answers");
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     /// Opens `GET /v1/events/stream{query}` with `Last-Event-ID` if given.
