@@ -5,7 +5,7 @@
 //!
 //! One trait, three implementations: [`MemoryStore`] (one process, nothing survives it: tests and
 //! the demo), [`EmbeddedStore`] (a redb file: the default for one replica; idempotency records
-//! and quotas survive a restart and a `kill -9`) and [`RedisStore`] (several replicas: GCRA,
+//! and vendor blocks survive a restart and a `kill -9`, quotas are counted in memory) and [`RedisStore`] (several replicas: GCRA,
 //! claims and completions are Lua scripts, one round trip each, on Redis's own clock).
 //!
 //! Every method is fallible: a store that cannot answer gives `store_unavailable` (503, with a

@@ -247,7 +247,7 @@ impl MemoryStore {
     }
 
     /// The time left on `bucket`'s block, without the store's error wrapping.
-    pub(super) fn block_left(&self, bucket: &str) -> Option<Duration> {
+    pub(crate) fn block_left(&self, bucket: &str) -> Option<Duration> {
         let now = Instant::now();
         let mut blocked = lock(&self.blocked);
         match blocked.get(bucket) {

@@ -329,11 +329,29 @@ async fn embedded_records_survive_reopening_and_expired_ones_are_swept() {
         let store = EmbeddedStore::open(&path).expect("reopens");
         assert!(store.take("q", limit).await.expect("take").is_ok());
         assert!(store.take("q", limit).await.expect("take").is_err());
+        // The vendor closed a window: that is kept across a restart.
+        store
+            .block("closed", Duration::from_secs(3600))
+            .await
+            .expect("block");
     }
     let store = EmbeddedStore::open(&path).expect("reopens");
+    // Quotas are counted in memory: a restart starts them whole (no durable commit per call).
     assert!(
-        store.take("q", limit).await.expect("take").is_err(),
-        "a restart continues the same budget"
+        store.take("q", limit).await.expect("take").is_ok(),
+        "a quota starts whole after a restart"
+    );
+    let blocked = store
+        .take("closed", limit)
+        .await
+        .expect("take")
+        .expect_err("the vendor's window is still closed after a restart");
+    assert!(
+        blocked.blocked && blocked.wait > Duration::from_secs(3500),
+        "{blocked:?}"
+    );
+    assert!(
+        store.blocked_for("closed").await.expect("blocked_for") > Some(Duration::from_secs(3500))
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(store.sweep().await.expect("sweep"), 1, "the expired claim");

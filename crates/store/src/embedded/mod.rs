@@ -1,9 +1,10 @@
 //! The store of one replica in a redb file (the default for `serve`).
 //!
 //! Idempotency claims and records are written with durable commits, so they survive a restart
-//! and a `kill -9`. Quotas keep their GCRA state (the TAT, in Unix microseconds) and vendor
-//! blocks in the file too, with cheaper non-durable commits: a clean restart continues the same
-//! budget; after a crash the last few updates may be lost. Cached pages and their generations stay
+//! and a `kill -9`. Quotas are counted in this process's memory (a commit per vendor call cost a
+//! third of a single read): a restart starts them whole. What a vendor said of its own window
+//! (a block after a 429) is written to the file as well and read back at start, so a restarted
+//! gateway still holds back until the vendor's window opens. Cached pages and their generations stay
 //! in memory: one process owns the file, and a page lives two seconds; blobs meant to last
 //! ([`LASTING_TTL`] or more: poller snapshots) are written to the file. Expired entries are
 //! ignored on read and swept from the file every minute, so it does not grow without bound.
@@ -23,7 +24,7 @@ use redb::{
 };
 use switchboard_core::{Error, Result};
 
-use crate::budget::{Gcra, GcraDecision, RateLimit};
+use crate::budget::RateLimit;
 
 mod records;
 
@@ -126,10 +127,28 @@ impl EmbeddedStore {
             Ok(())
         };
         init().map_err(fail)?;
+        let pages = MemoryStore::default();
+        // The vendor blocks still running, back in memory, where quotas are checked.
+        let blocks = || -> std::result::Result<Vec<(String, u64)>, redb::Error> {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(BLOCKS)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (bucket, until) = entry?;
+                out.push((bucket.value().to_owned(), until.value()));
+            }
+            Ok(out)
+        };
+        let now = unix_micros();
+        for (bucket, until) in blocks().map_err(fail)? {
+            if until > now {
+                pages.set_block(&bucket, Duration::from_micros(until - now));
+            }
+        }
         let store = EmbeddedStore {
             db: Arc::new(db),
             path: path.to_owned(),
-            pages: MemoryStore::default(),
+            pages,
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(sweep_forever(Arc::downgrade(&store.db), store.path.clone()));
@@ -207,18 +226,6 @@ async fn sweep_forever(db: Weak<Database>, path: PathBuf) {
             Err(_) => return,
         }
     }
-}
-
-fn read_block(
-    table: &impl ReadableTable<&'static str, u64>,
-    bucket: &str,
-    now: u64,
-) -> std::result::Result<Option<Duration>, redb::Error> {
-    Ok(table
-        .get(bucket)?
-        .map(|v| v.value())
-        .filter(|until| *until > now)
-        .map(|until| Duration::from_micros(until - now)))
 }
 
 #[async_trait]
@@ -313,48 +320,19 @@ impl Store for EmbeddedStore {
         Ok(self.pages.next_generation(scope))
     }
 
+    /// Quotas are counted in this process's memory: a durable commit per vendor call cost a
+    /// third of a single read. After a restart a quota starts whole; what the vendor said (a
+    /// block) is in the file and is kept.
     async fn take(
         &self,
         bucket: &str,
         limit: RateLimit,
     ) -> Result<std::result::Result<QuotaLeft, NotYet>> {
-        let bucket = bucket.to_owned();
-        self.run(move |db| {
-            let now = unix_micros();
-            let mut tx = db.begin_write()?;
-            tx.set_durability(Durability::None)?;
-            let block = read_block(&tx.open_table(BLOCKS)?, &bucket, now)?;
-            if let Some(left) = block {
-                tx.abort()?;
-                return Ok(Err(NotYet::blocked(left)));
-            }
-            let Some(gcra) = Gcra::new(limit) else {
-                tx.abort()?;
-                return Ok(Ok(QuotaLeft {
-                    remaining: u32::MAX,
-                }));
-            };
-            let outcome = {
-                let mut quotas = tx.open_table(QUOTAS)?;
-                let tat = quotas
-                    .get(bucket.as_str())?
-                    .map(|v| v.value())
-                    .filter(|tat| *tat > now);
-                match gcra.check(tat, now) {
-                    GcraDecision::Allow { tat_us, remaining } => {
-                        quotas.insert(bucket.as_str(), tat_us)?;
-                        Ok(QuotaLeft { remaining })
-                    }
-                    GcraDecision::Wait(us) => Err(NotYet::spacing(Duration::from_micros(us))),
-                }
-            };
-            tx.commit()?;
-            Ok(outcome)
-        })
-        .await
+        self.pages.take(bucket, limit).await
     }
 
     async fn block(&self, bucket: &str, duration: Duration) -> Result<()> {
+        self.pages.set_block(bucket, duration);
         let bucket = bucket.to_owned();
         self.run(move |db| {
             let until = unix_micros().saturating_add(micros(duration));
@@ -374,12 +352,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn blocked_for(&self, bucket: &str) -> Result<Option<Duration>> {
-        let bucket = bucket.to_owned();
-        self.run(move |db| {
-            let tx = db.begin_read()?;
-            read_block(&tx.open_table(BLOCKS)?, &bucket, unix_micros())
-        })
-        .await
+        Ok(self.pages.block_left(bucket))
     }
 
     async fn claim(&self, key: &str, attempt: &Attempt<'_>) -> Result<Claim> {
