@@ -6,20 +6,25 @@
 //! error bodies are read by each adapter's own `error.rs`.
 #![deny(missing_docs)]
 
+mod body;
 mod breaker;
 mod budget;
+mod cache;
+mod call;
 mod client;
 mod edge;
+mod meters;
 mod native;
+mod quota;
+mod retry;
 mod secret;
 mod store;
+mod window;
 
 pub use breaker::{Admission, Breaker, BreakerSettings};
 pub use budget::{Budget, Gcra, GcraDecision, RateLimit};
-pub use client::{
-    Call, DEFAULT_MAX_BODY_BYTES, ErrorParser, Response, Shared, Upstream, UpstreamOptions,
-    retry_after_from_headers,
-};
+pub use call::{Call, ErrorParser, Response};
+pub use client::{DEFAULT_MAX_BODY_BYTES, Shared, Upstream, UpstreamOptions};
 pub use edge::{
     Adapter, ConnectionSettings, Edge, StatusMessages, Vendor, invalid_assignee, invalid_cursor,
     invalid_sender, next_page_number, page_number,
@@ -33,3 +38,9 @@ pub use store::{
 };
 pub use switchboard_core::deadline;
 pub use url::Url;
+pub use window::retry_after_from_headers;
+
+/// Locks `m`, even when a panic poisoned it: every state kept behind these locks stays whole.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
