@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
 use switchboard_core::{ConnectionHealth, QuotaStatus, codes};
 use switchboard_core::{Error, ErrorKind, Result};
 use tokio::time::Instant;
@@ -125,7 +127,7 @@ impl Upstream {
     pub fn new(
         connection: &str,
         options: UpstreamOptions,
-        default_headers: reqwest::header::HeaderMap,
+        default_headers: HeaderMap,
         parse_error: ErrorParser,
     ) -> Result<Upstream> {
         let http = reqwest::Client::builder()
@@ -263,26 +265,8 @@ impl Upstream {
                 return Err(error);
             }
         };
-        let mut request = self
-            .http
-            .request(call.method.clone(), url.clone())
-            .headers(call.headers.clone())
-            .timeout(remaining);
-        if let Some(body) = &call.body {
-            request = request.json(body);
-        }
-        let started = Instant::now();
         let cap = self.options.shared.max_body_bytes;
-        let received = async {
-            let response = request.send().await.map_err(BodyError::Transport)?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = body::read_capped(response, cap).await?;
-            Ok::<_, BodyError>((status, headers, body))
-        }
-        .await;
-        self.meters.duration(started.elapsed());
-        let (status, headers, body) = match received {
+        let (status, headers, body) = match self.exchange(call, url, remaining, cap).await {
             Ok(parts) => parts,
             Err(BodyError::TooLarge) => {
                 return Err(self.failed(admission, "too_large", body::too_large(cap)));
@@ -312,7 +296,49 @@ impl Upstream {
                 body,
             });
         }
-        let mut error = (self.parse_error)(status, &headers, &body);
+        Err(self.vendor_error(admission, call, status, &headers, &body))
+    }
+
+    /// Sends the request with `timeout` and reads its answer, at most `cap` bytes of it.
+    async fn exchange(
+        &self,
+        call: &Call,
+        url: &Url,
+        timeout: Duration,
+        cap: usize,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), BodyError> {
+        let mut request = self
+            .http
+            .request(call.method.clone(), url.clone())
+            .headers(call.headers.clone())
+            .timeout(timeout);
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        let started = Instant::now();
+        let received = async {
+            let response = request.send().await.map_err(BodyError::Transport)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = body::read_capped(response, cap).await?;
+            Ok((status, headers, body))
+        }
+        .await;
+        self.meters.duration(started.elapsed());
+        received
+    }
+
+    /// The gateway's error for a vendor's non-2xx answer. A 5xx is a failure to the breaker;
+    /// any other answer shows the vendor is up. A 429 that names no wait gets the window's.
+    fn vendor_error(
+        &self,
+        admission: Admission<'_>,
+        call: &Call,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Error {
+        let mut error = (self.parse_error)(status, headers, body);
         tracing::debug!(
             connection = %self.connection,
             operation = call.operation.as_str(),
@@ -321,7 +347,7 @@ impl Upstream {
             "vendor answered with an error"
         );
         if status.is_server_error() {
-            return Err(self.failed(admission, "server_error", error));
+            return self.failed(admission, "server_error", error);
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.record("rate_limited", Some(&error));
@@ -336,7 +362,7 @@ impl Upstream {
         }
         // The vendor answered: it is up, whatever it thought of the request.
         self.answered(admission);
-        Err(error)
+        error
     }
 
     /// Counts the call's `outcome` and keeps how it ended for the health page.
