@@ -15,7 +15,9 @@ use switchboard_core::{
 use url::Url;
 
 use crate::budget::RateLimit;
-use crate::client::{ErrorParser, Shared, Upstream, UpstreamOptions, retry_after_from_headers};
+use crate::call::ErrorParser;
+use crate::client::{Shared, Upstream, UpstreamOptions};
+use crate::window::retry_after_from_headers;
 
 /// The keys every `[[connections]]` section has, whatever its vendor; each vendor's config
 /// flattens them in (`#[serde(flatten)]`).

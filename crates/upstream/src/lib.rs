@@ -1,26 +1,32 @@
-//! What every Switchboard adapter shares to talk to its vendor: one HTTP client per connection,
-//! a quota budget, deadlines, retries of reads with backoff, and the mapping of transport failures
-//! and unreadable bodies to the gateway's errors; the settings every connection has, who a vendor
+//! The vendor edge every Switchboard adapter shares: one HTTP client per connection and the
+//! etiquette around each call, in named pieces composed by [`Upstream`] (cache and coalescing,
+//! deadline and retry, breaker, vendor window, quota, body cap, metrics), and the mapping of
+//! transport failures and unreadable bodies to the gateway's errors; the settings every connection has, who a vendor
 //! is ([`Vendor`], [`Adapter`]), the one constructor of a connection's client and identity
 //! ([`Edge`]), and the status skeleton of vendor errors ([`Vendor::classify`]). Vendor-specific
 //! error bodies are read by each adapter's own `error.rs`.
 #![deny(missing_docs)]
 
+mod body;
 mod breaker;
+mod cache;
+mod call;
 mod client;
 mod edge;
+mod meters;
 mod native;
+mod quota;
+mod retry;
 mod secret;
+mod window;
 
 /// The store crate, under the paths this crate's modules use.
 use switchboard_store as store;
 use switchboard_store::budget;
 
 pub use breaker::{Admission, Breaker, BreakerSettings};
-pub use client::{
-    Call, DEFAULT_MAX_BODY_BYTES, ErrorParser, Response, Shared, Upstream, UpstreamOptions,
-    retry_after_from_headers,
-};
+pub use call::{Call, ErrorParser, Response};
+pub use client::{DEFAULT_MAX_BODY_BYTES, Shared, Upstream, UpstreamOptions};
 pub use edge::{
     Adapter, ConnectionSettings, Edge, StatusMessages, Vendor, invalid_assignee, invalid_cursor,
     invalid_sender, next_page_number, page_number,
@@ -35,3 +41,9 @@ pub use switchboard_store::{
     MemoryStore, NotYet, QuotaLeft, RedisStore, STORE_RETRY_AFTER, Store, unavailable,
 };
 pub use url::Url;
+pub use window::retry_after_from_headers;
+
+/// Locks `m`, even when a panic poisoned it: every state kept behind these locks stays whole.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
