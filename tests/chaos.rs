@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use support::feed::{HookReceiver, SseReader, webhook_toml};
 use support::process::Gateway;
@@ -230,30 +229,7 @@ async fn replies_and_events_survive_chaos_exactly_once() {
     let mut targets = Vec::new();
     for entry in VENDORS {
         let connection = entry.demo_connection;
-        let (_, page) = env
-            .get(
-                ADMIN,
-                &format!("/v1/conversations?connection={connection}&limit=1"),
-            )
-            .await;
-        let id = page["data"][0]["id"]
-            .as_str()
-            .expect("a conversation")
-            .to_owned();
-        if page["data"][0]["mode"] == "ai" && entry.capabilities().assign {
-            let (_, agents) = env
-                .get(ADMIN, &format!("/v1/connections/{connection}/agents"))
-                .await;
-            let (status, body) = env
-                .send(
-                    Method::PUT,
-                    ADMIN,
-                    &format!("/v1/conversations/{id}/assignment"),
-                    json!({"assignee_id": agents["data"][0]["id"]}),
-                )
-                .await;
-            assert_eq!(status, 200, "{body}");
-        }
+        let id = env.reply_target(connection).await;
         targets.push((entry.simulator.name, connection, id));
     }
     for (vendor, _, _) in &targets {

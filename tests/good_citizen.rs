@@ -117,37 +117,6 @@ async fn two_hundred_callers_polling_stay_within_every_vendor_quota() {
     assert!(fresh, "the new activity never showed");
 }
 
-async fn reply_target(env: &Env, connection: &str) -> String {
-    let (_, page) = env
-        .get(
-            ADMIN,
-            &format!("/v1/conversations?connection={connection}&limit=1"),
-        )
-        .await;
-    let id = page["data"][0]["id"]
-        .as_str()
-        .expect("a conversation")
-        .to_owned();
-    // A conversation the bot answers is taken over first (Zipchat refuses replies in AI mode).
-    let can_assign = env.simulated(connection).0.capabilities().assign;
-    if page["data"][0]["mode"] == "ai" && can_assign {
-        let (_, agents) = env
-            .get(ADMIN, &format!("/v1/connections/{connection}/agents"))
-            .await;
-        let agent = agents["data"][0]["id"].clone();
-        let (status, _) = env
-            .send(
-                Method::PUT,
-                ADMIN,
-                &format!("/v1/conversations/{id}/assignment"),
-                json!({"assignee_id": agent}),
-            )
-            .await;
-        assert_eq!(status, 200);
-    }
-    id
-}
-
 fn sim_message_count(env: &Env, connection: &str, native: &str) -> usize {
     env.simulated(connection).1.message_count(native)
 }
@@ -159,7 +128,7 @@ async fn retried_replies_with_one_key_are_sent_once() {
         .iter()
         .filter(|v| v.capabilities().send_message);
     for connection in replying.map(|v| v.demo_connection) {
-        let id = reply_target(&env, connection).await;
+        let id = env.reply_target(connection).await;
         let native = id
             .split_once(':')
             .map(|(_, n)| n.to_owned())

@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use support::process::Gateway;
 use support::{ADMIN, Env};
@@ -79,36 +78,6 @@ async fn retry_until_accepted(
     panic!("{text}: never accepted: {answers:?}");
 }
 
-/// A conversation of `connection` that takes a reply (one the bot answers is taken over first).
-async fn reply_target(env: &Env, connection: &str) -> String {
-    let (_, page) = env
-        .get(
-            ADMIN,
-            &format!("/v1/conversations?connection={connection}&limit=1"),
-        )
-        .await;
-    let id = page["data"][0]["id"]
-        .as_str()
-        .expect("a conversation")
-        .to_owned();
-    let can_assign = env.simulated(connection).0.capabilities().assign;
-    if page["data"][0]["mode"] == "ai" && can_assign {
-        let (_, agents) = env
-            .get(ADMIN, &format!("/v1/connections/{connection}/agents"))
-            .await;
-        let (status, body) = env
-            .send(
-                Method::PUT,
-                ADMIN,
-                &format!("/v1/conversations/{id}/assignment"),
-                json!({"assignee_id": agents["data"][0]["id"]}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
-    id
-}
-
 fn delivered(env: &Env, vendor: &str, text: &str) -> usize {
     env.sim
         .messages_with_text(text)
@@ -152,7 +121,7 @@ async fn a_reply_retried_with_its_key_is_delivered_once_whatever_failed() {
     for entry in VENDORS {
         let connection = entry.demo_connection;
         let vendor = entry.simulator.name;
-        let id = reply_target(&env, connection).await;
+        let id = env.reply_target(connection).await;
         for (n, (fault, injected)) in faults.iter().enumerate() {
             let text = format!("{connection}: reply {n} through {fault}");
             let key = format!("{connection}-{n}");
@@ -198,7 +167,7 @@ async fn a_reply_retried_with_its_key_is_delivered_once_whatever_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_beside_a_request_at_work_is_told_when_to_come_back() {
     let env = Env::start(10).await;
-    let id = reply_target(&env, "helpdesk-pingback").await;
+    let id = env.reply_target("helpdesk-pingback").await;
     env.faults("pingback", json!({"latency_ms": 4000})).await;
     let text = "slow but sure";
     let first = {
@@ -261,7 +230,7 @@ async fn a_reply_whose_gateway_crashed_mid_send_is_delivered_once() {
     .into_iter()
     .enumerate()
     {
-        let id = reply_target(&env, connection).await;
+        let id = env.reply_target(connection).await;
         let text = format!("sent as the gateway died ({connection})");
         let key = format!("crash-{n}");
         env.faults(vendor, json!({"latency_ms": 1500})).await;

@@ -160,6 +160,37 @@ impl Env {
         read(r).await
     }
 
+    /// The newest conversation of `connection`, ready for a reply: one the bot answers is taken
+    /// over first (Zipchat refuses replies in AI mode).
+    pub async fn reply_target(&self, connection: &str) -> String {
+        let (_, page) = self
+            .get(
+                ADMIN,
+                &format!("/v1/conversations?connection={connection}&limit=1"),
+            )
+            .await;
+        let id = page["data"][0]["id"]
+            .as_str()
+            .expect("a conversation")
+            .to_owned();
+        let can_assign = self.simulated(connection).0.capabilities().assign;
+        if page["data"][0]["mode"] == "ai" && can_assign {
+            let (_, agents) = self
+                .get(ADMIN, &format!("/v1/connections/{connection}/agents"))
+                .await;
+            let (status, body) = self
+                .send(
+                    reqwest::Method::PUT,
+                    ADMIN,
+                    &format!("/v1/conversations/{id}/assignment"),
+                    serde_json::json!({"assignee_id": agents["data"][0]["id"]}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        id
+    }
+
     /// Pages `path` (which has a `?`) to the end; returns every item.
     pub async fn page_all(&self, token: &str, path: &str) -> Vec<Value> {
         let mut items = Vec::new();
