@@ -8,6 +8,8 @@
 #   REQUESTS=500 TOP=60 bash bench/profile.sh
 #   OUT=/tmp/cg.out bash bench/profile.sh   # keep the callgrind file for `callgrind_annotate --inclusive=yes`
 #   READ_PATH='/v1/conversations?limit=50' REQUESTS=40 bash bench/profile.sh   # another read: page 1 of the inbox
+#   STORE=embedded bash bench/profile.sh   # with the embedded file, as `serve` runs by default
+#   BIN=/path/to/switchboard bash bench/profile.sh   # another build (nothing is built)
 #
 # Installs valgrind from Debian's packages when missing; builds the release binary.
 set -euo pipefail
@@ -15,12 +17,12 @@ cd "$(dirname "$0")/.."
 
 requests="${REQUESTS:-2000}"
 top="${TOP:-40}"
-bin="$PWD/target/release/switchboard"
+bin="${BIN:-$PWD/target/release/switchboard}"
 
 . scripts/lib.sh
 . bench/single-read.sh
 ensure_installed valgrind valgrind
-cargo build --release --quiet --bin switchboard
+[ -n "${BIN:-}" ] || cargo build --release --quiet --bin switchboard
 
 work="$(mktemp -d /tmp/switchboard-bench-profile.XXXXXX)"
 out="${OUT:-$work/callgrind.out}"

@@ -3,8 +3,9 @@
 #
 # start_single_read: the vendor simulators (their own quotas lifted) and a PingBack conversation
 # to read; writes "$work/gateway.toml", the simulator's connections with the page cache off
-# (`cache_ttl_ms = 0`: every request is one vendor request), the memory store and every quota far
-# above the load (still checked on every request). Sets sim_port, conversation (PingBack's id),
+# (`cache_ttl_ms = 0`: every request is one vendor request), the memory store (`STORE=embedded`:
+# the embedded file, as `serve` runs by default) and every quota far above the load (still
+# checked on every request). Sets sim_port, conversation (PingBack's id),
 # pingback_jwt (a vendor token for a proxy that speaks to PingBack directly).
 start_single_read() {
     start_sim "$bin" "$work" --no-rate-limits
@@ -17,7 +18,9 @@ start_single_read() {
         python3 -c 'import json, sys; d = json.load(sys.stdin); d = d.get("data", d) if isinstance(d, dict) else d; print(d[0]["id"])')"
     local unlimited='rate_limit = { requests = 100000000, per_seconds = 1 }'
     {
-        printf '[server]\ncursor_secret = "bench"\ncache_ttl_ms = 0\n\n[store]\nkind = "memory"\n\n'
+        local store='kind = "memory"'
+        [ "${STORE:-memory}" = embedded ] && store="path = \"$work/state.db\""
+        printf '[server]\ncursor_secret = "bench"\ncache_ttl_ms = 0\n\n[store]\n%s\n\n' "$store"
         "$bin" sim --bind "127.0.0.1:$sim_port" --print-config \
             | sed '/^\[server\]$/,/^$/d' \
             | sed "/^provider = /a $unlimited" \
