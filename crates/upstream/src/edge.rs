@@ -9,8 +9,8 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use switchboard_core::{
-    Capabilities, Error, ErrorKind, Message, MessageQuery, Provider, ProviderInfo, ProviderKind,
-    Result, UpstreamPage, codes,
+    Capabilities, Error, ErrorKind, Message, MessageQuery, PassthroughAnswer, PassthroughRequest,
+    Provider, ProviderInfo, ProviderKind, Result, UpstreamPage, codes,
 };
 use url::Url;
 
@@ -184,6 +184,12 @@ impl Edge {
     /// The vendor.
     pub fn vendor(&self) -> &'static Vendor {
         self.vendor
+    }
+
+    /// Sends a caller's own request (`passthrough`) to the vendor with the connection's fixed
+    /// credentials (the headers the edge was built with); see [`Upstream::passthrough`].
+    pub async fn passthrough(&self, request: &PassthroughRequest) -> Result<PassthroughAnswer> {
+        self.upstream.passthrough(request, HeaderMap::new()).await
     }
 
     /// A 2xx answer of this connection's vendor that does not read as documented.
