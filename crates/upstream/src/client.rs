@@ -400,15 +400,21 @@ impl Upstream {
     /// The same etiquette as every call: the breaker, the vendor window, the quota and the
     /// deadline admit it, its answer is read under the body cap, the window hears what the
     /// answer says of the quota (a 429 closes it for everyone) and a 5xx counts against the
-    /// breaker. Never retried, never cached: the answer comes back whatever its status.
+    /// breaker. Never retried, never cached: the answer comes back whatever its status. A
+    /// write hides the connection's cached pages, as the adapters' writes do.
     pub async fn passthrough(
         &self,
         request: &PassthroughRequest,
         credentials: HeaderMap,
     ) -> Result<PassthroughAnswer> {
-        self.send_through(request, credentials)
+        let answer = self
+            .send_through(request, credentials)
             .await
-            .map_err(|e| e.with_connection(&self.connection))
+            .map_err(|e| e.with_connection(&self.connection));
+        if request.method != "GET" {
+            self.cache.forget_pages().await;
+        }
+        answer
     }
 
     async fn send_through(

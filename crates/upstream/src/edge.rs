@@ -83,6 +83,8 @@ pub struct Vendor {
     pub parse_error: ErrorParser,
     /// What its error statuses mean when its body says nothing more.
     pub statuses: StatusMessages,
+    /// What a connection's passthrough reaches, for people (`switchboard capabilities`).
+    pub passthrough: &'static str,
 }
 
 impl Vendor {
@@ -316,6 +318,7 @@ mod tests {
             not_found: "no such thing",
             rate_limited: "Acme's quota is used up",
         },
+        passthrough: "the whole API",
     };
 
     fn classify(status: u16, headers: &HeaderMap) -> Error {
