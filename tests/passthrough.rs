@@ -314,6 +314,25 @@ async fn only_the_passthrough_scope_opens_it_and_a_restriction_holds() {
         echoed["headers"]["authorization"],
         format!("Bearer {}", switchboard_sim::zipchat::OTHER_API_KEY)
     );
+    // Counted per connection, and on the passthrough route.
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.gateway))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("switchboard_passthrough_requests_total")
+                && l.contains("connection=\"elsewhere\"")
+                && l.contains("status=\"200\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("route=\"/v1/connections/{connection}/passthrough/{*path}\""));
 }
 
 #[tokio::test]

@@ -150,6 +150,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("x-ratelimit-remaining"),
                 HeaderName::from_static("x-ratelimit-reset"),
                 HeaderName::from_static("idempotency-replayed"),
+                api::passthrough::PASSTHROUGH_HEADER,
             ])
             .max_age(Duration::from_secs(600)),
     )

@@ -211,41 +211,22 @@ impl Upstream {
     }
 
     /// The connection's quota as a caller may be told it: the gateway's budget for the vendor,
-    /// never more than the vendor itself last said is left (`X-RateLimit-Remaining`), and none
-    /// while the vendor's window is closed. `None` when neither the budget nor the vendor says.
+    /// never more than the vendor itself last said it allows (`X-RateLimit-Limit`) or has left
+    /// (`X-RateLimit-Remaining`), and none left while the vendor's window is closed. `None` when neither the budget nor the vendor says.
     pub fn quota_state(&self) -> Option<QuotaState> {
-        let (vendor_remaining, vendor_reset_at) = self.window.quota();
-        let vendor_reset_secs = vendor_reset_at.map(|at| {
-            let secs = (at - Utc::now()).num_seconds().max(0);
-            u64::try_from(secs).unwrap_or(0)
-        });
-        let mut state = match (self.quota.limit(), vendor_remaining) {
-            (Some(limit), _) => {
-                let remaining = self.quota.remaining().unwrap_or(limit.requests);
-                QuotaState::refilling(limit.requests, limit.per_seconds, remaining)
-            }
-            (None, Some(remaining)) => {
-                let window = vendor_reset_secs.unwrap_or(1).max(1);
-                QuotaState {
-                    quota: remaining.max(1),
-                    window_secs: u32::try_from(window).unwrap_or(u32::MAX),
-                    remaining,
-                    reset_secs: window,
-                }
-            }
-            (None, None) => return None,
+        let (remaining, reset_at) = self.window.quota();
+        let vendor = VendorSaid {
+            limit: self.window.limit(),
+            remaining,
+            reset_secs: reset_at
+                .map(|at| u64::try_from((at - Utc::now()).num_seconds()).unwrap_or(0)),
         };
-        if let Some(vendor) = vendor_remaining
-            && vendor < state.remaining
-        {
-            state.remaining = vendor;
-            state.reset_secs = vendor_reset_secs.unwrap_or(u64::from(state.window_secs));
-        }
-        if let Some(closed) = self.window.closed_for() {
-            state.remaining = 0;
-            state.reset_secs = state.reset_secs.max(closed.as_secs().max(1));
-        }
-        Some(state)
+        stated_quota(
+            self.quota.limit(),
+            self.quota.remaining(),
+            vendor,
+            self.window.closed_for(),
+        )
     }
 
     /// Notes the connection's quota in the request's ledger: the request reached the vendor.
@@ -566,6 +547,57 @@ impl Upstream {
     }
 }
 
+/// What the vendor last said of its quota (`X-RateLimit-Limit`, `-Remaining`, `-Reset`).
+#[derive(Debug, Clone, Copy, Default)]
+struct VendorSaid {
+    limit: Option<u32>,
+    remaining: Option<u32>,
+    reset_secs: Option<u64>,
+}
+
+/// The quota stated for a connection with budget `budget` (`left` of it after the last request),
+/// what the vendor said, and its window closed for `closed`: never more than the vendor allows
+/// or has left. `None` when neither the budget nor the vendor tells a quota.
+fn stated_quota(
+    budget: Option<RateLimit>,
+    left: Option<u32>,
+    vendor: VendorSaid,
+    closed: Option<Duration>,
+) -> Option<QuotaState> {
+    let mut state = match (budget, vendor.remaining) {
+        (Some(budget), _) => QuotaState::refilling(
+            budget.requests,
+            budget.per_seconds,
+            left.unwrap_or(budget.requests),
+        ),
+        (None, Some(remaining)) => {
+            let window = vendor.reset_secs.unwrap_or(1).max(1);
+            QuotaState {
+                quota: vendor.limit.unwrap_or(remaining).max(1),
+                window_secs: u32::try_from(window).unwrap_or(u32::MAX),
+                remaining,
+                reset_secs: window,
+            }
+        }
+        (None, None) => return None,
+    };
+    if let Some(limit) = vendor.limit {
+        state.quota = state.quota.min(limit.max(1));
+        state.remaining = state.remaining.min(state.quota);
+    }
+    if let Some(remaining) = vendor.remaining
+        && remaining < state.remaining
+    {
+        state.remaining = remaining;
+        state.reset_secs = vendor.reset_secs.unwrap_or(u64::from(state.window_secs));
+    }
+    if let Some(closed) = closed {
+        state.remaining = 0;
+        state.reset_secs = state.reset_secs.max(closed.as_secs().max(1));
+    }
+    Some(state)
+}
+
 /// The caller's headers a passthrough request forwards; every other one stays at the gateway.
 pub const PASSTHROUGH_REQUEST_HEADERS: &[&str] = &["content-type", "accept", "idempotency-key"];
 
@@ -651,5 +683,66 @@ fn transport_error(e: reqwest::Error) -> Error {
             "the connection to the vendor failed",
         )
         .with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUDGET: RateLimit = RateLimit {
+        requests: 120,
+        per_seconds: 60,
+    };
+
+    #[test]
+    fn the_budget_is_stated_when_the_vendor_says_nothing() {
+        let state =
+            stated_quota(Some(BUDGET), Some(110), VendorSaid::default(), None).expect("a quota");
+        assert_eq!(
+            (
+                state.quota,
+                state.window_secs,
+                state.remaining,
+                state.reset_secs
+            ),
+            (120, 60, 110, 5)
+        );
+        assert_eq!(stated_quota(None, None, VendorSaid::default(), None), None);
+    }
+
+    #[test]
+    fn never_more_than_the_vendor_allows_or_has_left() {
+        let vendor = VendorSaid {
+            limit: Some(100),
+            remaining: Some(7),
+            reset_secs: Some(42),
+        };
+        let state = stated_quota(Some(BUDGET), Some(110), vendor, None).expect("a quota");
+        assert_eq!(
+            (state.quota, state.remaining, state.reset_secs),
+            (100, 7, 42)
+        );
+        let roomy = VendorSaid {
+            limit: Some(1000),
+            remaining: Some(900),
+            reset_secs: Some(42),
+        };
+        let state = stated_quota(Some(BUDGET), Some(3), roomy, None).expect("a quota");
+        assert_eq!((state.quota, state.remaining), (120, 3), "the budget binds");
+        let unbudgeted = stated_quota(None, None, vendor, None).expect("the vendor's");
+        assert_eq!((unbudgeted.quota, unbudgeted.remaining), (100, 7));
+    }
+
+    #[test]
+    fn a_closed_window_leaves_nothing() {
+        let state = stated_quota(
+            Some(BUDGET),
+            Some(110),
+            VendorSaid::default(),
+            Some(Duration::from_secs(90)),
+        )
+        .expect("a quota");
+        assert_eq!((state.remaining, state.reset_secs), (0, 90));
     }
 }
