@@ -315,15 +315,7 @@ async fn only_the_passthrough_scope_opens_it_and_a_restriction_holds() {
         format!("Bearer {}", switchboard_sim::zipchat::OTHER_API_KEY)
     );
     // Counted per connection, and on the passthrough route.
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.gateway))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = support::metrics_text(&env.http, &env.gateway).await;
     assert!(
         metrics
             .lines()
