@@ -206,6 +206,61 @@ async fn the_vendors_errors_and_own_endpoints_come_through_as_they_are() {
     assert!(r.json::<Value>().await.is_ok());
 }
 
+/// The first string `key` anywhere in `value`.
+fn find_str<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    match value {
+        Value::Object(map) => map
+            .get(key)
+            .and_then(Value::as_str)
+            .or_else(|| map.values().find_map(|v| find_str(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find_str(v, key)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn what_the_model_leaves_out_is_reachable_a_pingback_conversation_created() {
+    let env = env_with(|c| c).await;
+    let r = pass(
+        &env,
+        Method::GET,
+        "helpdesk-pingback",
+        "api/v1/conversations/?limit=1",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let listed: Value = r.json().await.expect("PingBack's list");
+    let business = find_str(&listed, "business_id").expect("a business id");
+    let r = env
+        .http
+        .post(url(&env, "helpdesk-pingback", "api/v1/conversations/"))
+        .bearer_auth(PASS)
+        .json(&json!({"business_id": business, "initial_message": "Opened through passthrough"}))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        header(&r, "switchboard-passthrough").as_deref(),
+        Some("vendor")
+    );
+    let created: Value = r.json().await.expect("the conversation");
+    assert!(find_str(&created, "id").is_some(), "{created}");
+    // A revoked token: logged in again once, as every PingBack call does, and sent again.
+    let world = env
+        .sim
+        .world::<switchboard_sim::pingback::World>()
+        .expect("PingBack runs");
+    let logins = |world: &std::sync::Arc<std::sync::Mutex<switchboard_sim::pingback::World>>| {
+        world.lock().expect("the world").logins()
+    };
+    assert_eq!(logins(&world), 1);
+    world.lock().expect("the world").revoke_tokens();
+    let r = pass(&env, Method::GET, "helpdesk-pingback", "_echo").await;
+    assert_eq!(r.status(), 200, "the new token is used");
+    assert_eq!(logins(&world), 2);
+}
+
 /// Sends `GET {path}` as written, byte for byte (an HTTP client would normalize it), and
 /// returns the answer's status.
 async fn raw_get(gateway: &str, path: &str, token: &str) -> u16 {
