@@ -430,11 +430,17 @@ impl Upstream {
         };
         let (admission, status, headers, body) = self
             .admitted_exchange(deadlines, |timeout| {
-                self.http
+                let outgoing = self
+                    .http
                     .request(method, url)
                     .headers(headers)
-                    .timeout(timeout)
-                    .body(request.body.clone())
+                    .timeout(timeout);
+                // A request without a body goes without one (no `Content-Length: 0` on a GET).
+                if request.body.is_empty() {
+                    outgoing
+                } else {
+                    outgoing.body(request.body.clone())
+                }
             })
             .await?;
         if status.is_server_error() {
