@@ -127,6 +127,25 @@ async fn cors_answers_the_configured_origins_only() {
             .and_then(|v| v.to_str().ok()),
         Some("https://app.example.com")
     );
+    // A browser may read where it stands, and tell a vendor's passthrough answer apart.
+    let exposed = r
+        .headers()
+        .get("access-control-expose-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in [
+        "ratelimit",
+        "ratelimit-policy",
+        "retry-after",
+        "switchboard-passthrough",
+    ] {
+        assert!(
+            exposed.split(',').any(|n| n.trim() == name),
+            "{name} in {exposed}"
+        );
+    }
+    assert!(r.headers().get("ratelimit").is_some());
     let r = http
         .get(format!("{gw}/v1/connections"))
         .header("origin", "https://evil.example.com")

@@ -281,14 +281,7 @@ async fn a_ticket_is_never_logged() {
             .expect("answer");
         assert_eq!(r.status(), 401);
     }
-    let metrics = http
-        .get(format!("{}/metrics", gateway.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = support::metrics_text(&http, &gateway.url).await;
     let secret = ticket.trim_start_matches("sbt_");
     assert!(!metrics.contains(secret), "the ticket is in the metrics");
     drop(gateway);

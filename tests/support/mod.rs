@@ -263,3 +263,14 @@ pub async fn sim_requests_at(
     let report = sim_report(http, sim_url).await;
     serde_json::from_value(report["requests"].clone()).expect("counters")
 }
+
+/// The gateway's `/metrics` text (no ops token configured).
+pub async fn metrics_text(http: &reqwest::Client, gateway: &str) -> String {
+    http.get(format!("{gateway}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}

@@ -11,7 +11,8 @@ use crate::capabilities::Operation;
 use crate::error::{Error, Result};
 use crate::model::{Agent, ConnectionHealth, Conversation, Message, Status};
 use crate::provider::{
-    Assignment, ListQuery, MessageQuery, NewMessage, Page, Provider, ProviderInfo, UpstreamPage,
+    Assignment, ListQuery, MessageQuery, NewMessage, Page, PassthroughAnswer, PassthroughRequest,
+    Provider, ProviderInfo, UpstreamPage,
 };
 
 /// A provider whose every operation is checked against its capabilities first.
@@ -96,5 +97,10 @@ impl Provider for Checked {
         let supported = self.inner.info().capabilities.set_status.contains(&status);
         self.ensure(Operation::SetStatus, supported)?;
         self.inner.set_status(conversation, status).await
+    }
+
+    /// Not a normalized operation: the vendor's own API decides what it supports.
+    async fn passthrough(&self, request: PassthroughRequest) -> Result<PassthroughAnswer> {
+        self.inner.passthrough(request).await
     }
 }

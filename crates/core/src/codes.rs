@@ -26,6 +26,10 @@ pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
 /// A request with this `Idempotency-Key` is still in progress.
 pub const IDEMPOTENCY_IN_PROGRESS: &str = "idempotency_in_progress";
 
+/// A passthrough path that would leave the connection's base URL (`..`, `//host`, an absolute
+/// URL, a backslash, a NUL); nothing was sent.
+pub const INVALID_PASSTHROUGH_PATH: &str = "invalid_passthrough_path";
+
 /// Request parameters whose errors carry their own `invalid_{name}` code.
 pub const PARAMETERS: &[&str] = &[
     "id",
@@ -107,6 +111,7 @@ pub fn all() -> Vec<&'static str> {
         UPSTREAM_RESPONSE_TOO_LARGE,
         IDEMPOTENCY_KEY_REUSED,
         IDEMPOTENCY_IN_PROGRESS,
+        INVALID_PASSTHROUGH_PATH,
         "payload_too_large",
         "uri_too_long",
         "headers_too_large",

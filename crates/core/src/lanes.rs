@@ -103,6 +103,7 @@ impl ConversationLane {
             };
             provider.list_conversations(&query, &page).await
         });
+        let read = crate::quota_state::Ledger::carry(crate::quota_state::Ledger::current(), read);
         let mut task = AbortOnDrop(tokio::spawn(read));
         match (&mut task.0).await {
             Ok(read) => read,

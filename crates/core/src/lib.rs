@@ -18,6 +18,7 @@ pub mod lanes;
 pub mod merge;
 pub mod model;
 pub mod provider;
+pub mod quota_state;
 pub mod rfc3339;
 pub mod text;
 pub mod tolerant;
@@ -28,6 +29,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventData, EventType, PerformedBy};
 pub use model::*;
 pub use provider::{
-    Assignment, ConversationFilter, ListQuery, MessageQuery, NewMessage, Page, Provider,
-    ProviderInfo, UpstreamPage,
+    Assignment, ConversationFilter, ListQuery, MessageQuery, NewMessage, Page, PassthroughAnswer,
+    PassthroughRequest, Provider, ProviderInfo, UpstreamPage,
 };

@@ -135,6 +135,35 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
 }
 
+/// A request sent through to a connection's vendor as the caller wrote it (`passthrough`): the
+/// gateway has checked the path and kept only the headers it forwards.
+#[derive(Debug, Clone)]
+pub struct PassthroughRequest {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// The path under the connection's base URL, percent-encoded as received, no leading `/`;
+    /// checked to stay under the base URL (no `..`, no `//host`, no backslash).
+    pub path: String,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+    /// The caller's headers the gateway forwards (`Content-Type`, `Accept`, `Idempotency-Key`).
+    pub headers: Vec<(String, String)>,
+    /// The body, at most the gateway's inbound cap.
+    pub body: Vec<u8>,
+}
+
+/// The vendor's answer to a passthrough request, as it was: any status, its body (capped), and
+/// the headers the gateway returns.
+#[derive(Debug, Clone)]
+pub struct PassthroughAnswer {
+    /// The vendor's status.
+    pub status: u16,
+    /// The vendor's headers the gateway returns (an allowlist, `Content-Type` among them).
+    pub headers: Vec<(String, String)>,
+    /// The vendor's body.
+    pub body: Vec<u8>,
+}
+
 /// One vendor connection. Every method is required: an adapter lacking an operation returns
 /// `Error::unsupported(op)`, in agreement with its `Capabilities`.
 ///
@@ -182,4 +211,16 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 
     /// Changes a conversation's status; returns it as it is now.
     async fn set_status(&self, conversation: &str, status: Status) -> Result<Conversation>;
+
+    /// Sends `request` to the vendor with the connection's credentials, under the connection's
+    /// quota, vendor window, breaker, body cap and deadline; never retried, never cached. A
+    /// connection without a vendor API behind it (an in-memory one) does not support it.
+    async fn passthrough(&self, request: PassthroughRequest) -> Result<PassthroughAnswer> {
+        let _ = request;
+        Err(crate::error::Error::new(
+            crate::error::ErrorKind::Unsupported,
+            "this connection has no vendor API to pass requests through to",
+        )
+        .with_connection(&self.info().connection))
+    }
 }

@@ -14,8 +14,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use sha2::{Digest, Sha256};
+use switchboard_core::quota_state::{Ledger, QuotaState};
 use switchboard_core::{Error, ErrorKind};
 use switchboard_store::RateLimit;
 use tower::util::BoxCloneSyncService;
@@ -37,8 +40,11 @@ pub struct Caller {
     scopes: BTreeSet<Scope>,
     connections: Option<BTreeSet<String>>,
     limit: RateLimit,
-    limiter: DefaultDirectRateLimiter,
+    limiter: ClientLimiter,
 }
+
+/// A client's quota, telling what is left after each request.
+type ClientLimiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
 impl Caller {
     /// Fails with 403 unless the caller has `scope`.
@@ -127,10 +133,10 @@ impl Clients {
 }
 
 /// A client's quota: the whole quota may come at once, and it refills evenly over the window.
-fn inbound_limiter(limit: RateLimit) -> Option<DefaultDirectRateLimiter> {
+fn inbound_limiter(limit: RateLimit) -> Option<ClientLimiter> {
     let period = Duration::from_secs(u64::from(limit.per_seconds)) / limit.requests.max(1);
     let quota = Quota::with_period(period)?.allow_burst(NonZeroU32::new(limit.requests)?);
-    Some(RateLimiter::direct(quota))
+    Some(RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>())
 }
 
 /// A caller over its quota: 429 problem+json with `Retry-After` and `X-RateLimit-*`.
@@ -163,16 +169,26 @@ impl IntoResponse for OverQuota {
 }
 
 impl Caller {
-    /// Takes one request from the caller's quota.
+    /// Takes one request from the caller's quota, and notes what is left in the request's
+    /// ledger (the answer's `RateLimit` header fields).
     pub(crate) fn admit(&self) -> Result<(), OverQuota> {
-        let Err(not_until) = self.limiter.check() else {
-            return Ok(());
+        let (requests, window) = (self.limit.requests, self.limit.per_seconds);
+        let not_until = match self.limiter.check() {
+            Ok(snapshot) => {
+                let left = snapshot.remaining_burst_capacity();
+                Ledger::note_caller(QuotaState::refilling(requests, window, left));
+                return Ok(());
+            }
+            Err(not_until) => not_until,
         };
         let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let mut state = QuotaState::refilling(requests, window, 0);
+        state.reset_secs = state.reset_secs.max(secs);
+        Ledger::note_caller(state);
         Err(OverQuota {
             limit: self.limit,
-            retry_after_secs: secs.max(1),
+            retry_after_secs: secs,
         })
     }
 }

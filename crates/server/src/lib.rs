@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metrics;
 pub mod params;
 pub mod problem;
+pub mod quota_headers;
 pub mod registry;
 pub mod service;
 pub mod slots;
@@ -99,6 +100,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .option_layer(cors)
+            .layer(axum::middleware::from_fn(quota_headers::quota_headers))
             .layer(axum::middleware::from_fn(problem::problem_layer))
             .layer(axum::middleware::from_fn(head_limits))
             .layer(CatchPanicLayer::new())
@@ -122,7 +124,14 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
@@ -141,6 +150,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("x-ratelimit-remaining"),
                 HeaderName::from_static("x-ratelimit-reset"),
                 HeaderName::from_static("idempotency-replayed"),
+                api::passthrough::PASSTHROUGH_HEADER,
             ])
             .max_age(Duration::from_secs(600)),
     )

@@ -5,6 +5,7 @@
 //! `switchboard_upstream_requests_total{connection,outcome}`, `…_retries_total`,
 //! `…_coalesced_total`, `…_cache_hits_total`, `…_quota_waits_total`,
 //! `switchboard_upstream_breaker_state{connection}` (0 closed, 1 half-open, 2 open), and from
+//! passthrough `switchboard_passthrough_requests_total{connection,method,status}`, and from
 //! the change feed `switchboard_event_streams` (open SSE streams) and
 //! `switchboard_webhook_attempts_total{webhook,outcome}` (`delivered`, `failed`, `gone`).
 
@@ -120,4 +121,15 @@ impl RouteMeters {
         counter.increment(1);
         self.requests.push((method, status, counter));
     }
+}
+
+/// Counts one passthrough request to `connection` (its route is counted by [`track`] too).
+pub fn passthrough(connection: &str, method: &Method, status: u16) {
+    metrics::counter!(
+        "switchboard_passthrough_requests_total",
+        "connection" => connection.to_owned(),
+        "method" => method.as_str().to_owned(),
+        "status" => status.to_string(),
+    )
+    .increment(1);
 }

@@ -96,6 +96,10 @@ pub struct ErrorLog {
     pub connection: Option<Arc<str>>,
 }
 
+/// Marks a vendor's own answer (passthrough): returned as it is, whatever its status.
+#[derive(Debug, Clone, Copy)]
+pub struct VendorAnswer;
+
 /// A handler error: a core error rendered as problem+json.
 #[derive(Debug)]
 pub struct ApiError(pub Error);
@@ -220,7 +224,10 @@ fn as_problem(response: Response) -> Response {
         .is_some_and(|v| v.starts_with("application/json"));
     // A handler's own error (logged below), or a JSON answer it chose (e.g. `/readyz`'s 503),
     // stays as it is; bodies from outside the handlers become problems.
-    if response.extensions().get::<ErrorLog>().is_some() || is_json {
+    if response.extensions().get::<ErrorLog>().is_some()
+        || response.extensions().get::<VendorAnswer>().is_some()
+        || is_json
+    {
         response
     } else {
         outside_handler(status, response.headers())

@@ -229,6 +229,11 @@ pub fn capability_table() -> String {
         }
         out.push('\n');
     }
+    out.push_str("| passthrough (`/v1/connections/{id}/passthrough/{path}`) reaches |");
+    for entry in VENDORS {
+        out.push_str(&format!(" {} |", entry.vendor.passthrough));
+    }
+    out.push('\n');
     out
 }
 

@@ -13,6 +13,7 @@
 
 pub mod chatbotx;
 pub mod control;
+pub mod echo;
 mod generator;
 mod json;
 pub mod live;

@@ -17,10 +17,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use reqwest::Method;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use switchboard_core::quota_state::{Ledger, QuotaState};
 use switchboard_core::{ConnectionHealth, QuotaStatus, codes};
-use switchboard_core::{Error, ErrorKind, Result};
+use switchboard_core::{Error, ErrorKind, PassthroughAnswer, PassthroughRequest, Result};
 use tokio::time::Instant;
 use url::Url;
 
@@ -29,6 +31,7 @@ use crate::breaker::{Admission, Breaker, BreakerSettings};
 use crate::budget::RateLimit;
 use crate::cache::PageCache;
 use crate::call::{Call, ErrorParser, Response};
+use crate::deadline;
 use crate::lock;
 use crate::meters::Meters;
 use crate::quota::{self, Quota};
@@ -207,6 +210,32 @@ impl Upstream {
         }
     }
 
+    /// The connection's quota as a caller may be told it: the gateway's budget for the vendor,
+    /// never more than the vendor itself last said it allows (`X-RateLimit-Limit`) or has left
+    /// (`X-RateLimit-Remaining`), and none left while the vendor's window is closed. `None` when neither the budget nor the vendor says.
+    pub fn quota_state(&self) -> Option<QuotaState> {
+        let (remaining, reset_at) = self.window.quota();
+        let vendor = VendorSaid {
+            limit: self.window.limit(),
+            remaining,
+            reset_secs: reset_at
+                .map(|at| u64::try_from((at - Utc::now()).num_seconds()).unwrap_or(0)),
+        };
+        stated_quota(
+            self.quota.limit(),
+            self.quota.remaining(),
+            vendor,
+            self.window.closed_for(),
+        )
+    }
+
+    /// Notes the connection's quota in the request's ledger: the request reached the vendor.
+    fn note_reached(&self) {
+        if let Some(state) = self.quota_state() {
+            Ledger::note_connection(&self.connection, state);
+        }
+    }
+
     /// Sends `call`.
     ///
     /// Reads are served from the page cache when fresh; identical concurrent reads share one
@@ -247,6 +276,48 @@ impl Upstream {
 
     /// One try: admitted by the breaker, the vendor window and the quota, then sent and read.
     async fn attempt(&self, call: &Call, url: &Url, deadlines: Deadlines) -> Result<Response> {
+        let (admission, status, headers, body) = self
+            .admitted_exchange(deadlines, |timeout| self.request_of(call, url, timeout))
+            .await?;
+        if status.is_success() {
+            // Every vendor speaks JSON: a body that is not is a failure to retry, never a page
+            // to cache. The adapter parses the body once, into its own types; here only its
+            // shape is checked (an HTML page, a body cut short), which costs nothing.
+            if !body::looks_like_json(&body) {
+                return Err(self.failed(admission, "malformed", body::not_json()));
+            }
+            self.record("ok", None);
+            self.answered(admission);
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        Err(self.vendor_error(admission, call, status, &headers, &body))
+    }
+
+    /// The request of `call` to `url`, to be answered within `timeout`.
+    fn request_of(&self, call: &Call, url: &Url, timeout: Duration) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(call.method.clone(), url.clone())
+            .headers(call.headers.clone())
+            .timeout(timeout);
+        match &call.body {
+            Some(body) => request.json(body),
+            None => request,
+        }
+    }
+
+    /// Admits one request (the breaker, the vendor window, the quota, the deadline), sends what
+    /// `build` makes of the time left, and reads its answer under the body cap; the vendor
+    /// window hears the answer. Refused, failed on the way or too large: the error, counted.
+    async fn admitted_exchange(
+        &self,
+        deadlines: Deadlines,
+        build: impl FnOnce(Duration) -> reqwest::RequestBuilder,
+    ) -> Result<(Admission<'_>, StatusCode, HeaderMap, Bytes)> {
         let admission = self
             .breaker
             .admit()
@@ -266,9 +337,10 @@ impl Upstream {
             }
         };
         let cap = self.options.shared.max_body_bytes;
-        let (status, headers, body) = match self.exchange(call, url, remaining, cap).await {
+        let (status, headers, body) = match self.exchange_request(build(remaining), cap).await {
             Ok(parts) => parts,
             Err(BodyError::TooLarge) => {
+                self.note_reached();
                 return Err(self.failed(admission, "too_large", body::too_large(cap)));
             }
             Err(BodyError::Transport(e)) => {
@@ -281,40 +353,16 @@ impl Upstream {
             }
         };
         self.window.observe(status, &headers).await;
-        if status.is_success() {
-            // Every vendor speaks JSON: a body that is not is a failure to retry, never a page
-            // to cache. The adapter parses the body once, into its own types; here only its
-            // shape is checked (an HTML page, a body cut short), which costs nothing.
-            if !body::looks_like_json(&body) {
-                return Err(self.failed(admission, "malformed", body::not_json()));
-            }
-            self.record("ok", None);
-            self.answered(admission);
-            return Ok(Response {
-                status,
-                headers,
-                body,
-            });
-        }
-        Err(self.vendor_error(admission, call, status, &headers, &body))
+        self.note_reached();
+        Ok((admission, status, headers, body))
     }
 
-    /// Sends the request with `timeout` and reads its answer, at most `cap` bytes of it.
-    async fn exchange(
+    /// Sends `request` and reads its answer, at most `cap` bytes of it.
+    async fn exchange_request(
         &self,
-        call: &Call,
-        url: &Url,
-        timeout: Duration,
+        request: reqwest::RequestBuilder,
         cap: usize,
     ) -> Result<(StatusCode, HeaderMap, Bytes), BodyError> {
-        let mut request = self
-            .http
-            .request(call.method.clone(), url.clone())
-            .headers(call.headers.clone())
-            .timeout(timeout);
-        if let Some(body) = &call.body {
-            request = request.json(body);
-        }
         let started = Instant::now();
         let received = async {
             let response = request.send().await.map_err(BodyError::Transport)?;
@@ -326,6 +374,105 @@ impl Upstream {
         .await;
         self.meters.duration(started.elapsed());
         received
+    }
+
+    /// Sends a caller's own request to the vendor (`passthrough`) with the connection's
+    /// credentials (its default headers, and `credentials` for a vendor whose token changes).
+    /// The same etiquette as every call: the breaker, the vendor window, the quota and the
+    /// deadline admit it, its answer is read under the body cap, the window hears what the
+    /// answer says of the quota (a 429 closes it for everyone) and a 5xx counts against the
+    /// breaker. Never retried, never cached: the answer comes back whatever its status. A
+    /// write hides the connection's cached pages, as the adapters' writes do.
+    pub async fn passthrough(
+        &self,
+        request: &PassthroughRequest,
+        credentials: HeaderMap,
+    ) -> Result<PassthroughAnswer> {
+        let answer = self
+            .send_through(request, credentials)
+            .await
+            .map_err(|e| e.with_connection(&self.connection));
+        if request.method != "GET" {
+            self.cache.forget_pages().await;
+        }
+        answer
+    }
+
+    async fn send_through(
+        &self,
+        request: &PassthroughRequest,
+        credentials: HeaderMap,
+    ) -> Result<PassthroughAnswer> {
+        let method = passthrough_method(&request.method)?;
+        let url = passthrough_url(
+            &self.options.base_url,
+            &request.path,
+            request.query.as_deref(),
+        )?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) && PASSTHROUGH_REQUEST_HEADERS.contains(&name.as_str())
+            {
+                headers.insert(name, value);
+            }
+        }
+        // The connection's credentials last: nothing of the caller's can stand in for them.
+        for (name, value) in &credentials {
+            headers.insert(name.clone(), value.clone());
+        }
+        let deadline = deadline::sooner(Instant::now() + self.options.deadline);
+        let deadlines = Deadlines {
+            request: deadline,
+            attempt: deadline,
+        };
+        let (admission, status, headers, body) = self
+            .admitted_exchange(deadlines, |timeout| {
+                let outgoing = self
+                    .http
+                    .request(method, url)
+                    .headers(headers)
+                    .timeout(timeout);
+                // A request without a body goes without one (no `Content-Length: 0` on a GET).
+                if request.body.is_empty() {
+                    outgoing
+                } else {
+                    outgoing.body(request.body.clone())
+                }
+            })
+            .await?;
+        if status.is_server_error() {
+            self.failed(
+                admission,
+                "server_error",
+                Error::new(
+                    ErrorKind::UpstreamUnavailable,
+                    "the vendor failed to answer",
+                ),
+            );
+        } else {
+            let outcome = match status {
+                StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+                s if s.is_success() || s.is_redirection() => "ok",
+                _ => "client_error",
+            };
+            self.meters.request(outcome);
+            self.answered(admission);
+        }
+        let returned = headers
+            .iter()
+            .filter(|(name, _)| PASSTHROUGH_ANSWER_HEADERS.contains(&name.as_str()))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        Ok(PassthroughAnswer {
+            status: status.as_u16(),
+            headers: returned,
+            body: body.to_vec(),
+        })
     }
 
     /// The gateway's error for a vendor's non-2xx answer. A 5xx is a failure to the breaker;
@@ -406,6 +553,121 @@ impl Upstream {
     }
 }
 
+/// What the vendor last said of its quota (`X-RateLimit-Limit`, `-Remaining`, `-Reset`).
+#[derive(Debug, Clone, Copy, Default)]
+struct VendorSaid {
+    limit: Option<u32>,
+    remaining: Option<u32>,
+    reset_secs: Option<u64>,
+}
+
+/// The quota stated for a connection with budget `budget` (`left` of it after the last request),
+/// what the vendor said, and its window closed for `closed`: never more than the vendor allows
+/// or has left. `None` when neither the budget nor the vendor tells a quota.
+fn stated_quota(
+    budget: Option<RateLimit>,
+    left: Option<u32>,
+    vendor: VendorSaid,
+    closed: Option<Duration>,
+) -> Option<QuotaState> {
+    let mut state = match (budget, vendor.remaining) {
+        (Some(budget), _) => QuotaState::refilling(
+            budget.requests,
+            budget.per_seconds,
+            left.unwrap_or(budget.requests),
+        ),
+        (None, Some(remaining)) => {
+            let window = vendor.reset_secs.unwrap_or(1).max(1);
+            QuotaState {
+                quota: vendor.limit.unwrap_or(remaining).max(1),
+                window_secs: u32::try_from(window).unwrap_or(u32::MAX),
+                remaining,
+                reset_secs: window,
+            }
+        }
+        (None, None) => return None,
+    };
+    if let Some(limit) = vendor.limit {
+        state.quota = state.quota.min(limit.max(1));
+        state.remaining = state.remaining.min(state.quota);
+    }
+    if let Some(remaining) = vendor.remaining
+        && remaining < state.remaining
+    {
+        state.remaining = remaining;
+        state.reset_secs = vendor.reset_secs.unwrap_or(u64::from(state.window_secs));
+    }
+    if let Some(closed) = closed {
+        state.remaining = 0;
+        state.reset_secs = state.reset_secs.max(closed.as_secs().max(1));
+    }
+    Some(state)
+}
+
+/// The caller's headers a passthrough request forwards; every other one stays at the gateway.
+pub const PASSTHROUGH_REQUEST_HEADERS: &[&str] = &["content-type", "accept", "idempotency-key"];
+
+/// The vendor's headers a passthrough answer returns; every other one stays at the gateway.
+pub const PASSTHROUGH_ANSWER_HEADERS: &[&str] = &[
+    "content-type",
+    "content-language",
+    "content-disposition",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "location",
+    "link",
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-total-count",
+];
+
+/// The methods a passthrough request may use.
+fn passthrough_method(method: &str) -> Result<Method> {
+    match method {
+        "GET" => Ok(Method::GET),
+        "POST" => Ok(Method::POST),
+        "PUT" => Ok(Method::PUT),
+        "PATCH" => Ok(Method::PATCH),
+        "DELETE" => Ok(Method::DELETE),
+        _ => Err(Error::new(
+            ErrorKind::InvalidRequest,
+            "passthrough accepts GET, POST, PUT, PATCH and DELETE",
+        )),
+    }
+}
+
+/// `path` (percent-encoded, checked by the server) and `query` under `base`. The result is checked
+/// again: same scheme, host and port as `base`, and a path under `base`'s, or nothing is sent.
+pub fn passthrough_url(base: &Url, path: &str, query: Option<&str>) -> Result<Url> {
+    let escapes = || {
+        Error::new(
+            ErrorKind::InvalidRequest,
+            "the passthrough path must stay under the connection's base URL",
+        )
+        .with_code(codes::INVALID_PASSTHROUGH_PATH)
+    };
+    let base_path = base.path().trim_end_matches('/');
+    let mut url = base.clone();
+    url.set_path(&format!("{base_path}/{path}"));
+    url.set_query(query.filter(|q| !q.is_empty()));
+    url.set_fragment(None);
+    let under = url.path() == base_path
+        || url
+            .path()
+            .strip_prefix(base_path)
+            .is_some_and(|rest| rest.starts_with('/'));
+    let same_origin = url.scheme() == base.scheme()
+        && url.host_str() == base.host_str()
+        && url.port_or_known_default() == base.port_or_known_default();
+    if !under || !same_origin {
+        return Err(escapes());
+    }
+    Ok(url)
+}
+
 /// A request that failed on the way. One that never connected was never sent (`unsent`); any
 /// other may have reached the vendor.
 fn transport_error(e: reqwest::Error) -> Error {
@@ -427,5 +689,66 @@ fn transport_error(e: reqwest::Error) -> Error {
             "the connection to the vendor failed",
         )
         .with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUDGET: RateLimit = RateLimit {
+        requests: 120,
+        per_seconds: 60,
+    };
+
+    #[test]
+    fn the_budget_is_stated_when_the_vendor_says_nothing() {
+        let state =
+            stated_quota(Some(BUDGET), Some(110), VendorSaid::default(), None).expect("a quota");
+        assert_eq!(
+            (
+                state.quota,
+                state.window_secs,
+                state.remaining,
+                state.reset_secs
+            ),
+            (120, 60, 110, 5)
+        );
+        assert_eq!(stated_quota(None, None, VendorSaid::default(), None), None);
+    }
+
+    #[test]
+    fn never_more_than_the_vendor_allows_or_has_left() {
+        let vendor = VendorSaid {
+            limit: Some(100),
+            remaining: Some(7),
+            reset_secs: Some(42),
+        };
+        let state = stated_quota(Some(BUDGET), Some(110), vendor, None).expect("a quota");
+        assert_eq!(
+            (state.quota, state.remaining, state.reset_secs),
+            (100, 7, 42)
+        );
+        let roomy = VendorSaid {
+            limit: Some(1000),
+            remaining: Some(900),
+            reset_secs: Some(42),
+        };
+        let state = stated_quota(Some(BUDGET), Some(3), roomy, None).expect("a quota");
+        assert_eq!((state.quota, state.remaining), (120, 3), "the budget binds");
+        let unbudgeted = stated_quota(None, None, vendor, None).expect("the vendor's");
+        assert_eq!((unbudgeted.quota, unbudgeted.remaining), (100, 7));
+    }
+
+    #[test]
+    fn a_closed_window_leaves_nothing() {
+        let state = stated_quota(
+            Some(BUDGET),
+            Some(110),
+            VendorSaid::default(),
+            Some(Duration::from_secs(90)),
+        )
+        .expect("a quota");
+        assert_eq!((state.remaining, state.reset_secs), (0, 90));
     }
 }

@@ -9,8 +9,8 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use switchboard_core::{
-    Capabilities, Error, ErrorKind, Message, MessageQuery, Provider, ProviderInfo, ProviderKind,
-    Result, UpstreamPage, codes,
+    Capabilities, Error, ErrorKind, Message, MessageQuery, PassthroughAnswer, PassthroughRequest,
+    Provider, ProviderInfo, ProviderKind, Result, UpstreamPage, codes,
 };
 use url::Url;
 
@@ -83,6 +83,8 @@ pub struct Vendor {
     pub parse_error: ErrorParser,
     /// What its error statuses mean when its body says nothing more.
     pub statuses: StatusMessages,
+    /// What a connection's passthrough reaches, for people (`switchboard capabilities`).
+    pub passthrough: &'static str,
 }
 
 impl Vendor {
@@ -184,6 +186,12 @@ impl Edge {
     /// The vendor.
     pub fn vendor(&self) -> &'static Vendor {
         self.vendor
+    }
+
+    /// Sends a caller's own request (`passthrough`) to the vendor with the connection's fixed
+    /// credentials (the headers the edge was built with); see [`Upstream::passthrough`].
+    pub async fn passthrough(&self, request: &PassthroughRequest) -> Result<PassthroughAnswer> {
+        self.upstream.passthrough(request, HeaderMap::new()).await
     }
 
     /// A 2xx answer of this connection's vendor that does not read as documented.
@@ -310,6 +318,7 @@ mod tests {
             not_found: "no such thing",
             rate_limited: "Acme's quota is used up",
         },
+        passthrough: "the whole API",
     };
 
     fn classify(status: u16, headers: &HeaderMap) -> Error {

@@ -26,7 +26,10 @@ use switchboard_store::budget;
 
 pub use breaker::{Admission, Breaker, BreakerSettings};
 pub use call::{Call, ErrorParser, Response};
-pub use client::{DEFAULT_MAX_BODY_BYTES, Shared, Upstream, UpstreamOptions};
+pub use client::{
+    DEFAULT_MAX_BODY_BYTES, PASSTHROUGH_ANSWER_HEADERS, PASSTHROUGH_REQUEST_HEADERS, Shared,
+    Upstream, UpstreamOptions, passthrough_url,
+};
 pub use edge::{
     Adapter, ConnectionSettings, Edge, StatusMessages, Vendor, invalid_assignee, invalid_cursor,
     invalid_sender, next_page_number, page_number,

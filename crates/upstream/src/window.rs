@@ -28,6 +28,7 @@ pub(crate) struct VendorWindow {
 struct Said {
     /// No request goes out before this (a 429, or `X-RateLimit-Remaining: 0`).
     blocked_until: Option<Instant>,
+    limit: Option<u32>,
     remaining: Option<u32>,
     reset_at: Option<DateTime<Utc>>,
 }
@@ -35,6 +36,8 @@ struct Said {
 /// What one answer's status and headers say of the window.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Heard {
+    /// `X-RateLimit-Limit`.
+    pub(crate) limit: Option<u32>,
     /// `X-RateLimit-Remaining`.
     pub(crate) remaining: Option<u32>,
     /// `X-RateLimit-Reset` as a time, when the vendor sent `remaining` too.
@@ -47,6 +50,7 @@ pub(crate) struct Heard {
 impl Heard {
     /// Reads the window from an answer.
     pub(crate) fn from_answer(status: StatusCode, headers: &HeaderMap) -> Heard {
+        let limit: Option<u32> = header_number(headers, "x-ratelimit-limit");
         let remaining: Option<u32> = header_number(headers, "x-ratelimit-remaining");
         let reset: Option<i64> = header_number(headers, "x-ratelimit-reset");
         let wait = if status == StatusCode::TOO_MANY_REQUESTS {
@@ -57,6 +61,7 @@ impl Heard {
             None
         };
         Heard {
+            limit,
             remaining,
             reset_at: reset
                 .filter(|_| remaining.is_some())
@@ -100,6 +105,11 @@ impl VendorWindow {
         (said.remaining, said.reset_at)
     }
 
+    /// `X-RateLimit-Limit` as last heard (with a `-Remaining`).
+    pub(crate) fn limit(&self) -> Option<u32> {
+        lock(&self.said).limit
+    }
+
     /// Keeps the window in step with an answer. A closed window is shared with every replica
     /// before the caller hears of it, so once any caller has seen the vendor's 429 no replica
     /// sends to that connection until the window reopens.
@@ -111,6 +121,7 @@ impl VendorWindow {
         {
             let mut said = lock(&self.said);
             if heard.remaining.is_some() {
+                said.limit = heard.limit;
                 said.remaining = heard.remaining;
                 said.reset_at = heard.reset_at;
             }

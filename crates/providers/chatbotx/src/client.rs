@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, ConversationFilter, Error, ErrorKind, ListQuery, Message,
-    MessageQuery, Mode, NewMessage, Operation, Page, Provider, ProviderInfo, Result, Status,
-    UpstreamPage, codes, tolerant,
+    MessageQuery, Mode, NewMessage, Operation, Page, PassthroughAnswer, PassthroughRequest,
+    Provider, ProviderInfo, Result, Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{
     Adapter, Call, Edge, Shared, Vendor, invalid_assignee, invalid_cursor, native_id,
@@ -462,6 +462,10 @@ impl Provider for Chatbotx {
         };
         self.conversation_action(op, id, action, None).await?;
         self.fetch_conversation(op, id, false).await
+    }
+
+    async fn passthrough(&self, request: PassthroughRequest) -> Result<PassthroughAnswer> {
+        self.edge.passthrough(&request).await
     }
 }
 

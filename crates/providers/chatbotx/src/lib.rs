@@ -33,6 +33,7 @@ pub static VENDOR: Vendor = Vendor {
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,
+    passthrough: "the API under `/api` (e.g. `v1/inboxes`, `v1/teams`, tags and contacts)",
 };
 
 /// What ChatbotX can do.

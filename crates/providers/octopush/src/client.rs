@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, Provider, ProviderInfo, Result, Status, UpstreamPage, codes,
-    tolerant,
+    NewMessage, Operation, Page, PassthroughAnswer, PassthroughRequest, Provider, ProviderInfo,
+    Result, Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{
     Adapter, Call, Edge, Response, Shared, Vendor, native_id, next_page_number, page_number,
@@ -328,6 +328,10 @@ impl Provider for Octopush {
 
     async fn set_status(&self, _id: &str, _status: Status) -> Result<Conversation> {
         Err(Error::unsupported(Operation::SetStatus))
+    }
+
+    async fn passthrough(&self, request: PassthroughRequest) -> Result<PassthroughAnswer> {
+        self.edge.passthrough(&request).await
     }
 }
 

@@ -35,6 +35,7 @@ pub static VENDOR: Vendor = Vendor {
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,
+    passthrough: "the public API under `/v1/public` (e.g. `sms-campaign/send`, campaigns and lists)",
 };
 
 /// The largest conversation page requested: the documented default `per_page`, treated as the cap

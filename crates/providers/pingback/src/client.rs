@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, Provider, ProviderInfo, Result, Status, UpstreamPage, codes,
-    tolerant,
+    NewMessage, Operation, Page, PassthroughAnswer, PassthroughRequest, Provider, ProviderInfo,
+    Result, Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{
     Adapter, Call, Edge, Response, Secret, Shared, Vendor, invalid_assignee, invalid_cursor,
@@ -189,6 +189,17 @@ impl Pingback {
         let mut call = call.clone();
         call.headers.insert(AUTHORIZATION, authorization);
         self.edge.upstream.send(&call).await
+    }
+
+    /// Sends a passthrough request with `authorization`.
+    async fn passthrough_as(
+        &self,
+        request: &PassthroughRequest,
+        authorization: HeaderValue,
+    ) -> Result<PassthroughAnswer> {
+        let mut credentials = HeaderMap::new();
+        credentials.insert(AUTHORIZATION, authorization);
+        self.edge.upstream.passthrough(request, credentials).await
     }
 
     /// `GET /api/v1/conversations/{id}`: the conversation with its full history, and its JSON.
@@ -437,6 +448,21 @@ impl Provider for Pingback {
         ))
         .await?;
         self.get_conversation(id, false).await
+    }
+
+    /// With the connection's token, logged in first when there is none; a 401 logs in again
+    /// once and sends again (the refused request did nothing), as every PingBack call does.
+    async fn passthrough(&self, request: PassthroughRequest) -> Result<PassthroughAnswer> {
+        // The login is named as the reading of conversations in its errors.
+        let op = Operation::ListConversations;
+        let (authorization, generation) = self.authorization(op).await?;
+        let answer = self.passthrough_as(&request, authorization).await?;
+        if answer.status != 401 {
+            return Ok(answer);
+        }
+        tracing::debug!(connection = %self.connection(), "PingBack refused the token; logging in again");
+        let (authorization, _) = self.renew(op, Some(generation)).await?;
+        self.passthrough_as(&request, authorization).await
     }
 }
 

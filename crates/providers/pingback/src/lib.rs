@@ -31,6 +31,7 @@ pub static VENDOR: Vendor = Vendor {
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,
+    passthrough: "the API from its root, logged in (e.g. `POST api/v1/conversations/` to create one)",
 };
 
 /// The largest conversation page the adapter asks for (PingBack documents no maximum `limit`).

@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, Provider, ProviderInfo, Result, Status, UpstreamPage, codes,
-    tolerant,
+    NewMessage, Operation, Page, PassthroughAnswer, PassthroughRequest, Provider, ProviderInfo,
+    Result, Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{
     Adapter, Call, Edge, Shared, Vendor, invalid_assignee, invalid_sender, native_id,
@@ -322,5 +322,9 @@ impl Provider for Zipchat {
 
     async fn set_status(&self, _id: &str, _status: Status) -> Result<Conversation> {
         Err(Error::unsupported(Operation::SetStatus))
+    }
+
+    async fn passthrough(&self, request: PassthroughRequest) -> Result<PassthroughAnswer> {
+        self.edge.passthrough(&request).await
     }
 }

@@ -30,6 +30,7 @@ pub static VENDOR: Vendor = Vendor {
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,
+    passthrough: "the Backend API under `/api/integrations/backend_api/v1` (e.g. `chats/{chat_id}/users`)",
 };
 
 /// What Zipchat can do.

@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod events;
 pub mod extract;
 pub mod json;
+pub mod passthrough;
 pub mod system;
 pub mod webhooks;
 
@@ -33,6 +34,7 @@ use crate::state::AppState;
         (name = "connections", description = "Connections, capabilities and agents"),
         (name = "events", description = "The change feed: every change across the connections you can see, as a resumable log and as Server-Sent Events; webhooks receive the same `Event`"),
         (name = "webhooks", description = "Webhook endpoints (configured in `[[webhooks]]`): delivery state and replays; needs the `admin` scope"),
+        (name = "passthrough", description = "A connection's own vendor API, for what the normalized model leaves out: the connection's credentials, quota, vendor window and breaker; needs the `passthrough` scope"),
         (name = "system", description = "Health"),
     )
 )]
@@ -80,6 +82,13 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
         .routes(routes!(events::create_ticket))
+        .routes(routes!(
+            passthrough::passthrough_get,
+            passthrough::passthrough_post,
+            passthrough::passthrough_put,
+            passthrough::passthrough_patch,
+            passthrough::passthrough_delete
+        ))
         .routes(routes!(webhooks::list_webhooks))
         .routes(routes!(webhooks::replay_webhook))
         .routes(routes!(system::healthz))
@@ -118,8 +127,80 @@ pub fn openapi_json() -> serde_json::Value {
     if let Some(message) = spec.pointer_mut("/components/schemas/EventStreamMessage") {
         *message = event_stream_message(message);
     }
+    // The router's wildcard `{*path}` is the spec's `{path}`.
+    if let Some(paths) = spec["paths"].as_object_mut()
+        && let Some(item) = paths.remove("/v1/connections/{connection}/passthrough/{*path}")
+    {
+        paths.insert(
+            "/v1/connections/{connection}/passthrough/{path}".to_owned(),
+            item,
+        );
+    }
     spec["webhooks"] = webhook_delivery();
+    document_quota_headers(&mut spec);
     spec
+}
+
+/// The quota header fields: `RateLimit-Policy` and `RateLimit` on every answer of every
+/// authenticated operation (the `/v1/` ones; a 401 has no caller to state), `Retry-After` on
+/// every 429 and 503.
+fn document_quota_headers(spec: &mut serde_json::Value) {
+    let text = |description: &str, example: &str| {
+        serde_json::json!({
+            "description": description,
+            "schema": {"type": "string"},
+            "example": example,
+        })
+    };
+    spec["components"]["headers"] = serde_json::json!({
+        "RateLimit-Policy": text(
+            "The quota policies behind this answer (IETF draft-ietf-httpapi-ratelimit-headers): \
+    `\"client\"` is this token's own quota (`q` requests per `w` seconds); an answer that reached a \
+    vendor adds one policy per connection it reached, named after the connection, never more than \
+    the vendor allows",
+            "\"client\";q=600;w=60, \"zipchat-main\";q=120;w=60",
+        ),
+        "RateLimit": text(
+            "What is left of each policy of `RateLimit-Policy`, in the same order: `r` requests \
+    remain, and the quota is whole again in `t` seconds",
+            "\"client\";r=597;t=1, \"zipchat-main\";r=118;t=1",
+        ),
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "schema": {"type": "integer", "format": "int64", "minimum": 0},
+        },
+    });
+    let reference =
+        |name: &str| serde_json::json!({"$ref": format!("#/components/headers/{name}")});
+    let Some(paths) = spec["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let authenticated = path.starts_with("/v1/");
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                let headers = response
+                    .as_object_mut()
+                    .map(|r| r.entry("headers").or_insert_with(|| serde_json::json!({})));
+                let Some(headers) = headers.and_then(|h| h.as_object_mut()) else {
+                    continue;
+                };
+                if authenticated && status != "401" {
+                    headers.insert("RateLimit-Policy".to_owned(), reference("RateLimit-Policy"));
+                    headers.insert("RateLimit".to_owned(), reference("RateLimit"));
+                }
+                if (status == "429" || status == "503") && !headers.contains_key("Retry-After") {
+                    headers.insert("Retry-After".to_owned(), reference("Retry-After"));
+                }
+            }
+        }
+    }
 }
 
 /// One SSE message of `GET /v1/events/stream` as SSE parsers and schemathesis read it (in

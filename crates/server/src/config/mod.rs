@@ -323,6 +323,9 @@ pub enum Scope {
     Write,
     /// See the webhook endpoints and replay them (`/v1/webhooks`).
     Admin,
+    /// Send requests through to a connection's own vendor API
+    /// (`/v1/connections/{id}/passthrough/{path}`); no other scope implies it.
+    Passthrough,
 }
 
 impl Scope {
@@ -332,6 +335,7 @@ impl Scope {
             Scope::Read => "read",
             Scope::Write => "write",
             Scope::Admin => "admin",
+            Scope::Passthrough => "passthrough",
         }
     }
 }

@@ -185,19 +185,23 @@ pub async fn reply(
     // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
     let vendor_key = idempotency::fingerprint(&[&caller.name, &key]);
     let (state, caller, id) = (state.clone(), caller.clone(), id.to_owned());
-    let work = tokio::spawn(async move {
-        let store = state.store.as_ref();
-        let earlier = claim.earlier();
-        let delivered = claim
-            .hold(
-                store,
-                deliver(&state, &caller, &id, text, sender_id, vendor_key, earlier),
-            )
-            .await;
-        let replayed = matches!(delivered, Ok(Delivered { earlier: true, .. }));
-        let result = idempotency::finish(store, claim, delivered.map(|d| d.message)).await;
-        (result, replayed)
-    });
+    let ledger = switchboard_core::quota_state::Ledger::current();
+    let work = tokio::spawn(switchboard_core::quota_state::Ledger::carry(
+        ledger,
+        async move {
+            let store = state.store.as_ref();
+            let earlier = claim.earlier();
+            let delivered = claim
+                .hold(
+                    store,
+                    deliver(&state, &caller, &id, text, sender_id, vendor_key, earlier),
+                )
+                .await;
+            let replayed = matches!(delivered, Ok(Delivered { earlier: true, .. }));
+            let result = idempotency::finish(store, claim, delivered.map(|d| d.message)).await;
+            (result, replayed)
+        },
+    ));
     let (result, replayed) = work
         .await
         .map_err(|e| Error::new(ErrorKind::Unexpected, "the reply's work failed").with_source(e))?;

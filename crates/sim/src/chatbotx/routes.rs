@@ -111,6 +111,7 @@ pub fn router(world: Shared) -> Router {
         .route("/v1/members/{id}", get(get_member))
         .route("/v1/teams", get(list_teams))
         .route("/v1/inboxes", get(list_inboxes))
+        .merge(crate::echo::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found") })
         .layer(axum::middleware::from_fn_with_state(world.clone(), gate))
         .with_state(world)

@@ -47,6 +47,7 @@ pub fn router(world: Shared) -> Router {
         .route("/conversations/list", get(list_conversations))
         .route("/conversations/messages/list", get(list_messages))
         .route("/sms-campaign/send", post(send_sms))
+        .merge(crate::echo::routes())
         .layer(axum::middleware::from_fn(auth))
         .with_state(world)
 }

@@ -63,6 +63,7 @@ pub fn router(world: Shared) -> Router {
         )
         .route("/api/v1/team/assign/{conversation_id}", post(team_assign))
         .route("/api/v1/team/members", get(team_members))
+        .merge(crate::echo::routes())
         .layer(axum::middleware::from_fn_with_state(world.clone(), gate));
     Router::new()
         .route("/api/v1/auth/login", post(login))

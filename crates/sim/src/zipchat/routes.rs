@@ -82,6 +82,7 @@ pub fn router(world: Shared) -> Router {
         )
         .route("/chats/{chat_id}/users", get(list_users))
         .route("/chats/{chat_id}/users/{id}", get(show_user))
+        .merge(crate::echo::routes())
         .layer(axum::middleware::from_fn_with_state(world.clone(), gate))
         .with_state(world)
 }
