@@ -231,7 +231,7 @@ fuzz() {
 }
 export MAX_EXAMPLES SEED
 export -f fuzz
-step "schemathesis: ${MAX_EXAMPLES} examples per operation, seed ${SEED}" 600 fuzz
+step "schemathesis: ${MAX_EXAMPLES} examples per operation, seed ${SEED}" 1200 fuzz
 
 FINISHED=1
 summary
