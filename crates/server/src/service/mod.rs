@@ -11,5 +11,5 @@ pub use listing::{
     AgentPage, CONVERSATION_PARAMS, ConversationPage, ConversationQuery, MESSAGE_PARAMS,
     MessagePage, PartialFailure, get_conversation, list_agents, list_conversations, list_messages,
 };
-pub use replies::{MAX_REPLY_CHARS, Reply, ReplyError, reply, send_message};
+pub use replies::{MAX_REPLY_CHARS, Reply, ReplyError, reply};
 pub use writes::{set_assignment, set_status};

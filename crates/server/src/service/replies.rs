@@ -63,15 +63,23 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `POST /v1/conversations/{id}/messages`: a reply.
-pub async fn send_message(
+/// A reply checked and routed before anything is sent: its conversation's connection, the
+/// vendor's id of the conversation, the text, and the sender as the vendor's agent id.
+struct Outgoing {
+    provider: Arc<dyn Provider>,
+    conversation: String,
+    text: String,
+    sender: Option<String>,
+}
+
+/// Checks a reply's text and sender and finds its conversation's connection; sends nothing.
+fn prepare(
     state: &AppState,
     caller: &Caller,
     id: &str,
     text: String,
     sender_id: Option<&str>,
-    idempotency_key: Option<String>,
-) -> Result<Message, Error> {
+) -> Result<Outgoing, Error> {
     check_reply_text(&text)?;
     if sender_id.is_some_and(|s| ids::split(s).is_none()) {
         return Err(Error::invalid_parameter(
@@ -95,12 +103,28 @@ pub async fn send_message(
                 })
         })
         .transpose()?;
-    let mut message = provider
+    Ok(Outgoing {
+        provider: provider.clone(),
+        conversation: native.to_owned(),
+        text,
+        sender,
+    })
+}
+
+/// Sends `reply` (with `idempotency_key` for vendors that deduplicate) and records the write.
+async fn send(
+    state: &AppState,
+    caller: &Caller,
+    reply: Outgoing,
+    idempotency_key: Option<String>,
+) -> Result<Message, Error> {
+    let mut message = reply
+        .provider
         .send_message(
-            native,
+            &reply.conversation,
             NewMessage {
-                text,
-                sender,
+                text: reply.text,
+                sender: reply.sender,
                 idempotency_key,
             },
         )
@@ -155,18 +179,18 @@ pub async fn reply(
     sender_id: Option<String>,
     idempotency_key: Option<String>,
 ) -> Result<Reply, ReplyError> {
+    // Checked before the key is claimed: a request refused before it reaches the vendor (bad
+    // text, bad sender, unknown conversation) does not use its key.
+    let outgoing = prepare(state, caller, id, text, sender_id.as_deref())?;
     let Some(key) = idempotency_key else {
-        let message = send_message(state, caller, id, text, sender_id.as_deref(), None).await?;
+        let message = send(state, caller, outgoing, None).await?;
         return Ok(Reply {
             message,
             replayed: false,
         });
     };
-    // A request refused before it reaches the vendor (bad text, unknown conversation) does not
-    // use its key.
-    check_reply_text(&text)?;
-    state.resolve(caller, id, "conversation")?;
-    let fingerprint = idempotency::fingerprint(&[id, &text, sender_id.as_deref().unwrap_or("")]);
+    let fingerprint =
+        idempotency::fingerprint(&[id, &outgoing.text, sender_id.as_deref().unwrap_or("")]);
     let claim =
         match idempotency::begin(state.store.as_ref(), &caller.name, &key, fingerprint).await? {
             Begin::Replay(first) => {
@@ -184,7 +208,7 @@ pub async fn reply(
         };
     // Vendors that dedupe see a key scoped to the caller, so two callers' keys never collide.
     let vendor_key = idempotency::fingerprint(&[&caller.name, &key]);
-    let (state, caller, id) = (state.clone(), caller.clone(), id.to_owned());
+    let (state, caller) = (state.clone(), caller.clone());
     let ledger = switchboard_core::quota_state::Ledger::current();
     let work = tokio::spawn(switchboard_core::quota_state::Ledger::carry(
         ledger,
@@ -194,7 +218,7 @@ pub async fn reply(
             let delivered = claim
                 .hold(
                     store,
-                    deliver(&state, &caller, &id, text, sender_id, vendor_key, earlier),
+                    deliver(&state, &caller, outgoing, vendor_key, earlier),
                 )
                 .await;
             let replayed = matches!(delivered, Ok(Delivered { earlier: true, .. }));
@@ -222,30 +246,22 @@ struct Delivered {
 async fn deliver(
     state: &AppState,
     caller: &Caller,
-    id: &str,
-    text: String,
-    sender_id: Option<String>,
+    reply: Outgoing,
     vendor_key: String,
     earlier: Option<Earlier>,
 ) -> Result<Delivered, Error> {
-    let (provider, native) = state.resolve(caller, id, "conversation")?;
-    let sender = sender_id.as_deref();
     if let Some(earlier) = earlier
-        && !provider.info().capabilities.idempotent_replies
+        && !reply.provider.info().capabilities.idempotent_replies
+        && let Some(mut message) = find_earlier_reply(&reply, earlier).await?
     {
-        let sender_native = sender.and_then(ids::split).map(|(_, native)| native);
-        if let Some(mut message) =
-            find_earlier_reply(provider.as_ref(), native, &text, sender_native, earlier).await?
-        {
-            message.raw = None;
-            record_write(state, caller, GatewayWrite::Reply(&message)).await;
-            return Ok(Delivered {
-                message,
-                earlier: true,
-            });
-        }
+        message.raw = None;
+        record_write(state, caller, GatewayWrite::Reply(&message)).await;
+        return Ok(Delivered {
+            message,
+            earlier: true,
+        });
     }
-    let message = send_message(state, caller, id, text, sender, Some(vendor_key)).await?;
+    let message = send(state, caller, reply, Some(vendor_key)).await?;
     Ok(Delivered {
         message,
         earlier: false,
@@ -255,26 +271,27 @@ async fn deliver(
 /// The reply an earlier attempt sent, if the conversation holds it: the newest outbound message
 /// with the same text (and sender, when one was named) since the attempt began. Listing fails
 /// as `unsent`: this request has sent nothing.
-async fn find_earlier_reply(
-    provider: &dyn Provider,
-    conversation: &str,
-    text: &str,
-    sender: Option<&str>,
-    earlier: Earlier,
-) -> Result<Option<Message>, Error> {
+async fn find_earlier_reply(reply: &Outgoing, earlier: Earlier) -> Result<Option<Message>, Error> {
     let since = earlier
         .began_at
         .map(|t| t - chrono::Duration::from_std(CLOCK_SLACK).unwrap_or_default());
     let query = MessageQuery {
         since,
-        page_size: provider.info().capabilities.max_message_page_size.min(50),
+        page_size: reply
+            .provider
+            .info()
+            .capabilities
+            .max_message_page_size
+            .min(50),
         include_raw: false,
     };
-    let newest = provider
-        .list_messages(conversation, &query, &UpstreamPage::First)
+    let newest = reply
+        .provider
+        .list_messages(&reply.conversation, &query, &UpstreamPage::First)
         .await
         .map_err(Error::unsent)?;
-    let text = text.trim();
+    let text = reply.text.trim();
+    let sender = reply.sender.as_deref();
     Ok(newest.items.into_iter().find(|m| {
         m.direction == Direction::Outbound
             && m.text.trim() == text
