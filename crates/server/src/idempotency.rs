@@ -263,12 +263,12 @@ fn stored(result: &Result<Message, Error>) -> Stored {
     }
 }
 
-/// What a failed request tells of the vendor.
+/// What a request's answer tells of the vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// It refused for good, or the request was refused before it (a bad parameter): the answer
-    /// is final and kept.
-    Refused,
+    /// It acted (the message), or refused for good (a documented 4xx): the answer is final and
+    /// kept.
+    Final,
     /// It never got the request: the key is freed (unless an earlier attempt is unsettled).
     NotSent,
     /// Nobody knows whether it acted: the key is kept unsettled.
@@ -283,7 +283,7 @@ pub fn outcome_of(error: &Error) -> Outcome {
     match error.kind() {
         // A 4xx the vendor documents, as its own code: it did not act.
         ErrorKind::UpstreamUnavailable if error.code() == codes::UPSTREAM_REJECTED => {
-            Outcome::Refused
+            Outcome::Final
         }
         ErrorKind::UpstreamTimeout | ErrorKind::UpstreamUnavailable => Outcome::Unknown,
         // A 429, the vendor refusing the gateway's credential, the store or the caller's own
@@ -302,7 +302,7 @@ pub fn outcome_of(error: &Error) -> Outcome {
         | ErrorKind::NotFound
         | ErrorKind::Conflict
         | ErrorKind::Gone
-        | ErrorKind::Unsupported => Outcome::Refused,
+        | ErrorKind::Unsupported => Outcome::Final,
     }
 }
 
@@ -313,11 +313,11 @@ pub async fn finish(
     result: Result<Message, Error>,
 ) -> Result<Message, Error> {
     let outcome = match &result {
-        Ok(_) => Outcome::Refused,
+        Ok(_) => Outcome::Final,
         Err(e) => outcome_of(e),
     };
     let kept = match outcome {
-        Outcome::Refused => {
+        Outcome::Final => {
             let record = serde_json::to_vec(&stored(&result)).unwrap_or_default();
             store
                 .complete(
@@ -397,6 +397,53 @@ mod tests {
                     &stored_first.body
                 )
             );
+        }
+    }
+
+    #[test]
+    fn what_an_answer_tells_of_the_vendor() {
+        let upstream = |kind, code| Error::new(kind, "x").with_code(code);
+        let table = [
+            (
+                upstream(ErrorKind::UpstreamUnavailable, "upstream_unavailable"),
+                Outcome::Unknown,
+            ),
+            (
+                upstream(ErrorKind::UpstreamTimeout, "upstream_timeout"),
+                Outcome::Unknown,
+            ),
+            (
+                upstream(ErrorKind::UpstreamTimeout, "upstream_timeout").unsent(),
+                Outcome::NotSent,
+            ),
+            (
+                upstream(ErrorKind::UpstreamUnavailable, codes::UPSTREAM_CIRCUIT_OPEN).unsent(),
+                Outcome::NotSent,
+            ),
+            (
+                upstream(ErrorKind::RateLimited, "upstream_rate_limited"),
+                Outcome::NotSent,
+            ),
+            (
+                upstream(ErrorKind::UpstreamAuth, "upstream_auth_failed"),
+                Outcome::NotSent,
+            ),
+            (
+                upstream(ErrorKind::StoreUnavailable, "store_unavailable"),
+                Outcome::NotSent,
+            ),
+            (
+                upstream(ErrorKind::UpstreamUnavailable, codes::UPSTREAM_REJECTED),
+                Outcome::Final,
+            ),
+            (
+                upstream(ErrorKind::Conflict, codes::CONVERSATION_IN_AI_MODE),
+                Outcome::Final,
+            ),
+            (upstream(ErrorKind::NotFound, "not_found"), Outcome::Final),
+        ];
+        for (error, outcome) in table {
+            assert_eq!(outcome_of(&error), outcome, "{error}");
         }
     }
 }
