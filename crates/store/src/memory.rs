@@ -206,7 +206,8 @@ pub struct MemoryStore {
     records: Mutex<Records>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`, even when a panic poisoned it: every state kept behind these locks stays whole.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

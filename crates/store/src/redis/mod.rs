@@ -21,6 +21,7 @@ use redis::{AsyncCommands, RedisResult, Script};
 use switchboard_core::{Error, ErrorKind, Result};
 
 use crate::budget::{Gcra, RateLimit};
+use crate::memory::lock;
 
 mod scripts;
 
@@ -46,11 +47,7 @@ struct FailFast {
 
 impl FailFast {
     fn failed_recently(&self) -> bool {
-        self.lock().is_some_and(|at| at.elapsed() < FAIL_FAST_FOR)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
-        self.failed_at.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.failed_at).is_some_and(|at| at.elapsed() < FAIL_FAST_FOR)
     }
 
     /// Runs one Redis call within [`CALL_TIMEOUT`], or fails at once while Redis failed
@@ -70,7 +67,7 @@ impl FailFast {
                 "the Redis store did not answer in time to {what}"
             ))),
         };
-        *self.lock() = outcome.is_err().then(tokio::time::Instant::now);
+        *lock(&self.failed_at) = outcome.is_err().then(tokio::time::Instant::now);
         outcome
     }
 }
