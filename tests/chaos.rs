@@ -20,7 +20,6 @@ use support::feed::{HookReceiver, SseReader, webhook_toml};
 use support::process::Gateway;
 use support::{ADMIN, Env};
 use switchboard_demo::{self as registry, VENDORS};
-use switchboard_sim::SimOptions;
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 use tokio::time::Instant;
 
@@ -186,16 +185,8 @@ async fn replies_and_events_survive_chaos_exactly_once() {
     let redis_dir = dir.path().join("redis");
     std::fs::create_dir_all(&redis_dir).expect("redis dir");
     let mut redis = RedisServer::start_durable(&redis_dir);
-    let sim = registry::simulators(&SimOptions {
-        seed: 11,
-        conversations: 20,
-    });
-    let addr = sim
-        .clone()
-        .spawn("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sim starts");
-    let sim_url = format!("http://{addr}");
+    let mut env = Env::simulators(11, 20).await;
+    let sim_url = env.sim_url.clone();
     let hooks = HookReceiver::start(Vec::new()).await;
     let connections = registry::demo_config(&sim_url).replace(
         "provider = \"",
@@ -218,12 +209,7 @@ async fn replies_and_events_survive_chaos_exactly_once() {
     let first = Gateway::start(&config, free_port(), &logs).await;
     let mut second = Gateway::start(&config, free_port(), &logs).await;
     let replicas = [first.url.clone(), second.url.clone()];
-    let env = Env {
-        gateway: first.url.clone(),
-        sim_url,
-        sim,
-        http: reqwest::Client::new(),
-    };
+    env.gateway = first.url.clone();
 
     // Targets, chosen with the vendors healthy: a conversation per vendor that takes replies.
     let mut targets = Vec::new();

@@ -147,16 +147,7 @@ async fn silent_connections_cannot_lock_clients_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bidi_controls_are_refused_and_oversized_bodies_everywhere() {
     let env = Env::start(10).await;
-    let (_, page) = env
-        .get(
-            ADMIN,
-            "/v1/conversations?connection=helpdesk-pingback&limit=1",
-        )
-        .await;
-    let id = page["data"][0]["id"]
-        .as_str()
-        .expect("a conversation")
-        .to_owned();
+    let id = env.reply_target("helpdesk-pingback").await;
     let before = env.sim_requests().await;
     for control in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'] {
         let (status, problem) = env

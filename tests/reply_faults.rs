@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use support::process::Gateway;
 use support::{ADMIN, Env};
 use switchboard_demo::{self as registry, VENDORS};
-use switchboard_sim::SimOptions;
 use switchboard_testkit::{TempDir, free_port};
 
 /// A reply's answer: status, body, `Idempotency-Replayed`, `Retry-After` (seconds).
@@ -194,16 +193,8 @@ async fn a_retry_beside_a_request_at_work_is_told_when_to_come_back() {
 /// exactly once, whether or not the vendor got the first send.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_whose_gateway_crashed_mid_send_is_delivered_once() {
-    let sim = registry::simulators(&SimOptions {
-        seed: 7,
-        conversations: 10,
-    });
-    let addr = sim
-        .clone()
-        .spawn("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sim starts");
-    let sim_url = format!("http://{addr}");
+    let mut env = Env::simulators(7, 10).await;
+    let sim_url = env.sim_url.clone();
     let dir = TempDir::new();
     let config = dir.path().join("gateway.toml");
     std::fs::write(
@@ -217,12 +208,7 @@ async fn a_reply_whose_gateway_crashed_mid_send_is_delivered_once() {
     )
     .expect("config written");
     let mut gateway = Gateway::start(&config, free_port(), dir.path()).await;
-    let mut env = Env {
-        gateway: gateway.url.clone(),
-        sim_url,
-        sim,
-        http: reqwest::Client::new(),
-    };
+    env.gateway = gateway.url.clone();
     for (n, (connection, vendor)) in [
         ("helpdesk-pingback", "pingback"),
         ("support-chatbotx", "chatbotx"),

@@ -12,26 +12,11 @@ use serde_json::{Value, json};
 use support::process::Gateway;
 use support::{ADMIN, Env};
 use switchboard_demo as registry;
-use switchboard_sim::SimOptions;
 use switchboard_testkit::{RedisServer, TempDir, free_port};
 
 /// Simulators in-process; the env's gateway URL is filled in once a gateway runs.
 async fn simulators() -> Env {
-    let sim = registry::simulators(&SimOptions {
-        seed: 7,
-        conversations: 10,
-    });
-    let addr = sim
-        .clone()
-        .spawn("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sim starts");
-    Env {
-        gateway: String::new(),
-        sim_url: format!("http://{addr}"),
-        sim,
-        http: reqwest::Client::new(),
-    }
+    Env::simulators(7, 10).await
 }
 
 fn config(env: &Env, store: &str) -> String {

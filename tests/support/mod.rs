@@ -77,8 +77,21 @@ impl Env {
 
     /// Like `start`, with the gateway config text passed through `edit` first.
     pub async fn start_with(conversations: usize, edit: impl FnOnce(String) -> String) -> Env {
+        let mut env = Env::simulators(7, conversations).await;
+        let config = format!(
+            "{}{}",
+            clients_toml(&env.sim_url),
+            registry::demo_config(&env.sim_url)
+        );
+        env.gateway = start_gateway(&edit(config)).await;
+        env
+    }
+
+    /// The simulators in-process on a loopback port, generated from `seed`, and no gateway yet:
+    /// `gateway` is filled in once one runs.
+    pub async fn simulators(seed: u64, conversations: usize) -> Env {
         let sim = registry::simulators(&SimOptions {
-            seed: 7,
+            seed,
             conversations,
         });
         let sim_addr = sim
@@ -86,16 +99,9 @@ impl Env {
             .spawn("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("sim starts");
-        let sim_url = format!("http://{sim_addr}");
-        let config = format!(
-            "{}{}",
-            clients_toml(&sim_url),
-            registry::demo_config(&sim_url)
-        );
-        let gateway = start_gateway(&edit(config)).await;
         Env {
-            gateway,
-            sim_url,
+            gateway: String::new(),
+            sim_url: format!("http://{sim_addr}"),
             sim,
             http: reqwest::Client::new(),
         }
