@@ -5,7 +5,8 @@
 # to read; writes "$work/gateway.toml", the simulator's connections with the page cache off
 # (`cache_ttl_ms = 0`: every request is one vendor request), the memory store (`STORE=embedded`:
 # the embedded file, as `serve` runs by default) and every quota far above the load (still
-# checked on every request). Sets sim_port, conversation (PingBack's id),
+# checked on every request). `CACHE_TTL_MS=2000` turns the page cache on (as `serve` runs by
+# default). Sets sim_port, conversation (PingBack's id),
 # pingback_jwt (a vendor token for a proxy that speaks to PingBack directly).
 start_single_read() {
     start_sim "$bin" "$work" --no-rate-limits
@@ -20,7 +21,7 @@ start_single_read() {
     {
         local store='kind = "memory"'
         [ "${STORE:-memory}" = embedded ] && store="path = \"$work/state.db\""
-        printf '[server]\ncursor_secret = "bench"\ncache_ttl_ms = 0\n\n[store]\n%s\n\n' "$store"
+        printf '[server]\ncursor_secret = "bench"\ncache_ttl_ms = %s\n\n[store]\n%s\n\n' "${CACHE_TTL_MS:-0}" "$store"
         "$bin" sim --bind "127.0.0.1:$sim_port" --print-config \
             | sed '/^\[server\]$/,/^$/d' \
             | sed "/^provider = /a $unlimited" \

@@ -196,6 +196,7 @@ pub fn state_over_store(
         cache_ttl: Duration::from_millis(config.server.cache_ttl_ms),
         breaker: config.server.breaker,
         max_body_bytes: config.server.max_upstream_body_bytes,
+        http: switchboard_upstream::HttpClients::default(),
     };
     let registry = registry::Registry::from_config(&config.connections, &shared)?;
     let clients = auth::Clients::from_config(&config.clients);

@@ -4,6 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use switchboard_core::{Error, ErrorKind, codes};
 
+use crate::retry::timeout_error;
+
 /// Why a vendor's answer could not be read.
 #[derive(Debug)]
 pub(crate) enum BodyError {
@@ -60,6 +62,30 @@ pub(crate) fn looks_like_json(body: &[u8]) -> bool {
         (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']')) => true,
         (Some(b'{' | b'['), _) => false,
         _ => serde_json::from_slice::<serde_json::Value>(body).is_ok(),
+    }
+}
+
+/// A request that failed on the way. One that never connected was never sent (`unsent`); any
+/// other may have reached the vendor.
+pub(crate) fn transport_error(e: reqwest::Error) -> Error {
+    if e.is_connect() {
+        let error = if e.is_timeout() {
+            timeout_error()
+        } else {
+            Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "the vendor could not be reached",
+            )
+        };
+        error.with_source(e).unsent()
+    } else if e.is_timeout() {
+        timeout_error().with_source(e)
+    } else {
+        Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the connection to the vendor failed",
+        )
+        .with_source(e)
     }
 }
 

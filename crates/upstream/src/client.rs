@@ -10,6 +10,10 @@
 //! 4. the request goes out and its answer is read under the **body cap** ([`crate::body`]); the
 //!    vendor window hears what the answer says of the quota;
 //! 5. **metrics** ([`crate::meters`]), the breaker and the health page hear how it went.
+//!
+//! Requests go out through the gateway's shared HTTP client ([`crate::http`]) with the
+//! connection's own headers. A caller's own request to the vendor takes the same steps but the
+//! first two ([`passthrough`]).
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -17,90 +21,27 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use reqwest::Method;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use switchboard_core::quota_state::{Ledger, QuotaState};
 use switchboard_core::{ConnectionHealth, QuotaStatus, codes};
-use switchboard_core::{Error, ErrorKind, PassthroughAnswer, PassthroughRequest, Result};
+use switchboard_core::{Error, ErrorKind, Result};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::body::{self, BodyError};
-use crate::breaker::{Admission, Breaker, BreakerSettings};
-use crate::budget::RateLimit;
+use crate::body::{self, BodyError, transport_error};
+use crate::breaker::{Admission, Breaker};
 use crate::cache::PageCache;
 use crate::call::{Call, ErrorParser, Response};
-use crate::deadline;
 use crate::lock;
 use crate::meters::Meters;
-use crate::quota::{self, Quota};
-use crate::retry::{Deadlines, Retry, timeout_error};
-use crate::store::{MemoryStore, Store};
+use crate::options::UpstreamOptions;
+use crate::quota::{self, Quota, VendorSaid, stated_quota};
+use crate::retry::{Deadlines, Retry};
 use crate::window::VendorWindow;
 
-/// What every connection of one gateway shares: the store behind quotas and the page cache,
-/// the cache's time to live, and the circuit breakers' settings.
-#[derive(Debug, Clone)]
-pub struct Shared {
-    /// Quotas, cached pages (and, in the server, idempotency records).
-    pub store: Arc<dyn Store>,
-    /// How long an upstream page stays cached; zero disables the cache and the coalescing of
-    /// identical reads.
-    pub cache_ttl: Duration,
-    /// When a connection's breaker opens.
-    pub breaker: BreakerSettings,
-    /// The largest vendor answer read; a larger one is `upstream_response_too_large`.
-    pub max_body_bytes: usize,
-}
-
-/// The default cap on a vendor's answer: 8 MiB (a ChatbotX page of 100 conversations with their
-/// messages is about 0.5 MB).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-
-impl Default for Shared {
-    /// An in-memory store, pages cached for 2 s, breakers at their defaults, answers capped at
-    /// [`DEFAULT_MAX_BODY_BYTES`].
-    fn default() -> Shared {
-        Shared {
-            store: Arc::new(MemoryStore::default()),
-            cache_ttl: Duration::from_secs(2),
-            breaker: BreakerSettings::default(),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        }
-    }
-}
-
-/// How a connection talks to its vendor.
-#[derive(Debug, Clone)]
-pub struct UpstreamOptions {
-    /// The vendor API's base URL; request paths are appended to it.
-    pub base_url: Url,
-    /// Time to establish a TCP/TLS connection.
-    pub connect_timeout: Duration,
-    /// Time for one request, retries included.
-    pub deadline: Duration,
-    /// How many times a failed read is retried.
-    pub max_retries: usize,
-    /// The vendor's quota; `None` for no budget.
-    pub rate_limit: Option<RateLimit>,
-    /// What the gateway's connections share.
-    pub shared: Shared,
-}
-
-impl UpstreamOptions {
-    /// Defaults for `base_url`: 5 s connect, 15 s deadline, 2 retries, no quota.
-    pub fn new(base_url: Url, shared: Shared) -> UpstreamOptions {
-        UpstreamOptions {
-            base_url,
-            connect_timeout: Duration::from_secs(5),
-            deadline: Duration::from_secs(15),
-            max_retries: 2,
-            rate_limit: None,
-            shared,
-        }
-    }
-}
+mod passthrough;
+pub use passthrough::{PASSTHROUGH_ANSWER_HEADERS, PASSTHROUGH_REQUEST_HEADERS, passthrough_url};
 
 /// How the last call ended, for the health page.
 #[derive(Debug, Default)]
@@ -113,6 +54,8 @@ struct LastOutcome {
 #[derive(Debug)]
 pub struct Upstream {
     http: reqwest::Client,
+    /// The connection's own headers (its credentials, marked sensitive), sent on every call.
+    default_headers: HeaderMap,
     connection: String,
     options: UpstreamOptions,
     parse_error: ErrorParser,
@@ -133,21 +76,12 @@ impl Upstream {
         default_headers: HeaderMap,
         parse_error: ErrorParser,
     ) -> Result<Upstream> {
-        let http = reqwest::Client::builder()
-            .default_headers(default_headers)
-            .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            // A vendor API answers where it is asked; a redirect is an answer to report, not
-            // to follow with the connection's credentials.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                Error::new(ErrorKind::Config, "could not build the HTTP client").with_source(e)
-            })?;
+        let http = options.shared.http.client(options.connect_timeout)?;
         let shared = &options.shared;
         let quota = Quota::new(Arc::clone(&shared.store), connection, options.rate_limit);
         Ok(Upstream {
             http,
+            default_headers,
             connection: connection.to_owned(),
             parse_error,
             cache: PageCache::new(Arc::clone(&shared.store), shared.cache_ttl, connection),
@@ -302,6 +236,7 @@ impl Upstream {
         let request = self
             .http
             .request(call.method.clone(), url.clone())
+            .headers(self.default_headers.clone())
             .headers(call.headers.clone())
             .timeout(timeout);
         match &call.body {
@@ -374,105 +309,6 @@ impl Upstream {
         .await;
         self.meters.duration(started.elapsed());
         received
-    }
-
-    /// Sends a caller's own request to the vendor (`passthrough`) with the connection's
-    /// credentials (its default headers, and `credentials` for a vendor whose token changes).
-    /// The same etiquette as every call: the breaker, the vendor window, the quota and the
-    /// deadline admit it, its answer is read under the body cap, the window hears what the
-    /// answer says of the quota (a 429 closes it for everyone) and a 5xx counts against the
-    /// breaker. Never retried, never cached: the answer comes back whatever its status. A
-    /// write hides the connection's cached pages, as the adapters' writes do.
-    pub async fn passthrough(
-        &self,
-        request: &PassthroughRequest,
-        credentials: HeaderMap,
-    ) -> Result<PassthroughAnswer> {
-        let answer = self
-            .send_through(request, credentials)
-            .await
-            .map_err(|e| e.with_connection(&self.connection));
-        if request.method != "GET" {
-            self.cache.forget_pages().await;
-        }
-        answer
-    }
-
-    async fn send_through(
-        &self,
-        request: &PassthroughRequest,
-        credentials: HeaderMap,
-    ) -> Result<PassthroughAnswer> {
-        let method = passthrough_method(&request.method)?;
-        let url = passthrough_url(
-            &self.options.base_url,
-            &request.path,
-            request.query.as_deref(),
-        )?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in &request.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) && PASSTHROUGH_REQUEST_HEADERS.contains(&name.as_str())
-            {
-                headers.insert(name, value);
-            }
-        }
-        // The connection's credentials last: nothing of the caller's can stand in for them.
-        for (name, value) in &credentials {
-            headers.insert(name.clone(), value.clone());
-        }
-        let deadline = deadline::sooner(Instant::now() + self.options.deadline);
-        let deadlines = Deadlines {
-            request: deadline,
-            attempt: deadline,
-        };
-        let (admission, status, headers, body) = self
-            .admitted_exchange(deadlines, |timeout| {
-                let outgoing = self
-                    .http
-                    .request(method, url)
-                    .headers(headers)
-                    .timeout(timeout);
-                // A request without a body goes without one (no `Content-Length: 0` on a GET).
-                if request.body.is_empty() {
-                    outgoing
-                } else {
-                    outgoing.body(request.body.clone())
-                }
-            })
-            .await?;
-        if status.is_server_error() {
-            self.failed(
-                admission,
-                "server_error",
-                Error::new(
-                    ErrorKind::UpstreamUnavailable,
-                    "the vendor failed to answer",
-                ),
-            );
-        } else {
-            let outcome = match status {
-                StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-                s if s.is_success() || s.is_redirection() => "ok",
-                _ => "client_error",
-            };
-            self.meters.request(outcome);
-            self.answered(admission);
-        }
-        let returned = headers
-            .iter()
-            .filter(|(name, _)| PASSTHROUGH_ANSWER_HEADERS.contains(&name.as_str()))
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect();
-        Ok(PassthroughAnswer {
-            status: status.as_u16(),
-            headers: returned,
-            body: body.to_vec(),
-        })
     }
 
     /// The gateway's error for a vendor's non-2xx answer. A 5xx is a failure to the breaker;
@@ -550,205 +386,5 @@ impl Upstream {
         .with_code(codes::UPSTREAM_CIRCUIT_OPEN)
         .with_retry_after(wait.max(Duration::from_secs(1)))
         .unsent()
-    }
-}
-
-/// What the vendor last said of its quota (`X-RateLimit-Limit`, `-Remaining`, `-Reset`).
-#[derive(Debug, Clone, Copy, Default)]
-struct VendorSaid {
-    limit: Option<u32>,
-    remaining: Option<u32>,
-    reset_secs: Option<u64>,
-}
-
-/// The quota stated for a connection with budget `budget` (`left` of it after the last request),
-/// what the vendor said, and its window closed for `closed`: never more than the vendor allows
-/// or has left. `None` when neither the budget nor the vendor tells a quota.
-fn stated_quota(
-    budget: Option<RateLimit>,
-    left: Option<u32>,
-    vendor: VendorSaid,
-    closed: Option<Duration>,
-) -> Option<QuotaState> {
-    let mut state = match (budget, vendor.remaining) {
-        (Some(budget), _) => QuotaState::refilling(
-            budget.requests,
-            budget.per_seconds,
-            left.unwrap_or(budget.requests),
-        ),
-        (None, Some(remaining)) => {
-            let window = vendor.reset_secs.unwrap_or(1).max(1);
-            QuotaState {
-                quota: vendor.limit.unwrap_or(remaining).max(1),
-                window_secs: u32::try_from(window).unwrap_or(u32::MAX),
-                remaining,
-                reset_secs: window,
-            }
-        }
-        (None, None) => return None,
-    };
-    if let Some(limit) = vendor.limit {
-        state.quota = state.quota.min(limit.max(1));
-        state.remaining = state.remaining.min(state.quota);
-    }
-    if let Some(remaining) = vendor.remaining
-        && remaining < state.remaining
-    {
-        state.remaining = remaining;
-        state.reset_secs = vendor.reset_secs.unwrap_or(u64::from(state.window_secs));
-    }
-    if let Some(closed) = closed {
-        state.remaining = 0;
-        state.reset_secs = state.reset_secs.max(closed.as_secs().max(1));
-    }
-    Some(state)
-}
-
-/// The caller's headers a passthrough request forwards; every other one stays at the gateway.
-pub const PASSTHROUGH_REQUEST_HEADERS: &[&str] = &["content-type", "accept", "idempotency-key"];
-
-/// The vendor's headers a passthrough answer returns; every other one stays at the gateway.
-pub const PASSTHROUGH_ANSWER_HEADERS: &[&str] = &[
-    "content-type",
-    "content-language",
-    "content-disposition",
-    "etag",
-    "last-modified",
-    "cache-control",
-    "location",
-    "link",
-    "retry-after",
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
-    "x-total-count",
-];
-
-/// The methods a passthrough request may use.
-fn passthrough_method(method: &str) -> Result<Method> {
-    match method {
-        "GET" => Ok(Method::GET),
-        "POST" => Ok(Method::POST),
-        "PUT" => Ok(Method::PUT),
-        "PATCH" => Ok(Method::PATCH),
-        "DELETE" => Ok(Method::DELETE),
-        _ => Err(Error::new(
-            ErrorKind::InvalidRequest,
-            "passthrough accepts GET, POST, PUT, PATCH and DELETE",
-        )),
-    }
-}
-
-/// `path` (percent-encoded, checked by the server) and `query` under `base`. The result is checked
-/// again: same scheme, host and port as `base`, and a path under `base`'s, or nothing is sent.
-pub fn passthrough_url(base: &Url, path: &str, query: Option<&str>) -> Result<Url> {
-    let escapes = || {
-        Error::new(
-            ErrorKind::InvalidRequest,
-            "the passthrough path must stay under the connection's base URL",
-        )
-        .with_code(codes::INVALID_PASSTHROUGH_PATH)
-    };
-    let base_path = base.path().trim_end_matches('/');
-    let mut url = base.clone();
-    url.set_path(&format!("{base_path}/{path}"));
-    url.set_query(query.filter(|q| !q.is_empty()));
-    url.set_fragment(None);
-    let under = url.path() == base_path
-        || url
-            .path()
-            .strip_prefix(base_path)
-            .is_some_and(|rest| rest.starts_with('/'));
-    let same_origin = url.scheme() == base.scheme()
-        && url.host_str() == base.host_str()
-        && url.port_or_known_default() == base.port_or_known_default();
-    if !under || !same_origin {
-        return Err(escapes());
-    }
-    Ok(url)
-}
-
-/// A request that failed on the way. One that never connected was never sent (`unsent`); any
-/// other may have reached the vendor.
-fn transport_error(e: reqwest::Error) -> Error {
-    if e.is_connect() {
-        let error = if e.is_timeout() {
-            timeout_error()
-        } else {
-            Error::new(
-                ErrorKind::UpstreamUnavailable,
-                "the vendor could not be reached",
-            )
-        };
-        error.with_source(e).unsent()
-    } else if e.is_timeout() {
-        timeout_error().with_source(e)
-    } else {
-        Error::new(
-            ErrorKind::UpstreamUnavailable,
-            "the connection to the vendor failed",
-        )
-        .with_source(e)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BUDGET: RateLimit = RateLimit {
-        requests: 120,
-        per_seconds: 60,
-    };
-
-    #[test]
-    fn the_budget_is_stated_when_the_vendor_says_nothing() {
-        let state =
-            stated_quota(Some(BUDGET), Some(110), VendorSaid::default(), None).expect("a quota");
-        assert_eq!(
-            (
-                state.quota,
-                state.window_secs,
-                state.remaining,
-                state.reset_secs
-            ),
-            (120, 60, 110, 5)
-        );
-        assert_eq!(stated_quota(None, None, VendorSaid::default(), None), None);
-    }
-
-    #[test]
-    fn never_more_than_the_vendor_allows_or_has_left() {
-        let vendor = VendorSaid {
-            limit: Some(100),
-            remaining: Some(7),
-            reset_secs: Some(42),
-        };
-        let state = stated_quota(Some(BUDGET), Some(110), vendor, None).expect("a quota");
-        assert_eq!(
-            (state.quota, state.remaining, state.reset_secs),
-            (100, 7, 42)
-        );
-        let roomy = VendorSaid {
-            limit: Some(1000),
-            remaining: Some(900),
-            reset_secs: Some(42),
-        };
-        let state = stated_quota(Some(BUDGET), Some(3), roomy, None).expect("a quota");
-        assert_eq!((state.quota, state.remaining), (120, 3), "the budget binds");
-        let unbudgeted = stated_quota(None, None, vendor, None).expect("the vendor's");
-        assert_eq!((unbudgeted.quota, unbudgeted.remaining), (100, 7));
-    }
-
-    #[test]
-    fn a_closed_window_leaves_nothing() {
-        let state = stated_quota(
-            Some(BUDGET),
-            Some(110),
-            VendorSaid::default(),
-            Some(Duration::from_secs(90)),
-        )
-        .expect("a quota");
-        assert_eq!((state.remaining, state.reset_secs), (0, 90));
     }
 }

@@ -16,7 +16,8 @@ use url::Url;
 
 use crate::budget::RateLimit;
 use crate::call::ErrorParser;
-use crate::client::{Shared, Upstream, UpstreamOptions};
+use crate::client::Upstream;
+use crate::options::{Shared, UpstreamOptions};
 use crate::window::retry_after_from_headers;
 
 /// The keys every `[[connections]]` section has, whatever its vendor; each vendor's config

@@ -1,5 +1,5 @@
-//! The vendor edge every Switchboard adapter shares: one HTTP client per connection and the
-//! etiquette around each call, in named pieces composed by [`Upstream`] (cache and coalescing,
+//! The vendor edge every Switchboard adapter shares: the HTTP clients its connections share and
+//! the etiquette around each call, in named pieces composed by [`Upstream`] (cache and coalescing,
 //! deadline and retry, breaker, vendor window, quota, body cap, metrics), and the mapping of
 //! transport failures and unreadable bodies to the gateway's errors; the settings every connection has, who a vendor
 //! is ([`Vendor`], [`Adapter`]), the one constructor of a connection's client and identity
@@ -13,8 +13,10 @@ mod cache;
 mod call;
 mod client;
 mod edge;
+mod http;
 mod meters;
 mod native;
+mod options;
 mod quota;
 mod retry;
 mod secret;
@@ -27,14 +29,15 @@ use switchboard_store::budget;
 pub use breaker::{Admission, Breaker, BreakerSettings};
 pub use call::{Call, ErrorParser, Response};
 pub use client::{
-    DEFAULT_MAX_BODY_BYTES, PASSTHROUGH_ANSWER_HEADERS, PASSTHROUGH_REQUEST_HEADERS, Shared,
-    Upstream, UpstreamOptions, passthrough_url,
+    PASSTHROUGH_ANSWER_HEADERS, PASSTHROUGH_REQUEST_HEADERS, Upstream, passthrough_url,
 };
 pub use edge::{
     Adapter, ConnectionSettings, Edge, StatusMessages, Vendor, invalid_assignee, invalid_cursor,
     invalid_sender, next_page_number, page_number,
 };
+pub use http::HttpClients;
 pub use native::{MAX_NATIVE_ID_BYTES, native_id};
+pub use options::{DEFAULT_MAX_BODY_BYTES, Shared, UpstreamOptions};
 pub use reqwest::{Method, StatusCode, header};
 pub use secret::Secret;
 pub use switchboard_core::deadline;

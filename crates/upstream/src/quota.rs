@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use switchboard_core::quota_state::QuotaState;
 use switchboard_core::{Error, ErrorKind, Result};
 use tokio::time::Instant;
 
@@ -96,6 +97,57 @@ pub(crate) fn rate_limited(wait: Duration, meters: &Meters) -> Error {
     .unsent()
 }
 
+/// What the vendor last said of its quota (`X-RateLimit-Limit`, `-Remaining`, `-Reset`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct VendorSaid {
+    pub(crate) limit: Option<u32>,
+    pub(crate) remaining: Option<u32>,
+    pub(crate) reset_secs: Option<u64>,
+}
+
+/// The quota stated for a connection with budget `budget` (`left` of it after the last request),
+/// what the vendor said, and its window closed for `closed`: never more than the vendor allows
+/// or has left. `None` when neither the budget nor the vendor tells a quota.
+pub(crate) fn stated_quota(
+    budget: Option<RateLimit>,
+    left: Option<u32>,
+    vendor: VendorSaid,
+    closed: Option<Duration>,
+) -> Option<QuotaState> {
+    let mut state = match (budget, vendor.remaining) {
+        (Some(budget), _) => QuotaState::refilling(
+            budget.requests,
+            budget.per_seconds,
+            left.unwrap_or(budget.requests),
+        ),
+        (None, Some(remaining)) => {
+            let window = vendor.reset_secs.unwrap_or(1).max(1);
+            QuotaState {
+                quota: vendor.limit.unwrap_or(remaining).max(1),
+                window_secs: u32::try_from(window).unwrap_or(u32::MAX),
+                remaining,
+                reset_secs: window,
+            }
+        }
+        (None, None) => return None,
+    };
+    if let Some(limit) = vendor.limit {
+        state.quota = state.quota.min(limit.max(1));
+        state.remaining = state.remaining.min(state.quota);
+    }
+    if let Some(remaining) = vendor.remaining
+        && remaining < state.remaining
+    {
+        state.remaining = remaining;
+        state.reset_secs = vendor.reset_secs.unwrap_or(u64::from(state.window_secs));
+    }
+    if let Some(closed) = closed {
+        state.remaining = 0;
+        state.reset_secs = state.reset_secs.max(closed.as_secs().max(1));
+    }
+    Some(state)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +218,61 @@ mod tests {
             quota.take(deadline, &meters).await.expect("takes");
         }
         assert_eq!(quota.remaining(), None);
+    }
+
+    const STATED_BUDGET: RateLimit = RateLimit {
+        requests: 120,
+        per_seconds: 60,
+    };
+
+    #[test]
+    fn the_budget_is_stated_when_the_vendor_says_nothing() {
+        let state = stated_quota(Some(STATED_BUDGET), Some(110), VendorSaid::default(), None)
+            .expect("a quota");
+        assert_eq!(
+            (
+                state.quota,
+                state.window_secs,
+                state.remaining,
+                state.reset_secs
+            ),
+            (120, 60, 110, 5)
+        );
+        assert_eq!(stated_quota(None, None, VendorSaid::default(), None), None);
+    }
+
+    #[test]
+    fn never_more_than_the_vendor_allows_or_has_left() {
+        let vendor = VendorSaid {
+            limit: Some(100),
+            remaining: Some(7),
+            reset_secs: Some(42),
+        };
+        let state = stated_quota(Some(STATED_BUDGET), Some(110), vendor, None).expect("a quota");
+        assert_eq!(
+            (state.quota, state.remaining, state.reset_secs),
+            (100, 7, 42)
+        );
+        let roomy = VendorSaid {
+            limit: Some(1000),
+            remaining: Some(900),
+            reset_secs: Some(42),
+        };
+        let state = stated_quota(Some(STATED_BUDGET), Some(3), roomy, None).expect("a quota");
+        assert_eq!((state.quota, state.remaining), (120, 3), "the budget binds");
+        let unbudgeted = stated_quota(None, None, vendor, None).expect("the vendor's");
+        assert_eq!((unbudgeted.quota, unbudgeted.remaining), (100, 7));
+    }
+
+    #[test]
+    fn a_closed_window_leaves_nothing() {
+        let state = stated_quota(
+            Some(STATED_BUDGET),
+            Some(110),
+            VendorSaid::default(),
+            Some(Duration::from_secs(90)),
+        )
+        .expect("a quota");
+        assert_eq!((state.remaining, state.reset_secs), (0, 90));
     }
 }
