@@ -63,6 +63,13 @@ impl LaneSource<Conversation> for ConversationLane {
                 );
                 let mut chunk = chunk?;
                 let mut read = 1;
+                // The stitched pages, sized once: a chunk grown page by page held up to twice
+                // its items while it grew (16 chunks of 1000 conversations on a page of 64
+                // connections).
+                let stitched = ahead
+                    .iter()
+                    .map(|(_, more)| more.as_ref().map_or(0, |m| m.items.len()));
+                chunk.items.reserve_exact(stitched.sum());
                 for (position, more) in ahead {
                     if chunk.next.as_ref() != Some(&position) {
                         // The list ended (the pages read past it are dropped), or the vendor
@@ -74,6 +81,7 @@ impl LaneSource<Conversation> for ConversationLane {
                     chunk.next = more.next;
                     read += 1;
                 }
+                chunk.items.shrink_to_fit();
                 (chunk, read)
             }
             _ => (self.list(page.clone(), page_size).await?, 1),

@@ -1,0 +1,125 @@
+//! Page 1 of the merged inbox as connections grow: each connection costs the upstream calls its
+//! vendor needs for its first page and nothing more, however many connections share the page.
+//! With 4 connections (one per vendor) page 1 costs Zipchat 1, ChatbotX 2 (open and archived
+//! lists), PingBack 1 and Octopush 10 (its unsorted list read as one window of 10 pages); with 8
+//! copies of each connection, exactly 8 times that. Counted by the simulators (`GET /_control`),
+//! with the page cache off so every page 1 reads its vendors, after a first page 1 has signed in
+//! (PingBack's login is not part of a page's cost).
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use support::{ADMIN, sim_requests_at, start_gateway};
+use switchboard_demo as registry;
+use switchboard_sim::SimOptions;
+
+/// The upstream calls of page 1 for one connection of each vendor.
+fn one_of_each() -> BTreeMap<String, u64> {
+    [
+        ("chatbotx", 2),
+        ("octopush", 10),
+        ("pingback", 1),
+        ("zipchat", 1),
+    ]
+    .into_iter()
+    .map(|(vendor, calls)| (vendor.to_owned(), calls))
+    .collect()
+}
+
+/// The demo's connections, `copies` times each (ids suffixed `-1`, `-2`, …).
+fn connections(sim_url: &str, copies: usize) -> String {
+    let demo = registry::demo_config(sim_url);
+    let mut out = String::new();
+    for section in demo.split("[[connections]]\n").skip(1) {
+        let (id_line, rest) = section
+            .split_once('\n')
+            .expect("a section starts with its id");
+        let id = id_line
+            .strip_prefix("id = \"")
+            .and_then(|id| id.strip_suffix('"'))
+            .expect("the id comes first");
+        for k in 1..=copies {
+            out.push_str(&format!("[[connections]]\nid = \"{id}-{k}\"\n{rest}\n"));
+        }
+    }
+    out
+}
+
+/// A gateway over `copies` copies of every demo connection, cache off, quotas out of the way.
+async fn gateway(sim_url: &str, copies: usize) -> String {
+    let token_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ADMIN.as_bytes()));
+    start_gateway(&format!(
+        "[server]\ncache_ttl_ms = 0\n\n\
+         [[clients]]\nname = \"admin\"\ntoken_sha256 = \"{token_sha256}\"\nscopes = [\"read\"]\n\
+         rate_limit = {{ requests = 100000, per_seconds = 1 }}\n\n{}",
+        connections(sim_url, copies)
+    ))
+    .await
+}
+
+/// Page 1 (`limit=50`) through `gateway`: its conversations, and the upstream calls it cost by
+/// vendor.
+async fn page_one(
+    http: &reqwest::Client,
+    sim_url: &str,
+    gateway: &str,
+) -> (Vec<Value>, BTreeMap<String, u64>) {
+    let before = sim_requests_at(http, sim_url).await;
+    let response = http
+        .get(format!("{gateway}/v1/conversations?limit=50"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(response.status(), 200);
+    let page: Value = response.json().await.expect("a JSON page");
+    assert_eq!(page["partial"], json!([]), "{page}");
+    let after = sim_requests_at(http, sim_url).await;
+    let calls = after
+        .into_iter()
+        .map(|(vendor, n)| {
+            let spent = n - before.get(&vendor).copied().unwrap_or(0);
+            (vendor, spent)
+        })
+        .collect();
+    let items = page["data"].as_array().expect("data").clone();
+    (items, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_one_costs_each_connection_its_vendors_first_page_and_nothing_more() {
+    let sim = registry::simulators(&SimOptions {
+        seed: 23,
+        conversations: 300,
+    });
+    sim.lift_rate_limits();
+    let addr = sim
+        .spawn("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim starts");
+    let sim_url = format!("http://{addr}");
+    let http = reqwest::Client::new();
+
+    for copies in [1, 8] {
+        let gateway = gateway(&sim_url, copies).await;
+        page_one(&http, &sim_url, &gateway).await; // signs in
+        let (items, calls) = page_one(&http, &sim_url, &gateway).await;
+        let expected: BTreeMap<String, u64> = one_of_each()
+            .into_iter()
+            .map(|(vendor, calls)| (vendor, calls * copies as u64))
+            .collect();
+        assert_eq!(calls, expected, "page 1 over {} connections", 4 * copies);
+        assert_eq!(
+            items.len(),
+            50,
+            "a full page over {} connections",
+            4 * copies
+        );
+        let newest_first = items
+            .windows(2)
+            .all(|w| w[0]["last_activity_at"].as_str() >= w[1]["last_activity_at"].as_str());
+        assert!(newest_first, "page 1 is merged newest first");
+    }
+}
