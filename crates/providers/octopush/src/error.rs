@@ -17,8 +17,8 @@ fn vendor_words(body: &[u8]) -> String {
         return String::new();
     };
     let mut words = Vec::new();
-    words.extend(parsed.message);
-    words.extend(parsed.code);
+    words.extend(parsed.message.into_inner());
+    words.extend(parsed.code.into_inner());
     match parsed.error {
         Some(Value::String(s)) => words.push(s),
         Some(Value::Object(map)) => {
