@@ -18,7 +18,7 @@ pub struct Origin<'a> {
 
 impl<'a> Origin<'a> {
     /// Connection `connection` of vendor `provider`.
-    pub fn new(provider: &'a ProviderKind, connection: &'a str) -> Origin<'a> {
+    pub const fn new(provider: &'a ProviderKind, connection: &'a str) -> Origin<'a> {
         Origin {
             provider,
             connection,
@@ -77,14 +77,17 @@ pub struct MessageContext<'a> {
 }
 
 impl MessageContext<'_> {
-    /// Message `native_id` of the conversation, sent at `created_at` (else the fallback time),
-    /// with the vendor's JSON `raw` when kept: as yet a system message without text, for the
-    /// mapping to say who wrote it and what (`Message { author, text, ..at.message(…) }`).
+    /// Message `native_id` of the conversation: written by `author`, going `direction`, saying
+    /// `text`, sent at `created_at` (else the fallback time). It has no sender, HTML, attachments,
+    /// delivery status or vendor JSON: the mapping adds those it has
+    /// (`Message { sender, ..at.message(…) }`).
     pub fn message(
         &self,
         native_id: String,
+        author: Author,
+        direction: Direction,
+        text: String,
         created_at: Option<DateTime<Utc>>,
-        raw: Option<serde_json::Value>,
     ) -> Message {
         Message {
             id: self.origin.id(&native_id),
@@ -92,15 +95,15 @@ impl MessageContext<'_> {
             connection: self.origin.connection.to_owned(),
             provider: self.origin.provider.clone(),
             native_id,
-            author: Author::System,
+            author,
             sender: None,
-            text: String::new(),
+            text,
             html: None,
             attachments: Vec::new(),
             created_at: created_at.unwrap_or(self.fallback_time),
-            direction: Direction::Outbound,
+            direction,
             delivery_status: None,
-            raw,
+            raw: None,
         }
     }
 }
@@ -126,7 +129,13 @@ mod tests {
 
         let fallback = DateTime::<Utc>::UNIX_EPOCH;
         let at = shop.in_conversation("c1", fallback);
-        let m = at.message("m1".to_owned(), None, None);
+        let m = at.message(
+            "m1".into(),
+            Author::Bot,
+            Direction::Outbound,
+            "Hi".into(),
+            None,
+        );
         assert_eq!(
             (
                 m.id.as_str(),
@@ -137,6 +146,13 @@ mod tests {
         );
         assert_eq!(m.created_at, fallback, "no time of its own: the fallback");
         let now = Utc::now();
-        assert_eq!(at.message("m2".to_owned(), Some(now), None).created_at, now);
+        let later = at.message(
+            "m2".into(),
+            Author::Contact,
+            Direction::Inbound,
+            "Hello".into(),
+            Some(now),
+        );
+        assert_eq!(later.created_at, now);
     }
 }

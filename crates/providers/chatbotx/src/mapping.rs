@@ -238,14 +238,12 @@ pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Mes
         })
         .collect();
     Message {
-        author,
         sender,
-        text,
         html,
         attachments,
-        direction,
         delivery_status,
-        ..at.message(m.id, *m.created_at, raw)
+        raw,
+        ..at.message(m.id, author, direction, text, *m.created_at)
     }
 }
 
@@ -254,10 +252,7 @@ mod tests {
     use super::*;
     use switchboard_behaviour::fixture;
 
-    const CBX: Origin = Origin {
-        provider: &crate::KIND,
-        connection: "cbx",
-    };
+    const CBX: Origin = Origin::new(&crate::VENDOR.kind, "cbx");
 
     fn parse_conversations(name: &str) -> (Vec<wire::Conversation>, wire::ConversationList) {
         let list: wire::ConversationList =

@@ -171,13 +171,12 @@ pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Opt
         Direction::Outbound => m.delivery_status.as_deref().and_then(delivery_status),
         Direction::Inbound => None,
     };
+    let text = m.text.as_ref().cloned().unwrap_or_default();
     // Octopush does not say which person sent an outbound message: no sender.
     Some(Message {
-        author,
-        text: m.text.as_ref().cloned().unwrap_or_default(),
-        direction,
         delivery_status,
-        ..at.message(native_id, m.created_at(), raw)
+        raw,
+        ..at.message(native_id, author, direction, text, m.created_at())
     })
 }
 
@@ -190,12 +189,15 @@ pub fn sent_message(at: &MessageContext, sent: &wire::SendResponse, text: &str) 
         .filter(|t| !t.trim().is_empty())
         .cloned()?;
     Some(Message {
-        author: Author::Agent,
-        text: text.to_owned(),
-        direction: Direction::Outbound,
         // Octopush accepted the SMS for sending; delivery is reported later.
         delivery_status: Some(DeliveryStatus::Sent),
-        ..at.message(ticket, None, None)
+        ..at.message(
+            ticket,
+            Author::Agent,
+            Direction::Outbound,
+            text.to_owned(),
+            None,
+        )
     })
 }
 
@@ -204,10 +206,7 @@ mod tests {
     use super::*;
     use switchboard_behaviour::fixture;
 
-    const SMS: Origin = Origin {
-        provider: &crate::KIND,
-        connection: "sms",
-    };
+    const SMS: Origin = Origin::new(&crate::VENDOR.kind, "sms");
 
     /// Conversation `cid_1`, whose messages without a readable time are from the Unix epoch.
     const CID_1: MessageContext = MessageContext {

@@ -160,13 +160,11 @@ pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Mes
     };
     let (text, html) = text(m.content.as_deref());
     Message {
-        author,
         sender,
-        text,
         html,
         attachments: m.attachments.iter().filter_map(attachment).collect(),
-        direction,
-        ..at.message(m.id, *m.created_at, raw)
+        raw,
+        ..at.message(m.id, author, direction, text, *m.created_at)
     }
 }
 
@@ -175,10 +173,7 @@ mod tests {
     use super::*;
     use switchboard_behaviour::fixture;
 
-    const HELPDESK: Origin = Origin {
-        provider: &crate::KIND,
-        connection: "helpdesk",
-    };
+    const HELPDESK: Origin = Origin::new(&crate::VENDOR.kind, "helpdesk");
 
     /// A conversation's JSON read twice, as the gateway reads it: for the conversation alone
     /// (its messages as [`MessageText`]), and for its messages, to list them.

@@ -151,13 +151,11 @@ pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Mes
         _ => None,
     };
     Message {
-        author,
         sender,
-        text,
         html,
         attachments,
-        direction,
-        ..at.message(m.id, *m.created_at, raw)
+        raw,
+        ..at.message(m.id, author, direction, text, *m.created_at)
     }
 }
 
@@ -166,10 +164,7 @@ mod tests {
     use super::*;
     use switchboard_behaviour::fixture;
 
-    const SHOP: Origin = Origin {
-        provider: &crate::KIND,
-        connection: "shop",
-    };
+    const SHOP: Origin = Origin::new(&crate::VENDOR.kind, "shop");
 
     #[test]
     fn maps_the_documented_list_example() {
