@@ -1,5 +1,5 @@
 //! Provider behaviour cases, run against every adapter through its simulator; the harness they
-//! run on; and the one fixture loader.
+//! run on and the reads they make; and the one fixture loader.
 //!
 //! An adapter crate gets every case as its own test with one line in `tests/behaviour.rs` (a
 //! test target with `harness = false`):
@@ -17,6 +17,7 @@
 
 pub mod cases;
 mod harness;
+mod reads;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +29,7 @@ use switchboard_sim::SimVendor;
 use switchboard_upstream::Adapter;
 
 pub use harness::Harness;
+pub use reads::{all_conversations, all_messages, assert_not_found, assert_once_newest_first};
 
 /// The text of fixture `name` of the crate at `manifest_dir` (`{manifest_dir}/fixtures/{name}`):
 /// the vendor's documented examples, verbatim. Panics, naming the file, when it cannot be read.
