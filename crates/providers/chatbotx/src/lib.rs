@@ -21,12 +21,9 @@ pub use config::Config;
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind, Status};
 use switchboard_upstream::Vendor;
 
-/// `provider = "chatbotx"`.
-pub const KIND: ProviderKind = ProviderKind::new("chatbotx");
-
 /// ChatbotX, as the gateway knows it.
 pub static VENDOR: Vendor = Vendor {
-    kind: KIND,
+    kind: ProviderKind::new("chatbotx"),
     name: "ChatbotX",
     base_url: config::DEFAULT_BASE_URL,
     rate_limit: Some(config::DEFAULT_RATE_LIMIT),

@@ -23,12 +23,9 @@ pub use config::Config;
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind};
 use switchboard_upstream::Vendor;
 
-/// `provider = "octopush"`.
-pub const KIND: ProviderKind = ProviderKind::new("octopush");
-
 /// Octopush, as the gateway knows it.
 pub static VENDOR: Vendor = Vendor {
-    kind: KIND,
+    kind: ProviderKind::new("octopush"),
     name: "Octopush",
     base_url: config::DEFAULT_BASE_URL,
     rate_limit: config::DEFAULT_RATE_LIMIT,

@@ -19,12 +19,9 @@ pub use config::Config;
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind, Status};
 use switchboard_upstream::Vendor;
 
-/// `provider = "pingback"`.
-pub const KIND: ProviderKind = ProviderKind::new("pingback");
-
 /// PingBack, as the gateway knows it. It documents no request quota.
 pub static VENDOR: Vendor = Vendor {
-    kind: KIND,
+    kind: ProviderKind::new("pingback"),
     name: "PingBack",
     base_url: config::DEFAULT_BASE_URL,
     rate_limit: None,

@@ -18,12 +18,9 @@ pub use config::Config;
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind};
 use switchboard_upstream::Vendor;
 
-/// `provider = "zipchat"`.
-pub const KIND: ProviderKind = ProviderKind::new("zipchat");
-
 /// Zipchat, as the gateway knows it.
 pub static VENDOR: Vendor = Vendor {
-    kind: KIND,
+    kind: ProviderKind::new("zipchat"),
     name: "Zipchat",
     base_url: config::DEFAULT_BASE_URL,
     rate_limit: Some(config::DEFAULT_RATE_LIMIT),
