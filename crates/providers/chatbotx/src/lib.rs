@@ -19,14 +19,20 @@ pub use client::Chatbotx;
 pub use config::Config;
 
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind, Status};
-use switchboard_upstream::Vendor;
+use switchboard_upstream::{RateLimit, Vendor};
 
 /// ChatbotX, as the gateway knows it.
 pub static VENDOR: Vendor = Vendor {
     kind: ProviderKind::new("chatbotx"),
     name: "ChatbotX",
-    base_url: config::DEFAULT_BASE_URL,
-    rate_limit: Some(config::DEFAULT_RATE_LIMIT),
+    // The cloud API (self-hosted: `https://{YOUR_DOMAIN}/api`); paths are `/v1/...`.
+    base_url: "https://app.chatbotx.io/api",
+    // The quota in ChatbotX's server code: 120 requests per 10 s per workspace. (Its API overview
+    // page says 30 requests per hour; set `rate_limit` lower if the cloud enforces that.)
+    rate_limit: Some(RateLimit {
+        requests: 120,
+        per_seconds: 10,
+    }),
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,

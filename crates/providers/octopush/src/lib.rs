@@ -27,8 +27,9 @@ use switchboard_upstream::Vendor;
 pub static VENDOR: Vendor = Vendor {
     kind: ProviderKind::new("octopush"),
     name: "Octopush",
-    base_url: config::DEFAULT_BASE_URL,
-    rate_limit: config::DEFAULT_RATE_LIMIT,
+    base_url: "https://api.octopush.com/v1/public",
+    // Octopush documents no request quota: no budget by default (a 429 is still honoured).
+    rate_limit: None,
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,

@@ -23,7 +23,8 @@ use switchboard_upstream::Vendor;
 pub static VENDOR: Vendor = Vendor {
     kind: ProviderKind::new("pingback"),
     name: "PingBack",
-    base_url: config::DEFAULT_BASE_URL,
+    // Paths `/api/v1/...` follow it.
+    base_url: "https://api.pingback.live",
     rate_limit: None,
     capabilities,
     parse_error: error::parse_error,

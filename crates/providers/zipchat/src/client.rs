@@ -18,9 +18,9 @@ use crate::config::Config;
 use crate::{mapping, wire};
 
 /// Largest `per_page` for conversations and users.
-const MAX_PER_PAGE: u32 = 100;
+pub(crate) const MAX_PER_PAGE: u32 = 100;
 /// Largest `message_per_page`.
-const MAX_MESSAGE_PER_PAGE: u32 = 200;
+pub(crate) const MAX_MESSAGE_PER_PAGE: u32 = 200;
 /// Without page metadata, message pages are read oldest first up to this many pages to find the
 /// newest ones.
 const MAX_MESSAGE_PAGES_WITHOUT_METADATA: u32 = 10;
