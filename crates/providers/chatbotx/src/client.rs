@@ -22,9 +22,9 @@ use crate::config::Config;
 use crate::{mapping, wire};
 
 /// Largest conversation page asked for (ChatbotX sets no cap; the gateway's own limit is 100).
-pub(crate) const MAX_CONVERSATION_PAGE: u32 = 100;
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
 /// Largest message page ChatbotX serves (`PUBLIC_LIST_MAX_PER_PAGE`).
-pub(crate) const MAX_MESSAGE_PAGE: u32 = 50;
+pub(crate) const MAX_MESSAGE_PAGE_SIZE: u32 = 50;
 /// Members per page (`PUBLIC_LIST_MAX_PER_PAGE`).
 const MEMBERS_PER_PAGE: u32 = 50;
 /// Longest reply ChatbotX accepts, in characters (after trimming).
@@ -293,7 +293,7 @@ impl Provider for Chatbotx {
         page: &UpstreamPage,
     ) -> Result<Page<Conversation>> {
         let cursor = cursor(page)?;
-        let per_page = query.page_size.clamp(1, MAX_CONVERSATION_PAGE);
+        let per_page = query.page_size.clamp(1, MAX_PAGE_SIZE);
         let filter = query.filter;
         if filter.assignee.as_deref().is_some_and(|a| !is_numeric(a)) {
             // No ChatbotX user has a non-numeric id: nothing can match.
@@ -335,7 +335,7 @@ impl Provider for Chatbotx {
             Method::GET,
             &["conversations", id, "messages"],
         )
-        .query("perPage", query.page_size.clamp(1, MAX_MESSAGE_PAGE));
+        .query("perPage", query.page_size.clamp(1, MAX_MESSAGE_PAGE_SIZE));
         if let Some(c) = cursor(page)? {
             call = call.query("cursor", c);
         }

@@ -59,8 +59,8 @@ pub fn capabilities() -> Capabilities {
             updated_since: false,
         },
         paging: PagingStyle::Cursor,
-        max_page_size: client::MAX_CONVERSATION_PAGE,
-        max_message_page_size: client::MAX_MESSAGE_PAGE,
+        max_page_size: client::MAX_PAGE_SIZE,
+        max_message_page_size: client::MAX_MESSAGE_PAGE_SIZE,
         sorted_by_activity: true,
     }
 }

@@ -15,7 +15,14 @@ use switchboard_upstream::{
 };
 
 use crate::config::Config;
-use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, mapping, wire};
+use crate::{mapping, wire};
+
+/// The largest conversation page requested: the documented default `per_page`, treated as the cap
+/// (a larger request could be silently cut, and a short page would then end the list early).
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
+/// The largest message page requested: the documented default `per_page` of the messages list,
+/// for the same reason.
+pub(crate) const MAX_MESSAGE_PAGE_SIZE: u32 = 50;
 
 /// Octopush has no endpoint for one conversation: it is looked up in the conversation list, at
 /// most this many pages of [`MAX_PAGE_SIZE`] deep, i.e. among the 1,000 most recently active

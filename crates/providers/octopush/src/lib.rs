@@ -36,14 +36,6 @@ pub static VENDOR: Vendor = Vendor {
     passthrough: "the public API under `/v1/public` (e.g. `sms-campaign/send`, campaigns and lists)",
 };
 
-/// The largest conversation page requested: the documented default `per_page`, treated as the cap
-/// (a larger request could be silently cut, and a short page would then end the list early).
-pub const MAX_PAGE_SIZE: u32 = 100;
-
-/// The largest message page requested: the documented default `per_page` of the messages list,
-/// for the same reason.
-pub const MAX_MESSAGE_PAGE_SIZE: u32 = 50;
-
 /// What Octopush can do.
 pub fn capabilities() -> Capabilities {
     Capabilities {
@@ -58,8 +50,8 @@ pub fn capabilities() -> Capabilities {
         idempotent_replies: true,
         native_filters: NativeFilters::default(),
         paging: PagingStyle::PageNumber,
-        max_page_size: MAX_PAGE_SIZE,
-        max_message_page_size: MAX_MESSAGE_PAGE_SIZE,
+        max_page_size: client::MAX_PAGE_SIZE,
+        max_message_page_size: client::MAX_MESSAGE_PAGE_SIZE,
         // The order is not documented (INFERRED `last_message_at` desc): the gateway sorts the
         // list itself, a window of pages at a time.
         sorted_by_activity: false,

@@ -18,7 +18,13 @@ use tokio::sync::{OnceCell, RwLock};
 
 use crate::config::Config;
 use crate::wire::MessageText;
-use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, mapping, wire};
+use crate::{mapping, wire};
+
+/// The largest conversation page the adapter asks for (PingBack documents no maximum `limit`).
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
+/// The largest message page served: PingBack returns the whole history at once, which the
+/// adapter serves newest first in pages of at most this size.
+pub(crate) const MAX_MESSAGE_PAGE_SIZE: u32 = 100;
 
 /// The cached login: the `Authorization` value (marked sensitive, so it never prints) and a
 /// generation that tells a stale token from one another call already renewed.

@@ -32,12 +32,6 @@ pub static VENDOR: Vendor = Vendor {
     passthrough: "the API from its root, logged in (e.g. `POST api/v1/conversations/` to create one)",
 };
 
-/// The largest conversation page the adapter asks for (PingBack documents no maximum `limit`).
-pub const MAX_PAGE_SIZE: u32 = 100;
-/// The largest message page served: PingBack returns the whole history at once, which the
-/// adapter serves newest first in pages of at most this size.
-pub const MAX_MESSAGE_PAGE_SIZE: u32 = 100;
-
 /// What PingBack can do.
 pub fn capabilities() -> Capabilities {
     Capabilities {
@@ -56,8 +50,8 @@ pub fn capabilities() -> Capabilities {
             ..NativeFilters::default()
         },
         paging: PagingStyle::PageNumber,
-        max_page_size: MAX_PAGE_SIZE,
-        max_message_page_size: MAX_MESSAGE_PAGE_SIZE,
+        max_page_size: client::MAX_PAGE_SIZE,
+        max_message_page_size: client::MAX_MESSAGE_PAGE_SIZE,
         sorted_by_activity: true,
     }
 }

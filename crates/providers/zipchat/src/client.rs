@@ -18,9 +18,9 @@ use crate::config::Config;
 use crate::{mapping, wire};
 
 /// Largest `per_page` for conversations and users.
-pub(crate) const MAX_PER_PAGE: u32 = 100;
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
 /// Largest `message_per_page`.
-pub(crate) const MAX_MESSAGE_PER_PAGE: u32 = 200;
+pub(crate) const MAX_MESSAGE_PAGE_SIZE: u32 = 200;
 /// Without page metadata, message pages are read oldest first up to this many pages to find the
 /// newest ones.
 const MAX_MESSAGE_PAGES_WITHOUT_METADATA: u32 = 10;
@@ -133,7 +133,7 @@ impl Provider for Zipchat {
         page: &UpstreamPage,
     ) -> Result<Page<Conversation>> {
         let page = page_number(page)?;
-        let per_page = query.page_size.clamp(1, MAX_PER_PAGE);
+        let per_page = query.page_size.clamp(1, MAX_PAGE_SIZE);
         let mut call = self
             .call(
                 Operation::ListConversations,
@@ -184,7 +184,7 @@ impl Provider for Zipchat {
         query: &MessageQuery,
         page: &UpstreamPage,
     ) -> Result<Page<Message>> {
-        let per_page = query.page_size.clamp(1, MAX_MESSAGE_PER_PAGE);
+        let per_page = query.page_size.clamp(1, MAX_MESSAGE_PAGE_SIZE);
         let op = Operation::ListMessages;
         // Zipchat pages messages oldest first; the gateway serves them newest first, so a
         // traversal starts at the last page and walks back.
@@ -233,11 +233,11 @@ impl Provider for Zipchat {
         let call = self
             .call(Operation::ListAgents, Method::GET, &["users"])
             .query("page", page)
-            .query("per_page", MAX_PER_PAGE);
+            .query("per_page", MAX_PAGE_SIZE);
         let list: wire::UserList = self.edge.upstream.send(&call).await?.json()?;
         let next = next_page(
             page,
-            MAX_PER_PAGE,
+            MAX_PAGE_SIZE,
             list.users.len(),
             list.pagination.as_ref(),
         );

@@ -51,8 +51,8 @@ pub fn capabilities() -> Capabilities {
             ..NativeFilters::default()
         },
         paging: PagingStyle::PageNumber,
-        max_page_size: client::MAX_PER_PAGE,
-        max_message_page_size: client::MAX_MESSAGE_PER_PAGE,
+        max_page_size: client::MAX_PAGE_SIZE,
+        max_message_page_size: client::MAX_MESSAGE_PAGE_SIZE,
         sorted_by_activity: true,
     }
 }
