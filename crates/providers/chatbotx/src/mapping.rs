@@ -88,12 +88,11 @@ fn contact(origin: &Origin, c: wire::Contact) -> Contact {
 /// The conversation's raw channel: top-level `channel`, else its first contact inbox's, else
 /// its inbox's.
 fn native_channel_of(c: &wire::Conversation) -> Option<String> {
-    let inboxes = c.contact_inboxes.iter().map(|ci| &ci.channel);
-    [&c.channel]
-        .into_iter()
-        .chain(inboxes)
-        .chain(c.inbox.as_ref().map(|i| &i.channel))
-        .find_map(|channel| channel.as_ref().cloned())
+    c.channel
+        .as_ref()
+        .or_else(|| c.contact_inboxes.iter().find_map(|ci| ci.channel.as_ref()))
+        .or_else(|| c.inbox.as_ref().and_then(|i| i.channel.as_ref()))
+        .cloned()
 }
 
 /// The conversation's latest activity, from `lastActivityAt`, else `updatedAt`/`createdAt`.
@@ -228,12 +227,12 @@ pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Mes
     let (text, html) = plain(m.text.as_deref().unwrap_or(""));
     let attachments = m
         .attachments
-        .iter()
+        .into_iter()
         .filter_map(|a| {
             Some(Attachment {
-                url: a.url.as_ref().cloned()?,
-                content_type: a.mime_type.as_ref().cloned(),
-                name: a.name.as_ref().cloned(),
+                url: a.url.into_inner()?,
+                content_type: a.mime_type.into(),
+                name: a.name.into(),
             })
         })
         .collect();

@@ -161,22 +161,22 @@ fn author(direction: Option<&str>) -> (Author, Direction) {
 
 /// Maps a message of the conversation `at` names; `None` when it has no id.
 pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Option<Message> {
+    let created_at = m.created_at();
     let native_id = m
         .message_id
-        .as_ref()
-        .filter(|id| !id.trim().is_empty())
-        .cloned()?;
+        .into_inner()
+        .filter(|id| !id.trim().is_empty())?;
     let (author, direction) = author(m.direction.as_deref());
     let delivery_status = match direction {
         Direction::Outbound => m.delivery_status.as_deref().and_then(delivery_status),
         Direction::Inbound => None,
     };
-    let text = m.text.as_ref().cloned().unwrap_or_default();
+    let text = m.text.into_inner().unwrap_or_default();
     // Octopush does not say which person sent an outbound message: no sender.
     Some(Message {
         delivery_status,
         raw,
-        ..at.message(native_id, author, direction, text, m.created_at())
+        ..at.message(native_id, author, direction, text, created_at)
     })
 }
 
