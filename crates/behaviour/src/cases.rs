@@ -7,12 +7,12 @@ use std::future::Future;
 
 use switchboard_core::{
     Agent, Assignment, Capabilities, Conversation, ConversationFilter, Direction, ErrorKind,
-    ListQuery, Message, MessageQuery, NewMessage, Operation, Page, Result, Status, UpstreamPage,
+    ListQuery, Message, MessageQuery, NewMessage, Operation, Result, Status, UpstreamPage,
 };
 use switchboard_sim::SimVendor;
 use switchboard_upstream::Adapter;
 
-use crate::Harness;
+use crate::{Harness, all_conversations, all_messages, assert_once_newest_first};
 
 fn capabilities<A: Adapter>() -> Capabilities {
     (A::VENDOR.capabilities)()
@@ -45,27 +45,6 @@ async fn refused<A: Adapter, T: std::fmt::Debug>(
     );
 }
 
-/// Every item of a paged list, from the first page until the list ends.
-async fn all_pages<T, F, Fut>(what: &str, mut fetch: F) -> Vec<T>
-where
-    F: FnMut(UpstreamPage) -> Fut,
-    Fut: Future<Output = Result<Page<T>>>,
-{
-    let mut page = UpstreamPage::First;
-    let mut all = Vec::new();
-    for _ in 0..1000 {
-        let got = fetch(page)
-            .await
-            .unwrap_or_else(|e| panic!("a page of {what}: {e}"));
-        all.extend(got.items);
-        match got.next {
-            Some(next) => page = next,
-            None => return all,
-        }
-    }
-    panic!("the {what} never ended");
-}
-
 /// Every conversation of the list, `page_size` at a time, through the capability check.
 async fn traverse<A: Adapter>(
     h: &Harness<A>,
@@ -74,15 +53,10 @@ async fn traverse<A: Adapter>(
 ) -> Vec<Conversation> {
     let filter = ConversationFilter::default();
     let query = ListQuery {
-        filter: &filter,
-        page_size,
         include_raw,
+        ..ListQuery::new(&filter, page_size)
     };
-    let query = &query;
-    all_pages("conversations", |page| async move {
-        h.checked.list_conversations(query, &page).await
-    })
-    .await
+    all_conversations(h.checked.as_ref(), &query).await
 }
 
 /// The listed conversation with the most messages (one to read, reply in and change).
@@ -110,15 +84,11 @@ async fn messages<A: Adapter>(
     page_size: u32,
     include_raw: bool,
 ) -> Vec<Message> {
-    let query = &MessageQuery {
-        since: None,
-        page_size,
+    let query = MessageQuery {
         include_raw,
+        ..MessageQuery::new(page_size)
     };
-    all_pages("messages", |page| async move {
-        h.checked.list_messages(conversation, query, &page).await
-    })
-    .await
+    all_messages(h.checked.as_ref(), conversation, &query).await
 }
 
 /// The first assignable agent.
@@ -138,11 +108,7 @@ pub async fn lists_every_conversation_once<A: Adapter>(vendor: SimVendor) {
     let capabilities = capabilities::<A>();
     if !capabilities.list_conversations {
         let filter = ConversationFilter::default();
-        let query = ListQuery {
-            filter: &filter,
-            page_size: 10,
-            include_raw: false,
-        };
+        let query = ListQuery::new(&filter, 10);
         let list = h.checked.list_conversations(&query, &UpstreamPage::First);
         return refused(&h, Operation::ListConversations, list).await;
     }
@@ -180,9 +146,8 @@ pub async fn includes_raw_only_when_asked<A: Adapter>(vendor: SimVendor) {
     let capabilities = capabilities::<A>();
     let filter = ConversationFilter::default();
     let query = ListQuery {
-        filter: &filter,
-        page_size: 5,
         include_raw: true,
+        ..ListQuery::new(&filter, 5)
     };
     let page = h
         .checked
@@ -273,11 +238,7 @@ pub async fn list_messages<A: Adapter>(vendor: SimVendor) {
     let h = Harness::<A>::start(vendor).await;
     let target = busiest(&h).await;
     if !capabilities::<A>().list_messages {
-        let query = MessageQuery {
-            since: None,
-            page_size: 3,
-            include_raw: false,
-        };
+        let query = MessageQuery::new(3);
         let list = h
             .checked
             .list_messages(&target.native_id, &query, &UpstreamPage::First);
@@ -285,12 +246,7 @@ pub async fn list_messages<A: Adapter>(vendor: SimVendor) {
     }
     let all = messages(&h, &target.native_id, 3, false).await;
     assert!(!all.is_empty(), "the busiest conversation has messages");
-    let ids: HashSet<&str> = all.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids.len(), all.len(), "a message came twice");
-    assert!(
-        all.windows(2).all(|w| w[0].created_at >= w[1].created_at),
-        "newest first"
-    );
+    assert_once_newest_first(&all);
     assert!(all.iter().all(|m| m.conversation_id == target.id));
 }
 
@@ -393,11 +349,7 @@ pub async fn send_message<A: Adapter>(vendor: SimVendor) {
     assert_eq!(sent.direction, Direction::Outbound);
     assert_eq!(sent.conversation_id, target.id);
     if capabilities.list_messages {
-        let query = MessageQuery {
-            since: None,
-            page_size: 5,
-            include_raw: false,
-        };
+        let query = MessageQuery::new(5);
         let newest = h
             .checked
             .list_messages(&target.native_id, &query, &UpstreamPage::First)
@@ -460,11 +412,7 @@ pub async fn the_bare_adapter_agrees_with_its_capabilities<A: Adapter>(vendor: S
     };
     let filter = ConversationFilter::default();
     if !capabilities.list_conversations {
-        let query = ListQuery {
-            filter: &filter,
-            page_size: 10,
-            include_raw: false,
-        };
+        let query = ListQuery::new(&filter, 10);
         let list = bare.list_conversations(&query, &UpstreamPage::First).await;
         unsupported(list.map(drop), Operation::ListConversations);
     }

@@ -1,5 +1,6 @@
 //! Provider behaviour cases, run against every adapter through its simulator; the harness they
-//! run on; and the one fixture loader.
+//! run on and the reads they make; the checks of every vendor's error parser; and the one
+//! fixture loader.
 //!
 //! An adapter crate gets every case as its own test with one line in `tests/behaviour.rs` (a
 //! test target with `harness = false`):
@@ -16,7 +17,9 @@
 #![deny(missing_docs)]
 
 pub mod cases;
+mod errors;
 mod harness;
+mod reads;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +30,9 @@ use switchboard_core::Capabilities;
 use switchboard_sim::SimVendor;
 use switchboard_upstream::Adapter;
 
+pub use errors::{assert_vendor_errors, vendor_error};
 pub use harness::Harness;
+pub use reads::{all_conversations, all_messages, assert_not_found, assert_once_newest_first};
 
 /// The text of fixture `name` of the crate at `manifest_dir` (`{manifest_dir}/fixtures/{name}`):
 /// the vendor's documented examples, verbatim. Panics, naming the file, when it cannot be read.
@@ -42,46 +47,6 @@ macro_rules! fixture {
     ($name:expr) => {
         $crate::fixture(env!("CARGO_MANIFEST_DIR"), $name)
     };
-}
-
-/// What a vendor's `parse_error` makes of a non-2xx answer with `body` and no headers.
-pub fn vendor_error(
-    parse_error: switchboard_upstream::ErrorParser,
-    status: u16,
-    body: &str,
-) -> switchboard_core::Error {
-    let status = switchboard_upstream::StatusCode::from_u16(status)
-        .unwrap_or(switchboard_upstream::StatusCode::IM_A_TEAPOT);
-    parse_error(
-        status,
-        &switchboard_upstream::header::HeaderMap::new(),
-        body.as_bytes(),
-    )
-}
-
-/// Checks a vendor's `parse_error` against its table of `(vendor status, vendor body, gateway
-/// status, gateway code)`, and that no gateway message repeats any of `never_shown` (words of the
-/// vendor's bodies).
-pub fn assert_error_table(
-    parse_error: switchboard_upstream::ErrorParser,
-    table: &[(u16, &str, u16, &str)],
-    never_shown: &[&str],
-) {
-    for (status, body, http, code) in table {
-        let e = vendor_error(parse_error, *status, body);
-        assert_eq!(
-            (e.kind().http_status(), e.code()),
-            (*http, *code),
-            "{status} {body}"
-        );
-        for vendor_text in never_shown {
-            assert!(
-                !e.message().contains(vendor_text),
-                "{status} {body}: {}",
-                e.message()
-            );
-        }
-    }
 }
 
 /// The behaviour suite's `main` for adapter `$adapter` on simulator `$simulator` (a

@@ -17,6 +17,7 @@ pub mod inbox;
 pub mod lanes;
 pub mod merge;
 pub mod model;
+pub mod origin;
 pub mod provider;
 pub mod quota_state;
 pub mod rfc3339;
@@ -28,6 +29,7 @@ pub use checked::Checked;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventData, EventType, PerformedBy};
 pub use model::*;
+pub use origin::{MessageContext, Origin};
 pub use provider::{
     Assignment, ConversationFilter, ListQuery, MessageQuery, NewMessage, Page, PassthroughAnswer,
     PassthroughRequest, Provider, ProviderInfo, UpstreamPage,

@@ -94,6 +94,17 @@ pub struct ListQuery<'a> {
     pub include_raw: bool,
 }
 
+impl<'a> ListQuery<'a> {
+    /// Pages of `page_size` conversations that pass `filter`, without their vendor JSON.
+    pub fn new(filter: &'a ConversationFilter, page_size: u32) -> ListQuery<'a> {
+        ListQuery {
+            filter,
+            page_size,
+            include_raw: false,
+        }
+    }
+}
+
 /// A request for one upstream page of a conversation's messages.
 #[derive(Debug, Clone)]
 pub struct MessageQuery {
@@ -103,6 +114,17 @@ pub struct MessageQuery {
     pub page_size: u32,
     /// Attach each message's vendor JSON as `raw` (the caller asked `include=raw`).
     pub include_raw: bool,
+}
+
+impl MessageQuery {
+    /// Pages of `page_size` messages, however old, without their vendor JSON.
+    pub fn new(page_size: u32) -> MessageQuery {
+        MessageQuery {
+            since: None,
+            page_size,
+            include_raw: false,
+        }
+    }
 }
 
 /// A change of who handles a conversation.

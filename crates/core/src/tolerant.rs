@@ -1,8 +1,14 @@
 //! Tolerant parsing shared by every adapter's wire types: ids as strings or numbers, timestamps in
 //! every format vendors use, and fields that may be missing or null.
+//!
+//! A wire type declares how each field is read by its type: [`Id`], [`Text`], [`Time`], [`Flag`],
+//! [`Count`], [`Object`], [`ObjectOrId`] or [`List`]. Each holds an `Option` (a list, a `Vec`),
+//! which is `None` (empty) when the vendor left the field out, sent null, or sent something that
+//! does not read as one: an odd field never fails a response.
 
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::ops::Deref;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
@@ -131,7 +137,7 @@ impl<'de> Deserialize<'de> for Loose<'de> {
 }
 
 /// An optional id given as a string, a number or null.
-pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Loose::deserialize(d)? {
         Loose::Str(s) if !s.is_empty() => Some(s.into_owned()),
         n => n.number(),
@@ -139,7 +145,7 @@ pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
 }
 
 /// An optional string; a number is stringified and anything else (object, array) is `None`.
-pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Loose::deserialize(d)? {
         Loose::Str(s) => Some(s.into_owned()),
         Loose::Bool(b) => Some(b.to_string()),
@@ -149,7 +155,7 @@ pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 
 /// An optional timestamp in any format [`parse_timestamp`] reads, or Unix seconds; unreadable
 /// values become `None` rather than failing the whole response.
-pub fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     let secs = match Loose::deserialize(d)? {
         Loose::Str(s) => return Ok(parse_timestamp(&s)),
         Loose::Int(i) => i,
@@ -168,7 +174,7 @@ pub fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>
 }
 
 /// An optional boolean given as a bool, `0`/`1`, or `"true"`/`"false"`.
-pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(match Loose::deserialize(d)? {
         Loose::Bool(b) => Some(b),
         Loose::Int(i) => Some(i != 0),
@@ -183,7 +189,7 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
 }
 
 /// An optional unsigned count given as a number or a numeric string.
-pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(match Loose::deserialize(d)? {
         Loose::UInt(u) => Some(u),
         Loose::Int(i) => u64::try_from(i).ok(),
@@ -194,7 +200,7 @@ pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
 
 /// An optional object read as `T`; anything else (null, a string, a number, an array) is `None`.
 /// `T` must read any object: every field optional and read by this module's readers.
-pub fn opt_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+fn opt_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -205,7 +211,7 @@ where
 /// An optional object read as `T`, or only its id (a non-empty string or an integer) made a `T`
 /// with `From<String>`; anything else is `None`. `T` must read any object, as for
 /// [`opt_object`].
-pub fn opt_object_or_id<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+fn opt_object_or_id<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + From<String>,
@@ -284,7 +290,7 @@ thread_local! {
     static LISTS: Cell<Lists> = const { Cell::new(Lists::Lenient) };
 }
 
-/// Reads a vendor body as `T`. Lists read with [`lenient_vec`] drop the items they cannot read,
+/// Reads a vendor body as `T`. Lists read as a [`List`] drop the items they cannot read,
 /// which costs serde a buffer per item; since a body seldom holds such an item, it is first read
 /// with every item parsed straight as its type, and read again item by item when any list
 /// failed that way (even if the body as a whole was read, as an untagged enum may have fallen
@@ -319,7 +325,7 @@ pub fn from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Re
 
 /// A list that may be missing or null (both become empty); items that fail to parse are dropped
 /// rather than failing the page.
-pub fn lenient_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+fn lenient_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: serde::de::DeserializeOwned,
@@ -377,6 +383,102 @@ where
     I: Deserialize<'de>,
 {
     Ok(Option::<Vec<I>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Declares the field types: each wraps what `$read` makes of the value a vendor sent (null
+/// included), derefs to it and converts into it.
+macro_rules! fields {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident$(<$t:ident>)?($inner:ty) $(where { $($bound:tt)* })? read by $read:ident;
+    )*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name$(<$t>)?($inner);
+
+        impl<'de $(, $t)?> Deserialize<'de> for $name$(<$t>)? $(where $($bound)*)? {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                /// The value the vendor sent.
+                struct Sent$(<$t>)?($inner);
+                impl<'de $(, $t)?> Deserialize<'de> for Sent$(<$t>)? $(where $($bound)*)? {
+                    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                        $read(d).map(Sent)
+                    }
+                }
+                // Read as an option: serde asks a field the vendor left out for one, and it is
+                // then the default (no value, no items), as null is.
+                let sent = Option::<Sent$(<$t>)?>::deserialize(d)?;
+                Ok($name(sent.map_or_else(Default::default, |sent| sent.0)))
+            }
+        }
+
+        impl$(<$t>)? Default for $name$(<$t>)? {
+            fn default() -> Self {
+                $name(Default::default())
+            }
+        }
+
+        impl$(<$t>)? $name$(<$t>)? {
+            /// What the vendor sent, as far as it could be read.
+            pub fn into_inner(self) -> $inner {
+                self.0
+            }
+        }
+
+        impl$(<$t>)? Deref for $name$(<$t>)? {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.0
+            }
+        }
+
+        impl$(<$t>)? From<$name$(<$t>)?> for $inner {
+            fn from(field: $name$(<$t>)?) -> $inner {
+                field.0
+            }
+        }
+
+        impl$(<$t>)? From<$inner> for $name$(<$t>)? {
+            fn from(value: $inner) -> Self {
+                $name(value)
+            }
+        }
+    )*};
+}
+
+fields! {
+    /// An id, given as a string or a number (an empty string is no id).
+    Id(Option<String>) read by opt_id;
+    /// Text, given as a string; a number or a bool is written out as text.
+    Text(Option<String>) read by opt_string;
+    /// A timestamp in any format [`parse_timestamp`] reads, or Unix seconds or milliseconds.
+    Time(Option<DateTime<Utc>>) read by opt_time;
+    /// A flag, given as a bool, `0`/`1` or `"true"`/`"false"`.
+    Flag(Option<bool>) read by opt_bool;
+    /// A count, given as a number or a numeric string.
+    Count(Option<u64>) read by opt_u64;
+    /// A nested object read as `T`; anything else (a string, a number, an array) is `None`. `T`
+    /// must read any object: every field optional and tolerant.
+    Object<T>(Option<T>) where { T: Deserialize<'de> } read by opt_object;
+    /// A nested object read as `T`, or its id alone (a non-empty string or an integer) made a `T`
+    /// with `From<String>`; anything else is `None`. `T` must read any object, as for [`Object`].
+    ObjectOrId<T>(Option<T>) where { T: Deserialize<'de> + From<String> } read by opt_object_or_id;
+    /// A list whose items that do not read as `T` are dropped, not the response.
+    List<T>(Vec<T>) where { T: serde::de::DeserializeOwned } read by lenient_vec;
+}
+
+impl<T> Extend<T> for List<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        self.0.extend(items);
+    }
+}
+
+impl<T> IntoIterator for List<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+    fn into_iter(self) -> std::vec::IntoIter<T> {
+        self.0.into_iter()
+    }
 }
 
 /// Items read as their type, as [`items_with_raw`] gives them without `keep_raw`.
@@ -501,19 +603,75 @@ mod tests {
 
     #[derive(Debug, PartialEq, Deserialize)]
     struct Person {
-        #[serde(default, deserialize_with = "opt_id")]
-        id: Option<String>,
-        #[serde(default, deserialize_with = "opt_string")]
-        name: Option<String>,
+        id: Id,
+        name: Text,
     }
 
     impl From<String> for Person {
         fn from(id: String) -> Person {
             Person {
-                id: Some(id),
-                name: None,
+                id: Some(id).into(),
+                name: Text::default(),
             }
         }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Fields {
+        id: Id,
+        text: Text,
+        time: Time,
+        flag: Flag,
+        count: Count,
+    }
+
+    #[test]
+    fn a_field_reads_as_its_type_says_and_is_none_when_it_cannot() {
+        let read = |body: &str| from_slice::<Fields>(body.as_bytes()).expect(body);
+        let sent = read(
+            r#"{"id": 7, "text": 7, "time": 1700000000, "flag": "1", "count": "12", "other": []}"#,
+        );
+        assert_eq!(sent.id.as_deref(), Some("7"));
+        assert_eq!(sent.text.as_deref(), Some("7"));
+        assert_eq!(sent.time.map(|t| t.timestamp()), Some(1_700_000_000));
+        assert_eq!((*sent.flag, *sent.count), (Some(true), Some(12)));
+        // An empty string is no id, but it is text; a bool is text, and no id.
+        let empty = read(r#"{"id": "", "text": "", "flag": 0}"#);
+        assert_eq!(
+            (empty.id.as_deref(), empty.text.as_deref()),
+            (None, Some(""))
+        );
+        assert_eq!(*empty.flag, Some(false));
+        let bools = read(r#"{"id": true, "text": true}"#);
+        assert_eq!(
+            (bools.id.as_deref(), bools.text.as_deref()),
+            (None, Some("true"))
+        );
+        // Left out, null, or unreadable: `None`, and the rest of the object is still read.
+        for body in [
+            "{}",
+            r#"{"id": null, "text": null, "time": null, "flag": null, "count": null}"#,
+            r#"{"id": {}, "text": [1], "time": "yesterday", "flag": "maybe", "count": -1}"#,
+        ] {
+            let none = read(body);
+            assert_eq!(
+                (none.id.as_deref(), none.text.as_deref()),
+                (None, None),
+                "{body}"
+            );
+            assert_eq!(
+                (*none.time, *none.flag, *none.count),
+                (None, None, None),
+                "{body}"
+            );
+        }
+        // Read from JSON already parsed (a raw item kept for `include=raw`), alike.
+        let value = serde_json::json!({"id": 8, "flag": true});
+        let parsed = Fields::deserialize(&value).expect("fields");
+        assert_eq!(
+            (parsed.id.as_deref(), *parsed.flag),
+            (Some("8"), Some(true))
+        );
     }
 
     #[derive(Debug, PartialEq, Deserialize)]
@@ -528,8 +686,8 @@ mod tests {
     fn an_object_is_read_and_an_id_stands_for_one_where_allowed() {
         let person = |id: &str, name: Option<&str>| {
             Some(Person {
-                id: Some(id.to_owned()),
-                name: name.map(str::to_owned),
+                id: Some(id.to_owned()).into(),
+                name: name.map(str::to_owned).into(),
             })
         };
         let read = |value: &str| {

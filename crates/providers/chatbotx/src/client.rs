@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, ConversationFilter, Error, ErrorKind, ListQuery, Message,
-    MessageQuery, Mode, NewMessage, Operation, Page, PassthroughAnswer, PassthroughRequest,
+    MessageQuery, Mode, NewMessage, Operation, Origin, Page, PassthroughAnswer, PassthroughRequest,
     Provider, ProviderInfo, Result, Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{
@@ -22,9 +22,9 @@ use crate::config::Config;
 use crate::{mapping, wire};
 
 /// Largest conversation page asked for (ChatbotX sets no cap; the gateway's own limit is 100).
-pub(crate) const MAX_CONVERSATION_PAGE: u32 = 100;
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
 /// Largest message page ChatbotX serves (`PUBLIC_LIST_MAX_PER_PAGE`).
-pub(crate) const MAX_MESSAGE_PAGE: u32 = 50;
+pub(crate) const MAX_MESSAGE_PAGE_SIZE: u32 = 50;
 /// Members per page (`PUBLIC_LIST_MAX_PER_PAGE`).
 const MEMBERS_PER_PAGE: u32 = 50;
 /// Longest reply ChatbotX accepts, in characters (after trimming).
@@ -83,8 +83,8 @@ impl Adapter for Chatbotx {
 }
 
 impl Chatbotx {
-    fn connection(&self) -> &str {
-        self.edge.connection()
+    fn origin(&self) -> Origin<'_> {
+        self.edge.info.origin()
     }
 
     fn call(op: Operation, method: Method, rest: &[&str]) -> Call {
@@ -136,10 +136,13 @@ impl Chatbotx {
         let response = self.edge.upstream.send(&call).await?;
         if include_raw {
             let list: wire::ConversationList = response.json()?;
-            Ok((tolerant::items_with_raw(list.data, true), list.next_cursor))
+            Ok((
+                tolerant::items_with_raw(list.data, true),
+                list.next_cursor.into(),
+            ))
         } else {
             let list: wire::ConversationList<tolerant::Item<_>> = response.json()?;
-            Ok((tolerant::without_raw(list.data), list.next_cursor))
+            Ok((tolerant::without_raw(list.data), list.next_cursor.into()))
         }
     }
 
@@ -150,7 +153,7 @@ impl Chatbotx {
     ) -> Page<Conversation> {
         let items = items
             .into_iter()
-            .map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
+            .map(|(c, raw)| mapping::conversation(&self.origin(), c, raw))
             .collect();
         Page {
             items,
@@ -217,7 +220,7 @@ impl Chatbotx {
             let envelope = response.json::<wire::Envelope<wire::Conversation>>()?;
             (envelope.into_inner(), None)
         };
-        Ok(mapping::conversation(self.connection(), conversation, raw))
+        Ok(mapping::conversation(&self.origin(), conversation, raw))
     }
 
     /// `POST /v1/conversations/{id}/{action}` (`assign`, `disable-bot`, `archive`, …).
@@ -236,13 +239,14 @@ impl Chatbotx {
     }
 
     fn map_messages(&self, id: &str, items: Vec<Value>, include_raw: bool) -> Vec<Message> {
+        let at = self
+            .origin()
+            .in_conversation(id, DateTime::<Utc>::UNIX_EPOCH);
         let mut messages: Vec<Message> =
             tolerant::items_with_raw::<wire::Message>(items, include_raw)
                 .into_iter()
                 .filter(|(m, _)| !mapping::is_internal(m))
-                .map(|(m, raw)| {
-                    mapping::message(self.connection(), id, m, DateTime::<Utc>::UNIX_EPOCH, raw)
-                })
+                .map(|(m, raw)| mapping::message(&at, m, raw))
                 .collect();
         messages.sort_by(|a, b| {
             b.created_at
@@ -289,7 +293,7 @@ impl Provider for Chatbotx {
         page: &UpstreamPage,
     ) -> Result<Page<Conversation>> {
         let cursor = cursor(page)?;
-        let per_page = query.page_size.clamp(1, MAX_CONVERSATION_PAGE);
+        let per_page = query.page_size.clamp(1, MAX_PAGE_SIZE);
         let filter = query.filter;
         if filter.assignee.as_deref().is_some_and(|a| !is_numeric(a)) {
             // No ChatbotX user has a non-numeric id: nothing can match.
@@ -331,13 +335,13 @@ impl Provider for Chatbotx {
             Method::GET,
             &["conversations", id, "messages"],
         )
-        .query("perPage", query.page_size.clamp(1, MAX_MESSAGE_PAGE));
+        .query("perPage", query.page_size.clamp(1, MAX_MESSAGE_PAGE_SIZE));
         if let Some(c) = cursor(page)? {
             call = call.query("cursor", c);
         }
         let list: wire::MessageList = self.edge.upstream.send(&call).await?.json()?;
         let mut items = self.map_messages(id, list.data, query.include_raw);
-        let mut next = list.next_cursor.map(UpstreamPage::Cursor);
+        let mut next = list.next_cursor.into_inner().map(UpstreamPage::Cursor);
         // Newest first: once a message is older than `since`, so is everything after it.
         if let Some(since) = query.since
             && items.iter().any(|m| m.created_at < since)
@@ -355,11 +359,11 @@ impl Provider for Chatbotx {
             .query("perPage", MEMBERS_PER_PAGE)
             .query("keyword", "");
         let list: wire::MemberList = self.edge.upstream.send(&call).await?.json()?;
-        let next = next_page_number(number, list.data.len(), MEMBERS_PER_PAGE, list.page_count);
+        let next = next_page_number(number, list.data.len(), MEMBERS_PER_PAGE, *list.page_count);
         let items = list
             .data
-            .iter()
-            .filter_map(|m| mapping::member_agent(self.connection(), m))
+            .into_iter()
+            .filter_map(|m| mapping::member_agent(&self.origin(), m))
             .collect();
         Ok(Page { items, next })
     }
@@ -428,13 +432,8 @@ impl Provider for Chatbotx {
                 Err(_) => Value::Null,
             };
             if let Ok(sent) = serde_json::from_value::<wire::Message>(raw.clone()) {
-                return Ok(mapping::message(
-                    self.connection(),
-                    id,
-                    sent,
-                    Utc::now(),
-                    Some(raw),
-                ));
+                let at = self.origin().in_conversation(id, Utc::now());
+                return Ok(mapping::message(&at, sent, Some(raw)));
             }
         }
         // ChatbotX may answer `null`: find the reply among the newest messages.

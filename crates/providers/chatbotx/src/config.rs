@@ -1,17 +1,7 @@
 //! The `[[connections]]` section of a ChatbotX connection.
 
 use serde::Deserialize;
-use switchboard_upstream::{ConnectionSettings, RateLimit, Secret};
-
-/// ChatbotX's cloud API (self-hosted: `https://{YOUR_DOMAIN}/api`); paths are `/v1/...`.
-pub const DEFAULT_BASE_URL: &str = "https://app.chatbotx.io/api";
-
-/// ChatbotX's quota in its server code: 120 requests per 10 s per workspace. (Its API overview
-/// page says 30 requests per hour; set `rate_limit` lower if the cloud enforces that.)
-pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
-    requests: 120,
-    per_seconds: 10,
-};
+use switchboard_upstream::{ConnectionSettings, Secret};
 
 /// A ChatbotX connection's settings (`provider = "chatbotx"`).
 #[derive(Debug, Clone, Deserialize)]

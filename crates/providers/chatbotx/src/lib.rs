@@ -19,17 +19,20 @@ pub use client::Chatbotx;
 pub use config::Config;
 
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind, Status};
-use switchboard_upstream::Vendor;
-
-/// `provider = "chatbotx"`.
-pub const KIND: ProviderKind = ProviderKind::new("chatbotx");
+use switchboard_upstream::{RateLimit, Vendor};
 
 /// ChatbotX, as the gateway knows it.
 pub static VENDOR: Vendor = Vendor {
-    kind: KIND,
+    kind: ProviderKind::new("chatbotx"),
     name: "ChatbotX",
-    base_url: config::DEFAULT_BASE_URL,
-    rate_limit: Some(config::DEFAULT_RATE_LIMIT),
+    // The cloud API (self-hosted: `https://{YOUR_DOMAIN}/api`); paths are `/v1/...`.
+    base_url: "https://app.chatbotx.io/api",
+    // The quota in ChatbotX's server code: 120 requests per 10 s per workspace. (Its API overview
+    // page says 30 requests per hour; set `rate_limit` lower if the cloud enforces that.)
+    rate_limit: Some(RateLimit {
+        requests: 120,
+        per_seconds: 10,
+    }),
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,
@@ -56,8 +59,8 @@ pub fn capabilities() -> Capabilities {
             updated_since: false,
         },
         paging: PagingStyle::Cursor,
-        max_page_size: client::MAX_CONVERSATION_PAGE,
-        max_message_page_size: client::MAX_MESSAGE_PAGE,
+        max_page_size: client::MAX_PAGE_SIZE,
+        max_message_page_size: client::MAX_MESSAGE_PAGE_SIZE,
         sorted_by_activity: true,
     }
 }

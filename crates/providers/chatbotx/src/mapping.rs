@@ -9,7 +9,7 @@ use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::tolerant::parse_timestamp;
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, DeliveryStatus, Direction,
-    LastMessage, Message, Mode, Status, ids,
+    LastMessage, Message, MessageContext, Mode, Origin, Status,
 };
 
 use crate::wire;
@@ -37,55 +37,35 @@ pub fn channel(native: &str) -> Channel {
     }
 }
 
-fn bare_agent(connection: &str, id: &str) -> Agent {
-    Agent {
-        id: ids::join(connection, id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        native_id: id.to_owned(),
-        name: None,
-        email: None,
-        avatar_url: None,
-    }
-}
-
 /// Maps a user to an agent; `None` without a user id (nothing could be assigned to it).
-pub fn user_agent(connection: &str, u: &wire::User) -> Option<Agent> {
+pub fn user_agent(origin: &Origin, u: wire::User) -> Option<Agent> {
     let id = u.id.as_deref()?;
     Some(Agent {
-        name: u.name.clone(),
-        email: u.email.clone(),
-        avatar_url: u.image.clone(),
-        ..bare_agent(connection, id)
+        name: u.name.into(),
+        email: u.email.into(),
+        avatar_url: u.image.into(),
+        ..origin.agent(id)
     })
 }
 
 /// Maps a workspace member to an agent. Its id is the member's *user* id, which is what
 /// `assign` takes and what conversations name as `assignedUser`.
-pub fn member_agent(connection: &str, m: &wire::Member) -> Option<Agent> {
-    let user_id = m
-        .user_id
-        .clone()
-        .or_else(|| m.user.as_ref().and_then(|u| u.id.clone()))?;
-    let user = m.user.clone().unwrap_or(wire::User {
-        id: None,
-        name: None,
-        email: None,
-        image: None,
-    });
+pub fn member_agent(origin: &Origin, m: wire::Member) -> Option<Agent> {
+    let user = m.user.into_inner().unwrap_or_default();
+    let user_id = m.user_id.into_inner().or(user.id.into_inner())?;
     user_agent(
-        connection,
-        &wire::User {
-            id: Some(user_id),
+        origin,
+        wire::User {
+            id: Some(user_id).into(),
             ..user
         },
     )
 }
 
-fn contact(connection: &str, c: &wire::Contact) -> Contact {
+fn contact(origin: &Origin, c: wire::Contact) -> Contact {
     let name = c
         .full_name
-        .clone()
+        .into_inner()
         .filter(|n| !n.trim().is_empty())
         .or_else(|| {
             let parts: Vec<&str> = [c.first_name.as_deref(), c.last_name.as_deref()]
@@ -96,11 +76,11 @@ fn contact(connection: &str, c: &wire::Contact) -> Contact {
             (!parts.is_empty()).then(|| parts.join(" "))
         });
     Contact {
-        id: c.id.as_deref().map(|id| ids::join(connection, id)),
-        native_id: c.id.clone(),
+        id: c.id.as_deref().map(|id| origin.id(id)),
+        native_id: c.id.into(),
         name,
-        email: c.email.clone(),
-        phone: c.phone_number.clone(),
+        email: c.email.into(),
+        phone: c.phone_number.into(),
         external_ids: BTreeMap::new(),
     }
 }
@@ -109,9 +89,10 @@ fn contact(connection: &str, c: &wire::Contact) -> Contact {
 /// its inbox's.
 fn native_channel_of(c: &wire::Conversation) -> Option<String> {
     c.channel
-        .clone()
-        .or_else(|| c.contact_inboxes.iter().find_map(|ci| ci.channel.clone()))
-        .or_else(|| c.inbox.as_ref().and_then(|i| i.channel.clone()))
+        .as_ref()
+        .or_else(|| c.contact_inboxes.iter().find_map(|ci| ci.channel.as_ref()))
+        .or_else(|| c.inbox.as_ref().and_then(|i| i.channel.as_ref()))
+        .cloned()
 }
 
 /// The conversation's latest activity, from `lastActivityAt`, else `updatedAt`/`createdAt`.
@@ -119,8 +100,8 @@ pub fn last_activity(c: &wire::Conversation) -> DateTime<Utc> {
     c.last_activity_at
         .as_deref()
         .and_then(parse_timestamp)
-        .or(c.updated_at)
-        .or(c.created_at)
+        .or(*c.updated_at)
+        .or(*c.created_at)
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
@@ -147,28 +128,25 @@ pub fn list_order(a: (Option<DateTime<Utc>>, &str), b: (Option<DateTime<Utc>>, &
 }
 
 /// Maps a conversation. `raw` is the vendor's JSON, kept for `include=raw`.
-pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>) -> Conversation {
+pub fn conversation(origin: &Origin, c: wire::Conversation, raw: Option<Value>) -> Conversation {
     let native = native_channel_of(&c);
+    let last_activity_at = last_activity(&c);
     let assignee = c
         .assigned_user
-        .as_ref()
-        .and_then(|u| user_agent(connection, u))
-        .or_else(|| {
-            c.assigned_user_id
-                .as_deref()
-                .map(|id| bare_agent(connection, id))
-        });
+        .into_inner()
+        .and_then(|u| user_agent(origin, u))
+        .or_else(|| c.assigned_user_id.as_deref().map(|id| origin.agent(id)));
     let last_message = c.messages.first().and_then(|m| {
         let text = m.text.as_deref()?;
         Some(LastMessage {
             text: plain(text).0,
-            created_at: m.created_at,
+            created_at: *m.created_at,
         })
     });
     Conversation {
-        id: ids::join(connection, &c.id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
+        id: origin.id(&c.id),
+        connection: origin.connection.to_owned(),
+        provider: origin.provider.clone(),
         channel: native.as_deref().map_or(Channel::Other, channel),
         native_channel: native,
         status: if c.archived_at.as_deref().is_some_and(|a| !a.is_empty()) {
@@ -180,10 +158,10 @@ pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>)
             .bot_enabled
             .map(|bot| if bot { Mode::Ai } else { Mode::Human }),
         assignee,
-        contact: c.contact.as_ref().map(|ct| contact(connection, ct)),
-        created_at: c.created_at,
-        updated_at: c.updated_at,
-        last_activity_at: last_activity(&c),
+        contact: c.contact.into_inner().map(|ct| contact(origin, ct)),
+        created_at: *c.created_at,
+        updated_at: *c.updated_at,
+        last_activity_at,
         last_message,
         message_count: None,
         escalation: None,
@@ -207,14 +185,8 @@ pub fn is_internal(m: &wire::Message) -> bool {
     m.is_internal.unwrap_or(false)
 }
 
-/// Maps a message of conversation `conversation_native_id`.
-pub fn message(
-    connection: &str,
-    conversation_native_id: &str,
-    m: wire::Message,
-    fallback_time: DateTime<Utc>,
-    raw: Option<Value>,
-) -> Message {
+/// Maps a message of the conversation `at` names.
+pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Message {
     let message_type = m.message_type.as_deref().unwrap_or("");
     let sender_type = m.sender_type.as_deref().unwrap_or("");
     let direction = match (message_type, sender_type) {
@@ -233,10 +205,10 @@ pub fn message(
     let sender = match (author, sender_type) {
         (Author::Agent, "user") => m
             .user
-            .as_ref()
-            .and_then(|u| user_agent(connection, u))
-            .or_else(|| m.sender_id.as_deref().map(|id| bare_agent(connection, id))),
-        (Author::Agent, _) => m.user.as_ref().and_then(|u| user_agent(connection, u)),
+            .into_inner()
+            .and_then(|u| user_agent(&at.origin, u))
+            .or_else(|| m.sender_id.as_deref().map(|id| at.origin.agent(id))),
+        (Author::Agent, _) => m.user.into_inner().and_then(|u| user_agent(&at.origin, u)),
         _ => None,
     };
     let delivery_status = match direction {
@@ -255,30 +227,22 @@ pub fn message(
     let (text, html) = plain(m.text.as_deref().unwrap_or(""));
     let attachments = m
         .attachments
-        .iter()
+        .into_iter()
         .filter_map(|a| {
             Some(Attachment {
-                url: a.url.clone()?,
-                content_type: a.mime_type.clone(),
-                name: a.name.clone(),
+                url: a.url.into_inner()?,
+                content_type: a.mime_type.into(),
+                name: a.name.into(),
             })
         })
         .collect();
     Message {
-        id: ids::join(connection, &m.id),
-        conversation_id: ids::join(connection, conversation_native_id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        native_id: m.id,
-        author,
         sender,
-        text,
         html,
         attachments,
-        created_at: m.created_at.unwrap_or(fallback_time),
-        direction,
         delivery_status,
         raw,
+        ..at.message(m.id, author, direction, text, *m.created_at)
     }
 }
 
@@ -286,6 +250,8 @@ pub fn message(
 mod tests {
     use super::*;
     use switchboard_behaviour::fixture;
+
+    const CBX: Origin = Origin::new(&crate::VENDOR.kind, "cbx");
 
     fn parse_conversations(name: &str) -> (Vec<wire::Conversation>, wire::ConversationList) {
         let list: wire::ConversationList =
@@ -305,14 +271,13 @@ mod tests {
             list.next_cursor.as_deref(),
             Some("eyJsYXN0QWN0aXZpdHlBdCI6…")
         );
-        let c = conversation("cbx", items[0].clone(), None);
-        assert_eq!(c.id, "cbx:…");
-        assert_eq!(c.native_id, "…");
-        assert_eq!(c.provider, crate::KIND);
-        assert_eq!(c.channel, Channel::Whatsapp);
-        assert_eq!(c.native_channel.as_deref(), Some("whatsapp"));
-        assert_eq!(c.status, Status::Open);
-        assert_eq!(c.mode, Some(Mode::Ai));
+        let c = conversation(&CBX, items[0].clone(), None);
+        assert_eq!((c.id.as_str(), c.native_id.as_str()), ("cbx:…", "…"));
+        assert_eq!(
+            (c.channel, c.native_channel.as_deref()),
+            (Channel::Whatsapp, Some("whatsapp"))
+        );
+        assert_eq!((c.status, c.mode), (Status::Open, Some(Mode::Ai)));
         // `lastActivityAt` and `updatedAt` are placeholders: the creation time is the activity.
         assert_eq!(c.last_activity_at.to_rfc3339(), "2023-11-07T05:31:56+00:00");
         assert_eq!(
@@ -341,8 +306,9 @@ mod tests {
     fn maps_the_documented_members_example_to_user_ids() {
         let list: wire::MemberList =
             serde_json::from_str(&fixture!("list_members.json")).expect("documented JSON parses");
-        assert_eq!(list.page_count, Some(1));
-        let agent = member_agent("cbx", &list.data[0]).expect("a member with a user id");
+        assert_eq!(*list.page_count, Some(1));
+        let member = list.data[0].clone();
+        let agent = member_agent(&CBX, member).expect("a member with a user id");
         assert_eq!(agent.native_id, "…");
         assert_eq!(agent.name.as_deref(), Some("…"));
         assert_eq!(agent.avatar_url, None);
@@ -352,8 +318,8 @@ mod tests {
     #[test]
     fn maps_archived_human_conversations_with_team_and_smtp() {
         let (items, list) = parse_conversations("list_conversations_code_shape.json");
-        assert_eq!(list.next_cursor, None);
-        let c = conversation("cbx", items[0].clone(), None);
+        assert_eq!(*list.next_cursor, None);
+        let c = conversation(&CBX, items[0].clone(), None);
         assert_eq!(c.id, "cbx:11590944070190001");
         assert_eq!(c.status, Status::Closed);
         assert_eq!(c.mode, Some(Mode::Human));
@@ -372,7 +338,7 @@ mod tests {
             Some("Zoë Müller")
         );
         // A conversation assigned to an inbox team has no agent, and a null contact is null.
-        let team = conversation("cbx", items[1].clone(), None);
+        let team = conversation(&CBX, items[1].clone(), None);
         assert_eq!(team.assignee, None);
         assert_eq!(team.contact, None);
         assert_eq!(team.channel, Channel::Web);
@@ -398,19 +364,11 @@ mod tests {
             .iter()
             .map(|v| serde_json::from_value(v.clone()).expect("message parses"))
             .collect();
+        let at = CBX.in_conversation("11590944070190001", DateTime::UNIX_EPOCH);
         let mapped: Vec<Message> = messages
             .iter()
             .take(5)
-            .cloned()
-            .map(|m| {
-                message(
-                    "cbx",
-                    "11590944070190001",
-                    m,
-                    DateTime::<Utc>::UNIX_EPOCH,
-                    None,
-                )
-            })
+            .map(|m| message(&at, m.clone(), None))
             .collect();
         let authors: Vec<(Author, Direction)> =
             mapped.iter().map(|m| (m.author, m.direction)).collect();

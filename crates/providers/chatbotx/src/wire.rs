@@ -1,6 +1,7 @@
 //! ChatbotX's JSON, as serde types. Tolerant: unknown fields are ignored, ids (bigints sent as
 //! numeric strings) are accepted as strings or numbers, nested objects that do not parse become
 //! `None`, and unreadable optional values become `None` rather than failing the response.
+//! ChatbotX writes its fields in camelCase.
 //!
 //! A conversation is read for the fields the gateway maps, and only those: a list page holds
 //! a hundred of them, and a field read into a string only to be dropped costs on every one. The
@@ -8,26 +9,21 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchboard_core::tolerant;
+use switchboard_core::tolerant::{self, Count, Flag, Id, List, Object, Text, Time};
 
 /// `GET /v1/conversations`: `{data, nextCursor, prevCursor}`.
 #[derive(Debug, Deserialize)]
 #[serde(bound = "I: Deserialize<'de>")]
+#[serde(rename_all = "camelCase")]
 pub struct ConversationList<I = Value> {
     /// The page's conversations: JSON (for `include=raw`) or [`tolerant::Item`]s (one odd item
     /// never fails the page).
     #[serde(default, deserialize_with = "tolerant::nullable_vec")]
     pub data: Vec<I>,
     /// The next page's cursor; null on the last page.
-    #[serde(
-        default,
-        rename = "nextCursor",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub next_cursor: Option<String>,
+    pub next_cursor: Text,
 }
 
 /// `{"data": <item>}` (`GET /v1/conversations/{id}`), or, tolerated, the bare item; the item as
@@ -57,288 +53,178 @@ impl<T> Envelope<T> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ContactInbox {
     /// `webchat`, `whatsapp`, `messenger`, `instagram`, `telegram`, `zalo`, `smtp`, `tiktok`, …
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub channel: Option<String>,
+    pub channel: Text,
 }
 
 /// The conversation's inbox, when included.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Inbox {
     /// Its channel.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub channel: Option<String>,
+    pub channel: Text,
 }
 
 /// The customer.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Contact {
     /// Contact id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// First name.
-    #[serde(
-        default,
-        rename = "firstName",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub first_name: Option<String>,
+    pub first_name: Text,
     /// Last name.
-    #[serde(
-        default,
-        rename = "lastName",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub last_name: Option<String>,
+    pub last_name: Text,
     /// Full name.
-    #[serde(
-        default,
-        rename = "fullName",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub full_name: Option<String>,
+    pub full_name: Text,
     /// E-mail.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub email: Option<String>,
+    pub email: Text,
     /// Phone.
-    #[serde(
-        default,
-        rename = "phoneNumber",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub phone_number: Option<String>,
+    pub phone_number: Text,
 }
 
 /// A workspace user (an agent): `assignedUser`, a message's `user`, a member's `user`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct User {
     /// User id: what `assign` takes.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// Name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub name: Option<String>,
+    pub name: Text,
     /// E-mail (not in the member list's `user`).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub email: Option<String>,
+    pub email: Text,
     /// Avatar URL.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub image: Option<String>,
+    pub image: Text,
 }
 
 /// A conversation (list item or detail).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Conversation {
     /// Conversation id (numeric string).
     #[serde(deserialize_with = "tolerant::id")]
     pub id: String,
     /// Created.
-    #[serde(default, rename = "createdAt", deserialize_with = "tolerant::opt_time")]
-    pub created_at: Option<DateTime<Utc>>,
+    pub created_at: Time,
     /// Updated.
-    #[serde(default, rename = "updatedAt", deserialize_with = "tolerant::opt_time")]
-    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_at: Time,
     /// The list's sort key, kept as sent: a list cursor repeats it exactly.
-    #[serde(
-        default,
-        rename = "lastActivityAt",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub last_activity_at: Option<String>,
+    pub last_activity_at: Text,
     /// True while the bot answers; false once a person has taken over.
-    #[serde(
-        default,
-        rename = "botEnabled",
-        deserialize_with = "tolerant::opt_bool"
-    )]
-    pub bot_enabled: Option<bool>,
+    pub bot_enabled: Flag,
     /// Set when archived (closed); kept as sent, since any value means archived.
-    #[serde(
-        default,
-        rename = "archivedAt",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub archived_at: Option<String>,
+    pub archived_at: Text,
     /// A top-level channel (older payloads); `contactInboxes[].channel` otherwise.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub channel: Option<String>,
+    pub channel: Text,
     /// The contact's channel identities.
-    #[serde(
-        default,
-        rename = "contactInboxes",
-        deserialize_with = "tolerant::lenient_vec"
-    )]
-    pub contact_inboxes: Vec<ContactInbox>,
+    pub contact_inboxes: List<ContactInbox>,
     /// The conversation's inbox, when included.
-    #[serde(default, deserialize_with = "tolerant::opt_object")]
-    pub inbox: Option<Inbox>,
+    pub inbox: Object<Inbox>,
     /// At most the latest message.
-    #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub messages: Vec<LatestMessage>,
+    pub messages: List<LatestMessage>,
     /// The customer.
-    #[serde(default, deserialize_with = "tolerant::opt_object")]
-    pub contact: Option<Contact>,
+    pub contact: Object<Contact>,
     /// The assigned user.
-    #[serde(
-        default,
-        rename = "assignedUser",
-        deserialize_with = "tolerant::opt_object"
-    )]
-    pub assigned_user: Option<User>,
+    pub assigned_user: Object<User>,
     /// The assigned user's id.
-    #[serde(
-        default,
-        rename = "assignedUserId",
-        deserialize_with = "tolerant::opt_id"
-    )]
-    pub assigned_user_id: Option<String>,
+    pub assigned_user_id: Id,
 }
 
 /// A file attached to a message.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Attachment {
     /// Presigned download URL (null while the vendor is still fetching the file).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub url: Option<String>,
+    pub url: Text,
     /// MIME type.
-    #[serde(
-        default,
-        rename = "mimeType",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub mime_type: Option<String>,
+    pub mime_type: Text,
     /// File name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub name: Option<String>,
+    pub name: Text,
 }
 
 /// A conversation's latest message, as the conversation embeds it: only what its
 /// `last_message` shows is read (a list of 100 embeds 100 of them).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LatestMessage {
     /// Sent at.
-    #[serde(default, rename = "createdAt", deserialize_with = "tolerant::opt_time")]
-    pub created_at: Option<DateTime<Utc>>,
+    pub created_at: Time,
     /// Text (null for attachments and locations).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub text: Option<String>,
+    pub text: Text,
 }
 
 /// A message.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Message {
     /// Message id (numeric string).
     #[serde(deserialize_with = "tolerant::id")]
     pub id: String,
     /// Sent at.
-    #[serde(default, rename = "createdAt", deserialize_with = "tolerant::opt_time")]
-    pub created_at: Option<DateTime<Utc>>,
+    pub created_at: Time,
     /// Text (null for attachments and locations).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub text: Option<String>,
+    pub text: Text,
     /// `incoming`, `outgoing` or `activity`.
-    #[serde(
-        default,
-        rename = "messageType",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub message_type: Option<String>,
+    pub message_type: Text,
     /// `bot`, `contact`, `system`, `user` or `api`.
-    #[serde(
-        default,
-        rename = "senderType",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub sender_type: Option<String>,
+    pub sender_type: Text,
     /// The sending user (for `user`) or contact.
-    #[serde(default, rename = "senderId", deserialize_with = "tolerant::opt_id")]
-    pub sender_id: Option<String>,
+    pub sender_id: Id,
     /// An internal note, seen by the team only.
-    #[serde(
-        default,
-        rename = "isInternal",
-        deserialize_with = "tolerant::opt_bool"
-    )]
-    pub is_internal: Option<bool>,
+    pub is_internal: Flag,
     /// Delivered to the device.
-    #[serde(
-        default,
-        rename = "deliveredAt",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub delivered_at: Option<String>,
+    pub delivered_at: Text,
     /// Read by the customer.
-    #[serde(default, rename = "readAt", deserialize_with = "tolerant::opt_string")]
-    pub read_at: Option<String>,
+    pub read_at: Text,
     /// Failed to deliver.
-    #[serde(
-        default,
-        rename = "failedAt",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub failed_at: Option<String>,
+    pub failed_at: Text,
     /// Attached files (list items).
-    #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub attachments: Vec<Attachment>,
+    pub attachments: List<Attachment>,
     /// The sending user, when included.
-    #[serde(default, deserialize_with = "tolerant::opt_object")]
-    pub user: Option<User>,
+    pub user: Object<User>,
 }
 
 /// `GET /v1/conversations/{id}/messages`: `{data, nextCursor, prevCursor}`, newest first.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MessageList {
     /// The page's messages, raw.
     #[serde(default, deserialize_with = "tolerant::nullable_vec")]
     pub data: Vec<Value>,
     /// The cursor of the next (older) page; null on the last.
-    #[serde(
-        default,
-        rename = "nextCursor",
-        deserialize_with = "tolerant::opt_string"
-    )]
-    pub next_cursor: Option<String>,
+    pub next_cursor: Text,
 }
 
 /// A workspace member.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Member {
     /// Member row id (not what `assign` takes).
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// The member's user id.
-    #[serde(default, rename = "userId", deserialize_with = "tolerant::opt_id")]
-    pub user_id: Option<String>,
+    pub user_id: Id,
     /// `owner`, `admin`, …
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub role: Option<String>,
+    pub role: Text,
     /// The user: `{id, name, image}`.
-    #[serde(default, deserialize_with = "tolerant::opt_object")]
-    pub user: Option<User>,
+    pub user: Object<User>,
 }
 
 /// `GET /v1/members`: `{data, pageCount}`.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MemberList {
     /// The page's members.
-    #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub data: Vec<Member>,
+    pub data: List<Member>,
     /// Number of pages.
-    #[serde(default, rename = "pageCount", deserialize_with = "tolerant::opt_u64")]
-    pub page_count: Option<u64>,
+    pub page_count: Count,
 }
 
 /// The oRPC error envelope: `{defined, code, status, message, data}`.
 #[derive(Debug, Default, Deserialize)]
 pub struct ErrorBody {
     /// Whether the route declares the code.
-    #[serde(default, deserialize_with = "tolerant::opt_bool")]
-    pub defined: Option<bool>,
+    pub defined: Flag,
     /// `notFound`, `invalidRequestData`, `tooManyRequests`, …
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub code: Option<String>,
+    pub code: Text,
     /// The HTTP status, repeated.
-    #[serde(default, deserialize_with = "tolerant::opt_u64")]
-    pub status: Option<u64>,
+    pub status: Count,
     /// Details: `{issues: [{message, path}]}` for `invalidRequestData`.
     #[serde(default)]
     pub data: Option<Value>,
@@ -372,8 +258,8 @@ impl ErrorBody {
 
 /// The conversation list's cursor: base64 of `{"lastActivityAt": …, "id": "…"}`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ConversationCursor<'a> {
-    #[serde(rename = "lastActivityAt")]
     last_activity_at: Option<&'a str>,
     id: &'a str,
 }

@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
-use switchboard_behaviour::Harness;
+use switchboard_behaviour::{
+    Harness, all_conversations, all_messages, assert_not_found, assert_once_newest_first,
+};
 use switchboard_chatbotx::Chatbotx;
 use switchboard_core::{
     Assignment, Author, Conversation, ConversationFilter, Direction, ErrorKind, ListQuery,
@@ -39,31 +41,19 @@ fn world(shared: &Shared) -> std::sync::MutexGuard<'_, World> {
     shared.lock().expect("world lock")
 }
 
+/// Every conversation the list shows under `filter`, `page_size` at a time.
 async fn traverse(
     provider: &Chatbotx,
     filter: &ConversationFilter,
     page_size: u32,
 ) -> Vec<Conversation> {
-    let query = ListQuery {
-        filter,
-        page_size,
-        include_raw: false,
-    };
-    let mut page = UpstreamPage::First;
-    let mut all: Vec<Conversation> = Vec::new();
-    for _ in 0..1000 {
-        let got = provider
-            .list_conversations(&query, &page)
-            .await
-            .expect("a page");
-        assert!(got.items.len() <= page_size as usize);
-        all.extend(got.items);
-        match got.next {
-            Some(next) => page = next,
-            None => return all,
-        }
-    }
-    panic!("the list never ended");
+    all_conversations(provider, &ListQuery::new(filter, page_size)).await
+}
+
+/// Whether the list shows conversation `id` (native) under `filter`.
+async fn lists(provider: &Chatbotx, filter: &ConversationFilter, id: &str) -> bool {
+    let listed = traverse(provider, filter, 50).await;
+    listed.iter().any(|c| c.native_id == id)
 }
 
 fn assert_newest_first(list: &[Conversation]) {
@@ -168,12 +158,8 @@ async fn applies_native_filters_and_reads_one_conversation() {
         channel: vec![channel],
         ..ConversationFilter::default()
     };
-    assert!(
-        traverse(&provider, &by_channel, 30)
-            .await
-            .iter()
-            .any(|c| c.channel == channel)
-    );
+    let listed = traverse(&provider, &by_channel, 30).await;
+    assert!(listed.iter().any(|c| c.channel == channel));
 
     let listed = &all[0];
     let one = provider
@@ -207,34 +193,14 @@ async fn lists_messages_newest_first_across_pages() {
     assert!(total > 50, "a conversation longer than one page");
 
     // 100 is more than ChatbotX serves per page: the adapter asks for 50.
-    let query = MessageQuery {
-        since: None,
-        page_size: 100,
-        include_raw: false,
-    };
-    let mut page = UpstreamPage::First;
-    let mut all = Vec::new();
-    let mut pages = 0;
-    loop {
-        let got = provider
-            .list_messages(&id, &query, &page)
-            .await
-            .expect("a message page");
-        assert!(got.items.len() <= 50);
-        pages += 1;
-        all.extend(got.items);
-        match got.next {
-            Some(next) => page = next,
-            None => break,
-        }
-    }
-    assert!(pages >= 2);
+    let first = provider
+        .list_messages(&id, &MessageQuery::new(100), &UpstreamPage::First)
+        .await
+        .expect("a message page");
+    assert!(first.items.len() <= 50 && first.next.is_some());
+    let all = all_messages(&provider, &id, &MessageQuery::new(50)).await;
     assert_eq!(all.len(), total);
-    let ids: HashSet<&str> = all.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids.len(), all.len());
-    for pair in all.windows(2) {
-        assert!(pair[0].created_at >= pair[1].created_at, "newest first");
-    }
+    assert_once_newest_first(&all);
     assert!(
         all.iter()
             .all(|m| m.conversation_id == format!("support-chatbotx:{id}"))
@@ -247,16 +213,12 @@ async fn lists_messages_newest_first_across_pages() {
 
     // `since` ends the list at the first older message.
     let since = all[10].created_at;
+    let recent = MessageQuery {
+        since: Some(since),
+        ..MessageQuery::new(50)
+    };
     let recent = provider
-        .list_messages(
-            &id,
-            &MessageQuery {
-                since: Some(since),
-                page_size: 50,
-                include_raw: false,
-            },
-            &UpstreamPage::First,
-        )
+        .list_messages(&id, &recent, &UpstreamPage::First)
         .await
         .expect("recent messages");
     assert!(recent.next.is_none());
@@ -327,12 +289,7 @@ async fn takes_over_hands_back_replies_and_archives() {
         mode: Some(Mode::Human),
         ..ConversationFilter::default()
     };
-    assert!(
-        traverse(&provider, &mine, 50)
-            .await
-            .iter()
-            .any(|c| c.native_id == target)
-    );
+    assert!(lists(&provider, &mine, &target).await);
 
     for bad in ["11590944070999999", "not-a-user"] {
         let e = provider
@@ -369,27 +326,13 @@ async fn takes_over_hands_back_replies_and_archives() {
     assert_eq!(again.id, sent.id);
     assert_eq!(world(&shared).message_count(&target), before + 1);
     let newest = provider
-        .list_messages(
-            &target,
-            &MessageQuery {
-                since: None,
-                page_size: 5,
-                include_raw: false,
-            },
-            &UpstreamPage::First,
-        )
+        .list_messages(&target, &MessageQuery::new(5), &UpstreamPage::First)
         .await
         .expect("messages");
     assert_eq!(newest.items[0].id, sent.id);
+    let everything = ConversationFilter::default();
     let first = provider
-        .list_conversations(
-            &ListQuery {
-                filter: &ConversationFilter::default(),
-                page_size: 5,
-                include_raw: false,
-            },
-            &UpstreamPage::First,
-        )
+        .list_conversations(&ListQuery::new(&everything, 5), &UpstreamPage::First)
         .await
         .expect("list");
     assert_eq!(
@@ -439,12 +382,7 @@ async fn takes_over_hands_back_replies_and_archives() {
         status: vec![Status::Closed],
         ..ConversationFilter::default()
     };
-    assert!(
-        traverse(&provider, &closed_only, 50)
-            .await
-            .iter()
-            .any(|c| c.native_id == target)
-    );
+    assert!(lists(&provider, &closed_only, &target).await);
     let open = provider
         .set_status(&target, Status::Open)
         .await
@@ -467,11 +405,7 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
     let (harness, _shared) = sim().await;
     let wrong = adapter(&harness, "cbx-not-the-token", 10);
     let filter = ConversationFilter::default();
-    let query = ListQuery {
-        filter: &filter,
-        page_size: 10,
-        include_raw: false,
-    };
+    let query = ListQuery::new(&filter, 10);
     let e = wrong
         .list_conversations(&query, &UpstreamPage::First)
         .await
@@ -496,30 +430,12 @@ async fn reports_bad_credentials_unknown_ids_and_cursors() {
     assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
 
     for unknown in ["11590944070999999", "abc", "../members", "1 OR 1=1"] {
-        let e = provider
-            .get_conversation(unknown, false)
-            .await
-            .expect_err("unknown");
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{unknown}");
-        let e = provider
-            .list_messages(
-                unknown,
-                &MessageQuery {
-                    since: None,
-                    page_size: 10,
-                    include_raw: false,
-                },
-                &UpstreamPage::First,
-            )
-            .await
-            .expect_err("unknown");
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{unknown}");
+        assert_not_found(&provider, unknown).await;
     }
-    let e = provider
+    let closed = provider
         .set_status("11590944070999999", Status::Closed)
-        .await
-        .expect_err("unknown");
-    assert_eq!(e.kind(), ErrorKind::NotFound);
+        .await;
+    assert_eq!(closed.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
 
     let e = provider
         .list_conversations(&query, &UpstreamPage::Cursor("bm90IGEgY3Vyc29y".to_owned()))

@@ -7,15 +7,22 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, PassthroughAnswer, PassthroughRequest, Provider, ProviderInfo,
-    Result, Status, UpstreamPage, codes, tolerant,
+    NewMessage, Operation, Origin, Page, PassthroughAnswer, PassthroughRequest, Provider,
+    ProviderInfo, Result, Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{
     Adapter, Call, Edge, Response, Shared, Vendor, native_id, next_page_number, page_number,
 };
 
 use crate::config::Config;
-use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, mapping, wire};
+use crate::{mapping, wire};
+
+/// The largest conversation page requested: the documented default `per_page`, treated as the cap
+/// (a larger request could be silently cut, and a short page would then end the list early).
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
+/// The largest message page requested: the documented default `per_page` of the messages list,
+/// for the same reason.
+pub(crate) const MAX_MESSAGE_PAGE_SIZE: u32 = 50;
 
 /// Octopush has no endpoint for one conversation: it is looked up in the conversation list, at
 /// most this many pages of [`MAX_PAGE_SIZE`] deep, i.e. among the 1,000 most recently active
@@ -81,8 +88,8 @@ impl Adapter for Octopush {
 }
 
 impl Octopush {
-    fn connection(&self) -> &str {
-        self.edge.connection()
+    fn origin(&self) -> Origin<'_> {
+        self.edge.info.origin()
     }
 
     /// One page of `GET /conversations/list`.
@@ -184,7 +191,7 @@ impl Provider for Octopush {
         mapped.extend(
             items
                 .into_iter()
-                .filter_map(|(c, raw)| mapping::conversation(self.connection(), c, raw)),
+                .filter_map(|(c, raw)| mapping::conversation(&self.origin(), c, raw)),
         );
         Ok(Page {
             items: mapped,
@@ -194,7 +201,7 @@ impl Provider for Octopush {
 
     async fn get_conversation(&self, id: &str, include_raw: bool) -> Result<Conversation> {
         let (conversation, raw) = self.find(Operation::GetConversation, id).await?;
-        mapping::conversation(self.connection(), conversation, include_raw.then_some(raw))
+        mapping::conversation(&self.origin(), conversation, include_raw.then_some(raw))
             .ok_or_else(|| Error::not_found("no such conversation on this connection"))
     }
 
@@ -219,12 +226,13 @@ impl Provider for Octopush {
         let body: Value = self.edge.upstream.send(&call).await?.json()?;
         let raw = wire::list_items(body).ok_or_else(|| self.edge.unreadable())?;
         let raw_len = raw.len();
+        let at = self
+            .origin()
+            .in_conversation(id, chrono::DateTime::UNIX_EPOCH);
         let mut items: Vec<Message> =
             tolerant::items_with_raw::<wire::Message>(raw, query.include_raw)
                 .into_iter()
-                .filter_map(|(m, raw)| {
-                    mapping::message(self.connection(), id, m, chrono::DateTime::UNIX_EPOCH, raw)
-                })
+                .filter_map(|(m, raw)| mapping::message(&at, m, raw))
                 .collect();
         // The order is undocumented: pages are taken as newest first and each is sorted so.
         items.sort_by(|a, b| {
@@ -280,8 +288,9 @@ impl Provider for Octopush {
         let (conversation, _) = self.find(Operation::SendMessage, id).await?;
         let native_id = conversation
             .conversation_id
-            .clone()
-            .unwrap_or_else(|| id.to_owned());
+            .as_deref()
+            .unwrap_or(id)
+            .to_owned();
         let phone = mapping::reply_phone(&conversation).ok_or_else(|| {
             Error::new(
                 ErrorKind::Conflict,
@@ -312,18 +321,14 @@ impl Provider for Octopush {
                 ErrorKind::UpstreamUnavailable,
                 "Octopush accepted the SMS, but its answer could not be read",
             )
-            .with_connection(self.connection())
+            .with_connection(self.edge.connection())
             .set_temporary(false)
         };
         let sent: wire::SendResponse = response.json().map_err(|_| sent_but_unreadable())?;
-        mapping::sent_message(
-            self.connection(),
-            &native_id,
-            &sent,
-            &message.text,
-            chrono::Utc::now(),
-        )
-        .ok_or_else(sent_but_unreadable)
+        let at = self
+            .origin()
+            .in_conversation(&native_id, chrono::Utc::now());
+        mapping::sent_message(&at, &sent, &message.text).ok_or_else(sent_but_unreadable)
     }
 
     async fn set_status(&self, _id: &str, _status: Status) -> Result<Conversation> {

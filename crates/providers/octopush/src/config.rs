@@ -1,13 +1,7 @@
 //! The `[[connections]]` section of an Octopush connection.
 
 use serde::{Deserialize, Deserializer};
-use switchboard_upstream::{ConnectionSettings, RateLimit, Secret};
-
-/// Octopush's production API.
-pub const DEFAULT_BASE_URL: &str = "https://api.octopush.com/v1/public";
-
-/// Octopush documents no request quota: no budget by default (a 429 is still honoured).
-pub const DEFAULT_RATE_LIMIT: Option<RateLimit> = None;
+use switchboard_upstream::{ConnectionSettings, Secret};
 
 /// An Octopush connection's settings (`provider = "octopush"`).
 #[derive(Debug, Clone, Deserialize)]

@@ -23,28 +23,18 @@ pub use config::Config;
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind};
 use switchboard_upstream::Vendor;
 
-/// `provider = "octopush"`.
-pub const KIND: ProviderKind = ProviderKind::new("octopush");
-
 /// Octopush, as the gateway knows it.
 pub static VENDOR: Vendor = Vendor {
-    kind: KIND,
+    kind: ProviderKind::new("octopush"),
     name: "Octopush",
-    base_url: config::DEFAULT_BASE_URL,
-    rate_limit: config::DEFAULT_RATE_LIMIT,
+    base_url: "https://api.octopush.com/v1/public",
+    // Octopush documents no request quota: no budget by default (a 429 is still honoured).
+    rate_limit: None,
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,
     passthrough: "the public API under `/v1/public` (e.g. `sms-campaign/send`, campaigns and lists)",
 };
-
-/// The largest conversation page requested: the documented default `per_page`, treated as the cap
-/// (a larger request could be silently cut, and a short page would then end the list early).
-pub const MAX_PAGE_SIZE: u32 = 100;
-
-/// The largest message page requested: the documented default `per_page` of the messages list,
-/// for the same reason.
-pub const MAX_MESSAGE_PAGE_SIZE: u32 = 50;
 
 /// What Octopush can do.
 pub fn capabilities() -> Capabilities {
@@ -60,8 +50,8 @@ pub fn capabilities() -> Capabilities {
         idempotent_replies: true,
         native_filters: NativeFilters::default(),
         paging: PagingStyle::PageNumber,
-        max_page_size: MAX_PAGE_SIZE,
-        max_message_page_size: MAX_MESSAGE_PAGE_SIZE,
+        max_page_size: client::MAX_PAGE_SIZE,
+        max_message_page_size: client::MAX_MESSAGE_PAGE_SIZE,
         // The order is not documented (INFERRED `last_message_at` desc): the gateway sorts the
         // list itself, a window of pages at a time.
         sorted_by_activity: false,

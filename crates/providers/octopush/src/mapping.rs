@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use switchboard_core::{
     Agent, Author, Channel, Contact, Conversation, DeliveryStatus, Direction, LastMessage, Message,
-    Status, ids,
+    MessageContext, Origin, Status,
 };
 
 use crate::wire;
@@ -25,18 +25,6 @@ pub fn same_conversation(a: &str, b: &str) -> bool {
     bare(a).eq_ignore_ascii_case(&bare(b))
 }
 
-fn bare_agent(connection: &str, id: &str, name: Option<String>, email: Option<String>) -> Agent {
-    Agent {
-        id: ids::join(connection, id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        native_id: id.to_owned(),
-        name,
-        email,
-        avatar_url: None,
-    }
-}
-
 fn looks_like_email(s: &str) -> bool {
     s.split_once('@')
         .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
@@ -45,22 +33,32 @@ fn looks_like_email(s: &str) -> bool {
 
 /// The agent of `agent_assigned_to`: a scalar (the agent's login or id, format undocumented) or,
 /// tolerated, an object. A login that is an e-mail is also the agent's e-mail.
-pub fn assignee(connection: &str, a: wire::AgentRef) -> Option<Agent> {
-    let login = a.login.filter(|l| !l.trim().is_empty());
+pub fn assignee(origin: &Origin, a: wire::AgentRef) -> Option<Agent> {
+    let login = a.login.into_inner().filter(|l| !l.trim().is_empty());
     let email = a
         .email
+        .into_inner()
         .or_else(|| login.clone().filter(|l| looks_like_email(l)));
-    let id = a.id.or(login).or_else(|| email.clone())?;
-    Some(bare_agent(connection, &id, a.name, email))
+    let id = a.id.into_inner().or(login).or_else(|| email.clone())?;
+    Some(Agent {
+        name: a.name.into(),
+        email,
+        ..origin.agent(&id)
+    })
 }
 
 /// The contact of `recipient_details`. Octopush gives the contact no id: `id` stays null.
 pub fn contact(details: &wire::RecipientDetails) -> Option<Contact> {
     let phone = details
         .phone_number
-        .clone()
-        .filter(|p| !p.trim().is_empty());
-    let name = details.name.clone().filter(|n| !n.trim().is_empty());
+        .as_ref()
+        .filter(|p| !p.trim().is_empty())
+        .cloned();
+    let name = details
+        .name
+        .as_ref()
+        .filter(|n| !n.trim().is_empty())
+        .cloned();
     if phone.is_none() && name.is_none() {
         return None;
     }
@@ -85,42 +83,45 @@ pub fn reply_phone(c: &wire::Conversation) -> Option<String> {
 /// Maps a conversation; `None` when it has no id (it could not be addressed). `raw` is the
 /// vendor's JSON, kept when the caller asked `include=raw`.
 pub fn conversation(
-    connection: &str,
+    origin: &Origin,
     c: wire::Conversation,
     raw: Option<Value>,
 ) -> Option<Conversation> {
     let native_id = c
         .conversation_id
-        .clone()
+        .into_inner()
         .filter(|id| !id.trim().is_empty())?;
     let last_activity_at = c
         .last_message_at
-        .or(c.first_message_at)
+        .or(*c.first_message_at)
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    let last_message = c.last_message.clone().map(|text| LastMessage {
+    let last_message = c.last_message.into_inner().map(|text| LastMessage {
         text,
-        created_at: c.last_message_at,
+        created_at: *c.last_message_at,
     });
     Some(Conversation {
-        id: ids::join(connection, &native_id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
+        id: origin.id(&native_id),
+        connection: origin.connection.to_owned(),
+        provider: origin.provider.clone(),
         channel: c
             .last_user_channel
             .as_deref()
             .map_or(Channel::Other, Channel::from_native),
-        native_channel: c.last_user_channel.clone(),
+        native_channel: c.last_user_channel.into(),
         // Octopush has no conversation status: every conversation is open.
         status: Status::Open,
         // No bot answers on Octopush.
         mode: None,
-        assignee: c.agent_assigned_to.and_then(|a| assignee(connection, a)),
+        assignee: c
+            .agent_assigned_to
+            .into_inner()
+            .and_then(|a| assignee(origin, a)),
         contact: c.recipient_details.as_ref().and_then(contact),
-        created_at: c.first_message_at,
+        created_at: *c.first_message_at,
         updated_at: None,
         last_activity_at,
         last_message,
-        message_count: c.number_of_messages,
+        message_count: *c.number_of_messages,
         escalation: None,
         url: None,
         native_id,
@@ -158,66 +159,45 @@ fn author(direction: Option<&str>) -> (Author, Direction) {
     }
 }
 
-/// Maps a message of conversation `conversation_native_id`; `None` when it has no id. A message
-/// without a readable time takes `fallback_time`.
-pub fn message(
-    connection: &str,
-    conversation_native_id: &str,
-    m: wire::Message,
-    fallback_time: DateTime<Utc>,
-    raw: Option<Value>,
-) -> Option<Message> {
-    let native_id = m.message_id.clone().filter(|id| !id.trim().is_empty())?;
+/// Maps a message of the conversation `at` names; `None` when it has no id.
+pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Option<Message> {
+    let created_at = m.created_at();
+    let native_id = m
+        .message_id
+        .into_inner()
+        .filter(|id| !id.trim().is_empty())?;
     let (author, direction) = author(m.direction.as_deref());
     let delivery_status = match direction {
         Direction::Outbound => m.delivery_status.as_deref().and_then(delivery_status),
         Direction::Inbound => None,
     };
+    let text = m.text.into_inner().unwrap_or_default();
+    // Octopush does not say which person sent an outbound message: no sender.
     Some(Message {
-        id: ids::join(connection, &native_id),
-        conversation_id: ids::join(connection, conversation_native_id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        author,
-        // Octopush does not say which person sent an outbound message.
-        sender: None,
-        text: m.text.clone().unwrap_or_default(),
-        html: None,
-        attachments: Vec::new(),
-        created_at: m.created_at().unwrap_or(fallback_time),
-        direction,
         delivery_status,
-        native_id,
         raw,
+        ..at.message(native_id, author, direction, text, created_at)
     })
 }
 
-/// The message a successful `POST /sms-campaign/send` stands for: its `sms_ticket` is the id.
-/// `None` when the response has no ticket.
-pub fn sent_message(
-    connection: &str,
-    conversation_native_id: &str,
-    sent: &wire::SendResponse,
-    text: &str,
-    now: DateTime<Utc>,
-) -> Option<Message> {
-    let ticket = sent.sms_ticket.clone().filter(|t| !t.trim().is_empty())?;
+/// The message a successful `POST /sms-campaign/send` stands for, sent now (the fallback time of
+/// `at`): its `sms_ticket` is the id. `None` when the response has no ticket.
+pub fn sent_message(at: &MessageContext, sent: &wire::SendResponse, text: &str) -> Option<Message> {
+    let ticket = sent
+        .sms_ticket
+        .as_ref()
+        .filter(|t| !t.trim().is_empty())
+        .cloned()?;
     Some(Message {
-        id: ids::join(connection, &ticket),
-        conversation_id: ids::join(connection, conversation_native_id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        native_id: ticket,
-        author: Author::Agent,
-        sender: None,
-        text: text.to_owned(),
-        html: None,
-        attachments: Vec::new(),
-        created_at: now,
-        direction: Direction::Outbound,
         // Octopush accepted the SMS for sending; delivery is reported later.
         delivery_status: Some(DeliveryStatus::Sent),
-        raw: None,
+        ..at.message(
+            ticket,
+            Author::Agent,
+            Direction::Outbound,
+            text.to_owned(),
+            None,
+        )
     })
 }
 
@@ -225,6 +205,15 @@ pub fn sent_message(
 mod tests {
     use super::*;
     use switchboard_behaviour::fixture;
+
+    const SMS: Origin = Origin::new(&crate::VENDOR.kind, "sms");
+
+    /// Conversation `cid_1`, whose messages without a readable time are from the Unix epoch.
+    const CID_1: MessageContext = MessageContext {
+        origin: SMS,
+        conversation: "cid_1",
+        fallback_time: DateTime::<Utc>::UNIX_EPOCH,
+    };
 
     fn items<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
         let body: Value = serde_json::from_str(&fixture!(name)).expect("documented JSON parses");
@@ -239,15 +228,19 @@ mod tests {
     fn maps_the_documented_conversation_list() {
         let list: Vec<wire::Conversation> = items("list_conversations.json");
         assert_eq!(list.len(), 2);
-        let rcs = conversation("sms", list[0].clone(), None).expect("has an id");
-        assert_eq!(rcs.id, "sms:****");
-        assert_eq!(rcs.native_id, "****");
-        assert_eq!(rcs.provider, crate::KIND);
-        assert_eq!(rcs.channel, Channel::Rcs);
-        assert_eq!(rcs.native_channel.as_deref(), Some("rcs"));
-        assert_eq!(rcs.status, Status::Open);
-        assert_eq!(rcs.mode, None);
-        assert_eq!(rcs.assignee, None);
+        let rcs = conversation(&SMS, list[0].clone(), None).expect("has an id");
+        assert_eq!(
+            (rcs.id.as_str(), rcs.native_id.as_str()),
+            ("sms:****", "****")
+        );
+        assert_eq!(
+            (rcs.channel, rcs.native_channel.as_deref()),
+            (Channel::Rcs, Some("rcs"))
+        );
+        assert_eq!(
+            (rcs.status, rcs.mode, rcs.assignee),
+            (Status::Open, None, None)
+        );
         assert_eq!(
             rcs.created_at.map(|t| t.to_rfc3339()).as_deref(),
             Some("2024-06-21T03:08:06+00:00")
@@ -268,7 +261,7 @@ mod tests {
         assert_eq!(contact.phone.as_deref(), Some("***"));
         assert_eq!(contact.name.as_deref(), Some("***"));
 
-        let sms = conversation("sms", list[1].clone(), None).expect("has an id");
+        let sms = conversation(&SMS, list[1].clone(), None).expect("has an id");
         assert_eq!(sms.channel, Channel::Sms);
         assert_eq!(sms.message_count, Some(4));
         assert_eq!(
@@ -291,33 +284,26 @@ mod tests {
     #[test]
     fn maps_the_documented_message() {
         let list: Vec<wire::Message> = items("list_messages.json");
-        let m = message(
-            "sms",
-            "cid_1",
-            list[0].clone(),
-            DateTime::<Utc>::UNIX_EPOCH,
-            None,
-        )
-        .expect("has an id");
-        assert_eq!(m.id, "sms:***");
-        assert_eq!(m.conversation_id, "sms:cid_1");
+        let m = message(&CID_1, list[0].clone(), None).expect("has an id");
+        assert_eq!(
+            (m.id.as_str(), m.conversation_id.as_str()),
+            ("sms:***", "sms:cid_1")
+        );
         assert_eq!(m.text, "Example inbound RCS message");
-        assert_eq!(m.author, Author::Contact);
-        assert_eq!(m.direction, Direction::Inbound);
-        assert_eq!(m.delivery_status, None);
-        assert_eq!(m.sender, None);
+        assert_eq!(
+            (m.author, m.direction),
+            (Author::Contact, Direction::Inbound)
+        );
+        assert_eq!((m.delivery_status, m.sender), (None, None));
         // The documented example is cut before any timestamp: the fallback is used.
-        assert_eq!(m.created_at, DateTime::<Utc>::UNIX_EPOCH);
+        assert_eq!(m.created_at, CID_1.fallback_time);
     }
 
     #[test]
     fn reads_undocumented_timestamps_directions_and_statuses_tolerantly() {
         let list: Vec<wire::Message> = items("list_messages_tolerant.json");
-        let fallback = DateTime::<Utc>::UNIX_EPOCH;
-        let mapped: Vec<Option<Message>> = list
-            .into_iter()
-            .map(|m| message("sms", "cid_1", m, fallback, None))
-            .collect();
+        let mapped: Vec<Option<Message>> =
+            list.into_iter().map(|m| message(&CID_1, m, None)).collect();
         let first = mapped[0].as_ref().expect("numeric id");
         assert_eq!(first.native_id, "88123");
         assert_eq!(first.author, Author::Agent);
@@ -337,7 +323,7 @@ mod tests {
             (fourth.author, fourth.direction),
             (Author::System, Direction::Outbound)
         );
-        assert_eq!(fourth.created_at, fallback);
+        assert_eq!(fourth.created_at, CID_1.fallback_time);
         assert!(mapped[4].is_none(), "a message without an id is dropped");
     }
 
@@ -345,17 +331,17 @@ mod tests {
     fn maps_the_send_response_to_the_new_message() {
         let sent: wire::SendResponse = serde_json::from_str(&fixture!("sms_campaign_send.json"))
             .expect("documented JSON parses");
-        let now = DateTime::<Utc>::UNIX_EPOCH;
-        let m = sent_message("sms", "cid_1", &sent, "On it!", now).expect("ticket");
+        let m = sent_message(&CID_1, &sent, "On it!").expect("ticket");
         assert_eq!(m.id, "sms:sms_5fec89fe97109");
         assert_eq!(m.conversation_id, "sms:cid_1");
+        assert_eq!(m.created_at, CID_1.fallback_time, "sent now");
         assert_eq!(
             (m.author, m.direction),
             (Author::Agent, Direction::Outbound)
         );
         assert_eq!(m.delivery_status, Some(DeliveryStatus::Sent));
         assert_eq!(m.text, "On it!");
-        assert_eq!(sent.number_of_sms_needed, Some(1));
+        assert_eq!(*sent.number_of_sms_needed, Some(1));
     }
 
     #[test]
@@ -373,7 +359,9 @@ mod tests {
             let c: wire::Conversation =
                 serde_json::from_value(serde_json::json!({ "agent_assigned_to": v }))
                     .expect("a conversation parses whatever its assignee");
-            c.agent_assigned_to.and_then(|a| assignee("sms", a))
+            c.agent_assigned_to
+                .into_inner()
+                .and_then(|a| assignee(&SMS, a))
         };
         let a = assignee(Value::String("lea@shop.example.com".into())).expect("login");
         assert_eq!(a.email.as_deref(), Some("lea@shop.example.com"));

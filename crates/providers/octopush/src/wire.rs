@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use switchboard_core::tolerant;
+use switchboard_core::tolerant::{Count, Id, Object, ObjectOrId, Text, Time};
 
 /// The items of a list response: a bare array (DOC), or tolerated, an object holding the array
 /// under `data`, `items`, `results`, `conversations` or `messages`. `None` when neither.
@@ -30,68 +30,52 @@ pub fn list_items(body: Value) -> Option<Vec<Value>> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Conversation {
     /// The conversation id (the docs use `cid_{uuid}` as the messages filter value).
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub conversation_id: Option<String>,
+    pub conversation_id: Id,
     /// The channel of the contact's latest message (`sms`, `rcs`, …; INFERRED meaning).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub last_user_channel: Option<String>,
+    pub last_user_channel: Text,
     /// The contact: `{phone_number, name}`.
-    #[serde(default, deserialize_with = "tolerant::opt_object")]
-    pub recipient_details: Option<RecipientDetails>,
+    pub recipient_details: Object<RecipientDetails>,
     /// The agent the conversation is assigned to: its login or id (format undocumented) or,
     /// tolerated, an object; absent when none.
-    #[serde(default, deserialize_with = "tolerant::opt_object_or_id")]
-    pub agent_assigned_to: Option<AgentRef>,
+    pub agent_assigned_to: ObjectOrId<AgentRef>,
     /// First message.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub first_message_at: Option<DateTime<Utc>>,
+    pub first_message_at: Time,
     /// Latest message.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub last_message_at: Option<DateTime<Utc>>,
+    pub last_message_at: Time,
     /// Latest message's text.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub last_message: Option<String>,
+    pub last_message: Text,
     /// Messages in the conversation.
-    #[serde(default, deserialize_with = "tolerant::opt_u64")]
-    pub number_of_messages: Option<u64>,
+    pub number_of_messages: Count,
 }
 
 /// `recipient_details`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RecipientDetails {
     /// Phone number (E.164).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub phone_number: Option<String>,
+    pub phone_number: Text,
     /// Name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub name: Option<String>,
+    pub name: Text,
 }
 
 /// An agent: given as an object (tolerated), or as the masked scalar the docs show.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct AgentRef {
     /// Id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// Login e-mail.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub email: Option<String>,
+    pub email: Text,
     /// Login.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub login: Option<String>,
+    pub login: Text,
     /// Name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub name: Option<String>,
+    pub name: Text,
 }
 
 impl From<String> for AgentRef {
     /// An agent given as a scalar: its login (an e-mail, or a masked value) or id.
     fn from(login: String) -> AgentRef {
         AgentRef {
-            id: None,
-            email: None,
-            login: Some(login),
-            name: None,
+            login: Some(login).into(),
+            ..AgentRef::default()
         }
     }
 }
@@ -114,23 +98,17 @@ pub const MESSAGE_TIME_FIELDS: &[&str] = &[
 #[derive(Debug, Clone, Deserialize)]
 pub struct Message {
     /// Message id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub message_id: Option<String>,
+    pub message_id: Id,
     /// Text.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub text: Option<String>,
+    pub text: Text,
     /// `inbound` (DOC) or `outbound` (INFERRED).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub direction: Option<String>,
+    pub direction: Text,
     /// Delivery state of an outbound message; null for inbound.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub delivery_status: Option<String>,
+    pub delivery_status: Text,
     /// The message's channel.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub channel: Option<String>,
+    pub channel: Text,
     /// The contact's identifier on that channel.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub user_identifier: Option<String>,
+    pub user_identifier: Text,
     /// `{phone_number, email, facebook_page_id}`.
     #[serde(default)]
     pub user_identifiers: Option<Value>,
@@ -146,7 +124,7 @@ impl Message {
     /// When the message was sent: the first readable field of [`MESSAGE_TIME_FIELDS`], else the
     /// first other field named like a time (`…_at`, `…date`, `…time`) that reads as one.
     pub fn created_at(&self) -> Option<DateTime<Utc>> {
-        let read = |v: &Value| tolerant::opt_time(v.clone()).ok().flatten();
+        let read = |v: &Value| Time::deserialize(v).ok().and_then(Option::from);
         MESSAGE_TIME_FIELDS
             .iter()
             .find_map(|name| self.other.get(*name).and_then(read))
@@ -165,17 +143,14 @@ impl Message {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SendResponse {
     /// The campaign ticket: the sent message's id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub sms_ticket: Option<String>,
+    pub sms_ticket: Id,
     /// Recipients.
-    #[serde(default, deserialize_with = "tolerant::opt_u64")]
-    pub number_of_contacts: Option<u64>,
+    pub number_of_contacts: Count,
     /// Cost in the account's currency.
     #[serde(default)]
     pub total_cost: Option<Value>,
     /// SMS parts needed.
-    #[serde(default, deserialize_with = "tolerant::opt_u64")]
-    pub number_of_sms_needed: Option<u64>,
+    pub number_of_sms_needed: Count,
     /// Credit left.
     #[serde(default)]
     pub residual_credit: Option<Value>,
@@ -185,12 +160,10 @@ pub struct SendResponse {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorBody {
     /// A message.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub message: Option<String>,
+    pub message: Text,
     /// An error string, or an object holding `message` / `code`.
     #[serde(default)]
     pub error: Option<Value>,
     /// A machine code, string or number.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub code: Option<String>,
+    pub code: Text,
 }

@@ -3,10 +3,12 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use switchboard_behaviour::Harness;
+use switchboard_behaviour::{
+    Harness, all_conversations, all_messages, assert_not_found, assert_once_newest_first,
+};
 use switchboard_core::{
     Author, Channel, ConversationFilter, Direction, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Page, Provider, Status, UpstreamPage,
+    NewMessage, Provider, Status, UpstreamPage,
 };
 use switchboard_octopush::Octopush;
 use switchboard_sim::SimOptions;
@@ -33,7 +35,8 @@ fn message_count(world: &sim::Shared, id: &str) -> usize {
     world.lock().expect("world").message_count(id)
 }
 
-async fn all_messages(
+/// Every message of conversation `id` since `since`, newest first, `page_size` at a time.
+async fn messages_since(
     provider: &Octopush,
     id: &str,
     page_size: u32,
@@ -41,23 +44,9 @@ async fn all_messages(
 ) -> Vec<Message> {
     let query = MessageQuery {
         since,
-        page_size,
-        include_raw: false,
+        ..MessageQuery::new(page_size)
     };
-    let mut page = UpstreamPage::First;
-    let mut all = Vec::new();
-    for _ in 0..1000 {
-        let Page { items, next } = provider
-            .list_messages(id, &query, &page)
-            .await
-            .expect("messages page");
-        all.extend(items);
-        match next {
-            Some(n) => page = n,
-            None => return all,
-        }
-    }
-    panic!("the message list never ended");
+    all_messages(provider, id, &query).await
 }
 
 #[tokio::test]
@@ -66,28 +55,13 @@ async fn pages_through_every_conversation_exactly_once_newest_first() {
     let provider = harness.adapter.as_ref();
     let filter = ConversationFilter::default();
     // Asking for more than the cap still pages by 100.
-    let query = ListQuery {
-        filter: &filter,
-        page_size: 500,
-        include_raw: false,
-    };
-    let mut page = UpstreamPage::First;
-    let mut all = Vec::new();
-    let mut calls = 0;
-    loop {
-        calls += 1;
-        let result = provider
-            .list_conversations(&query, &page)
-            .await
-            .expect("list page");
-        assert!(result.items.len() <= 100);
-        all.extend(result.items);
-        match result.next {
-            Some(next) => page = next,
-            None => break,
-        }
-    }
-    assert_eq!(calls, 3, "230 conversations are 3 pages of 100");
+    let before = harness.requests();
+    let all = all_conversations(provider, &ListQuery::new(&filter, 500)).await;
+    assert_eq!(
+        harness.requests() - before,
+        3,
+        "230 conversations are 3 pages of 100"
+    );
     assert_eq!(all.len(), CONVERSATIONS);
     let ids: BTreeSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids.len(), CONVERSATIONS, "no duplicates");
@@ -139,14 +113,7 @@ async fn gets_one_conversation_with_or_without_the_cid_prefix() {
     let id = &ids[150];
     let filter = ConversationFilter::default();
     let listed = provider
-        .list_conversations(
-            &ListQuery {
-                filter: &filter,
-                page_size: 100,
-                include_raw: false,
-            },
-            &UpstreamPage::Number(2),
-        )
+        .list_conversations(&ListQuery::new(&filter, 100), &UpstreamPage::Number(2))
         .await
         .expect("page 2")
         .items
@@ -199,16 +166,9 @@ async fn lists_messages_newest_first_across_pages() {
     let count = message_count(&world, &id);
     assert!(count >= 5, "{count}");
 
-    let messages = all_messages(provider, &id, 2, None).await;
+    let messages = messages_since(provider, &id, 2, None).await;
     assert_eq!(messages.len(), count);
-    let unique: BTreeSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(unique.len(), count);
-    assert!(
-        messages
-            .windows(2)
-            .all(|w| w[0].created_at >= w[1].created_at),
-        "newest first"
-    );
+    assert_once_newest_first(&messages);
     assert!(
         messages
             .iter()
@@ -233,26 +193,15 @@ async fn lists_messages_newest_first_across_pages() {
 
     // The bare uuid reads the same messages; `since` keeps the newer ones and stops early.
     let bare = id.strip_prefix("cid_").expect("prefix");
-    assert_eq!(all_messages(provider, bare, 50, None).await.len(), count);
+    assert_eq!(messages_since(provider, bare, 50, None).await.len(), count);
     let since = messages[2].created_at;
-    let recent = all_messages(provider, &id, 1, Some(since)).await;
+    let recent = messages_since(provider, &id, 1, Some(since)).await;
     assert_eq!(
         recent.len(),
         messages.iter().filter(|m| m.created_at >= since).count()
     );
 
-    let unknown = provider
-        .list_messages(
-            "cid_00000000-0000-4000-8000-000000000000",
-            &MessageQuery {
-                since: None,
-                page_size: 10,
-                include_raw: false,
-            },
-            &UpstreamPage::First,
-        )
-        .await;
-    assert_eq!(unknown.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    assert_not_found(provider, "cid_00000000-0000-4000-8000-000000000000").await;
 }
 
 #[tokio::test]
@@ -269,10 +218,8 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
         sender: None,
         idempotency_key: Some(key.to_owned()),
     };
-    let sent = provider
-        .send_message(&id, reply("reply-1"))
-        .await
-        .expect("sent");
+    let send = |key: &str| provider.send_message(&id, reply(key));
+    let sent = send("reply-1").await.expect("sent");
     assert!(sent.native_id.starts_with("sms_"), "{}", sent.native_id);
     assert_eq!(
         (sent.author, sent.direction),
@@ -281,15 +228,7 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
     assert_eq!(sent.conversation_id, format!("sms:{id}"));
 
     let newest = provider
-        .list_messages(
-            &id,
-            &MessageQuery {
-                since: None,
-                page_size: 5,
-                include_raw: false,
-            },
-            &UpstreamPage::First,
-        )
+        .list_messages(&id, &MessageQuery::new(5), &UpstreamPage::First)
         .await
         .expect("messages")
         .items;
@@ -305,18 +244,12 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
     assert!(after.last_activity_at >= before.last_activity_at);
 
     // A retry with the same key is neither sent nor billed again.
-    let retried = provider
-        .send_message(&id, reply("reply-1"))
-        .await
-        .expect("retried");
+    let retried = send("reply-1").await.expect("retried");
     assert_eq!(retried.id, sent.id);
     assert_eq!(message_count(&world, &id), count + 1);
     let charged = credit - world.lock().expect("world").credit();
     assert!(charged > 0.0 && charged < 0.1, "{charged}");
-    let other = provider
-        .send_message(&id, reply("reply-2"))
-        .await
-        .expect("another reply");
+    let other = send("reply-2").await.expect("another reply");
     assert_ne!(other.id, sent.id);
     assert_eq!(message_count(&world, &id), count + 2);
 
@@ -361,7 +294,7 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
     );
 
     world.lock().expect("world").set_credit(0.0);
-    let broke = provider.send_message(&id, reply("reply-3")).await.err();
+    let broke = send("reply-3").await.err();
     assert_eq!(
         broke.map(|e| (e.kind(), e.code())),
         Some((ErrorKind::Conflict, "upstream_plan_limit"))
@@ -377,11 +310,7 @@ async fn replies_by_sms_once_per_idempotency_key_and_reads_them_back() {
 async fn rejected_or_restricted_credentials_are_upstream_auth_errors() {
     let (harness, _) = setup().await;
     let filter = ConversationFilter::default();
-    let query = ListQuery {
-        filter: &filter,
-        page_size: 10,
-        include_raw: false,
-    };
+    let query = ListQuery::new(&filter, 10);
     for credentials in [
         (sim::API_LOGIN, "octo-wrong-key"),
         ("someone@example.com", sim::API_KEY),

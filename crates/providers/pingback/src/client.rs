@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, PassthroughAnswer, PassthroughRequest, Provider, ProviderInfo,
-    Result, Status, UpstreamPage, codes, tolerant,
+    NewMessage, Operation, Origin, Page, PassthroughAnswer, PassthroughRequest, Provider,
+    ProviderInfo, Result, Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{
     Adapter, Call, Edge, Response, Secret, Shared, Vendor, invalid_assignee, invalid_cursor,
@@ -18,7 +18,13 @@ use tokio::sync::{OnceCell, RwLock};
 
 use crate::config::Config;
 use crate::wire::MessageText;
-use crate::{MAX_MESSAGE_PAGE_SIZE, MAX_PAGE_SIZE, mapping, wire};
+use crate::{mapping, wire};
+
+/// The largest conversation page the adapter asks for (PingBack documents no maximum `limit`).
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
+/// The largest message page served: PingBack returns the whole history at once, which the
+/// adapter serves newest first in pages of at most this size.
+pub(crate) const MAX_MESSAGE_PAGE_SIZE: u32 = 100;
 
 /// The cached login: the `Authorization` value (marked sensitive, so it never prints) and a
 /// generation that tells a stale token from one another call already renewed.
@@ -103,6 +109,10 @@ impl Pingback {
         self.edge.connection()
     }
 
+    fn origin(&self) -> Origin<'_> {
+        self.edge.info.origin()
+    }
+
     /// `POST /api/v1/auth/login` for a fresh token.
     async fn login(&self, op: Operation) -> Result<HeaderValue> {
         let login = call(op, Method::POST, &["auth", "login"])
@@ -122,6 +132,7 @@ impl Pingback {
         let token = response
             .json::<wire::Login>()?
             .access_token
+            .into_inner()
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| {
                 Error::new(
@@ -224,7 +235,7 @@ impl Pingback {
                     .send(call(Operation::SendMessage, Method::GET, &["auth", "me"]))
                     .await?
                     .json()?;
-                me.user.and_then(|u| u.id).ok_or_else(|| {
+                me.user.and_then(|u| u.id.into_inner()).ok_or_else(|| {
                     Error::new(
                         ErrorKind::UpstreamUnavailable,
                         "PingBack did not say who this connection's user is",
@@ -288,7 +299,7 @@ impl Provider for Pingback {
         let next = next_page_number(page, sent, limit, None);
         let items = items
             .into_iter()
-            .map(|(c, raw)| mapping::conversation(self.connection(), c, false, raw))
+            .map(|(c, raw)| mapping::conversation(&self.origin(), c, false, raw))
             .collect();
         Ok(Page { items, next })
     }
@@ -298,7 +309,7 @@ impl Provider for Pingback {
             .show::<MessageText>(Operation::GetConversation, id, include_raw)
             .await?;
         Ok(mapping::conversation(
-            self.connection(),
+            &self.origin(),
             conversation,
             true,
             raw,
@@ -326,9 +337,9 @@ impl Provider for Pingback {
         let mut raw_by_id = raw_messages(raw.as_ref());
         let fallback = conversation
             .updated_at
-            .or(conversation.created_at)
+            .or(*conversation.created_at)
             .unwrap_or_default();
-        let mut messages = conversation.messages;
+        let mut messages = conversation.messages.into_inner();
         messages.sort_by_key(|m| m.created_at.unwrap_or(fallback));
         messages.reverse();
         if let Some(since) = query.since {
@@ -344,12 +355,13 @@ impl Provider for Pingback {
         };
         let rest: Vec<wire::Message> = messages.into_iter().skip(start).collect();
         let next = (rest.len() > size).then(|| UpstreamPage::Cursor(rest[size - 1].id.clone()));
+        let at = self.origin().in_conversation(id, fallback);
         let items = rest
             .into_iter()
             .take(size)
             .map(|m| {
                 let raw = raw_by_id.remove(&m.id);
-                mapping::message(self.connection(), id, m, fallback, raw)
+                mapping::message(&at, m, raw)
             })
             .collect();
         Ok(Page { items, next })
@@ -370,9 +382,9 @@ impl Provider for Pingback {
         // The whole team in one answer; deactivated members cannot be assigned.
         let items = members
             .0
-            .iter()
-            .filter(|m| m.is_active != Some(false))
-            .filter_map(|m| mapping::agent(self.connection(), m))
+            .into_iter()
+            .filter(|m| *m.is_active != Some(false))
+            .filter_map(|m| mapping::agent(&self.origin(), m))
             .collect();
         Ok(Page::last(items))
     }
@@ -414,9 +426,9 @@ impl Provider for Pingback {
         )
         .json(json!({ "content": message.text, "attachments": [] }));
         let response = self.send(reply).await?;
-        let now = chrono::Utc::now();
         if let Ok(sent) = response.json::<wire::Message>() {
-            return Ok(mapping::message(self.connection(), id, sent, now, None));
+            let at = self.origin().in_conversation(id, chrono::Utc::now());
+            return Ok(mapping::message(&at, sent, None));
         }
         // The answer was not a message: find the reply among the newest messages.
         self.edge

@@ -3,9 +3,6 @@
 use serde::Deserialize;
 use switchboard_upstream::{ConnectionSettings, Secret};
 
-/// PingBack's production API (paths `/api/v1/...` follow it).
-pub const DEFAULT_BASE_URL: &str = "https://api.pingback.live";
-
 /// A PingBack connection's settings (`provider = "pingback"`). PingBack has no API key: the
 /// gateway logs in as a team member, whose role decides what it may do (assigning needs an
 /// owner or admin). PingBack documents no request quota, so none is applied unless configured.

@@ -19,26 +19,18 @@ pub use config::Config;
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind, Status};
 use switchboard_upstream::Vendor;
 
-/// `provider = "pingback"`.
-pub const KIND: ProviderKind = ProviderKind::new("pingback");
-
 /// PingBack, as the gateway knows it. It documents no request quota.
 pub static VENDOR: Vendor = Vendor {
-    kind: KIND,
+    kind: ProviderKind::new("pingback"),
     name: "PingBack",
-    base_url: config::DEFAULT_BASE_URL,
+    // Paths `/api/v1/...` follow it.
+    base_url: "https://api.pingback.live",
     rate_limit: None,
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,
     passthrough: "the API from its root, logged in (e.g. `POST api/v1/conversations/` to create one)",
 };
-
-/// The largest conversation page the adapter asks for (PingBack documents no maximum `limit`).
-pub const MAX_PAGE_SIZE: u32 = 100;
-/// The largest message page served: PingBack returns the whole history at once, which the
-/// adapter serves newest first in pages of at most this size.
-pub const MAX_MESSAGE_PAGE_SIZE: u32 = 100;
 
 /// What PingBack can do.
 pub fn capabilities() -> Capabilities {
@@ -58,8 +50,8 @@ pub fn capabilities() -> Capabilities {
             ..NativeFilters::default()
         },
         paging: PagingStyle::PageNumber,
-        max_page_size: MAX_PAGE_SIZE,
-        max_message_page_size: MAX_MESSAGE_PAGE_SIZE,
+        max_page_size: client::MAX_PAGE_SIZE,
+        max_message_page_size: client::MAX_MESSAGE_PAGE_SIZE,
         sorted_by_activity: true,
     }
 }

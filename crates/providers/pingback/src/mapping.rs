@@ -7,32 +7,19 @@ use serde_json::Value;
 use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, Direction, LastMessage, Message,
-    Status, ids,
+    MessageContext, Origin, Status,
 };
 
 use crate::wire::{self, MessageText};
 
 /// Maps a team member to an agent; `None` without a `user_id` (the only assignable id).
-pub fn agent(connection: &str, m: &wire::Member) -> Option<Agent> {
+pub fn agent(origin: &Origin, m: wire::Member) -> Option<Agent> {
     let user_id = m.user_id.as_deref()?;
     Some(Agent {
-        name: m.name.clone(),
-        email: m.email.clone(),
-        ..bare_agent(connection, user_id)
+        name: m.name.into(),
+        email: m.email.into(),
+        ..origin.agent(user_id)
     })
-}
-
-/// An agent known only by its user id (as `assignee_id` and `sender_id` give it).
-pub fn bare_agent(connection: &str, user_id: &str) -> Agent {
-    Agent {
-        id: ids::join(connection, user_id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        native_id: user_id.to_owned(),
-        name: None,
-        email: None,
-        avatar_url: None,
-    }
 }
 
 /// The normalized status; PingBack's four statuses are the gateway's own.
@@ -46,7 +33,7 @@ pub fn status(native: Option<&str>) -> Status {
 /// The contact: its id is the conversation's `customer_id` (the UUID the API takes), else the
 /// embedded customer's own `id` (an integer in the docs' example).
 fn contact(
-    connection: &str,
+    origin: &Origin,
     customer_id: Option<String>,
     customer: Option<wire::Customer>,
 ) -> Option<Contact> {
@@ -54,15 +41,16 @@ fn contact(
         return None;
     }
     let customer = customer.unwrap_or_default();
-    let native_id = customer_id.or(customer.id);
+    let native_id = customer_id.or(customer.id.into());
     Some(Contact {
-        id: native_id.as_deref().map(|id| ids::join(connection, id)),
+        id: native_id.as_deref().map(|id| origin.id(id)),
         native_id,
-        name: customer.name,
-        email: customer.email,
-        phone: customer.phone,
+        name: customer.name.into(),
+        email: customer.email.into(),
+        phone: customer.phone.into(),
         external_ids: customer
             .external_id
+            .into_inner()
             .map(|external| BTreeMap::from([("external_id".to_owned(), external)]))
             .unwrap_or_default(),
     })
@@ -105,7 +93,7 @@ pub fn attachment(v: &Value) -> Option<Attachment> {
 /// Maps a conversation. `detail` says the messages are the full history (the single-conversation
 /// read), so they can be counted; `raw` is the vendor's JSON, kept when the caller asked for it.
 pub fn conversation(
-    connection: &str,
+    origin: &Origin,
     c: wire::Conversation<MessageText>,
     detail: bool,
     raw: Option<Value>,
@@ -114,36 +102,36 @@ pub fn conversation(
         .messages
         .iter()
         .filter(|m| m.created_at.is_some())
-        .max_by_key(|m| m.created_at)
+        .max_by_key(|m| *m.created_at)
         .or(c.messages.last());
     let last_message = newest.map(|m| LastMessage {
         text: text(m.content.as_deref()).0,
-        created_at: m.created_at,
+        created_at: *m.created_at,
     });
     // The list is ordered by `updated_at`, so that is the sort key.
     let last_activity_at = c
         .updated_at
-        .or_else(|| newest.and_then(|m| m.created_at))
-        .or(c.created_at)
+        .or_else(|| newest.and_then(|m| *m.created_at))
+        .or(*c.created_at)
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     // The list may leave `messages` empty, so only the detail's history counts them.
     let message_count = detail.then_some(c.messages.len() as u64);
     Conversation {
-        id: ids::join(connection, &c.id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
+        id: origin.id(&c.id),
+        connection: origin.connection.to_owned(),
+        provider: origin.provider.clone(),
         channel: c
             .channel_type
             .as_deref()
             .map_or(Channel::Other, Channel::from_native),
-        native_channel: c.channel_type,
+        native_channel: c.channel_type.into(),
         status: status(c.status.as_deref()),
         // PingBack has no bot API: people answer every conversation.
         mode: None,
-        assignee: c.assignee_id.as_deref().map(|a| bare_agent(connection, a)),
-        contact: contact(connection, c.customer_id, c.customer),
-        created_at: c.created_at,
-        updated_at: c.updated_at,
+        assignee: c.assignee_id.as_deref().map(|a| origin.agent(a)),
+        contact: contact(origin, c.customer_id.into(), c.customer.into()),
+        created_at: *c.created_at,
+        updated_at: *c.updated_at,
         last_activity_at,
         last_message,
         message_count,
@@ -154,14 +142,8 @@ pub fn conversation(
     }
 }
 
-/// Maps a message of conversation `conversation_native_id`.
-pub fn message(
-    connection: &str,
-    conversation_native_id: &str,
-    m: wire::Message,
-    fallback_time: DateTime<Utc>,
-    raw: Option<Value>,
-) -> Message {
+/// Maps a message of the conversation `at` names.
+pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Message {
     let kind = m
         .sender_type
         .as_deref()
@@ -173,25 +155,16 @@ pub fn message(
         _ => (Author::System, Direction::Outbound),
     };
     let sender = match author {
-        Author::Agent => m.sender_id.as_deref().map(|id| bare_agent(connection, id)),
+        Author::Agent => m.sender_id.as_deref().map(|id| at.origin.agent(id)),
         _ => None,
     };
     let (text, html) = text(m.content.as_deref());
     Message {
-        id: ids::join(connection, &m.id),
-        conversation_id: ids::join(connection, conversation_native_id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        author,
         sender,
-        text,
         html,
         attachments: m.attachments.iter().filter_map(attachment).collect(),
-        created_at: m.created_at.unwrap_or(fallback_time),
-        direction,
-        delivery_status: None,
-        native_id: m.id,
         raw,
+        ..at.message(m.id, author, direction, text, *m.created_at)
     }
 }
 
@@ -200,24 +173,31 @@ mod tests {
     use super::*;
     use switchboard_behaviour::fixture;
 
+    const HELPDESK: Origin = Origin::new(&crate::VENDOR.kind, "helpdesk");
+
+    /// A conversation's JSON read twice, as the gateway reads it: for the conversation alone
+    /// (its messages as [`MessageText`]), and for its messages, to list them.
+    fn conversation_and_messages(
+        json: &str,
+    ) -> (wire::Conversation<MessageText>, Vec<wire::Message>) {
+        let conversation = serde_json::from_str(json).expect("the conversation parses");
+        let messages = serde_json::from_str::<wire::Conversation>(json)
+            .expect("the conversation parses")
+            .messages
+            .into_inner();
+        (conversation, messages)
+    }
+
     #[test]
     fn maps_the_documented_conversation() {
-        // The conversation as the gateway reads a detail to serve it, and its messages as it reads
-        // them to list them.
-        let wire: wire::Conversation<MessageText> =
-            serde_json::from_str(&fixture!("get_conversation.json"))
-                .expect("documented JSON parses");
-        let messages =
-            serde_json::from_str::<wire::Conversation>(&fixture!("get_conversation.json"))
-                .expect("documented JSON parses")
-                .messages;
-        let c = conversation("helpdesk", wire, true, None);
+        let (wire, messages) = conversation_and_messages(&fixture!("get_conversation.json"));
+        let c = conversation(&HELPDESK, wire, true, None);
         assert_eq!(c.id, "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012");
-        assert_eq!(c.provider, crate::KIND);
-        assert_eq!(c.channel, Channel::Web);
-        assert_eq!(c.native_channel.as_deref(), Some("widget"));
-        assert_eq!(c.status, Status::Open);
-        assert_eq!(c.mode, None);
+        assert_eq!(
+            (c.channel, c.native_channel.as_deref()),
+            (Channel::Web, Some("widget"))
+        );
+        assert_eq!((c.status, c.mode), (Status::Open, None));
         assert_eq!(
             c.assignee.as_ref().map(|a| a.id.as_str()),
             Some("helpdesk:a1b2c3d4-e5f6-7890-abcd-ef1234567890")
@@ -236,22 +216,16 @@ mod tests {
         assert_eq!(contact.phone, None);
         assert!(contact.external_ids.is_empty());
 
-        let m = message(
-            "helpdesk",
-            &c.native_id,
-            messages[0].clone(),
-            c.last_activity_at,
-            None,
-        );
+        let at = HELPDESK.in_conversation(&c.native_id, c.last_activity_at);
+        let m = message(&at, messages[0].clone(), None);
         assert_eq!(m.native_id, "g7b8c9d0-…");
-        assert_eq!(m.author, Author::Contact);
-        assert_eq!(m.direction, Direction::Inbound);
+        assert_eq!(
+            (m.author, m.direction),
+            (Author::Contact, Direction::Inbound)
+        );
         assert_eq!(m.sender, None);
         assert_eq!(m.text, "Hi");
-        assert_eq!(
-            m.conversation_id,
-            "helpdesk:c3d4e5f6-a7b8-9012-cdef-123456789012"
-        );
+        assert_eq!(m.conversation_id, c.id);
         assert_eq!(m.created_at.to_rfc3339(), "2024-03-01T09:00:00+00:00");
     }
 
@@ -263,7 +237,7 @@ mod tests {
         assert_eq!(list.0.len(), 1);
         let first: wire::Conversation<MessageText> =
             serde_json::from_value(list.0[0].clone()).expect("the item parses");
-        let c = conversation("helpdesk", first, false, None);
+        let c = conversation(&HELPDESK, first, false, None);
         assert_eq!(c.message_count, None);
         assert_eq!(c.last_message, None);
         assert_eq!(c.last_activity_at.to_rfc3339(), "2024-03-01T09:20:00+00:00");
@@ -277,15 +251,13 @@ mod tests {
     fn maps_the_documented_reply() {
         let m: wire::Message =
             serde_json::from_str(&fixture!("send_message.json")).expect("parses");
-        let m = message(
-            "helpdesk",
-            "c3d4e5f6-a7b8-9012-cdef-123456789012",
-            m,
-            DateTime::<Utc>::UNIX_EPOCH,
-            None,
+        let at =
+            HELPDESK.in_conversation("c3d4e5f6-a7b8-9012-cdef-123456789012", DateTime::UNIX_EPOCH);
+        let m = message(&at, m, None);
+        assert_eq!(
+            (m.author, m.direction),
+            (Author::Agent, Direction::Outbound)
         );
-        assert_eq!(m.author, Author::Agent);
-        assert_eq!(m.direction, Direction::Outbound);
         assert_eq!(
             m.sender.map(|s| s.native_id).as_deref(),
             Some("a1b2c3d4-e5f6-7890-abcd-ef1234567890")
@@ -298,7 +270,11 @@ mod tests {
     fn maps_the_documented_team_members_by_user_id() {
         let list: wire::MemberList =
             serde_json::from_str(&fixture!("team_members.json")).expect("parses");
-        let agents: Vec<Agent> = list.0.iter().filter_map(|m| agent("helpdesk", m)).collect();
+        let agents: Vec<Agent> = list
+            .0
+            .into_iter()
+            .filter_map(|m| agent(&HELPDESK, m))
+            .collect();
         assert_eq!(agents.len(), 2);
         assert_eq!(agents[0].native_id, "f0e1d2c3-b4a5-9687-fedc-ba9876543210");
         assert_eq!(
@@ -318,7 +294,7 @@ mod tests {
         );
         let me: wire::Me = serde_json::from_str(&fixture!("me.json")).expect("parses");
         assert_eq!(
-            me.user.and_then(|u| u.id).as_deref(),
+            me.user.and_then(|u| u.id.into_inner()).as_deref(),
             Some("a1b2c3d4-e5f6-7890-abcd-ef1234567890")
         );
         assert_eq!(me.team_role.as_deref(), Some("owner"));
@@ -334,32 +310,24 @@ mod tests {
                  "type": "image/png", "filename": "b.png"}, {"no": "url"}], "created_at": "2024-03-01T10:00:00+02:00"}
             ]
         });
-        let c: wire::Conversation<MessageText> =
-            serde_json::from_value(json.clone()).expect("parses");
-        let messages = serde_json::from_value::<wire::Conversation>(json)
-            .expect("parses")
-            .messages;
-        let mapped = conversation("hd", c, true, None);
+        let (c, messages) = conversation_and_messages(&json.to_string());
+        let mapped = conversation(&HELPDESK, c, true, None);
         assert_eq!(mapped.native_id, "17");
-        assert_eq!(mapped.status, Status::Resolved);
-        assert_eq!(mapped.channel, Channel::Other);
-        assert_eq!(mapped.contact, None);
-        assert_eq!(mapped.assignee, None);
+        assert_eq!(
+            (mapped.status, mapped.channel),
+            (Status::Resolved, Channel::Other)
+        );
+        assert_eq!((mapped.contact, mapped.assignee), (None, None));
         // Without `updated_at`, the newest message is the latest activity.
         assert_eq!(
             mapped.last_activity_at.to_rfc3339(),
             "2024-03-01T08:00:00+00:00"
         );
-        let m = message(
-            "hd",
-            "17",
-            messages[0].clone(),
-            DateTime::<Utc>::UNIX_EPOCH,
-            None,
-        );
+        let at = HELPDESK.in_conversation("17", DateTime::UNIX_EPOCH);
+        let m = message(&at, messages[0].clone(), None);
         assert_eq!(m.text, "Hello & bye");
         assert_eq!(m.html.as_deref(), Some("<p>Hello &amp; bye</p>"));
-        assert_eq!(m.sender.map(|s| s.id).as_deref(), Some("hd:9"));
+        assert_eq!(m.sender.map(|s| s.id).as_deref(), Some("helpdesk:9"));
         assert_eq!(m.attachments.len(), 2);
         assert_eq!(m.attachments[1].content_type.as_deref(), Some("image/png"));
         assert_eq!(m.attachments[1].name.as_deref(), Some("b.png"));

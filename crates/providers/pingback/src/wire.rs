@@ -6,20 +6,17 @@
 //! a hundred of them, and a field read into a string only to be dropped costs on every one. The
 //! vendor's whole JSON is still there for `include=raw`.
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use switchboard_core::tolerant;
+use switchboard_core::tolerant::{self, Flag, Id, List, Object, Text, Time};
 
 /// `POST /api/v1/auth/login` (and `/auth/register`, `/auth/google`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Login {
     /// The JWT to send as `Authorization: Bearer …`.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub access_token: Option<String>,
+    pub access_token: Text,
     /// Always `bearer`.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub token_type: Option<String>,
+    pub token_type: Text,
 }
 
 /// `GET /api/v1/auth/me`.
@@ -29,22 +26,18 @@ pub struct Me {
     #[serde(default)]
     pub user: Option<MeUser>,
     /// `owner`, `admin`, `agent`, or null without a business.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub team_role: Option<String>,
+    pub team_role: Text,
 }
 
 /// The user in `GET /api/v1/auth/me`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MeUser {
     /// User id (the `user_id` of team members, the `sender_id` of their messages).
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// E-mail.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub email: Option<String>,
+    pub email: Text,
     /// Display name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub full_name: Option<String>,
+    pub full_name: Text,
 }
 
 /// `GET /api/v1/conversations/`: a bare array, of JSON (for `include=raw`) or of
@@ -66,29 +59,21 @@ pub struct Conversation<M = Message> {
     #[serde(deserialize_with = "tolerant::id")]
     pub id: String,
     /// The customer's id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub customer_id: Option<String>,
+    pub customer_id: Id,
     /// The assigned team member's user id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub assignee_id: Option<String>,
+    pub assignee_id: Id,
     /// `open`, `pending`, `resolved` or `closed`.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub status: Option<String>,
+    pub status: Text,
     /// `widget`, `webchat`, `email`, `whatsapp`, `telegram`, `instagram`, `x`, `sms`, …
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub channel_type: Option<String>,
+    pub channel_type: Text,
     /// Created.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub created_at: Option<DateTime<Utc>>,
+    pub created_at: Time,
     /// Last changed (the list's sort key).
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_at: Time,
     /// The customer, when it is an object (its ids are integers in the docs' example).
-    #[serde(default, deserialize_with = "tolerant::opt_object")]
-    pub customer: Option<Customer>,
+    pub customer: Object<Customer>,
     /// Messages, chronological: the full history in the detail, possibly empty in the list.
-    #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub messages: Vec<M>,
+    pub messages: List<M>,
 }
 
 /// A message of a conversation read for the conversation alone (its last message, its count):
@@ -96,31 +81,24 @@ pub struct Conversation<M = Message> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessageText {
     /// Text.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub content: Option<String>,
+    pub content: Text,
     /// Sent at.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub created_at: Option<DateTime<Utc>>,
+    pub created_at: Time,
 }
 
 /// The customer embedded in a conversation.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Customer {
     /// Customer id (a UUID, or an integer in the docs' example).
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// Name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub name: Option<String>,
+    pub name: Text,
     /// E-mail.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub email: Option<String>,
+    pub email: Text,
     /// Phone.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub phone: Option<String>,
+    pub phone: Text,
     /// The business's own identifier for the customer.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub external_id: Option<String>,
+    pub external_id: Id,
 }
 
 /// A message.
@@ -130,52 +108,39 @@ pub struct Message {
     #[serde(deserialize_with = "tolerant::id")]
     pub id: String,
     /// The conversation.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub conversation_id: Option<String>,
+    pub conversation_id: Id,
     /// `agent` or `customer`.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub sender_type: Option<String>,
+    pub sender_type: Text,
     /// The agent's user id; null for customer messages.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub sender_id: Option<String>,
+    pub sender_id: Id,
     /// Text.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub content: Option<String>,
+    pub content: Text,
     /// Attachment objects (shape not documented) or URLs.
-    #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub attachments: Vec<Value>,
+    pub attachments: List<Value>,
     /// Sent at.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub created_at: Option<DateTime<Utc>>,
+    pub created_at: Time,
 }
 
 /// `GET /api/v1/team/members`: a bare array.
 #[derive(Debug, Deserialize)]
 #[serde(transparent)]
-pub struct MemberList(#[serde(deserialize_with = "tolerant::lenient_vec")] pub Vec<Member>);
+pub struct MemberList(pub List<Member>);
 
 /// A team member.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Member {
     /// The membership record's id (not assignable).
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// The user's id: what assignment takes and what `assignee_id` holds.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub user_id: Option<String>,
+    pub user_id: Id,
     /// E-mail.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub email: Option<String>,
+    pub email: Text,
     /// Full name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub name: Option<String>,
+    pub name: Text,
     /// `owner`, `admin` or `agent`.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub role: Option<String>,
+    pub role: Text,
     /// `live`, `away` or `offline`.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub status: Option<String>,
+    pub status: Text,
     /// Whether the account is active.
-    #[serde(default, deserialize_with = "tolerant::opt_bool")]
-    pub is_active: Option<bool>,
+    pub is_active: Flag,
 }

@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use switchboard_behaviour::Harness;
+use switchboard_behaviour::{
+    Harness, all_conversations, all_messages, assert_not_found, assert_once_newest_first,
+};
 use switchboard_core::{
     Assignment, Author, ConversationFilter, ErrorKind, ListQuery, MessageQuery, NewMessage,
     Operation, Provider, Status, UpstreamPage,
@@ -57,48 +59,26 @@ impl Sim {
     }
 }
 
-async fn all_conversations(
+/// Every conversation the list shows under `filter`, `page_size` at a time.
+async fn conversations(
     p: &Pingback,
     filter: &ConversationFilter,
     page_size: u32,
 ) -> Vec<switchboard_core::Conversation> {
-    let query = ListQuery {
-        filter,
-        page_size,
-        include_raw: false,
-    };
-    let mut page = UpstreamPage::First;
-    let mut all = Vec::new();
-    loop {
-        let got = p.list_conversations(&query, &page).await.expect("a page");
-        assert!(got.items.len() <= page_size as usize);
-        all.extend(got.items);
-        match got.next {
-            Some(next) => page = next,
-            None => return all,
-        }
-    }
+    all_conversations(p, &ListQuery::new(filter, page_size)).await
 }
 
-async fn all_messages(p: &Pingback, id: &str, page_size: u32) -> Vec<switchboard_core::Message> {
-    let query = MessageQuery {
-        since: None,
-        page_size,
-        include_raw: false,
-    };
-    let mut page = UpstreamPage::First;
-    let mut all = Vec::new();
-    loop {
-        let got = p
-            .list_messages(id, &query, &page)
-            .await
-            .expect("a page of messages");
-        assert!(got.items.len() <= page_size as usize);
-        all.extend(got.items);
-        match got.next {
-            Some(next) => page = next,
-            None => return all,
-        }
+/// Every message of conversation `id`, newest first, `page_size` at a time.
+async fn messages(p: &Pingback, id: &str, page_size: u32) -> Vec<switchboard_core::Message> {
+    all_messages(p, id, &MessageQuery::new(page_size)).await
+}
+
+/// A reply saying `text`, as `sender` when named.
+fn reply(text: &str, sender: Option<&str>) -> NewMessage {
+    NewMessage {
+        text: text.to_owned(),
+        sender: sender.map(str::to_owned),
+        idempotency_key: None,
     }
 }
 
@@ -106,7 +86,7 @@ async fn all_messages(p: &Pingback, id: &str, page_size: u32) -> Vec<switchboard
 async fn pages_through_every_conversation_once_newest_first() {
     let sim = Sim::start().await;
     let p = sim.connect();
-    let all = all_conversations(&p, &ConversationFilter::default(), 50).await;
+    let all = conversations(&p, &ConversationFilter::default(), 50).await;
     let expected: HashSet<String> = sim.world().conversation_ids().into_iter().collect();
     let ids: HashSet<String> = all.iter().map(|c| c.native_id.clone()).collect();
     assert_eq!(all.len(), CONVERSATIONS);
@@ -128,7 +108,7 @@ async fn pages_through_every_conversation_once_newest_first() {
     assert_eq!(sim.world().logins(), 1);
     // A page size above the vendor's cap is clamped, not refused.
     assert_eq!(
-        all_conversations(&p, &ConversationFilter::default(), 500)
+        conversations(&p, &ConversationFilter::default(), 500)
             .await
             .len(),
         CONVERSATIONS
@@ -139,12 +119,12 @@ async fn pages_through_every_conversation_once_newest_first() {
 async fn filters_by_one_status_and_by_assignee_upstream() {
     let sim = Sim::start().await;
     let p = sim.connect();
-    let everything = all_conversations(&p, &ConversationFilter::default(), 100).await;
+    let everything = conversations(&p, &ConversationFilter::default(), 100).await;
     let resolved = ConversationFilter {
         status: vec![Status::Resolved],
         ..ConversationFilter::default()
     };
-    let got = all_conversations(&p, &resolved, 20).await;
+    let got = conversations(&p, &resolved, 20).await;
     assert!(!got.is_empty() && got.iter().all(|c| c.status == Status::Resolved));
     assert_eq!(
         got.len(),
@@ -163,7 +143,7 @@ async fn filters_by_one_status_and_by_assignee_upstream() {
         assignee: Some(agent.clone()),
         ..ConversationFilter::default()
     };
-    let got = all_conversations(&p, &mine, 20).await;
+    let got = conversations(&p, &mine, 20).await;
     assert!(
         got.iter()
             .all(|c| c.assignee.as_ref().is_some_and(|a| a.native_id == agent))
@@ -179,7 +159,7 @@ async fn filters_by_one_status_and_by_assignee_upstream() {
         assignee: Some("not an id".to_owned()),
         ..ConversationFilter::default()
     };
-    assert!(all_conversations(&p, &nobody, 20).await.is_empty());
+    assert!(conversations(&p, &nobody, 20).await.is_empty());
 }
 
 #[tokio::test]
@@ -208,16 +188,9 @@ async fn gets_one_conversation_and_pages_its_messages_newest_first() {
     assert!(c.raw.is_some());
     assert!(c.last_message.is_some());
 
-    let messages = all_messages(&p, &id, 3).await;
+    let messages = messages(&p, &id, 3).await;
     assert_eq!(messages.len(), count);
-    let unique: HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(unique.len(), count);
-    assert!(
-        messages
-            .windows(2)
-            .all(|w| w[0].created_at >= w[1].created_at),
-        "newest first"
-    );
+    assert_once_newest_first(&messages);
     assert!(messages.iter().all(|m| m.conversation_id == c.id));
     assert!(messages.iter().any(|m| m.author == Author::Contact));
     assert_eq!(
@@ -228,8 +201,7 @@ async fn gets_one_conversation_and_pages_its_messages_newest_first() {
 
     let since = MessageQuery {
         since: Some(messages[1].created_at),
-        page_size: 50,
-        include_raw: false,
+        ..MessageQuery::new(50)
     };
     let recent = p
         .list_messages(&id, &since, &UpstreamPage::First)
@@ -249,37 +221,17 @@ async fn unknown_malformed_and_foreign_ids_are_not_found() {
         "12345",
         foreign.as_str(),
     ] {
-        let e = p
-            .get_conversation(id, false)
-            .await
-            .expect_err("no such conversation");
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{id}: {e}");
-        let e = p
-            .list_messages(
-                id,
-                &MessageQuery {
-                    since: None,
-                    page_size: 10,
-                    include_raw: false,
-                },
-                &UpstreamPage::First,
-            )
-            .await
-            .expect_err("no such conversation");
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{id}: {e}");
+        assert_not_found(&p, id).await;
     }
-    let e = p
-        .set_status("not-a-uuid", Status::Resolved)
-        .await
-        .expect_err("no such conversation");
-    assert_eq!(e.kind(), ErrorKind::NotFound);
+    let resolved = p.set_status("not-a-uuid", Status::Resolved).await;
+    assert_eq!(resolved.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
 }
 
 #[tokio::test]
 async fn replies_assigns_resolves_and_closes_and_reads_them_back() {
     let sim = Sim::start().await;
     let p = sim.connect();
-    let all = all_conversations(&p, &ConversationFilter::default(), 100).await;
+    let all = conversations(&p, &ConversationFilter::default(), 100).await;
     let open = all
         .iter()
         .find(|c| c.status == Status::Open)
@@ -289,14 +241,7 @@ async fn replies_assigns_resolves_and_closes_and_reads_them_back() {
     let owner = sim.world().user_id_of(EMAIL).expect("the owner");
 
     let sent = p
-        .send_message(
-            &open,
-            NewMessage {
-                text: "Bien reçu, je regarde ça 👀".to_owned(),
-                sender: None,
-                idempotency_key: None,
-            },
-        )
+        .send_message(&open, reply("Bien reçu, je regarde ça 👀", None))
         .await
         .expect("a reply");
     assert_eq!(sent.author, Author::Agent);
@@ -304,29 +249,17 @@ async fn replies_assigns_resolves_and_closes_and_reads_them_back() {
         sent.sender.as_ref().map(|s| s.native_id.as_str()),
         Some(owner.as_str())
     );
-    let newest = all_messages(&p, &open, 1).await;
+    let newest = messages(&p, &open, 1).await;
     assert_eq!(newest[0].id, sent.id, "the reply is the newest message");
     assert_eq!(newest[0].text, "Bien reçu, je regarde ça 👀");
 
     // The sender may be named when it is the connection's own user, and no one else.
-    let named = NewMessage {
-        text: "Also me".to_owned(),
-        sender: Some(owner.clone()),
-        idempotency_key: None,
-    };
-    p.send_message(&open, named)
+    p.send_message(&open, reply("Also me", Some(&owner)))
         .await
         .expect("a reply as the connection's user");
     let other = sim.world().user_id_of(AGENT_EMAIL).expect("an agent");
     let e = p
-        .send_message(
-            &open,
-            NewMessage {
-                text: "As someone else".to_owned(),
-                sender: Some(other.clone()),
-                idempotency_key: None,
-            },
-        )
+        .send_message(&open, reply("As someone else", Some(&other)))
         .await
         .expect_err("PingBack cannot send as another agent");
     assert_eq!(e.code(), "invalid_sender");
@@ -372,15 +305,9 @@ async fn replies_assigns_resolves_and_closes_and_reads_them_back() {
         Some("closed")
     );
     // The write moved the conversation to the top of the inbox.
+    let everything = ConversationFilter::default();
     let first = p
-        .list_conversations(
-            &ListQuery {
-                filter: &ConversationFilter::default(),
-                page_size: 1,
-                include_raw: false,
-            },
-            &UpstreamPage::First,
-        )
+        .list_conversations(&ListQuery::new(&everything, 1), &UpstreamPage::First)
         .await
         .expect("a page");
     assert_eq!(first.items[0].native_id, open);
@@ -496,14 +423,7 @@ async fn an_exhausted_monthly_quota_stops_replies() {
     let used = sim.world().messages_this_month();
     sim.world().set_message_limit(used);
     let e = p
-        .send_message(
-            &id,
-            NewMessage {
-                text: "one too many".to_owned(),
-                sender: None,
-                idempotency_key: None,
-            },
-        )
+        .send_message(&id, reply("one too many", None))
         .await
         .expect_err("over quota");
     assert_eq!(
@@ -523,26 +443,11 @@ async fn the_simulator_answers_like_fastapi() {
         .expect("a client");
     let api = format!("{}{PREFIX}/api/v1", sim.base);
 
-    let r = http
-        .get(format!("{api}/conversations/"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 401);
-    assert_eq!(
-        r.json::<Value>().await.expect("json"),
-        json!({"detail": "Not authenticated"})
-    );
+    let anonymous = answer(http.get(format!("{api}/conversations/"))).await;
+    assert_eq!(anonymous, (401, json!({"detail": "Not authenticated"})));
 
-    let login: Value = http
-        .post(format!("{api}/auth/login"))
-        .json(&json!({"email": EMAIL, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let credentials = json!({"email": EMAIL, "password": PASSWORD});
+    let (_, login) = answer(http.post(format!("{api}/auth/login")).json(&credentials)).await;
     assert_eq!(login["token_type"], "bearer");
     let token = login["access_token"].as_str().expect("a token").to_owned();
 
@@ -559,16 +464,9 @@ async fn the_simulator_answers_like_fastapi() {
             .ends_with("/api/v1/conversations/?limit=5")
     );
 
-    let r = http
-        .get(format!(
-            "{api}/conversations/?page=abc&limit=500&status=snoozed"
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 422);
-    let body: Value = r.json().await.expect("json");
+    let bad_query = format!("{api}/conversations/?page=abc&limit=500&status=snoozed");
+    let (status, body) = answer(http.get(bad_query).bearer_auth(&token)).await;
+    assert_eq!(status, 422);
     let fields: Vec<&str> = body["detail"]
         .as_array()
         .expect("a list of problems")
@@ -577,42 +475,30 @@ async fn the_simulator_answers_like_fastapi() {
         .collect();
     assert_eq!(fields, ["page", "limit", "status"]);
 
-    let r = http
-        .get(format!(
-            "{api}/conversations/00000000-0000-4000-8000-000000000000"
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 404);
+    let unknown = format!("{api}/conversations/00000000-0000-4000-8000-000000000000");
+    let not_found = answer(http.get(unknown).bearer_auth(&token)).await;
     assert_eq!(
-        r.json::<Value>().await.expect("json"),
-        json!({"detail": "Conversation not found"})
+        not_found,
+        (404, json!({"detail": "Conversation not found"}))
     );
 
-    let r = http
-        .delete(format!("{api}/conversations/"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 405);
-    assert_eq!(
-        r.json::<Value>().await.expect("json"),
-        json!({"detail": "Method Not Allowed"})
-    );
+    let delete = answer(
+        http.delete(format!("{api}/conversations/"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(delete, (405, json!({"detail": "Method Not Allowed"})));
 
-    let list: Value = http
-        .get(format!("{api}/conversations/?limit=3"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let list = http.get(format!("{api}/conversations/?limit=3"));
+    let (_, list) = answer(list.bearer_auth(&token)).await;
     assert_eq!(list.as_array().map(Vec::len), Some(3), "a bare array");
+}
+
+/// The status of the answer to `request`, and its JSON body.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
 }
 
 #[test]

@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_core::{
     Agent, Assignment, Conversation, Error, ErrorKind, ListQuery, Message, MessageQuery,
-    NewMessage, Operation, Page, PassthroughAnswer, PassthroughRequest, Provider, ProviderInfo,
-    Result, Status, UpstreamPage, codes, tolerant,
+    NewMessage, Operation, Origin, Page, PassthroughAnswer, PassthroughRequest, Provider,
+    ProviderInfo, Result, Status, UpstreamPage, codes, tolerant,
 };
 use switchboard_upstream::{
     Adapter, Call, Edge, Shared, Vendor, invalid_assignee, invalid_sender, native_id,
@@ -18,9 +18,9 @@ use crate::config::Config;
 use crate::{mapping, wire};
 
 /// Largest `per_page` for conversations and users.
-const MAX_PER_PAGE: u32 = 100;
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
 /// Largest `message_per_page`.
-const MAX_MESSAGE_PER_PAGE: u32 = 200;
+pub(crate) const MAX_MESSAGE_PAGE_SIZE: u32 = 200;
 /// Without page metadata, message pages are read oldest first up to this many pages to find the
 /// newest ones.
 const MAX_MESSAGE_PAGES_WITHOUT_METADATA: u32 = 10;
@@ -51,12 +51,12 @@ fn next_page(
     len: usize,
     pagination: Option<&wire::Pagination>,
 ) -> Option<UpstreamPage> {
-    next_page_number(page, len, per_page, pagination.and_then(|p| p.total_pages))
+    next_page_number(page, len, per_page, pagination.and_then(|p| *p.total_pages))
 }
 
 impl Zipchat {
-    fn connection(&self) -> &str {
-        self.edge.connection()
+    fn origin(&self) -> Origin<'_> {
+        self.edge.info.origin()
     }
 
     fn call(&self, op: Operation, method: Method, rest: &[&str]) -> Call {
@@ -102,13 +102,16 @@ impl Zipchat {
     ) -> Page<Message> {
         let fallback = conversation
             .last_message_at
-            .or(conversation.created_at)
+            .or(*conversation.created_at)
             .unwrap_or_default();
-        let mut items: Vec<Message> =
-            tolerant::items_with_raw::<wire::Message>(conversation.messages, include_raw)
-                .into_iter()
-                .map(|(m, raw)| mapping::message(self.connection(), id, m, fallback, raw))
-                .collect();
+        let at = self.origin().in_conversation(id, fallback);
+        let mut items: Vec<Message> = tolerant::items_with_raw::<wire::Message>(
+            conversation.messages.into_inner(),
+            include_raw,
+        )
+        .into_iter()
+        .map(|(m, raw)| mapping::message(&at, m, raw))
+        .collect();
         items.reverse();
         Page { items, next }
     }
@@ -130,7 +133,7 @@ impl Provider for Zipchat {
         page: &UpstreamPage,
     ) -> Result<Page<Conversation>> {
         let page = page_number(page)?;
-        let per_page = query.page_size.clamp(1, MAX_PER_PAGE);
+        let per_page = query.page_size.clamp(1, MAX_PAGE_SIZE);
         let mut call = self
             .call(
                 Operation::ListConversations,
@@ -163,7 +166,7 @@ impl Provider for Zipchat {
         let next = next_page(page, per_page, sent, pagination.as_ref());
         let items = items
             .into_iter()
-            .map(|(c, raw)| mapping::conversation(self.connection(), c, raw))
+            .map(|(c, raw)| mapping::conversation(&self.origin(), c, raw))
             .collect();
         Ok(Page { items, next })
     }
@@ -172,7 +175,7 @@ impl Provider for Zipchat {
         let (conversation, raw) = self
             .show(Operation::GetConversation, id, 1, 1, None, include_raw)
             .await?;
-        Ok(mapping::conversation(self.connection(), conversation, raw))
+        Ok(mapping::conversation(&self.origin(), conversation, raw))
     }
 
     async fn list_messages(
@@ -181,7 +184,7 @@ impl Provider for Zipchat {
         query: &MessageQuery,
         page: &UpstreamPage,
     ) -> Result<Page<Message>> {
-        let per_page = query.page_size.clamp(1, MAX_MESSAGE_PER_PAGE);
+        let per_page = query.page_size.clamp(1, MAX_MESSAGE_PAGE_SIZE);
         let op = Operation::ListMessages;
         // Zipchat pages messages oldest first; the gateway serves them newest first, so a
         // traversal starts at the last page and walks back.
@@ -194,7 +197,7 @@ impl Provider for Zipchat {
         match first
             .message_pagination
             .as_ref()
-            .and_then(|p| p.total_pages)
+            .and_then(|p| *p.total_pages)
         {
             Some(total) if total > 1 => {
                 let last = u32::try_from(total).unwrap_or(u32::MAX);
@@ -230,18 +233,18 @@ impl Provider for Zipchat {
         let call = self
             .call(Operation::ListAgents, Method::GET, &["users"])
             .query("page", page)
-            .query("per_page", MAX_PER_PAGE);
+            .query("per_page", MAX_PAGE_SIZE);
         let list: wire::UserList = self.edge.upstream.send(&call).await?.json()?;
         let next = next_page(
             page,
-            MAX_PER_PAGE,
+            MAX_PAGE_SIZE,
             list.users.len(),
             list.pagination.as_ref(),
         );
         let items = list
             .users
             .into_iter()
-            .filter_map(|u| mapping::agent(self.connection(), u))
+            .filter_map(|u| mapping::agent(&self.origin(), u))
             .collect();
         Ok(Page { items, next })
     }
@@ -268,7 +271,7 @@ impl Provider for Zipchat {
             .map(wire::ConversationEnvelope::into_inner)
         {
             Ok(c) if c.id == id && c.manual_reply_mode.is_some() => {
-                Ok(mapping::conversation(self.connection(), c, None))
+                Ok(mapping::conversation(&self.origin(), c, None))
             }
             _ => self.get_conversation(id, false).await,
         }
@@ -302,15 +305,9 @@ impl Provider for Zipchat {
             )
             .json(json!({ "message": message.text, "sender_id": sender_id }));
         let response = self.edge.upstream.send(&call).await?;
-        let now = chrono::Utc::now();
         if let Ok(sent) = response.json::<wire::MessageEnvelope>() {
-            return Ok(mapping::message(
-                self.connection(),
-                id,
-                sent.into_inner(),
-                now,
-                None,
-            ));
+            let at = self.origin().in_conversation(id, chrono::Utc::now());
+            return Ok(mapping::message(&at, sent.into_inner(), None));
         }
         // The response body is not documented: find the reply among the newest messages.
         self.edge

@@ -2,16 +2,7 @@
 
 use serde::Deserialize;
 use switchboard_core::tolerant;
-use switchboard_upstream::{ConnectionSettings, RateLimit, Secret};
-
-/// Zipchat's production API.
-pub const DEFAULT_BASE_URL: &str = "https://app.zipchat.ai/api/integrations/backend_api/v1";
-
-/// Zipchat's documented quota: 120 requests per 60 s per integration.
-pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
-    requests: 120,
-    per_seconds: 60,
-};
+use switchboard_upstream::{ConnectionSettings, Secret};
 
 /// A Zipchat connection's settings (`provider = "zipchat"`).
 #[derive(Debug, Clone, Deserialize)]

@@ -16,17 +16,18 @@ pub use client::Zipchat;
 pub use config::Config;
 
 use switchboard_core::{Capabilities, NativeFilters, PagingStyle, ProviderKind};
-use switchboard_upstream::Vendor;
-
-/// `provider = "zipchat"`.
-pub const KIND: ProviderKind = ProviderKind::new("zipchat");
+use switchboard_upstream::{RateLimit, Vendor};
 
 /// Zipchat, as the gateway knows it.
 pub static VENDOR: Vendor = Vendor {
-    kind: KIND,
+    kind: ProviderKind::new("zipchat"),
     name: "Zipchat",
-    base_url: config::DEFAULT_BASE_URL,
-    rate_limit: Some(config::DEFAULT_RATE_LIMIT),
+    base_url: "https://app.zipchat.ai/api/integrations/backend_api/v1",
+    // Zipchat's documented quota: 120 requests per 60 s per integration.
+    rate_limit: Some(RateLimit {
+        requests: 120,
+        per_seconds: 60,
+    }),
     capabilities,
     parse_error: error::parse_error,
     statuses: error::STATUSES,
@@ -50,8 +51,8 @@ pub fn capabilities() -> Capabilities {
             ..NativeFilters::default()
         },
         paging: PagingStyle::PageNumber,
-        max_page_size: 100,
-        max_message_page_size: 200,
+        max_page_size: client::MAX_PAGE_SIZE,
+        max_message_page_size: client::MAX_MESSAGE_PAGE_SIZE,
         sorted_by_activity: true,
     }
 }

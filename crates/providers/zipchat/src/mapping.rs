@@ -7,36 +7,24 @@ use serde_json::Value;
 use switchboard_core::text::{html_to_text, looks_like_html};
 use switchboard_core::{
     Agent, Attachment, Author, Channel, Contact, Conversation, Direction, Escalation, Message,
-    Mode, Status, ids,
+    MessageContext, Mode, Origin, Status,
 };
 
 use crate::wire;
 
 /// Maps a user to an agent; `None` without a user id.
-pub fn agent(connection: &str, u: wire::User) -> Option<Agent> {
-    let id = u.id?;
+pub fn agent(origin: &Origin, u: wire::User) -> Option<Agent> {
+    let id = u.id.as_deref()?;
     Some(Agent {
-        name: u.name,
-        email: u.email,
-        avatar_url: u.avatar_url,
-        ..bare_agent(connection, &id)
+        name: u.name.into(),
+        email: u.email.into(),
+        avatar_url: u.avatar_url.into(),
+        ..origin.agent(id)
     })
 }
 
-fn bare_agent(connection: &str, id: &str) -> Agent {
-    Agent {
-        id: ids::join(connection, id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        native_id: id.to_owned(),
-        name: None,
-        email: None,
-        avatar_url: None,
-    }
-}
-
-fn contact(connection: &str, lead: wire::Lead) -> Contact {
-    let name = lead.full_name.clone().or_else(|| {
+fn contact(origin: &Origin, lead: wire::Lead) -> Contact {
+    let name = lead.full_name.into_inner().or_else(|| {
         let parts: Vec<&str> = [lead.first_name.as_deref(), lead.last_name.as_deref()]
             .into_iter()
             .flatten()
@@ -44,55 +32,55 @@ fn contact(connection: &str, lead: wire::Lead) -> Contact {
         (!parts.is_empty()).then(|| parts.join(" "))
     });
     let mut external_ids = BTreeMap::new();
-    if let Some(shopify) = lead.shopify_customer_id {
+    if let Some(shopify) = lead.shopify_customer_id.into_inner() {
         external_ids.insert("shopify_customer_id".to_owned(), shopify);
     }
     Contact {
-        id: lead.id.as_deref().map(|id| ids::join(connection, id)),
-        native_id: lead.id,
+        id: lead.id.as_deref().map(|id| origin.id(id)),
+        native_id: lead.id.into(),
         name,
-        email: lead.email,
-        phone: lead.phone_number,
+        email: lead.email.into(),
+        phone: lead.phone_number.into(),
         external_ids,
     }
 }
 
 /// Maps a conversation. `raw` is the vendor's JSON, kept when the caller asked `include=raw`.
-pub fn conversation(connection: &str, c: wire::Conversation, raw: Option<Value>) -> Conversation {
+pub fn conversation(origin: &Origin, c: wire::Conversation, raw: Option<Value>) -> Conversation {
     let last_activity_at = c
         .last_message_at
-        .or(c.updated_at)
-        .or(c.created_at)
+        .or(*c.updated_at)
+        .or(*c.created_at)
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let escalation = (c.last_escalated_at.is_some() || c.last_escalation_resolved_at.is_some())
         .then_some(Escalation {
-            escalated_at: c.last_escalated_at,
-            resolved_at: c.last_escalation_resolved_at,
+            escalated_at: *c.last_escalated_at,
+            resolved_at: *c.last_escalation_resolved_at,
         });
-    let message_count = c.message_pagination.as_ref().and_then(|p| p.total_count);
+    let message_count = c.message_pagination.as_ref().and_then(|p| *p.total_count);
     Conversation {
-        id: ids::join(connection, &c.id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
+        id: origin.id(&c.id),
+        connection: origin.connection.to_owned(),
+        provider: origin.provider.clone(),
         channel: c
             .channel
             .as_deref()
             .map_or(Channel::Other, Channel::from_native),
-        native_channel: c.channel,
+        native_channel: c.channel.into(),
         // Zipchat has no conversation status: every conversation is open.
         status: Status::Open,
         mode: c
             .manual_reply_mode
             .map(|manual| if manual { Mode::Human } else { Mode::Ai }),
-        assignee: c.assignee.and_then(|u| agent(connection, u)),
-        contact: c.lead.map(|l| contact(connection, l)),
-        created_at: c.created_at,
-        updated_at: c.updated_at,
+        assignee: c.assignee.into_inner().and_then(|u| agent(origin, u)),
+        contact: c.lead.into_inner().map(|l| contact(origin, l)),
+        created_at: *c.created_at,
+        updated_at: *c.updated_at,
         last_activity_at,
         last_message: None,
         message_count,
         escalation,
-        url: c.share_url,
+        url: c.share_url.into(),
         native_id: c.id,
         raw,
     }
@@ -146,14 +134,8 @@ fn body(value: Option<&Value>) -> (String, Option<String>, Vec<Attachment>) {
     (texts.join("\n"), None, attachments)
 }
 
-/// Maps a message of conversation `conversation_native_id`.
-pub fn message(
-    connection: &str,
-    conversation_native_id: &str,
-    m: wire::Message,
-    fallback_time: DateTime<Utc>,
-    raw: Option<Value>,
-) -> Message {
+/// Maps a message of the conversation `at` names.
+pub fn message(at: &MessageContext, m: wire::Message, raw: Option<Value>) -> Message {
     let manual = m.manual_reply.unwrap_or(false);
     let (author, direction) = match m.role.as_deref() {
         Some("user") | Some("customer") | Some("lead") => (Author::Contact, Direction::Inbound),
@@ -165,24 +147,15 @@ pub fn message(
     };
     let (text, html, attachments) = body(m.message.as_ref());
     let sender = match author {
-        Author::Agent => m.sender_id.as_deref().map(|id| bare_agent(connection, id)),
+        Author::Agent => m.sender_id.as_deref().map(|id| at.origin.agent(id)),
         _ => None,
     };
     Message {
-        id: ids::join(connection, &m.id),
-        conversation_id: ids::join(connection, conversation_native_id),
-        connection: connection.to_owned(),
-        provider: crate::KIND,
-        native_id: m.id,
-        author,
         sender,
-        text,
         html,
         attachments,
-        created_at: m.created_at.unwrap_or(fallback_time),
-        direction,
-        delivery_status: None,
         raw,
+        ..at.message(m.id, author, direction, text, *m.created_at)
     }
 }
 
@@ -191,6 +164,8 @@ mod tests {
     use super::*;
     use switchboard_behaviour::fixture;
 
+    const SHOP: Origin = Origin::new(&crate::VENDOR.kind, "shop");
+
     #[test]
     fn maps_the_documented_list_example() {
         let list: wire::ConversationList =
@@ -198,7 +173,7 @@ mod tests {
                 .expect("documented JSON parses");
         assert!(list.pagination.is_none());
         let first = serde_json::from_value(list.conversations[0].clone()).expect("the item parses");
-        let c = conversation("shop", first, None);
+        let c = conversation(&SHOP, first, None);
         assert_eq!(c.id, "shop:12345");
         assert_eq!(c.native_id, "12345");
         assert_eq!(c.channel, Channel::Web);
@@ -223,7 +198,7 @@ mod tests {
             serde_json::from_str(&fixture!("show_conversation.json")).expect("show JSON parses");
         let wire = show.into_inner();
         let messages = wire.messages.clone();
-        let c = conversation("shop", wire, None);
+        let c = conversation(&SHOP, wire, None);
         assert_eq!(c.mode, Some(Mode::Human));
         assert_eq!(c.assignee.as_ref().map(|a| a.id.as_str()), Some("shop:7"));
         assert_eq!(
@@ -239,7 +214,7 @@ mod tests {
         let mapped: Vec<Message> = messages
             .into_iter()
             .map(|m| serde_json::from_value(m).expect("the message parses"))
-            .map(|m| message("shop", "12345", m, c.last_activity_at, None))
+            .map(|m| message(&SHOP.in_conversation("12345", c.last_activity_at), m, None))
             .collect();
         assert_eq!(mapped[0].author, Author::Contact);
         assert_eq!(mapped[0].direction, Direction::Inbound);
@@ -259,7 +234,7 @@ mod tests {
         let list: wire::ConversationList =
             serde_json::from_str(&fixture!("list_conversations_old_channel.json")).expect("parses");
         let first = serde_json::from_value(list.conversations[0].clone()).expect("the item parses");
-        let c = conversation("shop", first, None);
+        let c = conversation(&SHOP, first, None);
         assert_eq!(c.id, "shop:12346");
         assert_eq!(c.channel, Channel::Web);
         assert_eq!(c.native_channel.as_deref(), Some("chat"));
@@ -276,7 +251,7 @@ mod tests {
     fn splits_block_messages_into_text_and_attachments() {
         let m: wire::Message =
             serde_json::from_str(&fixture!("message_blocks.json")).expect("parses");
-        let m = message("shop", "1", m, DateTime::<Utc>::UNIX_EPOCH, None);
+        let m = message(&SHOP.in_conversation("1", DateTime::UNIX_EPOCH), m, None);
         assert_eq!(m.text, "Here it is");
         assert_eq!(m.attachments.len(), 1);
         assert_eq!(m.attachments[0].url, "https://cdn.example.com/p/1.jpg");

@@ -1,26 +1,21 @@
 //! Zipchat's JSON, as serde types. Tolerant: unknown fields are ignored, ids are accepted as
 //! strings or numbers, page metadata is optional, and unreadable optional values become `None`.
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use switchboard_core::tolerant;
+use switchboard_core::tolerant::{self, Count, Flag, Id, List, Object, ObjectOrId, Text, Time};
 
 /// Page metadata (INFERRED field names; every field optional).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Pagination {
     /// Current page.
-    #[serde(default, deserialize_with = "tolerant::opt_u64")]
-    pub page: Option<u64>,
+    pub page: Count,
     /// Page size.
-    #[serde(default, deserialize_with = "tolerant::opt_u64")]
-    pub per_page: Option<u64>,
+    pub per_page: Count,
     /// Items in all pages.
-    #[serde(default, deserialize_with = "tolerant::opt_u64")]
-    pub total_count: Option<u64>,
+    pub total_count: Count,
     /// Number of pages.
-    #[serde(default, deserialize_with = "tolerant::opt_u64")]
-    pub total_pages: Option<u64>,
+    pub total_pages: Count,
 }
 
 /// `GET /chats/:chat_id/conversations`.
@@ -66,42 +61,30 @@ pub struct Conversation {
     #[serde(deserialize_with = "tolerant::id")]
     pub id: String,
     /// Chat id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub chat_id: Option<String>,
+    pub chat_id: Id,
     /// Created.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub created_at: Option<DateTime<Utc>>,
+    pub created_at: Time,
     /// Updated (not documented; used when present).
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_at: Time,
     /// Latest message.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub last_message_at: Option<DateTime<Utc>>,
+    pub last_message_at: Time,
     /// Channel (`web`, older docs `chat`, …).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub channel: Option<String>,
+    pub channel: Text,
     /// True when a person answers (the AI is off).
-    #[serde(default, deserialize_with = "tolerant::opt_bool")]
-    pub manual_reply_mode: Option<bool>,
+    pub manual_reply_mode: Flag,
     /// When the AI escalated.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub last_escalated_at: Option<DateTime<Utc>>,
+    pub last_escalated_at: Time,
     /// When an agent resolved the escalation.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub last_escalation_resolved_at: Option<DateTime<Utc>>,
+    pub last_escalation_resolved_at: Time,
     /// The assigned user: an object, or (tolerated) a bare id.
-    #[serde(default, deserialize_with = "tolerant::opt_object_or_id")]
-    pub assignee: Option<User>,
+    pub assignee: ObjectOrId<User>,
     /// Link into Zipchat.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub share_url: Option<String>,
+    pub share_url: Text,
     /// The customer.
-    #[serde(default, deserialize_with = "tolerant::opt_object")]
-    pub lead: Option<Lead>,
+    pub lead: Object<Lead>,
     /// Messages (detail only), parsed one by one into [`Message`] by the client, so an
     /// unreadable message is dropped rather than the page, and its JSON can be kept.
-    #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub messages: Vec<Value>,
+    pub messages: List<Value>,
     /// Message page metadata (detail only).
     #[serde(default)]
     pub message_pagination: Option<Pagination>,
@@ -111,53 +94,40 @@ pub struct Conversation {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Lead {
     /// Lead id.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// Full name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub full_name: Option<String>,
+    pub full_name: Text,
     /// First name (detail).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub first_name: Option<String>,
+    pub first_name: Text,
     /// Last name (detail).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub last_name: Option<String>,
+    pub last_name: Text,
     /// E-mail.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub email: Option<String>,
+    pub email: Text,
     /// Phone.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub phone_number: Option<String>,
+    pub phone_number: Text,
     /// Shopify customer id (detail).
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub shopify_customer_id: Option<String>,
+    pub shopify_customer_id: Id,
 }
 
 /// A user (agent) of the chat: in the user list, or a conversation's assignee.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct User {
     /// User id; a user without one cannot be assigned, and is no agent.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub id: Option<String>,
+    pub id: Id,
     /// Name.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub name: Option<String>,
+    pub name: Text,
     /// E-mail.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub email: Option<String>,
+    pub email: Text,
     /// Avatar URL (null without an avatar).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub avatar_url: Option<String>,
+    pub avatar_url: Text,
 }
 
 impl From<String> for User {
     /// An assignee given as its id alone.
     fn from(id: String) -> User {
         User {
-            id: Some(id),
-            name: None,
-            email: None,
-            avatar_url: None,
+            id: Some(id).into(),
+            ..User::default()
         }
     }
 }
@@ -166,8 +136,7 @@ impl From<String> for User {
 #[derive(Debug, Deserialize)]
 pub struct UserList {
     /// The page's users.
-    #[serde(default, deserialize_with = "tolerant::lenient_vec")]
-    pub users: Vec<User>,
+    pub users: List<User>,
     /// Page metadata, when sent.
     #[serde(default)]
     pub pagination: Option<Pagination>,
@@ -180,23 +149,18 @@ pub struct Message {
     #[serde(deserialize_with = "tolerant::id")]
     pub id: String,
     /// `user` (customer), `assistant` (AI or agent), others possible.
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub role: Option<String>,
+    pub role: Text,
     /// Text, HTML, or a JSON-encoded array of blocks.
     #[serde(default)]
     pub message: Option<Value>,
     /// True for a person's reply in manual mode.
-    #[serde(default, deserialize_with = "tolerant::opt_bool")]
-    pub manual_reply: Option<bool>,
+    pub manual_reply: Flag,
     /// Delivery status (values undocumented).
-    #[serde(default, deserialize_with = "tolerant::opt_string")]
-    pub status: Option<String>,
+    pub status: Text,
     /// The user who sent a manual reply.
-    #[serde(default, deserialize_with = "tolerant::opt_id")]
-    pub sender_id: Option<String>,
+    pub sender_id: Id,
     /// Sent at.
-    #[serde(default, deserialize_with = "tolerant::opt_time")]
-    pub created_at: Option<DateTime<Utc>>,
+    pub created_at: Time,
 }
 
 /// A created message: wrapped in `message` (INFERRED) or bare.
