@@ -11,9 +11,8 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use support::{ADMIN, sim_requests_at, start_gateway};
+use support::{ADMIN, Env, start_gateway};
 use switchboard_demo as registry;
-use switchboard_sim::SimOptions;
 
 /// The upstream calls of page 1 for one connection of each vendor.
 fn one_of_each() -> BTreeMap<String, u64> {
@@ -47,65 +46,45 @@ fn connections(sim_url: &str, copies: usize) -> String {
     out
 }
 
-/// A gateway over `copies` copies of every demo connection, cache off, quotas out of the way.
-async fn gateway(sim_url: &str, copies: usize) -> String {
+/// A gateway config over `copies` copies of every demo connection, cache off, quotas out of the
+/// way.
+fn config(sim_url: &str, copies: usize) -> String {
     let token_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ADMIN.as_bytes()));
-    start_gateway(&format!(
+    format!(
         "[server]\ncache_ttl_ms = 0\n\n\
          [[clients]]\nname = \"admin\"\ntoken_sha256 = \"{token_sha256}\"\nscopes = [\"read\"]\n\
          rate_limit = {{ requests = 100000, per_seconds = 1 }}\n\n{}",
         connections(sim_url, copies)
-    ))
-    .await
+    )
 }
 
-/// Page 1 (`limit=50`) through `gateway`: its conversations, and the upstream calls it cost by
-/// vendor.
-async fn page_one(
-    http: &reqwest::Client,
-    sim_url: &str,
-    gateway: &str,
-) -> (Vec<Value>, BTreeMap<String, u64>) {
-    let before = sim_requests_at(http, sim_url).await;
-    let response = http
-        .get(format!("{gateway}/v1/conversations?limit=50"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("gateway answers");
-    assert_eq!(response.status(), 200);
-    let page: Value = response.json().await.expect("a JSON page");
+/// Page 1 (`limit=50`) through the gateway: its conversations, and the upstream calls it cost
+/// by vendor.
+async fn page_one(env: &Env) -> (Vec<Value>, BTreeMap<String, u64>) {
+    let before = env.sim_requests().await;
+    let (status, page) = env.get(ADMIN, "/v1/conversations?limit=50").await;
+    assert_eq!(status, 200, "{page}");
     assert_eq!(page["partial"], json!([]), "{page}");
-    let after = sim_requests_at(http, sim_url).await;
-    let calls = after
+    let calls = env
+        .sim_requests()
+        .await
         .into_iter()
         .map(|(vendor, n)| {
             let spent = n - before.get(&vendor).copied().unwrap_or(0);
             (vendor, spent)
         })
         .collect();
-    let items = page["data"].as_array().expect("data").clone();
-    (items, calls)
+    (page["data"].as_array().expect("data").clone(), calls)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_one_costs_each_connection_its_vendors_first_page_and_nothing_more() {
-    let sim = registry::simulators(&SimOptions {
-        seed: 23,
-        conversations: 300,
-    });
-    sim.lift_rate_limits();
-    let addr = sim
-        .spawn("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sim starts");
-    let sim_url = format!("http://{addr}");
-    let http = reqwest::Client::new();
-
+    let mut env = Env::simulators(23, 300).await;
+    env.sim.lift_rate_limits();
     for copies in [1, 8] {
-        let gateway = gateway(&sim_url, copies).await;
-        page_one(&http, &sim_url, &gateway).await; // signs in
-        let (items, calls) = page_one(&http, &sim_url, &gateway).await;
+        env.gateway = start_gateway(&config(&env.sim_url, copies)).await;
+        page_one(&env).await; // signs in
+        let (items, calls) = page_one(&env).await;
         let expected: BTreeMap<String, u64> = one_of_each()
             .into_iter()
             .map(|(vendor, calls)| (vendor, calls * copies as u64))
