@@ -197,6 +197,7 @@ pub fn state_over_store(
         breaker: config.server.breaker,
         max_body_bytes: config.server.max_upstream_body_bytes,
         http: switchboard_upstream::HttpClients::default(),
+        recent: switchboard_upstream::RecentPages::default(),
     };
     let registry = registry::Registry::from_config(&config.connections, &shared)?;
     let clients = auth::Clients::from_config(&config.clients);

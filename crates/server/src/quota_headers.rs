@@ -4,6 +4,8 @@
 //! after the connection, never stating more than the vendor itself allows. Every 429 and 503
 //! carries `Retry-After`.
 
+use std::fmt::Write as _;
+
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -45,32 +47,42 @@ pub async fn quota_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// The `RateLimit-Policy` and `RateLimit` field values of `policies`, in order.
+/// The `RateLimit-Policy` and `RateLimit` field values of `policies`, in order. Written into
+/// two strings directly: every authenticated answer carries them.
 pub fn fields(policies: &[(String, QuotaState)]) -> (String, String) {
-    let named: Vec<(String, &QuotaState)> = policies
-        .iter()
-        .filter_map(|(name, state)| Some((sf_string(name)?, state)))
-        .collect();
-    let policy = named
-        .iter()
-        .map(|(name, s)| format!("{name};q={};w={}", s.quota, s.window_secs))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let state = named
-        .iter()
-        .map(|(name, s)| format!("{name};r={};t={}", s.remaining, s.reset_secs))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut policy = String::with_capacity(48 * policies.len());
+    let mut state = String::with_capacity(48 * policies.len());
+    for (name, s) in policies {
+        if !is_sf_string(name) {
+            continue;
+        }
+        if !policy.is_empty() {
+            policy.push_str(", ");
+            state.push_str(", ");
+        }
+        push_sf_string(&mut policy, name);
+        push_sf_string(&mut state, name);
+        let _ = write!(policy, ";q={};w={}", s.quota, s.window_secs);
+        let _ = write!(state, ";r={};t={}", s.remaining, s.reset_secs);
+    }
     (policy, state)
 }
 
-/// `name` as a structured-field string (RFC 9651); `None` when it has a character one cannot hold.
-fn sf_string(name: &str) -> Option<String> {
-    if !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return None;
+/// Whether `name` fits a structured-field string (RFC 9651): printable ASCII only.
+fn is_sf_string(name: &str) -> bool {
+    name.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// Appends `name` to `out` as a structured-field string, quoted, `\` and `"` escaped.
+fn push_sf_string(out: &mut String, name: &str) {
+    out.push('"');
+    for c in name.chars() {
+        if matches!(c, '\\' | '"') {
+            out.push('\\');
+        }
+        out.push(c);
     }
-    let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
-    Some(format!("\"{escaped}\""))
+    out.push('"');
 }
 
 #[cfg(test)]

@@ -29,6 +29,60 @@ pub(crate) struct PageCache {
     ttl: Duration,
     connection: String,
     in_flight: Mutex<HashMap<String, Waiters>>,
+    recent: RecentPages,
+}
+
+/// The largest answer whose reading [`RecentPages`] keeps: a conversation, a page of messages, a
+/// short list. Larger pages are parsed again on every hit.
+const RECENT_PAGE_BYTES: usize = 64 * 1024;
+
+/// What [`RecentPages`] holds at most, counting each page at four times its body (the body and
+/// what was read from it).
+const RECENT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The cached pages this process served last, each with what an adapter read from it, so a
+/// page served again from the cache is not parsed again. Shared by a gateway's connections.
+///
+/// A page is handed back only when the store holds the very same bytes under its key (the key
+/// names the connection, its write generation and the URL): a page another replica refreshed,
+/// or one cached again after it expired, is read anew. The store stays the one truth of what is
+/// cached and for how long.
+#[derive(Debug, Clone)]
+pub struct RecentPages {
+    pages: moka::sync::Cache<String, Response>,
+}
+
+impl Default for RecentPages {
+    fn default() -> RecentPages {
+        RecentPages {
+            pages: moka::sync::Cache::builder()
+                .max_capacity(RECENT_BYTES)
+                .weigher(|_, page: &Response| {
+                    u32::try_from(page.body.len().saturating_mul(4)).unwrap_or(u32::MAX)
+                })
+                .build(),
+        }
+    }
+}
+
+impl RecentPages {
+    /// The page kept under `key`, if `cached` (the store's bytes for it) is that very page.
+    fn same(&self, key: &str, cached: &[u8]) -> Option<Response> {
+        let kept = self.pages.get(key)?;
+        let status = kept.status.as_u16().to_be_bytes();
+        (cached.get(..2) == Some(&status[..]) && cached.get(2..) == Some(&kept.body[..]))
+            .then_some(kept)
+    }
+
+    /// `page`, keeping its reading under `key` when it is small enough to be worth it.
+    fn keep(&self, key: &str, page: Response) -> Response {
+        if page.body.len() > RECENT_PAGE_BYTES {
+            return page;
+        }
+        let page = page.keeping_its_reading();
+        self.pages.insert(key.to_owned(), page.clone());
+        page
+    }
 }
 
 /// A read's turn: send it (and tell those who wait), or wait for the identical one in flight.
@@ -38,13 +92,20 @@ enum Turn<'a> {
 }
 
 impl PageCache {
-    /// The cache of `connection`'s pages in `store`, each kept for `ttl`.
-    pub(crate) fn new(store: Arc<dyn Store>, ttl: Duration, connection: &str) -> PageCache {
+    /// The cache of `connection`'s pages in `store`, each kept for `ttl`; the readings of
+    /// those served again kept in `recent`.
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        ttl: Duration,
+        connection: &str,
+        recent: RecentPages,
+    ) -> PageCache {
         PageCache {
             store,
             ttl,
             connection: connection.to_owned(),
             in_flight: Mutex::default(),
+            recent,
         }
     }
 
@@ -60,9 +121,15 @@ impl PageCache {
         }
         let generation = self.store.generation(&self.connection).await?;
         let key = format!("cache:{}:{generation}:{url}", self.connection);
-        if let Some(hit) = self.store.get(&key).await?.and_then(decode_page) {
-            meters.cache_hit();
-            return Ok(hit);
+        if let Some(cached) = self.store.get(&key).await? {
+            let hit = match self.recent.same(&key, &cached) {
+                Some(kept) => Some(kept),
+                None => decode_page(cached).map(|page| self.recent.keep(&key, page)),
+            };
+            if let Some(hit) = hit {
+                meters.cache_hit();
+                return Ok(hit);
+            }
         }
         let flight = match self.join(&key) {
             Turn::Lead(flight) => flight,
@@ -75,7 +142,7 @@ impl PageCache {
                 return send().await;
             }
         };
-        let result = send().await;
+        let result = send().await.map(|page| self.recent.keep(&key, page));
         if let Ok(response) = &result
             && let Err(e) = self.store.put(&key, encode_page(response), self.ttl).await
         {
@@ -149,11 +216,11 @@ fn encode_page(response: &Response) -> Bytes {
 /// A cached page, or `None` when the bytes are not one.
 fn decode_page(bytes: Bytes) -> Option<Response> {
     let status = u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]);
-    Some(Response {
-        status: StatusCode::from_u16(status).ok()?,
-        headers: HeaderMap::new(),
-        body: bytes.slice(2..),
-    })
+    Some(Response::new(
+        StatusCode::from_u16(status).ok()?,
+        HeaderMap::new(),
+        bytes.slice(2..),
+    ))
 }
 
 #[cfg(test)]
@@ -168,15 +235,20 @@ mod tests {
     use crate::store::MemoryStore;
 
     fn cache(ttl: Duration) -> PageCache {
-        PageCache::new(Arc::new(MemoryStore::default()), ttl, "acme")
+        PageCache::new(
+            Arc::new(MemoryStore::default()),
+            ttl,
+            "acme",
+            RecentPages::default(),
+        )
     }
 
     fn page(body: &'static str) -> Response {
-        Response {
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(body.as_bytes()),
-        }
+        Response::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from_static(body.as_bytes()),
+        )
     }
 
     fn url() -> Url {
@@ -212,6 +284,72 @@ mod tests {
         cache.forget_pages().await;
         cache.read(&url(), &meters, send).await.expect("reads");
         assert_eq!(sends.get(), 2, "a write is read back");
+    }
+
+    thread_local! {
+        /// How many times a [`Counted`] was parsed on this thread.
+        static PARSED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// A body that counts its parses.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Counted(Vec<u32>);
+
+    impl<'de> serde::Deserialize<'de> for Counted {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Counted, D::Error> {
+            PARSED.with(|n| n.set(n.get() + 1));
+            Vec::deserialize(d).map(Counted)
+        }
+    }
+
+    /// What `cache` serves for the test URL, read as [`Counted`].
+    async fn parsed<F, Fut>(cache: &PageCache, meters: &Meters, send: F) -> Counted
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Response>>,
+    {
+        let page = cache.read(&url(), meters, send).await.expect("reads");
+        page.json_kept().expect("parses")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_page_served_again_is_not_parsed_again_unless_another_replica_refreshed_it() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let ttl = Duration::from_secs(2);
+        let replica = || PageCache::new(Arc::clone(&store), ttl, "acme", RecentPages::default());
+        let (a, b) = (replica(), replica());
+        let meters = Meters::new("acme");
+        let sends = Cell::new(0);
+        let send = || async {
+            sends.set(sends.get() + 1);
+            Ok(if sends.get() == 1 {
+                page("[1]")
+            } else {
+                page("[2]")
+            })
+        };
+        for _ in 0..3 {
+            assert_eq!(parsed(&a, &meters, send).await, Counted(vec![1]));
+        }
+        let counts = || (sends.get(), PARSED.with(Cell::get));
+        assert_eq!(counts(), (1, 1), "sent once, parsed once");
+        // Replica b serves the same cached bytes: parsed once there too.
+        assert_eq!(parsed(&b, &meters, send).await, Counted(vec![1]));
+        assert_eq!(counts(), (1, 2));
+
+        // Another replica caches a fresher page under the same key: a serves it, parsed anew.
+        let generation = store.generation("acme").await.expect("generation");
+        let key = format!("cache:acme:{generation}:{}", url());
+        let fresher = encode_page(&page("[2]"));
+        store.put(&key, fresher, ttl).await.expect("caches");
+        let fresh = parsed(&a, &meters, send).await;
+        assert_eq!(
+            fresh,
+            Counted(vec![2]),
+            "a does not serve its stale reading"
+        );
+        assert_eq!(parsed(&a, &meters, send).await, Counted(vec![2]));
+        assert_eq!(counts(), (1, 3));
     }
 
     #[tokio::test(start_paused = true)]

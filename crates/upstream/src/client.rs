@@ -84,7 +84,12 @@ impl Upstream {
             default_headers,
             connection: connection.to_owned(),
             parse_error,
-            cache: PageCache::new(Arc::clone(&shared.store), shared.cache_ttl, connection),
+            cache: PageCache::new(
+                Arc::clone(&shared.store),
+                shared.cache_ttl,
+                connection,
+                shared.recent.clone(),
+            ),
             retry: Retry::new(options.deadline, options.max_retries),
             breaker: Breaker::new(shared.breaker),
             window: VendorWindow::new(Arc::clone(&shared.store), connection, quota.bucket()),
@@ -222,11 +227,7 @@ impl Upstream {
             }
             self.record("ok", None);
             self.answered(admission);
-            return Ok(Response {
-                status,
-                headers,
-                body,
-            });
+            return Ok(Response::new(status, headers, body));
         }
         Err(self.vendor_error(admission, call, status, &headers, &body))
     }

@@ -27,6 +27,7 @@ use switchboard_store as store;
 use switchboard_store::budget;
 
 pub use breaker::{Admission, Breaker, BreakerSettings};
+pub use cache::RecentPages;
 pub use call::{Call, ErrorParser, Response};
 pub use client::{
     PASSTHROUGH_ANSWER_HEADERS, PASSTHROUGH_REQUEST_HEADERS, Upstream, passthrough_url,

@@ -1,6 +1,6 @@
-//! A connection's metrics. Those of every call are registered once, since a `metrics` macro looks
-//! its name and labels up again each time; those of rarer events (a cache hit, a retry, a quota
-//! wait) are registered when they happen, so `/metrics` lists only what has happened.
+//! A connection's metrics, each registered once, since a `metrics` macro looks its name and
+//! labels up again each time. Counters are registered when they first count, so `/metrics`
+//! lists only what has happened.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,14 +10,17 @@ use switchboard_core::BreakerState;
 use crate::breaker::gauge;
 use crate::lock;
 
+/// A counter's name and its `outcome` label (`""`: none).
+type Counted = (&'static str, &'static str);
+
 /// The metrics of one connection's calls to its vendor.
 #[derive(Debug)]
 pub(crate) struct Meters {
     connection: String,
     breaker: metrics::Gauge,
     duration: metrics::Histogram,
-    /// `switchboard_upstream_requests_total` by outcome, each registered when it first happens.
-    requests: Mutex<Vec<(&'static str, metrics::Counter)>>,
+    /// The counters, by name and outcome (`""` for none), each registered when it first counts.
+    counters: Mutex<Vec<(Counted, metrics::Counter)>>,
 }
 
 impl Meters {
@@ -27,7 +30,7 @@ impl Meters {
             connection: connection.to_owned(),
             breaker: metrics::gauge!("switchboard_upstream_breaker_state", "connection" => connection.to_owned()),
             duration: metrics::histogram!("switchboard_upstream_request_duration_seconds", "connection" => connection.to_owned()),
-            requests: Mutex::default(),
+            counters: Mutex::default(),
         };
         meters.breaker(BreakerState::Closed);
         meters
@@ -40,14 +43,7 @@ impl Meters {
 
     /// Counts a call that ended with `outcome` (`ok`, `timeout`, `rate_limited`, ...).
     pub(crate) fn request(&self, outcome: &'static str) {
-        let mut requests = lock(&self.requests);
-        if let Some((_, counter)) = requests.iter().find(|(o, _)| *o == outcome) {
-            counter.increment(1);
-            return;
-        }
-        let counter = metrics::counter!("switchboard_upstream_requests_total", "connection" => self.connection.clone(), "outcome" => outcome);
-        counter.increment(1);
-        requests.push((outcome, counter));
+        self.count(("switchboard_upstream_requests_total", outcome));
     }
 
     /// Shows the breaker's state: 0 closed, 1 half-open, 2 open.
@@ -62,27 +58,38 @@ impl Meters {
 
     /// Counts a read served from the page cache.
     pub(crate) fn cache_hit(&self) {
-        self.count("switchboard_upstream_cache_hits_total");
+        self.count(("switchboard_upstream_cache_hits_total", ""));
     }
 
     /// Counts a read that waited on an identical one in flight.
     pub(crate) fn coalesced(&self) {
-        self.count("switchboard_upstream_coalesced_total");
+        self.count(("switchboard_upstream_coalesced_total", ""));
     }
 
     /// Counts a retried read.
     pub(crate) fn retry(&self) {
-        self.count("switchboard_upstream_retries_total");
+        self.count(("switchboard_upstream_retries_total", ""));
     }
 
     /// Counts a wait for the quota's next request.
     pub(crate) fn quota_wait(&self) {
-        self.count("switchboard_upstream_quota_waits_total");
+        self.count(("switchboard_upstream_quota_waits_total", ""));
     }
 
     /// Counts one rarer event under `name`, registered as it happens.
-    fn count(&self, name: &'static str) {
-        metrics::counter!(name, "connection" => self.connection.clone()).increment(1);
+    fn count(&self, (name, outcome): Counted) {
+        let mut counters = lock(&self.counters);
+        if let Some((_, counter)) = counters.iter().find(|(c, _)| *c == (name, outcome)) {
+            counter.increment(1);
+            return;
+        }
+        let connection = self.connection.clone();
+        let counter = match outcome {
+            "" => metrics::counter!(name, "connection" => connection),
+            _ => metrics::counter!(name, "connection" => connection, "outcome" => outcome),
+        };
+        counter.increment(1);
+        counters.push(((name, outcome), counter));
     }
 }
 

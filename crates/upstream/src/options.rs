@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::breaker::BreakerSettings;
 use crate::budget::RateLimit;
+use crate::cache::RecentPages;
 use crate::http::HttpClients;
 use crate::store::{MemoryStore, Store};
 
@@ -26,6 +27,8 @@ pub struct Shared {
     pub max_body_bytes: usize,
     /// The HTTP clients the connections send through.
     pub http: HttpClients,
+    /// The cached pages served last, with what was read from them.
+    pub recent: RecentPages,
 }
 
 /// The default cap on a vendor's answer: 8 MiB (a ChatbotX page of 100 conversations with their
@@ -42,6 +45,7 @@ impl Default for Shared {
             breaker: BreakerSettings::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             http: HttpClients::default(),
+            recent: RecentPages::default(),
         }
     }
 }

@@ -215,7 +215,7 @@ impl Pingback {
 
     /// `GET /api/v1/conversations/{id}`: the conversation with its full history, and its JSON.
     /// `GET /api/v1/conversations/{id}`, and its JSON when `keep_raw`.
-    async fn show<M: DeserializeOwned>(
+    async fn show<M: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         op: Operation,
         id: &str,

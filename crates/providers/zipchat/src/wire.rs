@@ -32,7 +32,7 @@ pub struct ConversationList<I = Value> {
 }
 
 /// `GET /chats/:chat_id/conversations/:id`: wrapped in `conversation` (or, tolerated, bare).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum ConversationEnvelope {
     /// `{"conversation": {...}}`.
