@@ -5,15 +5,14 @@ mod support;
 
 use reqwest::Method;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use support::ADMIN;
+use support::{ADMIN, sha};
 
 const UI_TOKEN: &str = "browser-ui-token";
 
 async fn gateway(server: &str) -> String {
     let config = format!(
         "[server]\n{server}\n\n[[clients]]\nname = \"ui\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\"]\nrate_limit = {{ requests = 3, per_seconds = 60 }}\n\n{}",
-        hex::encode(Sha256::digest(UI_TOKEN.as_bytes())),
+        sha(UI_TOKEN),
         support::clients_toml("http://127.0.0.1:9"),
     );
     support::start_gateway(&config).await

@@ -11,7 +11,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use support::{ADMIN, Env, start_gateway};
+use support::{ADMIN, Env, sha, start_gateway};
 use switchboard_demo as registry;
 
 /// The upstream calls of page 1 for one connection of each vendor.
@@ -49,7 +49,7 @@ fn connections(sim_url: &str, copies: usize) -> String {
 /// A gateway config over `copies` copies of every demo connection, cache off, quotas out of the
 /// way.
 fn config(sim_url: &str, copies: usize) -> String {
-    let token_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ADMIN.as_bytes()));
+    let token_sha256 = sha(ADMIN);
     format!(
         "[server]\ncache_ttl_ms = 0\n\n\
          [[clients]]\nname = \"admin\"\ntoken_sha256 = \"{token_sha256}\"\nscopes = [\"read\"]\n\

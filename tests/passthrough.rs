@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use support::{ADMIN, Env};
+use support::{ADMIN, Env, sha};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASS: &str = "passthrough-token";
@@ -25,7 +24,6 @@ const CONNECTIONS: [(&str, &str); 4] = [
 ];
 
 fn passthrough_clients() -> String {
-    let sha = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
     format!(
         "[[clients]]\nname = \"integrator\"\ntoken_sha256 = \"{}\"\nscopes = [\"passthrough\"]\nrate_limit = {{ requests = 100000, per_seconds = 1 }}\n\n\
          [[clients]]\nname = \"integrator-elsewhere\"\ntoken_sha256 = \"{}\"\nscopes = [\"passthrough\", \"read\"]\nconnections = [\"elsewhere\"]\n\n",

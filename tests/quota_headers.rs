@@ -4,8 +4,7 @@
 
 mod support;
 
-use sha2::{Digest, Sha256};
-use support::{ADMIN, Env};
+use support::{ADMIN, Env, sha};
 
 const UI_TOKEN: &str = "browser-ui-token";
 
@@ -28,7 +27,7 @@ async fn call(http: &reqwest::Client, url: &str, token: &str) -> reqwest::Respon
 async fn the_callers_own_quota_counts_down_and_is_whole_again_after_its_window() {
     let config = format!(
         "[[clients]]\nname = \"ui\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\"]\nrate_limit = {{ requests = 3, per_seconds = 1 }}\n\n{}",
-        hex::encode(Sha256::digest(UI_TOKEN.as_bytes())),
+        sha(UI_TOKEN),
         support::clients_toml("http://127.0.0.1:9"),
     );
     let gw = support::start_gateway(&config).await;

@@ -26,7 +26,8 @@ pub struct Env {
     pub http: reqwest::Client,
 }
 
-fn sha(token: &str) -> String {
+/// The SHA-256 of `token`, hex, as a client's `token_sha256` holds it.
+pub fn sha(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
