@@ -14,6 +14,13 @@ use switchboard_server::config::{StoreConfig, StoreKind};
 use switchboard_server::registry;
 use switchboard_sim::SimOptions;
 
+/// jemalloc for every allocation of the process. glibc's malloc and free were about a fifth of a
+/// single read's instructions; with jemalloc (and the release profile's LTO) a read takes 185 000
+/// instructions instead of 225 000, at glibc's peak memory (`bench/README.md`, "Allocator and
+/// release profile").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "switchboard",
