@@ -210,8 +210,10 @@ pub fn state_over_store(
     state.feed = switchboard_feed::EventLog::new(store, config.feed.event_log());
     state.allowed_origins = config.server.cors.allowed_origins.clone();
     state.page_deadline = Duration::from_millis(config.server.page_deadline_ms);
-    state.traversal_pages =
-        traversal::LocalPages::new(Duration::from_secs(config.server.traversal_ttl_secs));
+    state.traversal_pages = traversal::LocalPages::new(
+        Duration::from_secs(config.server.traversal_ttl_secs),
+        config.server.traversal_kept_conversations,
+    );
     state.ops_token = config
         .server
         .ops_token

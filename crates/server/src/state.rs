@@ -96,7 +96,10 @@ impl AppState {
             store,
             allowed_origins: Vec::new(),
             page_deadline: Duration::from_millis(2500),
-            traversal_pages: LocalPages::new(Duration::from_secs(300)),
+            traversal_pages: LocalPages::new(
+                Duration::from_secs(300),
+                crate::traversal::LOCAL_CONVERSATIONS,
+            ),
             ops_token: None,
             unauthenticated: Unauthenticated::new(
                 crate::config::default_unauthenticated_rate_limit(),

@@ -38,12 +38,14 @@ pub fn new_traversal_id() -> Result<String, Error> {
     Ok(hex::encode(id))
 }
 
-/// Conversations kept in this process at most, the least recently used pages first out: the
-/// current pages of about 7 traversals over the simulated inbox (Octopush's chunk of 1000
-/// conversations is the largest page). Measured: a `serve` process that answered 120 first pages
-/// (each keeping about 1150 conversations) holds 33 MB of RSS, against 24 MB keeping none. A
-/// traversal whose pages were evicted reads them from its vendors again.
-const LOCAL_CONVERSATIONS: u64 = 8 * 1024;
+/// Conversations kept in this process at most by default (`[server]
+/// traversal_kept_conversations`), the least recently used pages first out: the current pages of
+/// about two traversals over the simulated inbox of four connections (Octopush's chunk of 1000
+/// conversations is the largest page). Measured with `bench/scaling.sh` (four connections, 20
+/// first pages, each keeping about 1150 conversations): peak RSS 39 MB keeping up to 8192, 31 MB
+/// keeping up to 2048, 30 MB keeping none. A traversal whose pages were pushed out reads them from
+/// its vendors again; a deployment paging deep through many connections at once raises it.
+pub(crate) const LOCAL_CONVERSATIONS: u64 = 2048;
 
 /// The kept pages held in this process, as read: shared by every traversal it serves, each
 /// forgotten `ttl` after it was last kept or recalled.
@@ -71,12 +73,12 @@ impl std::fmt::Debug for LocalPages {
 
 impl LocalPages {
     /// Pages kept for `ttl` (zero: none are kept, and traversals read every page from the
-    /// vendors).
-    pub fn new(ttl: Duration) -> LocalPages {
+    /// vendors), `conversations` of them at most.
+    pub fn new(ttl: Duration, conversations: u64) -> LocalPages {
         LocalPages {
             ttl,
             pages: moka::sync::Cache::builder()
-                .max_capacity(LOCAL_CONVERSATIONS)
+                .max_capacity(conversations)
                 .weigher(|_, kept: &Kept| {
                     u32::try_from(kept.page.items.len())
                         .unwrap_or(u32::MAX)
@@ -289,7 +291,7 @@ mod tests {
     #[tokio::test]
     async fn a_process_holds_a_bounded_number_of_kept_conversations() {
         let store = MemoryStore::default();
-        let local = LocalPages::new(Duration::from_secs(300));
+        let local = LocalPages::new(Duration::from_secs(300), LOCAL_CONVERSATIONS);
         let page: Arc<KeptPage<Conversation>> = Arc::new(KeptPage {
             items: (0..1000).map(conversation).collect(),
             next: None,

@@ -180,6 +180,11 @@ pub struct ServerConfig {
     /// reads each connection's current page again on every page.
     #[serde(default = "default_traversal_ttl_secs")]
     pub traversal_ttl_secs: u64,
+    /// How many conversations of kept traversal pages a replica holds in its memory, the least
+    /// recently used page first out (about 1 KB each). A traversal whose page was pushed out
+    /// reads it from its vendor again.
+    #[serde(default = "default_traversal_kept_conversations")]
+    pub traversal_kept_conversations: u64,
     /// When a connection's circuit breaker opens.
     #[serde(default)]
     pub breaker: BreakerSettings,
@@ -285,6 +290,10 @@ fn default_traversal_ttl_secs() -> u64 {
     300
 }
 
+fn default_traversal_kept_conversations() -> u64 {
+    crate::traversal::LOCAL_CONVERSATIONS
+}
+
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -296,6 +305,7 @@ impl Default for ServerConfig {
             cursor_secret: None,
             cache_ttl_ms: default_cache_ttl_ms(),
             traversal_ttl_secs: default_traversal_ttl_secs(),
+            traversal_kept_conversations: default_traversal_kept_conversations(),
             breaker: BreakerSettings::default(),
             cors: CorsConfig::default(),
             page_deadline_ms: default_page_deadline_ms(),
