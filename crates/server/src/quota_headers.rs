@@ -76,12 +76,14 @@ fn is_sf_string(name: &str) -> bool {
 /// Appends `name` to `out` as a structured-field string, quoted, `\` and `"` escaped.
 fn push_sf_string(out: &mut String, name: &str) {
     out.push('"');
-    for c in name.chars() {
-        if matches!(c, '\\' | '"') {
-            out.push('\\');
-        }
-        out.push(c);
+    let mut rest = name;
+    while let Some(at) = rest.find(['\\', '"']) {
+        out.push_str(&rest[..at]);
+        out.push('\\');
+        out.push_str(&rest[at..=at]);
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -94,10 +96,17 @@ mod tests {
         let policies = vec![
             ("client".to_owned(), QuotaState::refilling(600, 60, 597)),
             ("zip\"chat".to_owned(), QuotaState::refilling(120, 60, 119)),
+            ("a\\b\"".to_owned(), QuotaState::refilling(5, 10, 4)),
             ("bad\nname".to_owned(), QuotaState::refilling(1, 1, 1)),
         ];
         let (policy, state) = fields(&policies);
-        assert_eq!(policy, r#""client";q=600;w=60, "zip\"chat";q=120;w=60"#);
-        assert_eq!(state, r#""client";r=597;t=1, "zip\"chat";r=119;t=1"#);
+        assert_eq!(
+            policy,
+            r#""client";q=600;w=60, "zip\"chat";q=120;w=60, "a\\b\"";q=5;w=10"#
+        );
+        assert_eq!(
+            state,
+            r#""client";r=597;t=1, "zip\"chat";r=119;t=1, "a\\b\"";r=4;t=2"#
+        );
     }
 }
