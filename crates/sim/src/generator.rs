@@ -3,6 +3,8 @@
 //! Given a seed, the content is identical on every run; times are offsets from the simulator's
 //! start, so "24 hours ago" stays meaningful.
 
+use std::cmp::Ordering;
+
 use chrono::{DateTime, Duration, Utc};
 
 const FIRST_NAMES: &[&str] = &[
@@ -204,7 +206,39 @@ pub fn paginate<T: Clone>(items: &[T], page: usize, per_page: usize) -> Vec<T> {
     items.iter().skip(start).take(per_page).cloned().collect()
 }
 
+/// Sorts the first `end` of `items` by `order` and drops the rest: what a list page needs of a
+/// sorted list, found without sorting all of it (full sorts of 3000 conversations were an eighth
+/// of the simulator's CPU on a 64-connection first page). `order` must be total.
+pub fn sort_first<T>(items: &mut Vec<T>, end: usize, mut order: impl FnMut(&T, &T) -> Ordering) {
+    if end == 0 {
+        items.clear();
+        return;
+    }
+    if items.len() > end {
+        items.select_nth_unstable_by(end - 1, &mut order);
+        items.truncate(end);
+    }
+    items.sort_by(order);
+}
+
 /// How many pages `total` items make at `per_page`.
 pub fn total_pages(total: usize, per_page: usize) -> usize {
     total.div_ceil(per_page.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_first_keeps_the_first_items_of_the_full_order() {
+        let items: Vec<u32> = (0..500).map(|i| (i * 7919) % 1009).collect();
+        let mut sorted = items.clone();
+        sorted.sort_unstable();
+        for end in [0, 1, 2, 50, 499, 500, 501] {
+            let mut first = items.clone();
+            sort_first(&mut first, end, u32::cmp);
+            assert_eq!(first, sorted[..end.min(sorted.len())], "end {end}");
+        }
+    }
 }

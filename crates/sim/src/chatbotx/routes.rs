@@ -302,13 +302,12 @@ pub(super) async fn list_conversations(
                 Some((None, _)) => false,
             })
             .collect();
-        list.sort_by(|a, b| {
+        let more = list.len() > per_page;
+        crate::generator::sort_first(&mut list, per_page, |a, b| {
             b.last_activity_at
                 .cmp(&a.last_activity_at)
                 .then(b.id.cmp(&a.id))
         });
-        let more = list.len() > per_page;
-        list.truncate(per_page);
         let next_cursor = list.last().filter(|_| more).map(|c| conversation_cursor(c));
         let prev_cursor = after.map(|_| {
             list.first()

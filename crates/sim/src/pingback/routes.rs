@@ -283,7 +283,9 @@ pub(super) async fn list_conversations(
                     .is_none_or(|a| c.assignee_id.as_ref() == Some(a))
             })
             .collect();
-        list.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+        crate::generator::sort_first(&mut list, page.saturating_mul(limit.max(1)), |a, b| {
+            b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id))
+        });
         let items: Vec<ConversationJson> = paginate(&list, page, limit)
             .into_iter()
             .map(|c| World::conv_json(c, false))

@@ -156,12 +156,12 @@ pub(super) async fn list_conversations(
             .values()
             .filter(|c| c.chat_id == chat && since.is_none_or(|s| c.last_message_at >= s))
             .collect();
-        list.sort_by(|a, b| {
+        let total = list.len();
+        crate::generator::sort_first(&mut list, page.saturating_mul(per_page.max(1)), |a, b| {
             b.last_message_at
                 .cmp(&a.last_message_at)
                 .then(b.id.cmp(&a.id))
         });
-        let total = list.len();
         let body = ConversationsJson {
             conversations: paginate(&list, page, per_page)
                 .into_iter()
