@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::capabilities::Capabilities;
+use crate::capabilities::{Capabilities, PagingStyle};
 use crate::error::{Error, ErrorKind};
 use crate::lanes::ConversationLane;
 use crate::merge::{
@@ -107,6 +107,11 @@ pub async fn inbox_page(
             Lane {
                 source,
                 page_size: capabilities.max_page_size,
+                // A page 1 of 50 over 64 connections read ChatbotX's lists 100 deep: twice what
+                // any lane can give it, and a fifth of all the vendor JSON the page parsed.
+                any_size: capabilities.paging == PagingStyle::Cursor
+                    && capabilities.sorted_by_activity
+                    && filter.applied_by(&capabilities.native_filters),
                 stop_before: *stop_before,
                 sorted: capabilities.sorted_by_activity,
             }

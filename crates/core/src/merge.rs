@@ -127,6 +127,13 @@ pub struct Lane<'a, T> {
     pub source: &'a dyn LaneSource<T>,
     /// Upstream page size for a new traversal.
     pub page_size: u32,
+    /// Whether the source's pages may be read at any size (a cursor, not a page number, says
+    /// where each starts, and the vendor applies every filter). A new traversal's first read then
+    /// asks for no more than the page's `limit`, which is all a first page can take from one
+    /// lane; the reads after it ask for `page_size`. (The read ends where the page does, so
+    /// the vendor's order must be no finer than the engine's microsecond key, or it could end
+    /// inside a run of items the engine takes as tied.)
+    pub any_size: bool,
     /// Items older than this end the lane (a gateway-applied `updated_since` / `since`).
     pub stop_before: Option<DateTime<Utc>>,
     /// Whether the source's pages follow each other in key order. When not, each source page
@@ -409,6 +416,9 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
             Some(page) => {
                 self.state.page = page;
                 self.state.consumed = 0;
+                if self.lane.any_size {
+                    self.state.page_size = self.lane.page_size;
+                }
                 self.loaded = false;
                 if !self.lane.sorted {
                     self.state.last = None;
@@ -439,6 +449,16 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
     }
 }
 
+/// The size of a new traversal's first upstream read from `lane` for a page of `limit`.
+fn first_page_size<T>(lane: &Lane<'_, T>, limit: usize) -> u32 {
+    if lane.any_size {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX).max(1);
+        lane.page_size.min(limit)
+    } else {
+        lane.page_size
+    }
+}
+
 /// Produces one page of the merged list.
 pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
     req: MergeRequest<'_, T>,
@@ -462,7 +482,7 @@ pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
                     connection: connection.to_owned(),
                     page: UpstreamPage::First,
                     consumed: 0,
-                    page_size: lane.page_size,
+                    page_size: first_page_size(&lane, limit),
                     exhausted: false,
                     last: None,
                     failures: 0,
@@ -613,6 +633,7 @@ mod tests {
                 lanes: vec![Lane {
                     source: &source,
                     page_size: 3,
+                    any_size: false,
                     stop_before: None,
                     sorted: false,
                 }],

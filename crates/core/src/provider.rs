@@ -81,6 +81,16 @@ impl ConversationFilter {
                 .is_none_or(|a| c.assignee.as_ref().is_some_and(|ag| ag.native_id == a))
             && self.updated_since.is_none_or(|t| c.last_activity_at >= t)
     }
+
+    /// Whether a vendor applying `native` leaves every conversation of its list matching, but
+    /// for `updated_since`: a list sorted by activity ends at its first older conversation rather
+    /// than thinning out, so a page of `n` still holds the next `n` matches.
+    pub fn applied_by(&self, native: &crate::NativeFilters) -> bool {
+        (self.status.is_empty() || native.status)
+            && (self.mode.is_none() || native.mode)
+            && (self.channel.is_empty() || native.channel)
+            && (self.assignee.is_none() || native.assignee)
+    }
 }
 
 /// A request for one upstream page of conversations.
@@ -88,7 +98,8 @@ impl ConversationFilter {
 pub struct ListQuery<'a> {
     /// The filters (native ones are sent upstream).
     pub filter: &'a ConversationFilter,
-    /// How many items per upstream page; constant over a traversal.
+    /// How many items per upstream page; constant over a traversal, but for a cursor-paged list
+    /// whose first read may ask for fewer (the first page's `limit`).
     pub page_size: u32,
     /// Attach each item's vendor JSON as `raw` (the caller asked `include=raw`).
     pub include_raw: bool,

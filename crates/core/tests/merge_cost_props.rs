@@ -514,3 +514,52 @@ async fn a_lane_that_answered_in_between_is_not_given_up() {
     assert_eq!(failed, [(0, false), (3, false), (4, false)]);
     assert_eq!(returned(&pages), ["c0:1", "c0:0", "c0:2"]);
 }
+
+/// The upstream pages a traversal of `limit` reads from one lane of 25 conversations, by how
+/// many items each served, and how many conversations it returned.
+async fn upstream_reads(
+    paging: Paging,
+    filter: &ConversationFilter,
+    limit: usize,
+) -> (Vec<usize>, usize) {
+    let times: Vec<i64> = (1..=25).rev().map(|s| s * SECOND).collect();
+    let world = World::keeping(&[one_lane(paging, 10, &times, vec![])], true);
+    let mut cursor: Option<String> = None;
+    let mut returned = Vec::new();
+    for _ in 0..100 {
+        let Ok(page) = world.page(filter, cursor.as_deref(), limit, 4).await else {
+            break;
+        };
+        returned.extend(ids(&page.out.items));
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let expected = ids(&world.expected(filter));
+    assert_eq!(returned, expected, "each match once, newest first");
+    let reads = support::lock(&world.log)
+        .iter()
+        .map(|f| f.served.as_ref().map_or(0, Vec::len))
+        .collect();
+    (reads, returned.len())
+}
+
+/// A cursor-paged list is read only as deep as a first page can use, then in full pages; a
+/// list paged by number keeps one size (page `n` of another size starts elsewhere), as does a
+/// list the gateway filters (a short read could then fill less than the page).
+#[tokio::test]
+async fn only_a_cursor_paged_list_is_read_at_the_first_pages_limit() {
+    let all = ConversationFilter::default();
+    let reads = |paging, limit| upstream_reads(paging, &all, limit);
+    assert_eq!(reads(Paging::Keyset, 3).await, (vec![3, 10, 10, 2], 25));
+    assert_eq!(reads(Paging::Keyset, 30).await, (vec![10, 10, 5], 25));
+    assert_eq!(reads(Paging::Number, 3).await, (vec![10, 10, 5], 25));
+    // Filtered by the gateway (no conversation here has a mode): full pages from the first.
+    let by_mode = ConversationFilter {
+        mode: Some(switchboard_core::Mode::Ai),
+        ..ConversationFilter::default()
+    };
+    let reads = upstream_reads(Paging::Keyset, &by_mode, 3).await;
+    assert_eq!(reads, (vec![10, 10, 5], 0));
+}

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use switchboard_core::ConversationFilter;
 
-use support::{VendorSpec, World};
+use support::{Paging, VendorSpec, World};
 
 use support::strategies::*;
 
@@ -133,8 +133,13 @@ proptest! {
 
 /// Times below the microsecond (RFC 3339 with nine digits) within one upstream page: the
 /// engine's order and its "already emitted" test must agree on them.
+///
+/// Paged by number only: a keyset list is first read at the page's limit, and this world's
+/// keyset vendor orders by the nanosecond, finer than the engine's microsecond key, so that read
+/// could end inside a run of ties. (ChatbotX, the one keyset vendor, writes milliseconds.)
 fn single_page_world() -> impl Strategy<Value = Vec<VendorSpec>> {
-    let vendor = (paging(), prop::collection::vec(conv_spec(true), 0..40)).prop_map(
+    let paging = prop::sample::select(vec![Paging::Number, Paging::NumberTrailingEmpty]);
+    let vendor = (paging, prop::collection::vec(conv_spec(true), 0..40)).prop_map(
         |(paging, conversations)| VendorSpec {
             paging,
             page_size: 50,

@@ -342,6 +342,8 @@ pub async fn list_messages(
         lanes: vec![Lane {
             source: &source,
             page_size: provider.info().capabilities.max_message_page_size,
+            // Capabilities say how the conversation list pages, not the message list.
+            any_size: false,
             stop_before: since,
             sorted: true,
         }],
