@@ -104,8 +104,8 @@ calls = {v: (after[v] - before[v]) / pages for v in after}
 host = sim.removeprefix("http://")
 vendor = http.client.HTTPConnection(*host.split(":"), timeout=60)
 cbx = {"Authorization": "Bearer cbx-switchboard-sim-token"}
-timed(vendor, "/chatbotx/api/v1/conversations?perPage=100", cbx)
-one = [timed(vendor, "/chatbotx/api/v1/conversations?perPage=100", cbx)[0] for _ in range(pages)]
+timed(vendor, "/chatbotx/api/v1/conversations?perPage=50", cbx)
+one = [timed(vendor, "/chatbotx/api/v1/conversations?perPage=50", cbx)[0] for _ in range(pages)]
 
 times.sort()
 ms = lambda s: f"{s * 1000:.1f}"
@@ -118,7 +118,7 @@ PY
 echo "# The inbox as connections grow"
 echo
 echo "- \`switchboard serve\` (release build, ${STORE:-embedded} store, \`cache_ttl_ms = ${CACHE_TTL_MS:-0}\`), $conversations conversations per simulated vendor, $latency_ms ms injected on every vendor call"
-echo "- $pages sequential requests of page 1 (\`limit=50\`) per size, after one warm-up page; one vendor call = ChatbotX's first list request (\`perPage=100\`) sent straight to the simulator"
+echo "- $pages sequential requests of page 1 (\`limit=50\`) per size, after one warm-up page; one vendor call = ChatbotX's first list request as page 1 sends it (\`perPage=50\`), straight to the simulator"
 echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| connections | page 1 median | p90 | max | one vendor call | median ÷ one call | upstream calls per page (by vendor) | CPU per page: gateway / simulator | gateway RSS at start | gateway peak RSS (VmHWM) |"

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::json::{EmptyArray, EmptyObject, Null, NumericString, Stamp};
+use crate::json::{EmptyArray, EmptyObject, Fraction, Null, NumericString, Stamp, TimeFormat};
 
 use super::*;
 
@@ -13,12 +13,17 @@ pub(super) fn millis(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// A time as ChatbotX prints it: milliseconds and `Z`.
+const TIMES: TimeFormat = TimeFormat {
+    fraction: Fraction::Millis,
+    offset: None,
+};
+
 pub(super) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    TIMES.text(t)
 }
 
 fn stamp(t: DateTime<Utc>) -> Stamp {
-    Stamp(t, ts)
+    Stamp(t, TIMES)
 }
 
 fn opt_stamp(t: Option<DateTime<Utc>>) -> Option<Stamp> {

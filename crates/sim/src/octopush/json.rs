@@ -6,7 +6,7 @@ use super::*;
 use crate::json::{Null, Stamp};
 
 fn stamp(t: DateTime<Utc>) -> Stamp {
-    Stamp(t, ts)
+    Stamp(t, TIMES)
 }
 
 #[derive(Serialize)]

@@ -23,9 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, NaiveDate, Offset, SecondsFormat, Timelike, Utc,
-};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Offset, Timelike, Utc};
 use serde_json::{Value, json};
 
 use crate::generator::{Gen, paginate};
@@ -221,10 +219,10 @@ fn paris_offset(t: DateTime<Utc>) -> FixedOffset {
 }
 
 /// A timestamp as Octopush shows it: ISO 8601 with the Paris offset, e.g. `2024-06-21T05:08:06+02:00`.
-fn ts(t: DateTime<Utc>) -> String {
-    t.with_timezone(&paris_offset(t))
-        .to_rfc3339_opts(SecondsFormat::Secs, false)
-}
+const TIMES: crate::json::TimeFormat = crate::json::TimeFormat {
+    fraction: crate::json::Fraction::None,
+    offset: Some(paris_offset),
+};
 
 /// Digits of a phone number with its leading `+`, spaces and dots dropped.
 fn normalize_phone(s: &str) -> String {
@@ -277,20 +275,20 @@ mod tests {
         let summer =
             DateTime::parse_from_rfc3339("2024-06-21T03:08:06Z").map(|t| t.with_timezone(&Utc));
         assert_eq!(
-            summer.map(ts).ok().as_deref(),
+            summer.map(|t| TIMES.text(t)).ok().as_deref(),
             Some("2024-06-21T05:08:06+02:00")
         );
         let winter =
             DateTime::parse_from_rfc3339("2024-01-10T10:00:00Z").map(|t| t.with_timezone(&Utc));
         assert_eq!(
-            winter.map(ts).ok().as_deref(),
+            winter.map(|t| TIMES.text(t)).ok().as_deref(),
             Some("2024-01-10T11:00:00+01:00")
         );
         // 2024-03-31 is the last Sunday of March: summer time from 01:00 UTC.
         let switch =
             DateTime::parse_from_rfc3339("2024-03-31T01:00:00Z").map(|t| t.with_timezone(&Utc));
         assert_eq!(
-            switch.map(ts).ok().as_deref(),
+            switch.map(|t| TIMES.text(t)).ok().as_deref(),
             Some("2024-03-31T03:00:00+02:00")
         );
     }

@@ -141,24 +141,31 @@ impl World {
     /// in order is the order), so a list request sorts only after activity has moved.
     pub(super) fn sorted(&self) -> Vec<&Conv> {
         let conversations = &self.conversations;
-        let newest_first = |a: usize, b: usize| {
-            let (a, b) = (&conversations[a], &conversations[b]);
-            b.last_at()
-                .cmp(&a.last_at())
-                // Same order as the listed `cid_{uuid}` ids, without building them.
-                .then_with(|| b.uuid.cmp(&a.uuid))
+        // Newest first; ties in the same order as the listed `cid_{uuid}` ids, without building
+        // them.
+        let key = |i: usize| {
+            let c = &conversations[i];
+            (
+                std::cmp::Reverse(c.last_at()),
+                std::cmp::Reverse(c.uuid.as_str()),
+            )
         };
         let mut order = self
             .order
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let still = order.len() == conversations.len()
-            && order
-                .windows(2)
-                .all(|w| newest_first(w[0], w[1]) != std::cmp::Ordering::Greater);
+        // Each conversation's key read once: the check runs on every list request.
+        let still = order.len() == conversations.len() && {
+            let mut keys = order.iter().map(|&i| key(i));
+            let first = keys.next();
+            keys.try_fold(first, |previous, k| {
+                (previous <= Some(k)).then_some(Some(k))
+            })
+            .is_some()
+        };
         if !still {
             *order = (0..conversations.len()).collect();
-            order.sort_by(|&a, &b| newest_first(a, b));
+            order.sort_by_cached_key(|&i| key(i));
         }
         order.iter().map(|&i| &conversations[i]).collect()
     }

@@ -3,15 +3,20 @@
 use serde::Serialize;
 
 use super::*;
-use crate::json::Stamp;
+use crate::json::{Fraction, Stamp, TimeFormat};
 
 /// Times as pydantic prints an aware UTC datetime: `Z`, fractional seconds only when present.
+const TIMES: TimeFormat = TimeFormat {
+    fraction: Fraction::Auto,
+    offset: None,
+};
+
 pub(super) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    TIMES.text(t)
 }
 
 fn stamp(t: DateTime<Utc>) -> Stamp {
-    Stamp(t, ts)
+    Stamp(t, TIMES)
 }
 
 /// The current time at the microsecond precision the vendor stores.

@@ -3,14 +3,16 @@
 use serde::Serialize;
 
 use super::*;
-use crate::json::{EmptyObject, Stamp};
+use crate::json::{EmptyObject, Fraction, Stamp, TimeFormat};
 
-pub(super) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+/// Times in whole seconds and `Z`.
+const TIMES: TimeFormat = TimeFormat {
+    fraction: Fraction::None,
+    offset: None,
+};
 
 fn stamp(t: DateTime<Utc>) -> Stamp {
-    Stamp(t, ts)
+    Stamp(t, TIMES)
 }
 
 #[derive(Serialize)]
