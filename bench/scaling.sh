@@ -11,7 +11,8 @@
 #
 # Environment: COPIES (1 4 16), PAGES (20), LATENCY_MS (50), CONVERSATIONS per vendor (3000),
 # CACHE_TTL_MS (0: every page pays its upstream requests), STORE (embedded | memory; default
-# embedded, as `serve` runs by default).
+# embedded, as `serve` runs by default), SORT_WINDOW_PAGES (Octopush's `sort_window_pages`;
+# unset: its default, 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +58,9 @@ for body in connections:
     for k in range(1, copies + 1):
         first, rest = body.split("\n", 1)
         ident = first if copies == 1 else first[:-1] + f"-{k}\""
+        window = os.environ.get("SORT_WINDOW_PAGES", "")
+        if window and "provider = \"octopush\"" in rest:
+            rest = rest.rstrip("\n") + f"\nsort_window_pages = {window}\n"
         out.append("[[connections]]\n" + ident + "\n" + quota + rest.rstrip("\n") + "\n\n")
 print("".join(out))' "$1" "$2" "$work"
 }
@@ -117,7 +121,7 @@ PY
 
 echo "# The inbox as connections grow"
 echo
-echo "- \`switchboard serve\` (release build, ${STORE:-embedded} store, \`cache_ttl_ms = ${CACHE_TTL_MS:-0}\`), $conversations conversations per simulated vendor, $latency_ms ms injected on every vendor call"
+echo "- \`switchboard serve\` (release build, ${STORE:-embedded} store, \`cache_ttl_ms = ${CACHE_TTL_MS:-0}\`)${SORT_WINDOW_PAGES:+, Octopush \`sort_window_pages = $SORT_WINDOW_PAGES\`}, $conversations conversations per simulated vendor, $latency_ms ms injected on every vendor call"
 echo "- $pages sequential requests of page 1 (\`limit=50\`) per size, after one warm-up page; one vendor call = ChatbotX's first list request as page 1 sends it (\`perPage=50\`), straight to the simulator"
 echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 echo

@@ -77,6 +77,17 @@ async fn page_one(env: &Env) -> (Vec<Value>, BTreeMap<String, u64>) {
     (page["data"].as_array().expect("data").clone(), calls)
 }
 
+/// Whether `items` go newest first, by time (the gateway writes as few fraction digits as a time
+/// needs, so the texts do not sort as the times do).
+fn newest_first(items: &[Value]) -> bool {
+    let at = |c: &Value| {
+        c["last_activity_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    items.windows(2).all(|w| at(&w[0]).is_some() && at(&w[0]) >= at(&w[1]))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_one_costs_each_connection_its_vendors_first_page_and_nothing_more() {
     let mut env = Env::simulators(23, 300).await;
@@ -96,9 +107,32 @@ async fn page_one_costs_each_connection_its_vendors_first_page_and_nothing_more(
             "a full page over {} connections",
             4 * copies
         );
-        let newest_first = items
-            .windows(2)
-            .all(|w| w[0]["last_activity_at"].as_str() >= w[1]["last_activity_at"].as_str());
-        assert!(newest_first, "page 1 is merged newest first");
+        assert!(newest_first(&items), "page 1 is merged newest first");
     }
+}
+
+/// An Octopush connection with a smaller sort window reads that many pages for page 1, and its
+/// conversations still come merged newest first; the other connections cost what they did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn octopushs_sort_window_is_the_connections_to_choose() {
+    let mut env = Env::simulators(29, 300).await;
+    env.sim.lift_rate_limits();
+    let config = config(&env.sim_url, 1).replace(
+        "provider = \"octopush\"\n",
+        "provider = \"octopush\"\nsort_window_pages = 3\n",
+    );
+    assert!(config.contains("sort_window_pages = 3"), "{config}");
+    env.gateway = start_gateway(&config).await;
+    page_one(&env).await; // signs in
+    let (items, calls) = page_one(&env).await;
+    let mut expected = one_of_each();
+    expected.insert("octopush".to_owned(), 3);
+    assert_eq!(calls, expected);
+    assert_eq!(items.len(), 50);
+    assert!(newest_first(&items), "page 1 is merged newest first");
+    let octopush = items.iter().filter(|c| c["provider"] == "octopush").count();
+    assert!(
+        octopush > 0,
+        "Octopush's newest conversations are on page 1"
+    );
 }

@@ -2,25 +2,26 @@
 //! gateway serves it (and the property tests check it).
 //!
 //! Each connection is a lane. A vendor whose list is sorted by activity is merged page by page;
-//! one whose order is not guaranteed is read [`UNSORTED_CHUNK_PAGES`] upstream pages at a time and
-//! sorted by the engine. A gateway-applied `updated_since` ends a sorted lane at its first older
+//! one whose order is not guaranteed is read its connection's window of upstream pages at a time
+//! ([`UNSORTED_CHUNK_PAGES`] by default) and sorted by the engine. A gateway-applied `updated_since` ends a sorted lane at its first older
 //! item. A page fails only when every connection failed and none gave anything.
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::capabilities::{Capabilities, PagingStyle};
+use crate::capabilities::PagingStyle;
 use crate::error::{Error, ErrorKind};
 use crate::lanes::ConversationLane;
 use crate::merge::{
     KeptPages, Lane, LaneFailure, MergeOutput, MergeRequest, MergeState, merge_page,
 };
 use crate::model::Conversation;
-use crate::provider::{ConversationFilter, Provider};
+use crate::provider::{ConversationFilter, Provider, ProviderInfo};
 use std::sync::Arc;
 
 /// A vendor whose list is not sorted by activity is read this many upstream pages at a time and
-/// sorted by the gateway: the inbox order is exact within that window.
+/// sorted by the gateway, unless its connection sets another window
+/// ([`ProviderInfo::sort_window_pages`]): the inbox order is exact within that window.
 pub const UNSORTED_CHUNK_PAGES: u32 = 10;
 
 /// One page of the merged inbox to assemble.
@@ -58,11 +59,16 @@ pub struct AllConnectionsFailed {
 /// How a connection's lane is read: upstream pages per lane page, and where `updated_since` stops
 /// it when the vendor does not apply it.
 fn lane_shape(
-    capabilities: &Capabilities,
+    info: &ProviderInfo,
     updated_since: Option<DateTime<Utc>>,
 ) -> (u32, Option<DateTime<Utc>>) {
+    let capabilities = &info.capabilities;
     let sorted = capabilities.sorted_by_activity;
-    let chunk_pages = if sorted { 1 } else { UNSORTED_CHUNK_PAGES };
+    let chunk_pages = if sorted {
+        1
+    } else {
+        info.sort_window_pages.max(1)
+    };
     let stop_before = if capabilities.native_filters.updated_since || !sorted {
         None
     } else {
@@ -89,8 +95,7 @@ pub async fn inbox_page(
     let sources: Vec<(ConversationLane, Option<DateTime<Utc>>)> = connections
         .into_iter()
         .map(|provider| {
-            let (chunk_pages, stop_before) =
-                lane_shape(&provider.info().capabilities, filter.updated_since);
+            let (chunk_pages, stop_before) = lane_shape(provider.info(), filter.updated_since);
             let source = ConversationLane {
                 provider,
                 filter: filter.clone(),

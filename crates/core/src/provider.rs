@@ -19,6 +19,10 @@ pub struct ProviderInfo {
     pub connection: String,
     /// What the vendor can do.
     pub capabilities: Capabilities,
+    /// For a vendor whose list is not sorted by activity: how many upstream pages the merged
+    /// inbox reads and sorts together (the order is exact within them).
+    /// [`crate::inbox::UNSORTED_CHUNK_PAGES`] unless the connection says otherwise.
+    pub sort_window_pages: u32,
 }
 
 /// An adapter's own position in an upstream list: opaque to everything but the adapter.

@@ -208,7 +208,9 @@ pub fn capability_table() -> String {
             if c.sorted_by_activity {
                 "yes".to_owned()
             } else {
-                format!("no: sorted by the gateway in windows of {UNSORTED_CHUNK_PAGES} pages")
+                format!(
+                    "no: sorted by the gateway in windows of {UNSORTED_CHUNK_PAGES} pages (`sort_window_pages`)"
+                )
             }
         }),
         ("upstream page size (conversations / messages)", |c| {

@@ -173,6 +173,7 @@ impl Edge {
                 kind: vendor.kind.clone(),
                 connection: connection.to_owned(),
                 capabilities: (vendor.capabilities)(),
+                sort_window_pages: switchboard_core::inbox::UNSORTED_CHUNK_PAGES,
             },
             upstream: Upstream::new(connection, options, headers, vendor.parse_error)?,
             vendor,

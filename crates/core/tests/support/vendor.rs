@@ -154,6 +154,7 @@ impl Vendor {
                 kind: KIND,
                 connection: connection.to_owned(),
                 capabilities: capabilities(spec),
+                sort_window_pages: switchboard_core::inbox::UNSORTED_CHUNK_PAGES,
             },
             spec: VendorSpecLite {
                 paging: spec.paging,

@@ -75,13 +75,14 @@ impl Adapter for Octopush {
         );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let edge = Edge::new(
+        let mut edge = Edge::new(
             Self::VENDOR,
             connection,
             &config.connection,
             shared,
             headers,
         )?;
+        edge.info.sort_window_pages = config.sort_window_pages;
         let sender = config.sender.clone();
         Ok(Octopush { edge, sender })
     }

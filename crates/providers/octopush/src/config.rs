@@ -15,9 +15,32 @@ pub struct Config {
     /// The SMS sender name replies go out under: 3 to 11 letters or digits.
     #[serde(deserialize_with = "sender")]
     pub sender: String,
+    /// How many list pages of 100 the merged inbox reads at once and sorts, since Octopush does
+    /// not document its list order: the inbox order is exact within them. 1 to 100, 10 by
+    /// default; fewer cost fewer calls and less memory per first page.
+    #[serde(
+        default = "default_sort_window_pages",
+        deserialize_with = "sort_window_pages"
+    )]
+    pub sort_window_pages: u32,
     /// `base_url`, `rate_limit` (none by default), `timeout_secs`, `connect_timeout_secs`.
     #[serde(flatten)]
     pub connection: ConnectionSettings,
+}
+
+fn default_sort_window_pages() -> u32 {
+    switchboard_core::inbox::UNSORTED_CHUNK_PAGES
+}
+
+fn sort_window_pages<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let pages = u32::deserialize(d)?;
+    if (1..=100).contains(&pages) {
+        Ok(pages)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "sort_window_pages must be 1 to 100 list pages, not {pages}"
+        )))
+    }
 }
 
 /// Whether `s` is a valid Octopush sender: 3 to 11 ASCII letters or digits.
@@ -65,7 +88,10 @@ mod tests {
             .expect("valid");
         assert_eq!(c.api_login, "ops@example.com");
         assert_eq!(c.sender, "MyShop");
+        assert_eq!(c.sort_window_pages, 10);
         assert_eq!(c.connection, ConnectionSettings::default());
+        let three = r#"{"api_login":"o@example.com","api_key":"k","sender":"MyShop","sort_window_pages":3}"#;
+        assert_eq!(parse(three).map(|c| c.sort_window_pages), Ok(3));
         assert!(!format!("{c:?}").contains("k-secret"));
     }
 
@@ -99,6 +125,14 @@ mod tests {
             (
                 r#"{"api_login":"ops@example.com","api_key":"","sender":"MyShop"}"#,
                 "empty",
+            ),
+            (
+                r#"{"api_login":"ops@example.com","api_key":"k","sender":"MyShop","sort_window_pages":0}"#,
+                "sort_window_pages",
+            ),
+            (
+                r#"{"api_login":"ops@example.com","api_key":"k","sender":"MyShop","sort_window_pages":101}"#,
+                "sort_window_pages",
             ),
         ] {
             let err = parse(json).err().unwrap_or_default();
