@@ -85,7 +85,9 @@ fn newest_first(items: &[Value]) -> bool {
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
     };
-    items.windows(2).all(|w| at(&w[0]).is_some() && at(&w[0]) >= at(&w[1]))
+    items
+        .windows(2)
+        .all(|w| at(&w[0]).is_some() && at(&w[0]) >= at(&w[1]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

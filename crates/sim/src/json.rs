@@ -64,17 +64,19 @@ impl TimeFormat {
             return None;
         }
         let mut text = TimeText::new();
-        text.number(year, 4);
-        text.push(b'-');
-        text.number(local.month(), 2);
-        text.push(b'-');
-        text.number(local.day(), 2);
-        text.push(b'T');
-        text.number(local.hour(), 2);
-        text.push(b':');
-        text.number(local.minute(), 2);
-        text.push(b':');
-        text.number(local.second(), 2);
+        // Each field, zero-padded to its width, then what follows it.
+        let fields = [
+            (year, 4, Some(b'-')),
+            (local.month(), 2, Some(b'-')),
+            (local.day(), 2, Some(b'T')),
+            (local.hour(), 2, Some(b':')),
+            (local.minute(), 2, Some(b':')),
+            (local.second(), 2, None),
+        ];
+        for (value, width, then) in fields {
+            text.number(value, width);
+            text.extend(then);
+        }
         let digits = match self.fraction {
             Fraction::None => 0,
             Fraction::Millis => 3,
@@ -118,6 +120,12 @@ impl TimeText {
     fn push(&mut self, byte: u8) {
         self.bytes[self.len] = byte;
         self.len += 1;
+    }
+
+    fn extend(&mut self, bytes: impl IntoIterator<Item = u8>) {
+        for byte in bytes {
+            self.push(byte);
+        }
     }
 
     /// `n`'s last `width` decimal digits, zero-padded.
