@@ -3,8 +3,9 @@
 //!
 //! Each connection is a lane. A vendor whose list is sorted by activity is merged page by page;
 //! one whose order is not guaranteed is read its connection's window of upstream pages at a time
-//! ([`UNSORTED_CHUNK_PAGES`] by default) and sorted by the engine. A gateway-applied `updated_since` ends a sorted lane at its first older
-//! item. A page fails only when every connection failed and none gave anything.
+//! ([`UNSORTED_CHUNK_PAGES`] by default) and sorted by the engine. A gateway-applied
+//! `updated_since` ends a sorted lane at its first older item. A page fails only when every
+//! connection failed and none gave anything.
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;

@@ -16,8 +16,9 @@ pub struct Config {
     #[serde(deserialize_with = "sender")]
     pub sender: String,
     /// How many list pages of 100 the merged inbox reads at once and sorts, since Octopush does
-    /// not document its list order: the inbox order is exact within them. 1 to 100, 10 by
-    /// default; fewer cost fewer calls and less memory per first page.
+    /// not document its list order: the inbox order is exact within them. 1 to 20, 10 by
+    /// default; every first page reads all of them at once, so fewer cost fewer calls and less
+    /// memory.
     #[serde(
         default = "default_sort_window_pages",
         deserialize_with = "sort_window_pages"
@@ -28,17 +29,20 @@ pub struct Config {
     pub connection: ConnectionSettings,
 }
 
+/// The largest window: its pages are read at once, on every first page of the inbox.
+const MAX_SORT_WINDOW_PAGES: u32 = 20;
+
 fn default_sort_window_pages() -> u32 {
     switchboard_core::inbox::UNSORTED_CHUNK_PAGES
 }
 
 fn sort_window_pages<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let pages = u32::deserialize(d)?;
-    if (1..=100).contains(&pages) {
+    if (1..=MAX_SORT_WINDOW_PAGES).contains(&pages) {
         Ok(pages)
     } else {
         Err(serde::de::Error::custom(format!(
-            "sort_window_pages must be 1 to 100 list pages, not {pages}"
+            "sort_window_pages must be 1 to {MAX_SORT_WINDOW_PAGES} list pages, not {pages}"
         )))
     }
 }
@@ -131,7 +135,7 @@ mod tests {
                 "sort_window_pages",
             ),
             (
-                r#"{"api_login":"ops@example.com","api_key":"k","sender":"MyShop","sort_window_pages":101}"#,
+                r#"{"api_login":"ops@example.com","api_key":"k","sender":"MyShop","sort_window_pages":21}"#,
                 "sort_window_pages",
             ),
         ] {
