@@ -155,14 +155,7 @@ impl World {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Each conversation's key read once: the check runs on every list request.
-        let still = order.len() == conversations.len() && {
-            let mut keys = order.iter().map(|&i| key(i));
-            let first = keys.next();
-            keys.try_fold(first, |previous, k| {
-                (previous <= Some(k)).then_some(Some(k))
-            })
-            .is_some()
-        };
+        let still = order.len() == conversations.len() && order.iter().map(|&i| key(i)).is_sorted();
         if !still {
             *order = (0..conversations.len()).collect();
             order.sort_by_cached_key(|&i| key(i));
