@@ -1,10 +1,11 @@
 //! Page 1 of the merged inbox as connections grow: each connection costs the upstream calls its
 //! vendor needs for its first page and nothing more, however many connections share the page.
 //! With 4 connections (one per vendor) page 1 costs Zipchat 1, ChatbotX 2 (open and archived
-//! lists), PingBack 1 and Octopush 10 (its unsorted list read as one window of 10 pages); with 8
-//! copies of each connection, exactly 8 times that. Counted by the simulators (`GET /_control`),
-//! with the page cache off so every page 1 reads its vendors, after a first page 1 has signed in
-//! (PingBack's login is not part of a page's cost).
+//! lists), PingBack 1 and Octopush 1 (its list, of no documented order, read a page at a time
+//! while it comes newest first); with 8 copies of each connection, exactly 8 times that. An
+//! Octopush list seen out of activity order costs its connection's window from then on. Counted
+//! by the simulators (`GET /_control`), with the page cache off so every page 1 reads its
+//! vendors, after a first page 1 has signed in (PingBack's login is not part of a page's cost).
 
 mod support;
 
@@ -13,12 +14,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use support::{ADMIN, Env, sha, start_gateway};
 use switchboard_demo as registry;
+use switchboard_sim::octopush::{self, ListOrder};
 
 /// The upstream calls of page 1 for one connection of each vendor.
 fn one_of_each() -> BTreeMap<String, u64> {
     [
         ("chatbotx", 2),
-        ("octopush", 10),
+        ("octopush", 1),
         ("pingback", 1),
         ("zipchat", 1),
     ]
@@ -113,28 +115,57 @@ async fn page_one_costs_each_connection_its_vendors_first_page_and_nothing_more(
     }
 }
 
-/// An Octopush connection with a smaller sort window reads that many pages for page 1, and its
-/// conversations still come merged newest first; the other connections cost what they did.
+/// An Octopush list in another order than by activity is found out by the first page that reads
+/// it, and from then on read in its connection's window and sorted: page 1 then shows the
+/// connection's newest conversations, at the window's cost. Those of a list in activity order
+/// cost one call a page however often it is read (the first test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn octopushs_sort_window_is_the_connections_to_choose() {
+async fn an_octopush_list_out_of_activity_order_is_read_in_its_connections_window() {
     let mut env = Env::simulators(29, 300).await;
     env.sim.lift_rate_limits();
+    let world = env
+        .sim
+        .world::<octopush::World>()
+        .expect("the simulators run Octopush");
+    let newest_activity: Vec<String> = {
+        let mut world = world.lock().expect("world");
+        let by_activity = world.conversation_ids();
+        world.set_list_order(ListOrder::Started);
+        assert_ne!(
+            world.conversation_ids()[..100],
+            by_activity[..100],
+            "the first list page is in another order"
+        );
+        by_activity
+    };
+    // 300 conversations: a window of 3 pages holds them all, so its order is exact.
     let config = config(&env.sim_url, 1).replace(
         "provider = \"octopush\"\n",
         "provider = \"octopush\"\nsort_window_pages = 3\n",
     );
     assert!(config.contains("sort_window_pages = 3"), "{config}");
     env.gateway = start_gateway(&config).await;
-    page_one(&env).await; // signs in
+
+    let (_, first) = page_one(&env).await;
+    assert_eq!(
+        first["octopush"], 1,
+        "the first read is one page: {first:?}"
+    );
     let (items, calls) = page_one(&env).await;
     let mut expected = one_of_each();
     expected.insert("octopush".to_owned(), 3);
-    assert_eq!(calls, expected);
+    assert_eq!(calls, expected, "once out of order, the window");
     assert_eq!(items.len(), 50);
     assert!(newest_first(&items), "page 1 is merged newest first");
-    let octopush = items.iter().filter(|c| c["provider"] == "octopush").count();
-    assert!(
-        octopush > 0,
-        "Octopush's newest conversations are on page 1"
+    let octopush: Vec<&str> = items
+        .iter()
+        .filter(|c| c["provider"] == "octopush")
+        .filter_map(|c| c["native_id"].as_str())
+        .collect();
+    assert!(!octopush.is_empty(), "Octopush's newest are on page 1");
+    assert_eq!(
+        octopush,
+        newest_activity[..octopush.len()],
+        "the connection's newest conversations, in order"
     );
 }

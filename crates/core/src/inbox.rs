@@ -2,8 +2,9 @@
 //! gateway serves it (and the property tests check it).
 //!
 //! Each connection is a lane. A vendor whose list is sorted by activity is merged page by page;
-//! one whose order is not guaranteed is read its connection's window of upstream pages at a time
-//! ([`UNSORTED_CHUNK_PAGES`] by default) and sorted by the engine. A gateway-applied
+//! one whose order is not guaranteed is too while its pages come in order, and once they have
+//! not, is read its connection's window of upstream pages at a time ([`SortWindow`],
+//! [`UNSORTED_CHUNK_PAGES`] by default) and sorted by the engine. A gateway-applied
 //! `updated_since` ends a sorted lane at its first older item. A page fails only when every
 //! connection failed and none gave anything.
 
@@ -19,11 +20,69 @@ use crate::merge::{
 use crate::model::Conversation;
 use crate::provider::{ConversationFilter, Provider, ProviderInfo};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A vendor whose list is not sorted by activity is read this many upstream pages at a time and
-/// sorted by the gateway, unless its connection sets another window
-/// ([`ProviderInfo::sort_window_pages`]): the inbox order is exact within that window.
+/// A vendor that does not say its list is sorted by activity, once its list has been seen out of
+/// order, is read this many upstream pages at a time and sorted by the gateway, unless its
+/// connection sets another window ([`SortWindow`]): the inbox order is exact within that window.
 pub const UNSORTED_CHUNK_PAGES: u32 = 10;
+
+/// How the inbox reads a list whose order its vendor does not document: one upstream page at a
+/// time while every page read has come newest first (within the page and after the one before
+/// it), and `pages` at a time, sorted together, once one has not.
+///
+/// A list that is sorted costs one vendor call per first page, not a window's worth, and its
+/// order is exact. A list that is not is found out on the first page read of it that breaks the
+/// order (a page of 100 conversations in any other order is all but certain to), and from the
+/// next chunk on, that connection's lanes read the window. Nothing is lost either way: the engine
+/// merges each chunk of an unsorted lane on its own (see [`crate::merge::Lane::sorted`]). What is
+/// seen is kept in memory: a restarted replica looks again.
+#[derive(Debug)]
+pub struct SortWindow {
+    pages: u32,
+    out_of_order: AtomicBool,
+}
+
+impl SortWindow {
+    /// A window of `pages` upstream pages (at least one), used once the list is seen out of
+    /// order.
+    pub fn new(pages: u32) -> SortWindow {
+        SortWindow {
+            pages: pages.max(1),
+            out_of_order: AtomicBool::new(false),
+        }
+    }
+
+    /// Upstream pages a new chunk reads now.
+    pub fn pages(&self) -> u32 {
+        if self.out_of_order.load(Ordering::Relaxed) {
+            self.pages
+        } else {
+            1
+        }
+    }
+
+    /// The window a list seen out of order is read in.
+    pub fn configured(&self) -> u32 {
+        self.pages
+    }
+
+    /// Whether the list has been seen out of order.
+    pub fn is_out_of_order(&self) -> bool {
+        self.out_of_order.load(Ordering::Relaxed)
+    }
+
+    /// Records that the list came out of order; `true` the first time.
+    pub fn saw_out_of_order(&self) -> bool {
+        !self.out_of_order.swap(true, Ordering::Relaxed)
+    }
+}
+
+impl Default for SortWindow {
+    fn default() -> SortWindow {
+        SortWindow::new(UNSORTED_CHUNK_PAGES)
+    }
+}
 
 /// One page of the merged inbox to assemble.
 #[derive(Debug)]
@@ -57,25 +116,16 @@ pub struct AllConnectionsFailed {
     pub output: MergeOutput<Conversation>,
 }
 
-/// How a connection's lane is read: upstream pages per lane page, and where `updated_since` stops
-/// it when the vendor does not apply it.
-fn lane_shape(
-    info: &ProviderInfo,
-    updated_since: Option<DateTime<Utc>>,
-) -> (u32, Option<DateTime<Utc>>) {
+/// Where `updated_since` stops a connection's lane when its vendor does not apply it: at the
+/// first older item of a list sorted by activity; nowhere in one that is not (it is read to its
+/// end and filtered).
+fn stop_before(info: &ProviderInfo, updated_since: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     let capabilities = &info.capabilities;
-    let sorted = capabilities.sorted_by_activity;
-    let chunk_pages = if sorted {
-        1
-    } else {
-        info.sort_window_pages.max(1)
-    };
-    let stop_before = if capabilities.native_filters.updated_since || !sorted {
+    if capabilities.native_filters.updated_since || !capabilities.sorted_by_activity {
         None
     } else {
         updated_since
-    };
-    (chunk_pages, stop_before)
+    }
 }
 
 /// Assembles one page of the merged inbox: builds a lane per connection, merges them newest
@@ -96,11 +146,10 @@ pub async fn inbox_page(
     let sources: Vec<(ConversationLane, Option<DateTime<Utc>>)> = connections
         .into_iter()
         .map(|provider| {
-            let (chunk_pages, stop_before) = lane_shape(provider.info(), filter.updated_since);
+            let stop_before = stop_before(provider.info(), filter.updated_since);
             let source = ConversationLane {
                 provider,
                 filter: filter.clone(),
-                chunk_pages,
                 include_raw,
             };
             (source, stop_before)

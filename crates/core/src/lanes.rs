@@ -19,20 +19,20 @@ use crate::provider::{ConversationFilter, ListQuery, MessageQuery, Page, Provide
 /// chunk) read their vendors' answers on every core at once rather than one after another on
 /// the page's task; the task carries the page's deadline and ends when the page stops waiting.
 ///
-/// A vendor whose list is not sorted by activity is read in chunks of `chunk_pages` upstream
-/// pages that the engine sorts as one: the order is exact within a chunk, and across chunks only
-/// as good as the vendor's. For a sorted vendor `chunk_pages` is 1. A chunk of a list paged by
-/// page number is read at once (its page numbers are known before any answer), so it waits for
-/// one vendor round trip, not one per page; a chunk that starts near the list's end reads the
-/// page numbers past it for nothing.
+/// A vendor whose list is not sorted by activity is read in chunks of upstream pages that the
+/// engine sorts as one, as many as the connection's [`SortWindow`] says: one while the list has
+/// come in order, its window once it has not. The order is exact within a chunk, and across
+/// chunks as good as the vendor's. A chunk of a list paged by page number is read at once (its
+/// page numbers are known before any answer), so it waits for one vendor round trip, not one
+/// per page; a chunk that starts near the list's end reads the page numbers past it for nothing.
+///
+/// [`SortWindow`]: crate::inbox::SortWindow
 #[derive(Debug)]
 pub struct ConversationLane {
     /// The connection.
     pub provider: Arc<dyn Provider>,
     /// The filters, in this connection's native ids.
     pub filter: ConversationFilter,
-    /// Upstream pages read (and sorted together) per lane page.
-    pub chunk_pages: u32,
     /// Attach each item's vendor JSON.
     pub include_raw: bool,
 }
@@ -43,7 +43,33 @@ impl LaneSource<Conversation> for ConversationLane {
         &self.provider.info().connection
     }
 
-    async fn fetch(&self, page: &UpstreamPage, page_size: u32) -> Result<Page<Conversation>> {
+    fn window(&self) -> u32 {
+        let info = self.provider.info();
+        if info.capabilities.sorted_by_activity {
+            1
+        } else {
+            info.sort_window.pages()
+        }
+    }
+
+    fn out_of_order(&self) {
+        let info = self.provider.info();
+        if info.sort_window.saw_out_of_order() {
+            tracing::warn!(
+                connection = %info.connection,
+                window_pages = info.sort_window.configured(),
+                "the vendor listed conversations out of activity order; the inbox now reads and \
+                 sorts this connection's list a window of pages at a time"
+            );
+        }
+    }
+
+    async fn fetch(
+        &self,
+        page: &UpstreamPage,
+        page_size: u32,
+        window: u32,
+    ) -> Result<Page<Conversation>> {
         let paged_by_number = self.provider.info().capabilities.paging == PagingStyle::PageNumber;
         let first_number = match page {
             UpstreamPage::First => Some(1),
@@ -51,9 +77,9 @@ impl LaneSource<Conversation> for ConversationLane {
             UpstreamPage::Cursor(_) => None,
         };
         let (mut chunk, mut read) = match first_number {
-            Some(first) if paged_by_number && self.chunk_pages > 1 => {
+            Some(first) if paged_by_number && window > 1 => {
                 // Every page of the chunk at once; stitched below along the vendor's own `next`.
-                let ahead = (1..self.chunk_pages).map(|k| UpstreamPage::Number(first + k));
+                let ahead = (1..window).map(|k| UpstreamPage::Number(first + k));
                 let (chunk, ahead) = futures::join!(
                     self.list(page.clone(), page_size),
                     join_all(ahead.map(|p| async move {
@@ -86,7 +112,7 @@ impl LaneSource<Conversation> for ConversationLane {
             }
             _ => (self.list(page.clone(), page_size).await?, 1),
         };
-        while read < self.chunk_pages {
+        while read < window {
             let Some(next) = chunk.next.take() else { break };
             let more = self.list(next, page_size).await?;
             chunk.items.extend(more.items);
@@ -152,7 +178,7 @@ impl LaneSource<Message> for MessageLane<'_> {
         &self.provider.info().connection
     }
 
-    async fn fetch(&self, page: &UpstreamPage, page_size: u32) -> Result<Page<Message>> {
+    async fn fetch(&self, page: &UpstreamPage, page_size: u32, _: u32) -> Result<Page<Message>> {
         let query = MessageQuery {
             since: self.since,
             page_size,

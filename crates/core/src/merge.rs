@@ -89,8 +89,21 @@ pub const MAX_LANE_FAILURES: u8 = 3;
 pub trait LaneSource<T>: Send + Sync {
     /// The connection id.
     fn connection(&self) -> &str;
-    /// Fetches one upstream page.
-    async fn fetch(&self, page: &UpstreamPage, page_size: u32) -> Result<Page<T>, Error>;
+    /// Fetches the chunk of `window` upstream pages from `page` on, as one page (the next one
+    /// after it, its `next`); a sorted source has chunks of one page.
+    async fn fetch(
+        &self,
+        page: &UpstreamPage,
+        page_size: u32,
+        window: u32,
+    ) -> Result<Page<T>, Error>;
+    /// How many upstream pages a new chunk of an unsorted lane reads now.
+    fn window(&self) -> u32 {
+        1
+    }
+    /// Told when an unsorted lane's items came out of order: within a chunk as the vendor
+    /// listed them, or newer than the chunk before it ended on.
+    fn out_of_order(&self) {}
 }
 
 /// One upstream page as a traversal read it, kept for its next pages.
@@ -138,7 +151,9 @@ pub struct Lane<'a, T> {
     pub stop_before: Option<DateTime<Utc>>,
     /// Whether the source's pages follow each other in key order. When not, each source page
     /// (a chunk the engine sorts) is merged on its own: the lane's order, and its skipping of
-    /// what it already emitted, start again with each one.
+    /// what it already emitted, start again with each one. Each chunk is then checked as read
+    /// (see [`LaneSource::out_of_order`]), and its window fixed in the cursor until it is used
+    /// up.
     pub sorted: bool,
 }
 
@@ -208,6 +223,9 @@ struct Run<'a, T> {
     /// The pages this page recalled or kept (forgotten at its end when the lane moved past).
     touched: Vec<UpstreamPage>,
     state: LaneState,
+    /// Where an unsorted lane's previous chunk ended, when this page turned from it: its next
+    /// chunk is checked against it.
+    ended: Option<SortKey>,
     buf: Buffer<T>,
     next: Option<UpstreamPage>,
     loaded: bool,
@@ -316,10 +334,14 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
             return;
         }
         self.calls += 1;
+        let window = self
+            .state
+            .window
+            .unwrap_or_else(|| self.lane.source.window());
         let fetch = self
             .lane
             .source
-            .fetch(&self.state.page, self.state.page_size);
+            .fetch(&self.state.page, self.state.page_size, window);
         let fetched = match self.deadline {
             None => fetch.await,
             Some(deadline) => tokio::time::timeout_at(deadline, fetch)
@@ -354,6 +376,9 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
 
     /// Makes `page` (an upstream page, read now or kept) the lane's buffer, in merge order.
     fn fill(&mut self, page: Arc<KeptPage<T>>) {
+        if !self.lane.sorted {
+            self.check_order(&page.items);
+        }
         // What earlier pages consumed of this upstream page is skipped again by key (at or
         // above `last`) and by the filter in `ensure_head`, which counts it anew. Skipping
         // `consumed` items by position skipped unread ones whenever the page had shifted up
@@ -363,6 +388,22 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
         self.next = page.next.clone();
         self.buf = Buffer::new(page);
         self.loaded = true;
+    }
+
+    /// Checks a chunk of an unsorted lane as its vendor listed it: newest first, and, when this
+    /// page turned to it, nothing newer than where the chunk before it ended.
+    fn check_order(&mut self, items: &[T]) {
+        let ended_before = self.ended.take();
+        let in_order = items
+            .windows(2)
+            .all(|pair| pair[0].sort_time() >= pair[1].sort_time());
+        let after_the_last = match (&ended_before, items.first()) {
+            (Some(last), Some(first)) => first.sort_time().timestamp_micros() <= last.micros,
+            _ => true,
+        };
+        if !(in_order && after_the_last) {
+            self.lane.source.out_of_order();
+        }
     }
 
     /// Forgets the kept pages this page recalled or kept that the lane has moved past.
@@ -421,7 +462,9 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
                 }
                 self.loaded = false;
                 if !self.lane.sorted {
-                    self.state.last = None;
+                    // A new chunk, merged on its own, in the window the source reads now.
+                    self.ended = self.state.last.take();
+                    self.state.window = Some(self.lane.source.window());
                 }
             }
         }
@@ -486,6 +529,7 @@ pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
                     exhausted: false,
                     last: None,
                     failures: 0,
+                    window: (!lane.sorted).then(|| lane.source.window()),
                 }),
                 // A connection the cursor does not know joined mid-traversal: it waits for the
                 // next traversal, so no item can be emitted out of place twice.
@@ -501,6 +545,7 @@ pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
                 may_recall,
                 touched: Vec::new(),
                 state,
+                ended: None,
                 buf: Buffer::empty(),
                 next: None,
                 loaded: false,
@@ -587,6 +632,9 @@ pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::Ordering::SeqCst;
+
     use super::*;
 
     #[derive(Debug, Clone)]
@@ -601,61 +649,145 @@ mod tests {
         }
     }
 
-    /// Pages whose key ranges overlap: a vendor whose list is not sorted across pages.
-    struct Unsorted(Vec<Vec<i64>>);
+    /// A vendor whose list order is not documented: its pages (page numbers from 0), read a
+    /// chunk of `window` pages at a time, and how often the engine said they came out of order.
+    struct Unsorted {
+        pages: Vec<Vec<i64>>,
+        window: AtomicU32,
+        out_of_order: AtomicU32,
+    }
+
+    impl Unsorted {
+        fn new(pages: &[&[i64]]) -> Unsorted {
+            Unsorted {
+                pages: pages.iter().map(|p| p.to_vec()).collect(),
+                window: AtomicU32::new(1),
+                out_of_order: AtomicU32::new(0),
+            }
+        }
+
+        fn told_out_of_order(&self) -> u32 {
+            self.out_of_order.load(SeqCst)
+        }
+    }
 
     #[async_trait]
     impl LaneSource<Item> for Unsorted {
         fn connection(&self) -> &str {
             "c"
         }
-        async fn fetch(&self, page: &UpstreamPage, _: u32) -> Result<Page<Item>, Error> {
-            let n = match page {
+        async fn fetch(
+            &self,
+            page: &UpstreamPage,
+            _: u32,
+            window: u32,
+        ) -> Result<Page<Item>, Error> {
+            let first = match page {
                 UpstreamPage::Number(n) => *n as usize,
                 _ => 0,
             };
-            let items = self.0[n]
+            let end = (first + window as usize).min(self.pages.len());
+            let items = self.pages[first..end]
                 .iter()
+                .flatten()
                 .map(|t| Item(*t, format!("c:{t}")))
                 .collect();
-            let next = (n + 1 < self.0.len()).then(|| UpstreamPage::Number(n as u32 + 1));
+            let next = (end < self.pages.len()).then_some(UpstreamPage::Number(end as u32));
             Ok(Page { items, next })
+        }
+        fn window(&self) -> u32 {
+            self.window.load(SeqCst)
+        }
+        fn out_of_order(&self) {
+            self.out_of_order.fetch_add(1, SeqCst);
         }
     }
 
-    #[tokio::test]
-    async fn an_unsorted_lane_loses_nothing_across_its_pages() {
-        let source = Unsorted(vec![vec![5, 90, 40], vec![70, 10, 95], vec![50, 1]]);
+    /// Every page of a traversal of `source` alone, `limit` items a page, each page's cursor
+    /// passed through `between` (as JSON, the way it travels) before the next page.
+    async fn traverse(
+        source: &Unsorted,
+        limit: usize,
+        between: &dyn Fn(&MergeState),
+    ) -> Vec<Vec<i64>> {
         let mut state = None;
-        let mut seen = Vec::new();
+        let mut pages = Vec::new();
         for _ in 0..20 {
             let out = merge_page(MergeRequest {
                 lanes: vec![Lane {
-                    source: &source,
+                    source,
                     page_size: 3,
                     any_size: false,
                     stop_before: None,
                     sorted: false,
                 }],
                 state: state.take(),
-                limit: 2,
+                limit,
                 filter: &|_: &Item| true,
                 max_calls_per_lane: 4,
                 deadline: None,
                 kept: None,
             })
             .await;
-            seen.extend(out.items.iter().map(|i| i.0));
-            match out.next {
-                Some(next) => state = Some(next),
-                None => break,
-            }
+            pages.push(out.items.iter().map(|i| i.0).collect());
+            let Some(next) = out.next else { break };
+            between(&next);
+            let json = serde_json::to_string(&next).unwrap_or_default();
+            state = serde_json::from_str(&json).ok();
+            assert!(state.is_some(), "the cursor reads back");
         }
+        pages
+    }
+
+    #[tokio::test]
+    async fn an_unsorted_lane_loses_nothing_across_its_pages() {
+        let source = Unsorted::new(&[&[5, 90, 40], &[70, 10, 95], &[50, 1]]);
+        let seen: Vec<i64> = traverse(&source, 2, &|_| {}).await.concat();
         assert_eq!(
             seen,
             [90, 40, 5, 95, 70, 10, 50, 1],
             "each page sorted, every item once"
         );
+        assert!(source.told_out_of_order() > 0, "the order was seen broken");
+    }
+
+    #[tokio::test]
+    async fn a_list_in_order_is_never_told_out_of_order() {
+        let source = Unsorted::new(&[&[9, 8, 7], &[7, 5, 4], &[3, 2, 1]]);
+        let seen: Vec<i64> = traverse(&source, 2, &|_| {}).await.concat();
+        assert_eq!(seen, [9, 8, 7, 7, 5, 4, 3, 2, 1], "ties across pages kept");
+        assert_eq!(source.told_out_of_order(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_page_newer_than_where_the_one_before_ended_is_out_of_order() {
+        // Each page is in order; the second starts above where the first ended.
+        let source = Unsorted::new(&[&[9, 8, 7], &[10, 5, 4], &[3, 2, 1]]);
+        let pages = traverse(&source, 4, &|_| {}).await;
+        assert_eq!(pages[0], [9, 8, 7, 10], "one request turns the page");
+        assert_eq!(source.told_out_of_order(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_keeps_its_window_until_it_is_used_up() {
+        // The window grows to three pages while the first chunk (one page) is half read: the
+        // rest of that chunk is still the one page, and the next chunk is the two pages left.
+        let source = Unsorted::new(&[&[5, 90, 40], &[70, 10, 95], &[50, 1]]);
+        let windows = std::sync::Mutex::new(Vec::new());
+        let pages = traverse(&source, 2, &|next| {
+            source.window.store(3, SeqCst);
+            if let Ok(mut windows) = windows.lock() {
+                windows.push(next.lanes[0].window);
+            }
+        })
+        .await;
+        assert_eq!(
+            pages.concat(),
+            [90, 40, 5, 95, 70, 50, 10, 1],
+            "every item once, the last two pages sorted as one"
+        );
+        let windows = windows.into_inner().unwrap_or_default();
+        assert_eq!(windows[..2], [Some(1), Some(3)]);
     }
 
     #[test]

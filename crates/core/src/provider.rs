@@ -4,8 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::capabilities::{Capabilities, Operation};
 use crate::error::Result;
+use crate::inbox::SortWindow;
 use crate::model::{
     Agent, Channel, ConnectionHealth, Conversation, Message, Mode, ProviderKind, Status,
 };
@@ -19,10 +22,10 @@ pub struct ProviderInfo {
     pub connection: String,
     /// What the vendor can do.
     pub capabilities: Capabilities,
-    /// For a vendor whose list is not sorted by activity: how many upstream pages the merged
-    /// inbox reads and sorts together (the order is exact within them).
-    /// [`crate::inbox::UNSORTED_CHUNK_PAGES`] unless the connection says otherwise.
-    pub sort_window_pages: u32,
+    /// For a vendor that does not say its list is sorted by activity: how many upstream pages
+    /// the merged inbox reads and sorts together, one until the list is seen out of order
+    /// (shared by every clone of this info).
+    pub sort_window: Arc<SortWindow>,
 }
 
 /// An adapter's own position in an upstream list: opaque to everything but the adapter.

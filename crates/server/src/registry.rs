@@ -209,7 +209,7 @@ pub fn capability_table() -> String {
                 "yes".to_owned()
             } else {
                 format!(
-                    "no: sorted by the gateway in windows of {UNSORTED_CHUNK_PAGES} pages (`sort_window_pages`)"
+                    "not documented: checked as read; once seen out of order, sorted by the gateway in windows of {UNSORTED_CHUNK_PAGES} pages (`sort_window_pages`)"
                 )
             }
         }),

@@ -173,7 +173,7 @@ impl Edge {
                 kind: vendor.kind.clone(),
                 connection: connection.to_owned(),
                 capabilities: (vendor.capabilities)(),
-                sort_window_pages: switchboard_core::inbox::UNSORTED_CHUNK_PAGES,
+                sort_window: std::sync::Arc::default(),
             },
             upstream: Upstream::new(connection, options, headers, vendor.parse_error)?,
             vendor,

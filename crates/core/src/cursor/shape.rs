@@ -80,6 +80,11 @@ pub struct LaneState {
     /// Consecutive failed pages; the lane is given up after [`crate::merge::MAX_LANE_FAILURES`].
     #[serde(rename = "f", default)]
     pub failures: u8,
+    /// For a lane whose pages are not sorted across each other: the upstream pages its current
+    /// chunk reads (and the engine sorts as one), fixed until the chunk is used up. Absent: what
+    /// the lane's source reads now (a sorted lane's one page).
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
 }
 
 /// The merge state of a traversal, carried in the cursor.

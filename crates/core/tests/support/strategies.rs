@@ -186,6 +186,7 @@ pub fn fresh_lane(connection: &str) -> LaneState {
         exhausted: false,
         last: None,
         failures: 0,
+        window: None,
     }
 }
 

@@ -154,7 +154,7 @@ impl Vendor {
                 kind: KIND,
                 connection: connection.to_owned(),
                 capabilities: capabilities(spec),
-                sort_window_pages: switchboard_core::inbox::UNSORTED_CHUNK_PAGES,
+                sort_window: std::sync::Arc::default(),
             },
             spec: VendorSpecLite {
                 paging: spec.paging,

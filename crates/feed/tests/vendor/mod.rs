@@ -257,7 +257,7 @@ impl MemVendor {
                 kind: ProviderKind::new("zipchat"),
                 connection: CONNECTION.into(),
                 capabilities: capabilities(case.sorted, case.native_since),
-                sort_window_pages: switchboard_core::inbox::UNSORTED_CHUNK_PAGES,
+                sort_window: std::sync::Arc::default(),
             },
             world: Mutex::new(world(case)),
         }

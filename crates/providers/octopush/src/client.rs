@@ -1,5 +1,7 @@
 //! The Octopush connection: the `Provider` implementation.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -16,6 +18,7 @@ use switchboard_upstream::{
 
 use crate::config::Config;
 use crate::{mapping, wire};
+use switchboard_core::inbox::SortWindow;
 
 /// The largest conversation page requested: the documented default `per_page`, treated as the cap
 /// (a larger request could be silently cut, and a short page would then end the list early).
@@ -82,7 +85,7 @@ impl Adapter for Octopush {
             shared,
             headers,
         )?;
-        edge.info.sort_window_pages = config.sort_window_pages;
+        edge.info.sort_window = Arc::new(SortWindow::new(config.sort_window_pages));
         let sender = config.sender.clone();
         Ok(Octopush { edge, sender })
     }

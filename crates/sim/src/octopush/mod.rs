@@ -178,6 +178,12 @@ impl Conv {
             .last()
             .map_or(DateTime::<Utc>::UNIX_EPOCH, |m| m.at)
     }
+
+    fn first_at(&self) -> DateTime<Utc> {
+        self.messages
+            .first()
+            .map_or(DateTime::<Utc>::UNIX_EPOCH, |m| m.at)
+    }
 }
 
 /// The simulated Octopush account.
@@ -192,6 +198,20 @@ pub struct World {
     message_ids: fastrand::Rng,
     /// The list order [`World::sorted`] found last, as indices into `conversations`.
     order: std::sync::Mutex<Vec<usize>>,
+    /// What the conversations list is ordered by.
+    list_order: ListOrder,
+}
+
+/// What the simulated conversations list is ordered by. Octopush documents no order
+/// (https://octopush-api.readme.io/reference/get_public_apiconversationsget_conversations);
+/// newest activity first is what its example shows, and what the simulator lists by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Newest `last_message_at` first.
+    #[default]
+    Activity,
+    /// Newest `first_message_at` first: a list sorted, but not by activity.
+    Started,
 }
 
 /// Whole seconds: the API shows seconds, so the simulator orders by what it shows.

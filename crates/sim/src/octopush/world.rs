@@ -15,6 +15,7 @@ impl World {
             tickets: 0,
             message_ids: fastrand::Rng::with_seed(seed ^ 0x0c70_9055),
             order: std::sync::Mutex::default(),
+            list_order: ListOrder::default(),
         };
         let mut phones = std::collections::BTreeSet::new();
         for _ in 0..conversations {
@@ -136,19 +137,22 @@ impl World {
 }
 
 impl World {
-    /// The conversations, newest activity first. The order found by the last call is kept and
-    /// checked in one pass before it is used again (a permutation of every conversation that is
-    /// in order is the order), so a list request sorts only after activity has moved.
+    /// The conversations in the list's order ([`ListOrder`]; newest activity first by default).
+    /// The order found by the last call is kept and checked in one pass before it is used again
+    /// (a permutation of every conversation that is in order is the order), so a list request
+    /// sorts only after activity has moved.
     pub(super) fn sorted(&self) -> Vec<&Conv> {
         let conversations = &self.conversations;
+        let list_order = self.list_order;
         // Newest first; ties in the same order as the listed `cid_{uuid}` ids, without building
         // them.
         let key = |i: usize| {
             let c = &conversations[i];
-            (
-                std::cmp::Reverse(c.last_at()),
-                std::cmp::Reverse(c.uuid.as_str()),
-            )
+            let at = match list_order {
+                ListOrder::Activity => c.last_at(),
+                ListOrder::Started => c.first_at(),
+            };
+            (std::cmp::Reverse(at), std::cmp::Reverse(c.uuid.as_str()))
         };
         let mut order = self
             .order
@@ -171,9 +175,14 @@ impl World {
             .find(|c| c.uuid.eq_ignore_ascii_case(wanted))
     }
 
-    /// Every conversation id as the list shows it (`cid_{uuid}`), newest activity first.
+    /// Every conversation id as the list shows it (`cid_{uuid}`), in the list's order.
     pub fn conversation_ids(&self) -> Vec<String> {
         self.sorted().iter().map(|c| c.conversation_id()).collect()
+    }
+
+    /// Lists the conversations in `order` from now on.
+    pub fn set_list_order(&mut self, order: ListOrder) {
+        self.list_order = order;
     }
 
     /// How many messages a conversation holds (`cid_` prefix optional); 0 when unknown.
