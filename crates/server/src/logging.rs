@@ -15,14 +15,19 @@ pub struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                fmt::Write::write_char(f, c)?;
-            }
+        // A request's path and id are on every request's log line, and seldom hold a control
+        // character (C0, DEL, or C1, whose UTF-8 starts with 0xC2): most are written whole.
+        if !self.0.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+            return f.write_str(self.0);
         }
-        Ok(())
+        let mut rest = self.0;
+        while let Some(at) = rest.find(char::is_control) {
+            f.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            write!(f, "{}", c.escape_default())?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)
     }
 }
 
@@ -127,5 +132,8 @@ mod tests {
             "a\\r\\nINFO forged\\u{1b}[31m"
         );
         assert_eq!(Escaped("plain / ü").to_string(), "plain / ü");
+        assert_eq!(Escaped("\u{85}ü\u{7f}").to_string(), "\\u{85}ü\\u{7f}");
+        assert_eq!(Escaped("").to_string(), "");
+        assert_eq!(Escaped("£5").to_string(), "£5", "U+00A3 is no control");
     }
 }
