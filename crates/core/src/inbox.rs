@@ -27,16 +27,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// connection sets another window ([`SortWindow`]): the inbox order is exact within that window.
 pub const UNSORTED_CHUNK_PAGES: u32 = 10;
 
-/// How the inbox reads a list whose order its vendor does not document: one upstream page at a
-/// time while every page read has come newest first (within the page and after the one before
-/// it), and `pages` at a time, sorted together, once one has not.
+/// How the inbox reads a list whose order its vendor does not document: as a sorted list, one
+/// upstream page at a time, while every page read has come newest first, and `pages` at a time,
+/// sorted together, once one has not.
 ///
-/// A list that is sorted costs one vendor call per first page, not a window's worth, and its
-/// order is exact. A list that is not is found out on the first page read of it that breaks the
-/// order (a page of 100 conversations in any other order is all but certain to), and from the
-/// next chunk on, that connection's lanes read the window. Nothing is lost either way: the engine
-/// merges each chunk of an unsorted lane on its own (see [`crate::merge::Lane::sorted`]). What is
-/// seen is kept in memory: a restarted replica looks again.
+/// A list that is sorted costs one vendor call per first page, not a window's worth, and keeps
+/// every guarantee of a sorted one (exact order; under change, nothing repeated). A list that is
+/// not is found out on the first page read of it that breaks the order (a page of 100
+/// conversations in any other order is all but certain to), and from the next chunk on, that
+/// connection's lanes read the window, each merged on its own; the page found out of order is
+/// merged from its top, so nothing is lost (see [`crate::merge::Lane::sorted`]). A list whose
+/// every page came newest first but whose pages overlapped would not be found out, and would
+/// lose what a later page held above where the lane stood, as a sorted vendor's would; no vendor
+/// is known to page so. What is seen is kept in memory: a restarted replica looks again.
 #[derive(Debug)]
 pub struct SortWindow {
     pages: u32,
@@ -53,23 +56,17 @@ impl SortWindow {
         }
     }
 
-    /// Upstream pages a new chunk reads now.
-    pub fn pages(&self) -> u32 {
-        if self.out_of_order.load(Ordering::Relaxed) {
-            self.pages
-        } else {
-            1
-        }
+    /// How a new chunk is read now: `None`, one page merged as a sorted list's; `Some(pages)`,
+    /// the window, sorted by the engine.
+    pub fn pages(&self) -> Option<u32> {
+        self.out_of_order
+            .load(Ordering::Relaxed)
+            .then_some(self.pages)
     }
 
     /// The window a list seen out of order is read in.
     pub fn configured(&self) -> u32 {
         self.pages
-    }
-
-    /// Whether the list has been seen out of order.
-    pub fn is_out_of_order(&self) -> bool {
-        self.out_of_order.load(Ordering::Relaxed)
     }
 
     /// Records that the list came out of order; `true` the first time.

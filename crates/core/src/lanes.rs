@@ -43,10 +43,10 @@ impl LaneSource<Conversation> for ConversationLane {
         &self.provider.info().connection
     }
 
-    fn window(&self) -> u32 {
+    fn window(&self) -> Option<u32> {
         let info = self.provider.info();
         if info.capabilities.sorted_by_activity {
-            1
+            None
         } else {
             info.sort_window.pages()
         }

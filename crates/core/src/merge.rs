@@ -97,12 +97,14 @@ pub trait LaneSource<T>: Send + Sync {
         page_size: u32,
         window: u32,
     ) -> Result<Page<T>, Error>;
-    /// How many upstream pages a new chunk of an unsorted lane reads now.
-    fn window(&self) -> u32 {
-        1
+    /// For a lane whose vendor does not say its list is sorted: how a new chunk is read now.
+    /// `None`, one upstream page merged as a sorted list's (while the list has come in order);
+    /// `Some(n)`, `n` pages the engine sorts and merges on their own.
+    fn window(&self) -> Option<u32> {
+        None
     }
-    /// Told when an unsorted lane's items came out of order: within a chunk as the vendor
-    /// listed them, or newer than the chunk before it ended on.
+    /// Told when a page of such a lane, read as a sorted list's, came out of order as the vendor
+    /// listed it.
     fn out_of_order(&self) {}
 }
 
@@ -149,11 +151,12 @@ pub struct Lane<'a, T> {
     pub any_size: bool,
     /// Items older than this end the lane (a gateway-applied `updated_since` / `since`).
     pub stop_before: Option<DateTime<Utc>>,
-    /// Whether the source's pages follow each other in key order. When not, each source page
-    /// (a chunk the engine sorts) is merged on its own: the lane's order, and its skipping of
-    /// what it already emitted, start again with each one. Each chunk is then checked as read
-    /// (see [`LaneSource::out_of_order`]), and its window fixed in the cursor until it is used
-    /// up.
+    /// Whether the source's vendor says its pages follow each other in key order. When not,
+    /// each chunk is read as [`LaneSource::window`] says when the lane reaches it, and that is
+    /// kept in the cursor until the chunk is used up: one page merged as a sorted list's and
+    /// checked as read ([`LaneSource::out_of_order`]), or a window of pages the engine sorts and
+    /// merges on its own (the lane's order, and its skipping of what it already emitted, start
+    /// again with each one).
     pub sorted: bool,
 }
 
@@ -223,9 +226,6 @@ struct Run<'a, T> {
     /// The pages this page recalled or kept (forgotten at its end when the lane moved past).
     touched: Vec<UpstreamPage>,
     state: LaneState,
-    /// Where an unsorted lane's previous chunk ended, when this page turned from it: its next
-    /// chunk is checked against it.
-    ended: Option<SortKey>,
     buf: Buffer<T>,
     next: Option<UpstreamPage>,
     loaded: bool,
@@ -334,10 +334,7 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
             return;
         }
         self.calls += 1;
-        let window = self
-            .state
-            .window
-            .unwrap_or_else(|| self.lane.source.window());
+        let window = self.state.window.unwrap_or(1);
         let fetch = self
             .lane
             .source
@@ -376,7 +373,7 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
 
     /// Makes `page` (an upstream page, read now or kept) the lane's buffer, in merge order.
     fn fill(&mut self, page: Arc<KeptPage<T>>) {
-        if !self.lane.sorted {
+        if !self.lane.sorted && self.state.window.is_none() {
             self.check_order(&page.items);
         }
         // What earlier pages consumed of this upstream page is skipped again by key (at or
@@ -390,19 +387,21 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
         self.loaded = true;
     }
 
-    /// Checks a chunk of an unsorted lane as its vendor listed it: newest first, and, when this
-    /// page turned to it, nothing newer than where the chunk before it ended.
+    /// Checks a page of a list of undocumented order, read as a sorted list's, as its vendor
+    /// listed it: newest first. One page is one answer, a snapshot, so a sorted list passes
+    /// under change too. (Where the page starts against where the lane stood says nothing:
+    /// new activity above pushes conversations the lane already emitted down into it.) A page
+    /// out of order is told to the source; when none of it is consumed yet, the lane also stops
+    /// skipping what is at or above `last` in it, which would otherwise be lost.
     fn check_order(&mut self, items: &[T]) {
-        let ended_before = self.ended.take();
         let in_order = items
             .windows(2)
             .all(|pair| pair[0].sort_time() >= pair[1].sort_time());
-        let after_the_last = match (&ended_before, items.first()) {
-            (Some(last), Some(first)) => first.sort_time().timestamp_micros() <= last.micros,
-            _ => true,
-        };
-        if !(in_order && after_the_last) {
+        if !in_order {
             self.lane.source.out_of_order();
+            if self.state.consumed == 0 {
+                self.state.last = None;
+            }
         }
     }
 
@@ -462,9 +461,11 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
                 }
                 self.loaded = false;
                 if !self.lane.sorted {
-                    // A new chunk, merged on its own, in the window the source reads now.
-                    self.ended = self.state.last.take();
-                    self.state.window = Some(self.lane.source.window());
+                    // A new chunk, read as the source says now; a window is merged on its own.
+                    self.state.window = self.lane.source.window();
+                    if self.state.window.is_some() {
+                        self.state.last = None;
+                    }
                 }
             }
         }
@@ -529,7 +530,11 @@ pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
                     exhausted: false,
                     last: None,
                     failures: 0,
-                    window: (!lane.sorted).then(|| lane.source.window()),
+                    window: if lane.sorted {
+                        None
+                    } else {
+                        lane.source.window()
+                    },
                 }),
                 // A connection the cursor does not know joined mid-traversal: it waits for the
                 // next traversal, so no item can be emitted out of place twice.
@@ -545,7 +550,6 @@ pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
                 may_recall,
                 touched: Vec::new(),
                 state,
-                ended: None,
                 buf: Buffer::empty(),
                 next: None,
                 loaded: false,
@@ -637,37 +641,50 @@ mod tests {
 
     use super::*;
 
+    /// An item `t`: at second `t / 10`, with the id `c:{t}` (so `71` and `70` tie on time and
+    /// go by id, as `id_cmp` orders decimal ids).
     #[derive(Debug, Clone)]
     struct Item(i64, String);
 
     impl Sortable for Item {
         fn sort_time(&self) -> DateTime<Utc> {
-            DateTime::from_timestamp(self.0, 0).unwrap_or_default()
+            DateTime::from_timestamp(self.0 / 10, 0).unwrap_or_default()
         }
         fn sort_id(&self) -> &str {
             &self.1
         }
     }
 
-    /// A vendor whose list order is not documented: its pages (page numbers from 0), read a
-    /// chunk of `window` pages at a time, and how often the engine said they came out of order.
+    /// A vendor whose list order is not documented: its list in pages of 3 (page numbers from
+    /// 0), read a chunk of `window` pages at a time (0: one page, as a sorted list's), and how
+    /// often the engine said they came out of order. Told so, it reads windows of `widen_to`
+    /// (0: it goes on as before).
     struct Unsorted {
-        pages: Vec<Vec<i64>>,
+        list: std::sync::Mutex<Vec<i64>>,
         window: AtomicU32,
+        widen_to: u32,
         out_of_order: AtomicU32,
     }
 
     impl Unsorted {
-        fn new(pages: &[&[i64]]) -> Unsorted {
+        fn new(list: &[i64], widen_to: u32) -> Unsorted {
             Unsorted {
-                pages: pages.iter().map(|p| p.to_vec()).collect(),
-                window: AtomicU32::new(1),
+                list: std::sync::Mutex::new(list.to_vec()),
+                window: AtomicU32::new(0),
+                widen_to,
                 out_of_order: AtomicU32::new(0),
             }
         }
 
         fn told_out_of_order(&self) -> u32 {
             self.out_of_order.load(SeqCst)
+        }
+
+        /// New activity: `t` joins the list at its top.
+        fn touch(&self, t: i64) {
+            if let Ok(mut list) = self.list.lock() {
+                list.insert(0, t);
+            }
         }
     }
 
@@ -686,20 +703,26 @@ mod tests {
                 UpstreamPage::Number(n) => *n as usize,
                 _ => 0,
             };
-            let end = (first + window as usize).min(self.pages.len());
-            let items = self.pages[first..end]
+            let list = self.list.lock().map(|l| l.clone()).unwrap_or_default();
+            let pages: Vec<&[i64]> = list.chunks(3).collect();
+            let end = (first + window as usize).min(pages.len());
+            let items = pages[first.min(end)..end]
                 .iter()
+                .copied()
                 .flatten()
                 .map(|t| Item(*t, format!("c:{t}")))
                 .collect();
-            let next = (end < self.pages.len()).then_some(UpstreamPage::Number(end as u32));
+            let next = (end < pages.len()).then_some(UpstreamPage::Number(end as u32));
             Ok(Page { items, next })
         }
-        fn window(&self) -> u32 {
-            self.window.load(SeqCst)
+        fn window(&self) -> Option<u32> {
+            Some(self.window.load(SeqCst)).filter(|&w| w > 0)
         }
         fn out_of_order(&self) {
             self.out_of_order.fetch_add(1, SeqCst);
+            if self.widen_to > 0 {
+                self.window.store(self.widen_to, SeqCst);
+            }
         }
     }
 
@@ -740,39 +763,67 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unsorted_lane_loses_nothing_across_its_pages() {
-        let source = Unsorted::new(&[&[5, 90, 40], &[70, 10, 95], &[50, 1]]);
+    async fn a_list_out_of_order_loses_nothing_and_is_read_in_windows_once_seen() {
+        let source = Unsorted::new(&[5, 90, 40, 70, 10, 95, 50, 1], 3);
         let seen: Vec<i64> = traverse(&source, 2, &|_| {}).await.concat();
         assert_eq!(
             seen,
-            [90, 40, 5, 95, 70, 10, 50, 1],
-            "each page sorted, every item once"
+            [90, 40, 5, 95, 70, 50, 10, 1],
+            "the first page sorted on its own, then a window of the two left; every item once"
         );
         assert!(source.told_out_of_order() > 0, "the order was seen broken");
     }
 
     #[tokio::test]
-    async fn a_list_in_order_is_never_told_out_of_order() {
-        let source = Unsorted::new(&[&[9, 8, 7], &[7, 5, 4], &[3, 2, 1]]);
+    async fn a_list_out_of_order_loses_nothing_read_a_page_at_a_time() {
+        // Never widened: each page is read as a sorted list's, and each found out of order is
+        // merged from its top, not skipped from where the lane stood.
+        let source = Unsorted::new(&[5, 90, 40, 70, 10, 95, 1, 50], 0);
         let seen: Vec<i64> = traverse(&source, 2, &|_| {}).await.concat();
-        assert_eq!(seen, [9, 8, 7, 7, 5, 4, 3, 2, 1], "ties across pages kept");
+        assert_eq!(seen, [90, 40, 5, 95, 70, 10, 50, 1], "every item once");
+        assert!(source.told_out_of_order() > 0);
+    }
+
+    #[tokio::test]
+    async fn a_list_in_order_is_never_told_out_of_order() {
+        let list = [90, 80, 71, 70, 50, 40, 30, 20, 10];
+        let source = Unsorted::new(&list, 3);
+        let seen: Vec<i64> = traverse(&source, 2, &|_| {}).await.concat();
+        assert_eq!(seen, list, "a tie on time across pages is in order");
         assert_eq!(source.told_out_of_order(), 0);
     }
 
     #[tokio::test]
-    async fn a_page_newer_than_where_the_one_before_ended_is_out_of_order() {
-        // Each page is in order; the second starts above where the first ended.
-        let source = Unsorted::new(&[&[9, 8, 7], &[10, 5, 4], &[3, 2, 1]]);
-        let pages = traverse(&source, 4, &|_| {}).await;
-        assert_eq!(pages[0], [9, 8, 7, 10], "one request turns the page");
-        assert_eq!(source.told_out_of_order(), 1);
+    async fn a_list_in_order_repeats_nothing_as_it_shifts_under_change() {
+        // New activity between pages pushes the list down: the item that ended a page opens the
+        // next one, and is skipped as emitted, as for any sorted list. Merged on its own, the
+        // next page would have repeated it.
+        let source = Unsorted::new(&[9, 8, 7, 6, 5, 4, 3, 2, 1], 3);
+        let next_time = AtomicU32::new(100);
+        let pages = traverse(&source, 3, &|_| {
+            source.touch(i64::from(next_time.fetch_add(1, SeqCst)));
+        })
+        .await;
+        assert_eq!(pages.concat(), [9, 8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(source.told_out_of_order(), 0, "new activity is no disorder");
     }
 
     #[tokio::test]
-    async fn a_chunk_keeps_its_window_until_it_is_used_up() {
-        // The window grows to three pages while the first chunk (one page) is half read: the
-        // rest of that chunk is still the one page, and the next chunk is the two pages left.
-        let source = Unsorted::new(&[&[5, 90, 40], &[70, 10, 95], &[50, 1]]);
+    async fn a_later_page_out_of_order_is_merged_from_its_top() {
+        // The first page is in order; the second is not, and holds an item above where the
+        // lane stood.
+        let source = Unsorted::new(&[90, 80, 70, 50, 100, 40, 30, 20, 10], 0);
+        let pages = traverse(&source, 4, &|_| {}).await;
+        assert_eq!(pages[0], [90, 80, 70, 100], "100 merged, not skipped");
+        assert_eq!(pages.concat().len(), 9, "every item once");
+        assert!(source.told_out_of_order() > 0);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_keeps_how_it_is_read_until_it_is_used_up() {
+        // The source starts reading windows of three pages while the first page is half read:
+        // the rest of that page is still read as one, and the next chunk is the two pages left.
+        let source = Unsorted::new(&[5, 90, 40, 70, 10, 95, 50, 1], 0);
         let windows = std::sync::Mutex::new(Vec::new());
         let pages = traverse(&source, 2, &|next| {
             source.window.store(3, SeqCst);
@@ -787,7 +838,7 @@ mod tests {
             "every item once, the last two pages sorted as one"
         );
         let windows = windows.into_inner().unwrap_or_default();
-        assert_eq!(windows[..2], [Some(1), Some(3)]);
+        assert_eq!(windows[..2], [None, Some(3)]);
     }
 
     #[test]

@@ -398,6 +398,7 @@ fn one_lane(paging: Paging, page_size: u32, times: &[i64], failures: Vec<bool>) 
         page_size,
         native_status: false,
         native_updated_since: false,
+        undocumented_order: false,
         conversations: times
             .iter()
             .map(|&at_nanos| ConvSpec {

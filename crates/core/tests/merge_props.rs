@@ -145,6 +145,7 @@ fn single_page_world() -> impl Strategy<Value = Vec<VendorSpec>> {
             page_size: 50,
             native_status: false,
             native_updated_since: false,
+            undocumented_order: false,
             conversations,
             failures: Vec::new(),
             churn_seed: None,

@@ -77,6 +77,9 @@ pub struct VendorSpec {
     pub native_status: bool,
     /// Whether it applies `updated_since` itself (otherwise the gateway stops the scan).
     pub native_updated_since: bool,
+    /// Whether it leaves its list's order undocumented (as Octopush does), though it lists
+    /// newest first: the gateway then reads it as a sorted list only while it checks out.
+    pub undocumented_order: bool,
     /// Its conversations.
     pub conversations: Vec<ConvSpec>,
     /// Fetch `i` fails when `failures[i % len]` is true; empty: never fails.

@@ -111,7 +111,7 @@ fn capabilities(spec: &VendorSpec) -> Capabilities {
         },
         max_page_size: spec.page_size,
         max_message_page_size: spec.page_size,
-        sorted_by_activity: true,
+        sorted_by_activity: !spec.undocumented_order,
     }
 }
 
