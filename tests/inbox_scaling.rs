@@ -168,4 +168,31 @@ async fn an_octopush_list_out_of_activity_order_is_read_in_its_connections_windo
         newest_activity[..octopush.len()],
         "the connection's newest conversations, in order"
     );
+
+    // Operators see it: the pages read out of order, by connection.
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.gateway))
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    let out_of_order: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("switchboard_inbox_pages_out_of_order_total{"))
+        .collect();
+    let connection = items
+        .iter()
+        .find(|c| c["provider"] == "octopush")
+        .and_then(|c| c["connection"].as_str())
+        .expect("an Octopush conversation names its connection");
+    assert_eq!(
+        out_of_order,
+        [format!(
+            "switchboard_inbox_pages_out_of_order_total{{connection=\"{connection}\"}} 1"
+        )],
+        "its one page read out of order, counted for it alone"
+    );
 }

@@ -54,6 +54,11 @@ impl LaneSource<Conversation> for ConversationLane {
 
     fn out_of_order(&self) {
         let info = self.provider.info();
+        metrics::counter!(
+            "switchboard_inbox_pages_out_of_order_total",
+            "connection" => info.connection.clone()
+        )
+        .increment(1);
         if info.sort_window.saw_out_of_order() {
             tracing::warn!(
                 connection = %info.connection,

@@ -7,7 +7,9 @@
 //! `switchboard_upstream_breaker_state{connection}` (0 closed, 1 half-open, 2 open), and from
 //! passthrough `switchboard_passthrough_requests_total{connection,method,status}`, and from
 //! the change feed `switchboard_event_streams` (open SSE streams) and
-//! `switchboard_webhook_attempts_total{webhook,outcome}` (`delivered`, `failed`, `gone`).
+//! `switchboard_webhook_attempts_total{webhook,outcome}` (`delivered`, `failed`, `gone`), and
+//! from the inbox `switchboard_inbox_pages_out_of_order_total{connection}` (pages of a list of
+//! undocumented order that came out of order: the connection now reads windows of pages).
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, OnceLock};
