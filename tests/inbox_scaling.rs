@@ -12,7 +12,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use support::{ADMIN, Env, sha, start_gateway};
+use support::{ADMIN, Env, metrics_text, sha, start_gateway};
 use switchboard_demo as registry;
 use switchboard_sim::octopush::{self, ListOrder};
 
@@ -170,15 +170,7 @@ async fn an_octopush_list_out_of_activity_order_is_read_in_its_connections_windo
     );
 
     // Operators see it: the pages read out of order, by connection.
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.gateway))
-        .send()
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&env.http, &env.gateway).await;
     let out_of_order: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("switchboard_inbox_pages_out_of_order_total{"))
