@@ -11,14 +11,14 @@
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::capabilities::PagingStyle;
+use crate::capabilities::{Capabilities, PagingStyle};
 use crate::error::{Error, ErrorKind};
 use crate::lanes::ConversationLane;
 use crate::merge::{
     KeptPages, Lane, LaneFailure, MergeOutput, MergeRequest, MergeState, merge_page,
 };
 use crate::model::Conversation;
-use crate::provider::{ConversationFilter, Provider, ProviderInfo};
+use crate::provider::{ConversationFilter, Provider};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -116,8 +116,10 @@ pub struct AllConnectionsFailed {
 /// Where `updated_since` stops a connection's lane when its vendor does not apply it: at the
 /// first older item of a list sorted by activity; nowhere in one that is not (it is read to its
 /// end and filtered).
-fn stop_before(info: &ProviderInfo, updated_since: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    let capabilities = &info.capabilities;
+fn stop_before(
+    capabilities: &Capabilities,
+    updated_since: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
     if capabilities.native_filters.updated_since || !capabilities.sorted_by_activity {
         None
     } else {
@@ -143,7 +145,7 @@ pub async fn inbox_page(
     let sources: Vec<(ConversationLane, Option<DateTime<Utc>>)> = connections
         .into_iter()
         .map(|provider| {
-            let stop_before = stop_before(provider.info(), filter.updated_since);
+            let stop_before = stop_before(&provider.info().capabilities, filter.updated_since);
             let source = ConversationLane {
                 provider,
                 filter: filter.clone(),

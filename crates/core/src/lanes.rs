@@ -44,12 +44,7 @@ impl LaneSource<Conversation> for ConversationLane {
     }
 
     fn window(&self) -> Option<u32> {
-        let info = self.provider.info();
-        if info.capabilities.sorted_by_activity {
-            None
-        } else {
-            info.sort_window.pages()
-        }
+        self.provider.info().sort_window.pages()
     }
 
     fn out_of_order(&self) {

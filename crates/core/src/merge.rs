@@ -160,6 +160,18 @@ pub struct Lane<'a, T> {
     pub sorted: bool,
 }
 
+impl<T> Lane<'_, T> {
+    /// How a new chunk of the lane is read now ([`LaneState::window`]): one page for a sorted
+    /// vendor's lane, as the source says for any other.
+    fn chunk_window(&self) -> Option<u32> {
+        if self.sorted {
+            None
+        } else {
+            self.source.window()
+        }
+    }
+}
+
 impl<T> std::fmt::Debug for Lane<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lane")
@@ -460,12 +472,10 @@ impl<T: Sortable + Clone + Send + Sync> Run<'_, T> {
                     self.state.page_size = self.lane.page_size;
                 }
                 self.loaded = false;
-                if !self.lane.sorted {
-                    // A new chunk, read as the source says now; a window is merged on its own.
-                    self.state.window = self.lane.source.window();
-                    if self.state.window.is_some() {
-                        self.state.last = None;
-                    }
+                // A new chunk, read as the source says now; a window is merged on its own.
+                self.state.window = self.lane.chunk_window();
+                if self.state.window.is_some() {
+                    self.state.last = None;
                 }
             }
         }
@@ -530,11 +540,7 @@ pub async fn merge_page<T: Sortable + Clone + Send + Sync>(
                     exhausted: false,
                     last: None,
                     failures: 0,
-                    window: if lane.sorted {
-                        None
-                    } else {
-                        lane.source.window()
-                    },
+                    window: lane.chunk_window(),
                 }),
                 // A connection the cursor does not know joined mid-traversal: it waits for the
                 // next traversal, so no item can be emitted out of place twice.

@@ -34,9 +34,15 @@ pub(crate) enum Fraction {
 impl TimeFormat {
     /// `t` as the vendor writes it.
     pub(crate) fn text(self, t: DateTime<Utc>) -> String {
+        self.with_text(t, str::to_owned)
+    }
+
+    /// `f` of `t` as the vendor writes it: written on the stack where it can be, by chrono
+    /// where only chrono writes it.
+    fn with_text<R>(self, t: DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
         match self.write(t) {
-            Some(text) => text.as_str().to_owned(),
-            None => self.by_chrono(t),
+            Some(text) => f(text.as_str()),
+            None => f(&self.by_chrono(t)),
         }
     }
 
@@ -149,10 +155,8 @@ pub(crate) struct Stamp(pub DateTime<Utc>, pub TimeFormat);
 
 impl Serialize for Stamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.1.write(self.0) {
-            Some(text) => serializer.serialize_str(text.as_str()),
-            None => serializer.serialize_str(&self.1.by_chrono(self.0)),
-        }
+        self.1
+            .with_text(self.0, |text| serializer.serialize_str(text))
     }
 }
 

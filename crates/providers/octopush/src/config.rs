@@ -15,10 +15,11 @@ pub struct Config {
     /// The SMS sender name replies go out under: 3 to 11 letters or digits.
     #[serde(deserialize_with = "sender")]
     pub sender: String,
-    /// How many list pages of 100 the merged inbox reads at once and sorts, since Octopush does
-    /// not document its list order: the inbox order is exact within them. 1 to 20, 10 by
-    /// default; every first page reads all of them at once, so fewer cost fewer calls and less
-    /// memory.
+    /// How many list pages of 100 the merged inbox reads at once and sorts once the list has
+    /// come out of activity order (Octopush does not document its order; until then it is read a
+    /// page at a time, and checked): the inbox order is exact within them. 1 to 20, 10 by
+    /// default; every first page then reads all of them at once, so fewer cost fewer calls and
+    /// less memory.
     #[serde(
         default = "default_sort_window_pages",
         deserialize_with = "sort_window_pages"
@@ -29,7 +30,8 @@ pub struct Config {
     pub connection: ConnectionSettings,
 }
 
-/// The largest window: its pages are read at once, on every first page of the inbox.
+/// The largest window: its pages are read at once, on every first page of the inbox once the
+/// list has come out of order.
 const MAX_SORT_WINDOW_PAGES: u32 = 20;
 
 fn default_sort_window_pages() -> u32 {
