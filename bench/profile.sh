@@ -10,6 +10,7 @@
 #   READ_PATH='/v1/conversations?limit=50' REQUESTS=40 bash bench/profile.sh   # another read: page 1 of the inbox
 #   STORE=embedded bash bench/profile.sh   # with the embedded file, as `serve` runs by default
 #   BIN=/path/to/switchboard bash bench/profile.sh   # another build (nothing is built)
+#   LOG=info bash bench/profile.sh     # at another log level (`warn` by default, as the benchmarks run)
 #
 # Installs valgrind from Debian's packages when missing; builds the release binary.
 set -euo pipefail
@@ -35,7 +36,7 @@ trap 'exit 130' INT TERM
 
 start_single_read
 gateway_port="$(free_port)"
-spawn "$work/gateway.log" env SWITCHBOARD_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+spawn "$work/gateway.log" env SWITCHBOARD_LOG="${LOG:-warn}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
     "$bin" serve --config "$work/gateway.toml" --bind "127.0.0.1:$gateway_port"
 gateway_pid="${spawned[-1]}"
 wait_ready "$bin" "http://127.0.0.1:$gateway_port/healthz"

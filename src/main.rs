@@ -125,10 +125,9 @@ const DEFAULT_LIVE_EVERY_MS: u64 = 3000;
 /// How often `demo` polls each simulated vendor for the change feed.
 const DEMO_POLL_INTERVAL_SECS: u64 = 5;
 
-fn init_tracing() -> anyhow::Result<()> {
+fn init_tracing() -> anyhow::Result<switchboard_server::logging::Flush> {
     let format = switchboard_server::logging::Format::from_env().map_err(anyhow::Error::msg)?;
-    switchboard_server::logging::init(format);
-    Ok(())
+    Ok(switchboard_server::logging::init(format))
 }
 
 /// A cursor secret from the operating system's cryptographic random source.
@@ -316,7 +315,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { config, bind } => {
-            init_tracing()?;
+            let _flush = init_tracing()?;
             let config = Config::load(&config)?;
             let bind = bind.unwrap_or(config.server.bind);
             serve(config, bind).await
@@ -330,7 +329,7 @@ async fn main() -> anyhow::Result<()> {
             live_every_ms,
             allow_origins,
         } => {
-            init_tracing()?;
+            let _flush = init_tracing()?;
             let live_every = (!still).then(|| Duration::from_millis(live_every_ms.max(1)));
             demo(bind, token, seed, conversations, live_every, allow_origins).await
         }
@@ -353,7 +352,7 @@ async fn main() -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            init_tracing()?;
+            let _flush = init_tracing()?;
             let sim = demo::simulators(&SimOptions {
                 seed,
                 conversations,
