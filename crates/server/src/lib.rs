@@ -424,7 +424,7 @@ async fn head_limits(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use switchboard_core::{Error, ErrorKind};
-    let uri_len = request.uri().to_string().len();
+    let uri_len = target_len(request.uri());
     if uri_len > MAX_URI_BYTES {
         let error = Error::new(
             ErrorKind::InvalidRequest,
@@ -464,6 +464,15 @@ async fn head_limits(
     next.run(request).await
 }
 
+/// The length of the request target as it came: the path and query, after the scheme and
+/// authority of an absolute-form target. Counted, not written out.
+fn target_len(uri: &axum::http::Uri) -> usize {
+    let scheme = uri.scheme_str().map_or(0, |s| s.len() + "://".len());
+    let authority = uri.authority().map_or(0, |a| a.as_str().len());
+    let path = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    scheme + authority + path
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -485,4 +494,24 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target_len;
+
+    #[test]
+    fn a_targets_length_is_counted_as_it_is_written() {
+        for target in [
+            "/",
+            "/v1/conversations/helpdesk-pingback:f716bb6d?include=raw&x=%20y",
+            "http://gateway.example.com:8080/v1/conversations?limit=5",
+            "http://gateway.example.com",
+            "gateway.example.com:443",
+            "*",
+        ] {
+            let uri: axum::http::Uri = target.parse().expect("a valid target");
+            assert_eq!(target_len(&uri), uri.to_string().len(), "{target}");
+        }
+    }
 }

@@ -301,9 +301,9 @@ impl Upstream {
     ) -> Result<(StatusCode, HeaderMap, Bytes), BodyError> {
         let started = Instant::now();
         let received = async {
-            let response = request.send().await.map_err(BodyError::Transport)?;
+            let mut response = request.send().await.map_err(BodyError::Transport)?;
             let status = response.status();
-            let headers = response.headers().clone();
+            let headers = std::mem::take(response.headers_mut());
             let body = body::read_capped(response, cap).await?;
             Ok((status, headers, body))
         }
