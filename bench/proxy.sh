@@ -7,6 +7,7 @@
 #   bash bench/proxy.sh                # 32 connections, 10 s per run, 3 rounds
 #   CONNECTIONS=64 DURATION=20 ROUNDS=5 bash bench/proxy.sh
 #   STORE=memory bash bench/proxy.sh   # the memory store (default: the embedded file, as `serve`)
+#   BIN=/path/to/switchboard bash bench/proxy.sh   # another build (nothing is built)
 #
 # Installs nginx and wrk from Debian's packages when missing; builds the release binary. Two
 # gateways run: one with its page cache off (`cache_ttl_ms = 0`), where every request it serves is
@@ -21,13 +22,13 @@ duration="${DURATION:-10}"
 rounds="${ROUNDS:-3}"
 threads="${THREADS:-2}"
 export STORE="${STORE:-embedded}"
-bin="$PWD/target/release/switchboard"
+bin="${BIN:-$PWD/target/release/switchboard}"
 
 . scripts/lib.sh
 . bench/single-read.sh
 ensure_installed nginx nginx wrk wrk
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
-cargo build --release --quiet --bin switchboard
+[ -n "${BIN:-}" ] || cargo build --release --quiet --bin switchboard
 
 work="$(mktemp -d /tmp/switchboard-bench-proxy.XXXXXX)"
 stop() {
