@@ -247,7 +247,7 @@ async fn a_ticket_is_never_logged() {
     let dir = TempDir::new();
     let config_path = dir.path().join("switchboard.toml");
     std::fs::write(&config_path, config_text("")).expect("config written");
-    let gateway = support::process::Gateway::start_with_env(
+    let mut gateway = support::process::Gateway::start_with_env(
         &config_path,
         free_port(),
         dir.path(),
@@ -284,7 +284,8 @@ async fn a_ticket_is_never_logged() {
     let metrics = support::metrics_text(&http, &gateway.url).await;
     let secret = ticket.trim_start_matches("sbt_");
     assert!(!metrics.contains(secret), "the ticket is in the metrics");
-    drop(gateway);
+    // Stopped, not killed: its last lines are written as it stops.
+    gateway.stop();
     let mut logged = String::new();
     for entry in std::fs::read_dir(dir.path()).expect("dir").flatten() {
         if entry.path().extension().is_some_and(|e| e == "log") {

@@ -87,6 +87,27 @@ impl Gateway {
         self.child.as_ref().map(Child::id)
     }
 
+    /// SIGTERM, and waits until the process has stopped (its last log lines written); SIGKILL
+    /// if it has not within 20 s.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().expect("kill");
+        child.wait().expect("reaped");
+        panic!("the gateway on {} did not stop on SIGTERM", self.port);
+    }
+
     /// SIGKILL, and waits until the process is gone.
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {
