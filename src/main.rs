@@ -125,7 +125,7 @@ const DEFAULT_LIVE_EVERY_MS: u64 = 3000;
 /// How often `demo` polls each simulated vendor for the change feed.
 const DEMO_POLL_INTERVAL_SECS: u64 = 5;
 
-fn init_tracing() -> anyhow::Result<switchboard_server::logging::Flush> {
+fn init_tracing() -> anyhow::Result<switchboard_server::logging::Flush<std::io::Stderr>> {
     let format = switchboard_server::logging::Format::from_env().map_err(anyhow::Error::msg)?;
     Ok(switchboard_server::logging::init(format))
 }

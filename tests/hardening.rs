@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::process::{sigterm, wait_exit};
 use support::{ADMIN, Env};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -451,25 +452,6 @@ fn client_config(extra_server: &str) -> String {
     format!(
         "[server]\nbind = \"127.0.0.1:0\"\n{extra_server}\n\n[[clients]]\nname = \"ops\"\ntoken = \"client-secret-token\"\nscopes = [\"read\", \"write\"]\n"
     )
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let start = std::time::Instant::now();
-    while start.elapsed() < within {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,19 +93,12 @@ impl Gateway {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        sigterm(&child);
+        if wait_exit(&mut child, Duration::from_secs(20)).is_none() {
+            child.kill().expect("kill");
+            child.wait().expect("reaped");
+            panic!("the gateway on {} did not stop on SIGTERM", self.port);
         }
-        child.kill().expect("kill");
-        child.wait().expect("reaped");
-        panic!("the gateway on {} did not stop on SIGTERM", self.port);
     }
 
     /// SIGKILL, and waits until the process is gone.
@@ -121,4 +114,25 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.kill_9();
     }
+}
+
+/// Sends `child` SIGTERM, as an orchestrator stopping it would.
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Waits up to `within` for `child` to exit; its exit status, or `None` if it still runs.
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }

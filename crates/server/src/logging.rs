@@ -104,7 +104,7 @@ impl Format {
 /// Installs the process's logger: to stderr, at `SWITCHBOARD_LOG` (default `info`), in `format`.
 /// Lines are written in batches ([`Batched`]); keep the returned [`Flush`] until the process
 /// ends, so the last of them are written.
-pub fn init(format: Format) -> Flush {
+pub fn init(format: Format) -> Flush<std::io::Stderr> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let batched = Batched::new(std::io::stderr());
@@ -137,9 +137,10 @@ const BATCH_BYTES: usize = 32 * 1024;
 
 /// A log writer that writes lines in batches, as nginx's `access_log … buffer= flush=` does:
 /// every request's `info` line would otherwise cost a `write` system call of its own (about 4 µs
-/// a request of the 11 that logging at `info` added: `bench/README.md`). A line at `warn` or `error` is written at once, with every
-/// line before it; others wait until [`BATCH_BYTES`] have gathered or [`Flush`]'s thread comes
-/// by, at most [`BATCH_DELAY`] later. Lines stay whole and in order.
+/// a request of the 11 that logging at `info` added: `bench/README.md`). A line at `warn` or
+/// `error` is written at once, with every line before it; others wait until [`BATCH_BYTES`]
+/// have gathered or [`Flush`]'s thread comes by, at most [`BATCH_DELAY`] later. Lines stay
+/// whole and in order.
 pub struct Batched<W: Write + Send + 'static> {
     shared: Arc<Mutex<Buffer<W>>>,
 }
@@ -192,7 +193,7 @@ impl<W: Write + Send + 'static> Batched<W> {
 
     /// Starts a thread that writes pending lines every `every`, and gives the [`Flush`] that
     /// writes the last ones.
-    pub fn flush_every(&self, every: Duration) -> Flush {
+    pub fn flush_every(&self, every: Duration) -> Flush<W> {
         let weak = Arc::downgrade(&self.shared);
         let _ = std::thread::Builder::new()
             .name("log-flush".into())
@@ -203,8 +204,7 @@ impl<W: Write + Send + 'static> Batched<W> {
                     lock(&shared).write_pending();
                 }
             });
-        let batched = self.clone();
-        Flush(Some(Box::new(move || batched.flush())))
+        Flush(self.clone())
     }
 }
 
@@ -265,17 +265,15 @@ impl<W: Write> Write for Line<'_, W> {
 
 /// Writes the lines still pending when dropped (at the end of `main`).
 #[must_use = "the last log lines are written when this is dropped"]
-pub struct Flush(Option<Box<dyn FnOnce() + Send>>);
+pub struct Flush<W: Write + Send + 'static>(Batched<W>);
 
-impl Drop for Flush {
+impl<W: Write + Send + 'static> Drop for Flush<W> {
     fn drop(&mut self) {
-        if let Some(flush) = self.0.take() {
-            flush();
-        }
+        self.0.flush();
     }
 }
 
-impl fmt::Debug for Flush {
+impl<W: Write + Send + 'static> fmt::Debug for Flush<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Flush")
     }
